@@ -1,0 +1,204 @@
+//! Verifying a whole request: pick the scheme from its headers.
+
+use crate::error::Error;
+use crate::{ion, standard};
+
+/// Read access to request headers, by lowercase name, case-insensitively.
+pub trait Headers {
+    /// The value of the first header named `name` (compared case-insensitively).
+    fn header(&self, name: &str) -> Option<&str>;
+}
+
+impl<K: AsRef<str>, V: AsRef<str>> Headers for [(K, V)] {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.iter()
+            .find(|(k, _)| k.as_ref().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_ref())
+    }
+}
+
+impl<K: AsRef<str>, V: AsRef<str>> Headers for Vec<(K, V)> {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.as_slice().header(name)
+    }
+}
+
+impl<S: std::hash::BuildHasher> Headers for std::collections::HashMap<String, String, S> {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A signature scheme changewire sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Scheme {
+    /// ION's `x-ion-signature` (HMAC-SHA1 over the URL and `data`).
+    Ion,
+    /// Standard Webhooks' `webhook-signature` (HMAC-SHA256 over id, timestamp and body).
+    Standard,
+}
+
+impl Scheme {
+    /// The scheme's name in configuration and the API: `ion` or `standard`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Ion => "ion",
+            Scheme::Standard => "standard",
+        }
+    }
+}
+
+/// How [`verify_request`] decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifyOptions {
+    /// Accept only this scheme; `None` prefers Standard Webhooks when its
+    /// headers are present (it covers the whole body and stops replays) and
+    /// falls back to `x-ion-signature`.
+    pub require: Option<Scheme>,
+    /// Standard Webhooks timestamp tolerance, in seconds.
+    pub tolerance_secs: u64,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        VerifyOptions {
+            require: None,
+            tolerance_secs: standard::DEFAULT_TOLERANCE_SECS,
+        }
+    }
+}
+
+/// Verifies a request as received: the URL exactly as registered, the raw
+/// body bytes, the headers, and the receiver's clock (`now`, Unix seconds).
+///
+/// Returns the scheme that verified. For the ION scheme, both
+/// `x-ion-signature` and, during a secret rotation, `x-ion-signature-next`
+/// are tried, so one secret verifies before and after a rotation.
+pub fn verify_request<H: Headers + ?Sized>(
+    secret: &str,
+    url: &str,
+    body: &[u8],
+    headers: &H,
+    now: i64,
+    options: &VerifyOptions,
+) -> Result<Scheme, Error> {
+    let standard_present = headers.header(standard::HEADER_SIGNATURE).is_some();
+    let use_standard = match options.require {
+        Some(Scheme::Standard) => true,
+        Some(Scheme::Ion) => false,
+        None => standard_present,
+    };
+    if use_standard {
+        let signature = headers
+            .header(standard::HEADER_SIGNATURE)
+            .ok_or(Error::MissingHeader(standard::HEADER_SIGNATURE))?;
+        let msg_id = headers
+            .header(standard::HEADER_ID)
+            .ok_or(Error::MissingHeader(standard::HEADER_ID))?;
+        let timestamp = headers
+            .header(standard::HEADER_TIMESTAMP)
+            .ok_or(Error::MissingHeader(standard::HEADER_TIMESTAMP))?;
+        let key = standard::SigningKey::from_secret(secret)?;
+        standard::verify(
+            &key,
+            msg_id,
+            timestamp,
+            signature,
+            body,
+            now,
+            options.tolerance_secs,
+        )?;
+        return Ok(Scheme::Standard);
+    }
+    let primary = headers
+        .header(ion::HEADER)
+        .ok_or(Error::MissingHeader(ion::HEADER))?;
+    let expected = ion::expected_for_body(secret, url, body)?;
+    let expected = expected.as_str();
+    let mut matched = ion::constant_time_eq(expected, primary.trim());
+    if let Some(next) = headers.header(ion::HEADER_NEXT) {
+        matched |= ion::constant_time_eq(expected, next.trim());
+    }
+    if matched {
+        Ok(Scheme::Ion)
+    } else {
+        Err(Error::SignatureMismatch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BODY: &[u8] = br#"{"event_id": 1, "data": {"id": 7, "new": {"a": 1}}}"#;
+
+    #[test]
+    fn ion_header_verifies_and_next_header_covers_rotation() {
+        let old = ion::sign_body("old", "https://r.test/h", BODY).unwrap();
+        let new = ion::sign_body("new", "https://r.test/h", BODY).unwrap();
+        let headers = vec![
+            ("X-Ion-Signature", old.as_str()),
+            ("x-ion-signature-next", new.as_str()),
+        ];
+        let opts = VerifyOptions::default();
+        assert_eq!(
+            verify_request("old", "https://r.test/h", BODY, &headers, 0, &opts),
+            Ok(Scheme::Ion)
+        );
+        assert_eq!(
+            verify_request("new", "https://r.test/h", BODY, &headers, 0, &opts),
+            Ok(Scheme::Ion)
+        );
+        assert_eq!(
+            verify_request("other", "https://r.test/h", BODY, &headers, 0, &opts),
+            Err(Error::SignatureMismatch)
+        );
+    }
+
+    #[test]
+    fn standard_headers_take_precedence() {
+        let secret = "whsec_c2VjcmV0LWtleS1ieXRlcw==";
+        let key = standard::SigningKey::from_secret(secret).unwrap();
+        let sig = key.sign("7", 100, BODY);
+        let headers = vec![
+            ("webhook-id", "7".to_string()),
+            ("webhook-timestamp", "100".to_string()),
+            ("webhook-signature", sig),
+            ("x-ion-signature", "bogus".to_string()),
+        ];
+        let opts = VerifyOptions::default();
+        assert_eq!(
+            verify_request(secret, "u", BODY, &headers, 120, &opts),
+            Ok(Scheme::Standard)
+        );
+        let ion_only = VerifyOptions {
+            require: Some(Scheme::Ion),
+            ..opts
+        };
+        assert_eq!(
+            verify_request(secret, "u", BODY, &headers, 120, &ion_only),
+            Err(Error::SignatureMismatch)
+        );
+    }
+
+    #[test]
+    fn missing_headers_are_named() {
+        let none: Vec<(String, String)> = vec![];
+        let opts = VerifyOptions::default();
+        assert_eq!(
+            verify_request("s", "u", BODY, &none, 0, &opts),
+            Err(Error::MissingHeader("x-ion-signature"))
+        );
+        let std_only = VerifyOptions {
+            require: Some(Scheme::Standard),
+            ..opts
+        };
+        assert_eq!(
+            verify_request("s", "u", BODY, &none, 0, &std_only),
+            Err(Error::MissingHeader("webhook-signature"))
+        );
+    }
+}

@@ -1,0 +1,580 @@
+//! End-to-end benchmarks, printed as JSON (figures go in BENCHMARKS.md).
+//!
+//! ```text
+//! cargo build --release -p changewire-gateway          # the binary, for `rss`
+//! cargo bench -p changewire-gateway --bench delivery -- all
+//! cargo bench -p changewire-gateway --bench delivery -- throughput [--changes N]
+//! ```
+//!
+//! Scenarios (each on a fresh PostgreSQL database that is both the store and
+//! the captured database, with a fast loopback sink):
+//!
+//! * `sink`: the sink's direct capacity — concurrent keep-alive POSTs of the
+//!   same 1 KB bodies, no gateway — the ceiling the others are compared to;
+//! * `throughput`: commit N changes as fast as possible; deliveries/s end to
+//!   end with 1 receiver and with 10-way fan-out;
+//! * `latency`: 500 changes/s for 10 s; commit → receiver p50/p99;
+//! * `capture`: capture + fan-out only (receivers paused): changes/s and
+//!   deliveries written/s with 1 and 10 subscriptions, and commit → pending
+//!   delivery p50/p99;
+//! * `trigger`: single-row UPDATE transactions with and without the capture
+//!   trigger (pgbench-style), as a ratio;
+//! * `isolation`: a healthy receiver's p50/p99 at 200 changes/s, alone and
+//!   beside a receiver that hangs for its whole timeout;
+//! * `plugin`: throughput with an add-header plugin and with none;
+//! * `rss`: the `changewire` binary's peak RSS while 1,000,000 deliveries
+//!   are pending for a receiver that never answers.
+//!
+//! Every load is bounded in count and time and sent only to 127.0.0.1.
+
+#![allow(missing_docs)] // a benchmark binary
+#![allow(clippy::unwrap_used)] // a benchmark: panicking on setup failure is the point
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use changewire_test_support::gateway::TestGateway;
+use changewire_test_support::pg::TestDatabase;
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+const PAYLOAD: usize = 700;
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// A sink that counts requests and records commit→arrival latency (from `"t": <ns>` in the body).
+#[derive(Default)]
+struct Sink {
+    count: AtomicU64,
+    latencies_us: Mutex<Vec<u64>>,
+    hang: AtomicBool,
+}
+
+fn extract_t(body: &[u8]) -> Option<i64> {
+    let text = std::str::from_utf8(body).ok()?;
+    let at = text.find("\"t\": ")? + 5;
+    let digits: String = text[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+async fn sink_handler(
+    axum::extract::State(sink): axum::extract::State<Arc<Sink>>,
+    body: Bytes,
+) -> &'static str {
+    if sink.hang.load(Ordering::Relaxed) {
+        sink.count.fetch_add(1, Ordering::Relaxed);
+        std::future::pending::<()>().await;
+    }
+    if let Some(t) = extract_t(&body) {
+        let us = ((now_ns() - t).max(0) / 1000) as u64;
+        if let Ok(mut l) = sink.latencies_us.lock() {
+            l.push(us);
+        }
+    }
+    sink.count.fetch_add(1, Ordering::Relaxed);
+    "ok"
+}
+
+async fn start_sink(hang: bool) -> (SocketAddr, Arc<Sink>) {
+    let sink = Arc::new(Sink::default());
+    sink.hang.store(hang, Ordering::Relaxed);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new()
+        .fallback(axum::routing::post(sink_handler))
+        .with_state(sink.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, sink)
+}
+
+fn percentile(values: &mut [u64], p: f64) -> u64 {
+    if values.is_empty() {
+        return 0;
+    }
+    values.sort_unstable();
+    let idx = ((values.len() as f64 - 1.0) * p).round() as usize;
+    values[idx]
+}
+
+fn body_1kb(i: i64) -> String {
+    json!({"event_id": i, "subscription_id": 1, "resource": "runs", "action": "create", "transaction_id": i,
+           "occurred_at": "2026-11-23T10:00:00.000Z",
+           "data": {"id": i, "etag": "e", "old": null, "new": {"id": i, "status": "queued", "payload": "x".repeat(PAYLOAD), "t": now_ns()}}})
+    .to_string()
+}
+
+/// The sink's direct capacity: `conns` keep-alive connections POSTing 1 KB for `secs`.
+async fn sink_capacity(conns: usize, secs: u64) -> Value {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use hyper_util::rt::TokioExecutor;
+    let (addr, sink) = start_sink(false).await;
+    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(conns)
+        .build(HttpConnector::new());
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let url = format!("http://{addr}/direct");
+    let mut tasks = Vec::new();
+    for c in 0..conns {
+        let (client, url) = (client.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut i = c as i64;
+            while Instant::now() < deadline {
+                let req = hyper::Request::post(&url)
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from(body_1kb(i))))
+                    .unwrap();
+                if let Ok(resp) = client.request(req).await {
+                    let _ = resp.into_body().collect().await;
+                }
+                i += conns as i64;
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let n = sink.count.load(Ordering::Relaxed);
+    json!({"connections": conns, "seconds": secs, "requests": n, "requests_per_sec": n / secs})
+}
+
+const SCHEMA: &str =
+    "CREATE TABLE runs (id BIGINT PRIMARY KEY, status TEXT NOT NULL, payload TEXT, t BIGINT)";
+
+async fn app_db() -> TestDatabase {
+    let db = TestDatabase::create().await;
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::raw_sql(SCHEMA).execute(&mut conn).await.unwrap();
+    db
+}
+
+async fn gateway(db: &TestDatabase, extra: &str) -> TestGateway {
+    let toml = format!(
+        "capture = \"{url}\"\n{extra}\n[resources]\nRUNS = \"runs\"\n[log]\nlevel = \"error\"\n[capture_options]\nsweep_interval_ms = 200\n",
+        url = db.url
+    );
+    TestGateway::start_with_store(db.url.clone(), None, tempfile::tempdir().unwrap(), &toml).await
+}
+
+/// Inserts `n` rows in transactions of `batch`, optionally paced to `rate` rows/s.
+async fn write_rows(url: &str, start: i64, n: i64, batch: i64, rate: Option<u64>) {
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    let payload = "x".repeat(PAYLOAD);
+    let began = Instant::now();
+    let mut i = 0;
+    while i < n {
+        let ids: Vec<i64> = (start + i..start + (i + batch).min(n)).collect();
+        sqlx::query("INSERT INTO runs (id, status, payload, t) SELECT x, 'queued', $2, $3 FROM unnest($1::bigint[]) AS x")
+            .bind(&ids)
+            .bind(&payload)
+            .bind(now_ns())
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        i += ids.len() as i64;
+        if let Some(rate) = rate {
+            let due = began + Duration::from_secs_f64(i as f64 / rate as f64);
+            tokio::time::sleep_until(due.into()).await;
+        }
+    }
+}
+
+async fn wait_count(sink: &Sink, target: u64, limit: Duration) -> Duration {
+    let began = Instant::now();
+    while sink.count.load(Ordering::Relaxed) < target {
+        assert!(
+            began.elapsed() < limit,
+            "only {} of {target} delivered in {limit:?}",
+            sink.count.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    began.elapsed()
+}
+
+async fn register(gw: &TestGateway, url: &str, extra: Value) -> String {
+    gw.receiver_with(url, &[("RUNS", "CREATE")], extra).await.0
+}
+
+/// Commit `changes` as fast as possible; deliveries/s end to end.
+async fn throughput(changes: i64, fanout: usize, plugin: Option<&str>) -> Value {
+    let db = app_db().await;
+    let (addr, sink) = start_sink(false).await;
+    let gw = gateway(&db, "").await;
+    for r in 0..fanout {
+        let id = register(
+            &gw,
+            &format!("http://{addr}/r{r}"),
+            json!({"maxConcurrency": 64}),
+        )
+        .await;
+        if let Some(path) = plugin {
+            use base64::Engine as _;
+            let wasm =
+                base64::engine::general_purpose::STANDARD.encode(std::fs::read(path).unwrap());
+            gw.graphql(
+                "mutation($i: AttachWebhookPluginInput!) { attachWebhookPlugin(input: $i) { plugin { sha256 } } }",
+                json!({"i": {"receiverId": id, "wasm": wasm, "config": {"headers": {"x-team": "bench"}}}}),
+            )
+            .await;
+        }
+    }
+    let began = Instant::now();
+    write_rows(&db.url, 1, changes, 500, None).await;
+    let committed = began.elapsed();
+    let expected = changes as u64 * fanout as u64;
+    wait_count(&sink, expected, Duration::from_secs(600)).await;
+    let total = began.elapsed();
+    let mut lat = sink.latencies_us.lock().unwrap().clone();
+    drop(gw);
+    json!({
+        "changes": changes, "fanout": fanout, "plugin": plugin.map(|p| p.rsplit('/').next().unwrap_or(p)),
+        "deliveries": expected, "seconds": total.as_secs_f64(), "commit_seconds": committed.as_secs_f64(),
+        "deliveries_per_sec": (expected as f64 / total.as_secs_f64()).round(),
+        "changes_per_sec": (changes as f64 / total.as_secs_f64()).round(),
+        "latency_ms_p50": percentile(&mut lat, 0.5) as f64 / 1000.0, "latency_ms_p99": percentile(&mut lat, 0.99) as f64 / 1000.0,
+    })
+}
+
+/// A steady rate for `secs`; commit → receiver percentiles.
+async fn latency(rate: u64, secs: u64) -> Value {
+    let db = app_db().await;
+    let (addr, sink) = start_sink(false).await;
+    let gw = gateway(&db, "").await;
+    register(&gw, &format!("http://{addr}/r"), json!({})).await;
+    let n = (rate * secs) as i64;
+    write_rows(&db.url, 1, n, 5, Some(rate)).await;
+    wait_count(&sink, n as u64, Duration::from_secs(60)).await;
+    let mut lat = sink.latencies_us.lock().unwrap().clone();
+    drop(gw);
+    json!({"rate_per_sec": rate, "seconds": secs, "changes": n,
+           "latency_ms_p50": percentile(&mut lat, 0.5) as f64 / 1000.0, "latency_ms_p99": percentile(&mut lat, 0.99) as f64 / 1000.0,
+           "latency_ms_max": lat.last().copied().unwrap_or(0) as f64 / 1000.0})
+}
+
+/// Capture + fan-out only: receivers paused, so deliveries are written, not sent.
+async fn capture(changes: i64, subscriptions: usize, paced: Option<u64>) -> Value {
+    let db = app_db().await;
+    let gw = gateway(&db, "").await;
+    for r in 0..subscriptions {
+        let id = register(&gw, &format!("https://hooks.example.com/r{r}"), json!({})).await;
+        let etag = gw
+            .graphql(
+                "query($id: ID!) { webhookReceiver(id: $id) { _etag } }",
+                json!({"id": id}),
+            )
+            .await["webhookReceiver"]["_etag"]
+            .clone();
+        gw.graphql("mutation($i: PauseWebhookReceiverInput!) { pauseWebhookReceiver(input: $i) { webhookReceiver { paused } } }", json!({"i": {"id": id, "etag": etag}})).await;
+    }
+    let began = Instant::now();
+    write_rows(
+        &db.url,
+        1,
+        changes,
+        if paced.is_some() { 5 } else { 500 },
+        paced,
+    )
+    .await;
+    let expected = changes * subscriptions as i64;
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    loop {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM changewire.deliveries")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        if n >= expected {
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(600),
+            "{n} of {expected} deliveries written"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let total = began.elapsed();
+    // Commit → pending delivery: the row's commit timestamp vs the delivery's creation.
+    let lat: Vec<i64> = sqlx::query_scalar(
+        "SELECT (d.created_at * 1000 - r.t / 1000) FROM changewire.deliveries d JOIN changewire.changes c ON c.id = d.change_id \
+         JOIN runs r ON r.id::text = c.row_id",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let mut lat: Vec<u64> = lat.into_iter().map(|v| v.max(0) as u64).collect();
+    drop(gw);
+    json!({"changes": changes, "subscriptions": subscriptions, "paced_rate": paced, "seconds": total.as_secs_f64(),
+           "changes_per_sec": (changes as f64 / total.as_secs_f64()).round(),
+           "deliveries_written_per_sec": (expected as f64 / total.as_secs_f64()).round(),
+           "commit_to_pending_ms_p50": percentile(&mut lat, 0.5) as f64 / 1000.0,
+           "commit_to_pending_ms_p99": percentile(&mut lat, 0.99) as f64 / 1000.0})
+}
+
+/// pgbench-style: `clients` connections doing single-row UPDATE transactions for `secs`.
+async fn update_tps(url: &str, sql: &'static str, clients: usize, secs: u64, rows: i64) -> f64 {
+    let done = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (url, done) = (url.to_string(), done.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            let mut i = c as i64 * 7919;
+            while Instant::now() < deadline {
+                sqlx::query(sql).bind(i % rows + 1).bind(i % 10_001 - 5_000).execute(&mut conn).await.unwrap();
+                done.fetch_add(1, Ordering::Relaxed);
+                i += 104_729;
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    done.load(Ordering::Relaxed) as f64 / secs as f64
+}
+
+/// Single-row UPDATE transactions with and without the capture trigger,
+/// alternating (without, with, without, with) to even out noise: on
+/// pgbench_accounts-shaped rows (~100 bytes) and on the 1 KB rows of the
+/// other benchmarks.
+async fn trigger_overhead(secs: u64) -> Value {
+    let db = app_db().await;
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE accounts (aid INTEGER PRIMARY KEY, bid INTEGER NOT NULL, abalance INTEGER NOT NULL, filler CHAR(84));
+         INSERT INTO accounts SELECT g, g / 10000 + 1, 0, '' FROM generate_series(1, 100000) g;
+         VACUUM ANALYZE accounts;",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    write_rows(&db.url, 1, 10_000, 1000, None).await;
+    let small = "UPDATE accounts SET abalance = abalance + $2 WHERE aid = $1";
+    let large = "UPDATE runs SET t = $2, status = CASE WHEN status = 'a' THEN 'b' ELSE 'a' END WHERE id = $1";
+    let toml = format!(
+        "store = \"{url}\"\ncapture = \"{url}\"\n[resources]\nACCOUNTS = \"accounts\"\nRUNS = \"runs\"\n",
+        url = db.url
+    );
+    let config = changewire_gateway::config::Config::from_toml(&toml).unwrap();
+    let mut measured = serde_json::Map::new();
+    for (label, sql, rows) in [("pgbench_accounts_rows", small, 100_000), ("one_kb_rows", large, 10_000)] {
+        let (mut without, mut with) = (0.0, 0.0);
+        for _ in 0..2 {
+            changewire_gateway::capture::uninstall(&config, false).await.unwrap();
+            without += update_tps(&db.url, sql, 4, secs, rows).await;
+            changewire_gateway::capture::postgres::PgCapture::setup(&db.url, &config).await.unwrap();
+            with += update_tps(&db.url, sql, 4, secs, rows).await;
+        }
+        let (without, with) = (without / 2.0, with / 2.0);
+        measured.insert(
+            label.into(),
+            json!({"tps_without_trigger": without.round(), "tps_with_trigger": with.round(),
+                   "overhead_percent": ((1.0 - with / without) * 1000.0).round() / 10.0}),
+        );
+    }
+    measured.insert("clients".into(), json!(4));
+    measured.insert("seconds_per_run".into(), json!(secs));
+    Value::Object(measured)
+}
+
+async fn isolation(rate: u64, secs: u64) -> Value {
+    let mut runs = Vec::new();
+    for with_hanging in [false, true] {
+        let db = app_db().await;
+        let (addr, sink) = start_sink(false).await;
+        let gw = gateway(&db, "").await;
+        register(&gw, &format!("http://{addr}/healthy"), json!({})).await;
+        let hanging = if with_hanging {
+            let (haddr, hsink) = start_sink(true).await;
+            register(
+                &gw,
+                &format!("http://{haddr}/hanging"),
+                json!({"timeoutMs": 5000, "maxConcurrency": 16}),
+            )
+            .await;
+            Some(hsink)
+        } else {
+            None
+        };
+        let n = (rate * secs) as i64;
+        write_rows(&db.url, 1, n, 2, Some(rate)).await;
+        wait_count(&sink, n as u64, Duration::from_secs(60)).await;
+        let mut lat = sink.latencies_us.lock().unwrap().clone();
+        runs.push(
+            json!({"hanging_receiver": with_hanging, "healthy_deliveries": n,
+            "hanging_requests_started": hanging.map(|h| h.count.load(Ordering::Relaxed)),
+            "healthy_latency_ms_p50": percentile(&mut lat, 0.5) as f64 / 1000.0,
+            "healthy_latency_ms_p99": percentile(&mut lat, 0.99) as f64 / 1000.0}),
+        );
+        drop(gw);
+    }
+    let ratio = |key: &str| {
+        runs[1][key].as_f64().unwrap_or(0.0) / runs[0][key].as_f64().unwrap_or(1.0).max(1e-9)
+    };
+    json!({"rate_per_sec": rate, "seconds": secs, "runs": runs,
+           "p50_ratio": (ratio("healthy_latency_ms_p50") * 100.0).round() / 100.0,
+           "p99_ratio": (ratio("healthy_latency_ms_p99") * 100.0).round() / 100.0})
+}
+
+fn release_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent()
+        .and_then(|d| d.parent())
+        .unwrap()
+        .join("changewire")
+}
+
+async fn rss(pending: i64) -> Value {
+    let bin = release_binary();
+    if !bin.exists() {
+        return json!({"skipped": format!("{} not built: cargo build --release -p changewire-gateway", bin.display())});
+    }
+    let db = TestDatabase::create().await;
+    let (haddr, _hsink) = start_sink(true).await;
+    // Set up the store with a receiver, then write the pending deliveries directly.
+    let mut gw = TestGateway::start_with_store(
+        db.url.clone(),
+        None,
+        tempfile::tempdir().unwrap(),
+        "[log]\nlevel = \"error\"",
+    )
+    .await;
+    let rid: i64 = register(
+        &gw,
+        &format!("http://{haddr}/never"),
+        json!({"timeoutMs": 60000, "maxConcurrency": 16}),
+    )
+    .await
+    .parse()
+    .unwrap();
+    gw.stop().await;
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let began = Instant::now();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO changewire.changes (source, source_key, resource, action, row_id, transaction_id, occurred_at, new, created_at)
+         SELECT 'bench', g::text, 'RUNS', 'CREATE', g::text, g, 0, '{{\"id\": ' || g || ', \"status\": \"queued\"}}', 0 FROM generate_series(1, {pending}) g;
+         INSERT INTO changewire.deliveries (change_id, subscription_id, receiver_id, status, next_attempt_at, created_at, updated_at)
+         SELECT id, 1, {rid}, 'pending', 0, 0, 0 FROM changewire.changes WHERE source = 'bench';"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let setup = began.elapsed();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(&bin)
+        .arg("serve")
+        .env("CHANGEWIRE_STORE", &db.url)
+        .env("CHANGEWIRE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("CHANGEWIRE_ALLOW_HTTP", "true")
+        .env("CHANGEWIRE_ALLOW_PRIVATE_NETWORKS", "true")
+        .env("CHANGEWIRE_LOG__LEVEL", "error")
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut peak_kb = 0u64;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            for line in status.lines() {
+                if let Some(v) = line.strip_prefix("VmHWM:") {
+                    peak_kb = v
+                        .trim()
+                        .trim_end_matches(" kB")
+                        .trim()
+                        .parse()
+                        .unwrap_or(peak_kb);
+                }
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let still_pending: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM changewire.deliveries WHERE status = 'pending'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    json!({"pending_deliveries": still_pending, "setup_seconds": setup.as_secs_f64(), "observed_seconds": 20,
+           "peak_rss_mb": (peak_kb as f64 / 1024.0 * 10.0).round() / 10.0})
+}
+
+fn arg(args: &[String], name: &str, default: i64) -> i64 {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let what = args.first().cloned().unwrap_or_else(|| "all".into());
+    let changes = arg(&args, "--changes", 20_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut out = serde_json::Map::new();
+    let machine =
+        json!({"cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)});
+    out.insert("machine".into(), machine);
+    rt.block_on(async {
+        let all = what == "all";
+        if all || what == "sink" {
+            out.insert("sink_direct".into(), sink_capacity(64, 5).await);
+        }
+        if all || what == "throughput" {
+            out.insert("throughput_1".into(), throughput(changes, 1, None).await);
+            out.insert("throughput_fanout_10".into(), throughput(changes / 5, 10, None).await);
+        }
+        if all || what == "latency" {
+            out.insert("latency_500_per_sec".into(), latency(500, 10).await);
+        }
+        if all || what == "capture" {
+            out.insert("capture_1_sub".into(), capture(changes, 1, None).await);
+            out.insert("capture_10_subs".into(), capture(changes / 2, 10, None).await);
+            out.insert("capture_latency_500_per_sec".into(), capture(5_000, 1, Some(500)).await);
+        }
+        if all || what == "trigger" {
+            out.insert("trigger_overhead".into(), trigger_overhead(5).await);
+        }
+        if all || what == "isolation" {
+            out.insert("isolation".into(), isolation(200, 10).await);
+        }
+        if all || what == "plugin" {
+            let add_header = changewire_plugin_artifacts::ADD_HEADER;
+            let without = throughput(changes / 2, 1, None).await;
+            let with = throughput(changes / 2, 1, Some(add_header)).await;
+            let ratio = with["deliveries_per_sec"].as_f64().unwrap_or(0.0) / without["deliveries_per_sec"].as_f64().unwrap_or(1.0);
+            out.insert("plugin_throughput".into(), json!({"without": without, "with_add_header": with, "ratio": (ratio * 100.0).round() / 100.0}));
+        }
+        if all || what == "rss" {
+            out.insert("rss_1m_pending".into(), rss(arg(&args, "--pending", 1_000_000)).await);
+        }
+    });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&Value::Object(out)).unwrap()
+    );
+}

@@ -1,0 +1,108 @@
+//! Bearer tokens: the bootstrap `CHANGEWIRE_ADMIN_TOKEN` or an API key.
+
+use changewire_core::Secret;
+use subtle_eq::constant_time_eq;
+
+use super::error::Error;
+use crate::secrets::hash_token;
+use crate::store::Store;
+use crate::store::receivers::Actor;
+
+/// What a caller may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Everything.
+    Admin,
+    /// Read only.
+    Viewer,
+}
+
+impl Role {
+    /// Parses `admin` / `viewer`.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "viewer" => Some(Role::Viewer),
+            _ => None,
+        }
+    }
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Viewer => "viewer",
+        }
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Who (for `createdBy`).
+    pub actor: Actor,
+    /// What they may do.
+    pub role: Role,
+}
+
+impl Caller {
+    /// Refuses callers that are not admins.
+    pub fn require_admin(&self) -> Result<(), Error> {
+        match self.role {
+            Role::Admin => Ok(()),
+            Role::Viewer => Err(Error::Forbidden(format!(
+                "API key `{}` has the viewer role, which cannot change anything",
+                self.actor.name
+            ))),
+        }
+    }
+}
+
+/// Resolves an `Authorization` header value to a caller.
+pub async fn authenticate(
+    header: Option<&str>,
+    admin_token: Option<&Secret>,
+    store: &Store,
+) -> Result<Caller, Error> {
+    let token = header
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(Error::Unauthenticated)?;
+    if let Some(admin) = admin_token
+        && constant_time_eq(admin.expose().as_bytes(), token.as_bytes())
+    {
+        return Ok(Caller {
+            actor: Actor {
+                id: "admin".into(),
+                name: "admin".into(),
+            },
+            role: Role::Admin,
+        });
+    }
+    let key = store
+        .api_key_by_hash(&hash_token(token))
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
+        .ok_or(Error::Unauthenticated)?;
+    let role = Role::parse(&key.role)
+        .ok_or_else(|| Error::Internal(format!("key {} has role {}", key.id, key.role)))?;
+    Ok(Caller {
+        actor: Actor {
+            id: format!("key:{}", key.id),
+            name: key.name,
+        },
+        role,
+    })
+}
+
+mod subtle_eq {
+    /// Compares in time independent of where the inputs differ.
+    pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        a.ct_eq(b).into()
+    }
+}

@@ -1,0 +1,70 @@
+//! What every resolver can reach.
+
+use std::sync::Arc;
+
+use async_graphql::Context;
+
+use super::auth::Caller;
+use super::error::{Error, Result};
+use crate::config::Config;
+use crate::destination::Policy;
+use crate::secrets::SecretBox;
+use crate::signals::Signals;
+use crate::store::Store;
+
+/// Shared state of the API.
+#[derive(Clone)]
+pub struct ApiContext {
+    /// The store.
+    pub store: Store,
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// Secrets at rest.
+    pub secrets: SecretBox,
+    /// Wake-ups for the delivery engine.
+    pub signals: Arc<Signals>,
+    /// Destination rules.
+    pub policy: Policy,
+    /// The plugin host and registry.
+    pub plugins: Arc<crate::delivery::PluginRuntime>,
+}
+
+impl ApiContext {
+    /// Builds the API state.
+    pub fn new(
+        store: Store,
+        config: Arc<Config>,
+        signals: Arc<Signals>,
+        plugins: Arc<crate::delivery::PluginRuntime>,
+    ) -> Self {
+        ApiContext {
+            secrets: SecretBox::new(config.secret_key.as_ref()),
+            policy: Policy {
+                allow_http: config.allow_http,
+                allow_private_networks: config.allow_private_networks,
+            },
+            store,
+            config,
+            signals,
+            plugins,
+        }
+    }
+}
+
+/// The API state from a resolver's context.
+pub fn api<'a>(ctx: &Context<'a>) -> &'a ApiContext {
+    // The schema is always built with an ApiContext (see `schema::build`).
+    ctx.data_unchecked::<ApiContext>()
+}
+
+/// The caller from a resolver's context.
+pub fn caller<'a>(ctx: &Context<'a>) -> Result<&'a Caller> {
+    ctx.data_opt::<Caller>().ok_or(Error::Unauthenticated)
+}
+
+/// The caller, who must be an admin.
+pub fn admin<'a>(ctx: &Context<'a>) -> Result<&'a Caller> {
+    let caller = caller(ctx)?;
+    caller.require_admin()?;
+    Ok(caller)
+}

@@ -1,0 +1,122 @@
+//! API errors: one enum, converted at the edge into GraphQL errors with a
+//! stable `extensions.code`. Internal errors are logged here, once, and reach
+//! the client as a generic message.
+
+use async_graphql::ErrorExtensions;
+
+use crate::store;
+
+/// What an API call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The input is unusable; nothing was changed.
+    #[error("`{field}`: {reason}")]
+    BadInput {
+        /// The input field, e.g. `input.webhookUri`.
+        field: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// The object does not exist.
+    #[error("{entity} {id} does not exist")]
+    NotFound {
+        /// What was looked up.
+        entity: &'static str,
+        /// Its id.
+        id: String,
+    },
+    /// A stale etag or a duplicate; nothing was changed.
+    #[error("{0}")]
+    Conflict(String),
+    /// No valid bearer token.
+    #[error(
+        "a bearer token is required: send `Authorization: Bearer <token>` (CHANGEWIRE_ADMIN_TOKEN or a key from `changewire keys create`)"
+    )]
+    Unauthenticated,
+    /// The token's role may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Something broke on our side.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl Error {
+    /// A bad input on `field`.
+    pub fn bad_input(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::BadInput {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The stable code clients switch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::BadInput { .. } => "BAD_USER_INPUT",
+            Error::NotFound { .. } => "NOT_FOUND",
+            Error::Conflict(_) => "CONFLICT",
+            Error::Unauthenticated => "UNAUTHENTICATED",
+            Error::Forbidden(_) => "FORBIDDEN",
+            Error::Internal(_) => "INTERNAL_SERVER_ERROR",
+        }
+    }
+}
+
+impl From<store::Error> for Error {
+    fn from(err: store::Error) -> Self {
+        match err {
+            store::Error::NotFound { entity, id } => Error::NotFound {
+                entity,
+                id: id.to_string(),
+            },
+            store::Error::Conflict { .. } | store::Error::Duplicate(_) => {
+                Error::Conflict(err.to_string())
+            }
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::secrets::Error> for Error {
+    fn from(err: crate::secrets::Error) -> Self {
+        Error::Internal(err.to_string())
+    }
+}
+
+/// A resolver's error. It deliberately does not implement `Display`, so that
+/// async-graphql's blanket `From<impl Display>` cannot turn it into an error
+/// without its `extensions.code`; the conversion below always sets it.
+#[derive(Debug)]
+pub struct Failure(pub Error);
+
+impl<E: Into<Error>> From<E> for Failure {
+    fn from(err: E) -> Self {
+        Failure(err.into())
+    }
+}
+
+impl From<Failure> for async_graphql::Error {
+    fn from(Failure(err): Failure) -> Self {
+        if let Error::Internal(detail) = &err {
+            tracing::error!(error = %detail, "internal error in the API");
+        }
+        let code = err.code();
+        let field = match &err {
+            Error::BadInput { field, .. } => Some(field.clone()),
+            _ => None,
+        };
+        async_graphql::Error::new(err.to_string()).extend_with(|_, ext| {
+            ext.set("code", code);
+            if let Some(field) = &field {
+                ext.set("field", field.as_str());
+            }
+        })
+    }
+}
+
+/// Result of API helpers.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Result of GraphQL resolvers.
+pub type FieldResult<T> = std::result::Result<T, Failure>;

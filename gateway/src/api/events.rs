@@ -1,0 +1,491 @@
+//! `WebhookEvent`: the audit trail (one event per delivery), redelivery and test pings.
+
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+
+use super::context::{admin, api, caller};
+use super::error::{Error, FieldResult, Result};
+use super::scalars::{ResourceName, SubscriptionAction, id, parse_id};
+use crate::store::attempts::AttemptRow;
+use crate::store::changes::NewChange;
+use crate::store::deliveries::{EventFilter, EventRow, status};
+use crate::store::redelivery::RedeliveryJobRow;
+use crate::timefmt::{format_ms, parse_rfc3339_ms};
+
+/// Checks an event status filter.
+pub fn check_status(field: &str, value: Option<String>) -> Result<Option<String>> {
+    match value {
+        None => Ok(None),
+        Some(s) => {
+            let lower = s.trim().to_ascii_lowercase();
+            if status::ALL.contains(&lower.as_str()) {
+                Ok(Some(lower))
+            } else {
+                Err(Error::bad_input(
+                    field,
+                    format!("`{s}` is not a status (one of {})", status::ALL.join(", ")),
+                ))
+            }
+        }
+    }
+}
+
+/// Checks a page size against the configured maximum.
+pub fn page_size(ctx: &Context<'_>, first: i32) -> Result<i64> {
+    let max = api(ctx).config.api.max_page_size as i64;
+    let first = i64::from(first);
+    if first < 1 || first > max {
+        return Err(Error::bad_input(
+            "first",
+            format!("{first} is outside 1–{max}"),
+        ));
+    }
+    Ok(first)
+}
+
+/// One delivery of one change to one receiver, and what happened to it.
+pub struct WebhookEvent {
+    row: EventRow,
+}
+
+impl WebhookEvent {
+    /// Wraps a stored event.
+    pub fn new(row: EventRow) -> Self {
+        WebhookEvent { row }
+    }
+}
+
+#[Object]
+impl WebhookEvent {
+    /// Id: the body's `event_id`, stable across retries.
+    async fn id(&self) -> ID {
+        id(self.row.id)
+    }
+
+    /// `pending`, `succeeded`, `failed`, `filtered` (a plugin dropped it) or `plugin_error`.
+    async fn status(&self) -> &str {
+        &self.row.status
+    }
+
+    /// When the change committed.
+    async fn occurred_at(&self) -> String {
+        format_ms(self.row.occurred_at)
+    }
+
+    /// The body of the last attempt.
+    async fn request_data(&self) -> Option<String> {
+        (self.row.attempts > 0 || self.row.request_data.is_some())
+            .then(|| self.row.sent_body(self.row.request_data.as_deref()))
+    }
+
+    /// The status the receiver answered with on the last attempt.
+    async fn response_status(&self) -> Option<i32> {
+        self.row.response_status
+    }
+
+    /// The first bytes of the receiver's answer on the last attempt.
+    async fn response_data(&self) -> Option<&str> {
+        self.row.response_data.as_deref()
+    }
+
+    /// The subscription that matched (null for test pings).
+    async fn subscription_id(&self) -> Option<ID> {
+        self.row.subscription_id.map(id)
+    }
+
+    /// The receiver.
+    async fn receiver_id(&self) -> ID {
+        id(self.row.receiver_id)
+    }
+
+    /// The resource.
+    async fn resource(&self) -> &str {
+        &self.row.resource
+    }
+
+    /// The action.
+    async fn action(&self) -> &str {
+        &self.row.action
+    }
+
+    /// The changed row's primary key (JSON).
+    async fn row_id(&self) -> &str {
+        &self.row.row_id
+    }
+
+    /// The database transaction.
+    async fn transaction_id(&self) -> String {
+        self.row.transaction_id.to_string()
+    }
+
+    /// Attempts made.
+    async fn attempt_count(&self) -> i32 {
+        self.row.attempts
+    }
+
+    /// When the next attempt is due (pending events).
+    async fn next_attempt_at(&self) -> Option<String> {
+        (self.row.status == status::PENDING).then(|| format_ms(self.row.next_attempt_at))
+    }
+
+    /// The last error, in words.
+    async fn last_error(&self) -> Option<&str> {
+        self.row.last_error.as_deref()
+    }
+
+    /// Created by fan-out.
+    async fn created_at(&self) -> String {
+        format_ms(self.row.created_at)
+    }
+
+    /// Finished.
+    async fn completed_at(&self) -> Option<String> {
+        self.row.completed_at.map(format_ms)
+    }
+
+    /// Every attempt, oldest first: request, response, latency, error.
+    async fn attempts(&self, ctx: &Context<'_>) -> FieldResult<Vec<WebhookEventAttempt>> {
+        caller(ctx)?;
+        let rows = api(ctx).store.attempts(self.row.id).await?;
+        Ok(rows
+            .into_iter()
+            .map(|mut a| {
+                // A plugin-dropped or failed attempt sent nothing; others sent this body.
+                if a.request_body.is_none() && a.error_class.as_deref() != Some("plugin") {
+                    a.request_body = Some(self.row.sent_body(None));
+                }
+                WebhookEventAttempt::from(a)
+            })
+            .collect())
+    }
+}
+
+/// One request sent to a receiver.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct WebhookEventAttempt {
+    /// 1-based attempt number.
+    pub attempt: i32,
+    /// When it started.
+    pub started_at: String,
+    /// How long it took, in milliseconds.
+    pub duration_ms: i32,
+    /// The URL posted to.
+    pub request_url: String,
+    /// Request headers (JSON object; credentials masked).
+    pub request_headers: String,
+    /// Request body.
+    pub request_body: Option<String>,
+    /// Response status.
+    pub response_status: Option<i32>,
+    /// First bytes of the response body.
+    pub response_body: Option<String>,
+    /// `succeeded`, `failed`, `filtered`, `plugin_error`.
+    pub outcome: String,
+    /// `timeout`, `connect`, `tls`, `status`, `ssrf`, `plugin`, `io`…
+    pub error_class: Option<String>,
+    /// The error, in words.
+    pub error: Option<String>,
+}
+
+impl From<AttemptRow> for WebhookEventAttempt {
+    fn from(a: AttemptRow) -> Self {
+        WebhookEventAttempt {
+            attempt: a.attempt,
+            started_at: format_ms(a.started_at),
+            duration_ms: a.duration_ms,
+            request_url: a.request_url,
+            request_headers: a.request_headers,
+            request_body: a.request_body,
+            response_status: a.response_status,
+            response_body: a.response_body,
+            outcome: a.outcome,
+            error_class: a.error_class,
+            error: a.error,
+        }
+    }
+}
+
+/// Filters of `webhookEvents` (ION's `filters: { subscriptionId, status }` and more).
+#[derive(InputObject, Debug, Clone, Default)]
+pub struct WebhookEventFilters {
+    /// Only this subscription's events.
+    pub subscription_id: Option<i64>,
+    /// Only this receiver's events.
+    pub receiver_id: Option<i64>,
+    /// `pending`, `succeeded`, `failed`, `filtered` or `plugin_error`.
+    pub status: Option<String>,
+    /// Only this resource.
+    pub resource: Option<ResourceName>,
+    /// Only this action.
+    pub action: Option<SubscriptionAction>,
+    /// Created at or after (RFC 3339).
+    pub created_after: Option<String>,
+    /// Created before (RFC 3339).
+    pub created_before: Option<String>,
+}
+
+fn to_filter(f: Option<WebhookEventFilters>) -> Result<EventFilter> {
+    let f = f.unwrap_or_default();
+    let time = |field: &str, v: &Option<String>| -> Result<Option<i64>> {
+        v.as_deref()
+            .map(|s| {
+                parse_rfc3339_ms(s).ok_or_else(|| {
+                    Error::bad_input(field, format!("`{s}` is not an RFC 3339 time"))
+                })
+            })
+            .transpose()
+    };
+    Ok(EventFilter {
+        receiver_id: f.receiver_id,
+        subscription_id: f.subscription_id,
+        status: check_status("filters.status", f.status)?,
+        resource: f.resource.map(|r| r.0),
+        action: f.action.map(|a| a.as_str().to_string()),
+        from_ms: time("filters.createdAfter", &f.created_after)?,
+        to_ms: time("filters.createdBefore", &f.created_before)?,
+    })
+}
+
+/// A bulk redelivery and its progress.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct WebhookRedeliveryJob {
+    /// Id.
+    pub id: ID,
+    /// Receiver.
+    pub receiver_id: ID,
+    /// Failed events found in the range.
+    pub total: i32,
+    /// Events made pending again so far.
+    pub done: i32,
+    /// `running` or `finished`.
+    pub status: String,
+    /// Started.
+    pub created_at: String,
+    /// Finished.
+    pub finished_at: Option<String>,
+}
+
+impl From<RedeliveryJobRow> for WebhookRedeliveryJob {
+    fn from(j: RedeliveryJobRow) -> Self {
+        WebhookRedeliveryJob {
+            id: id(j.id),
+            receiver_id: id(j.receiver_id),
+            total: j.total,
+            done: j.done,
+            status: j.status,
+            created_at: format_ms(j.created_at),
+            finished_at: j.finished_at.map(format_ms),
+        }
+    }
+}
+
+/// Input of `redeliverFailedWebhookEvents`.
+#[derive(InputObject, Debug, Clone)]
+pub struct RedeliverFailedWebhookEventsInput {
+    /// Receiver.
+    pub receiver_id: ID,
+    /// Events created at or after (RFC 3339; default: the beginning).
+    pub from: Option<String>,
+    /// Events created before (RFC 3339; default: now).
+    pub to: Option<String>,
+}
+
+/// Payload carrying an event.
+#[derive(SimpleObject)]
+pub struct WebhookEventPayload {
+    /// The event.
+    pub webhook_event: WebhookEvent,
+}
+
+/// Payload carrying a redelivery job.
+#[derive(SimpleObject)]
+pub struct RedeliveryPayload {
+    /// The job.
+    pub job: WebhookRedeliveryJob,
+}
+
+/// Event queries.
+#[derive(Default)]
+pub struct EventQuery;
+
+#[Object]
+impl EventQuery {
+    /// Events, newest first, as a list (ION's shape). Page with `first` and
+    /// `before` (an event id).
+    async fn webhook_events(
+        &self,
+        ctx: &Context<'_>,
+        filters: Option<WebhookEventFilters>,
+        #[graphql(default = 100)] first: i32,
+        before: Option<ID>,
+    ) -> FieldResult<Vec<WebhookEvent>> {
+        caller(ctx)?;
+        let filter = to_filter(filters)?;
+        let limit = page_size(ctx, first)?;
+        let before = before
+            .as_ref()
+            .map(|b| parse_id("before", b))
+            .transpose()?
+            .unwrap_or(0);
+        let rows = api(ctx).store.events_page(&filter, before, limit).await?;
+        Ok(rows.into_iter().map(WebhookEvent::new).collect())
+    }
+
+    /// Events, newest first, as a connection with cursors and a total count.
+    async fn webhook_event_connection(
+        &self,
+        ctx: &Context<'_>,
+        filters: Option<WebhookEventFilters>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> FieldResult<super::pagination::Page<WebhookEvent>> {
+        caller(ctx)?;
+        let filter = to_filter(filters)?;
+        let limit = page_size(ctx, first.unwrap_or(100))?;
+        let before = super::pagination::decode_cursor("after", after.as_deref())?;
+        let store = &api(ctx).store;
+        let mut rows = store.events_page(&filter, before, limit + 1).await?;
+        let has_next = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        let total = store.event_count(&filter).await?;
+        Ok(super::pagination::page(
+            rows.into_iter()
+                .map(|r| (r.id, WebhookEvent::new(r)))
+                .collect(),
+            has_next,
+            before > 0,
+            total,
+        ))
+    }
+
+    /// One event.
+    async fn webhook_event(&self, ctx: &Context<'_>, id: ID) -> FieldResult<WebhookEvent> {
+        caller(ctx)?;
+        let eid = parse_id("id", &id)?;
+        let row = api(ctx).store.event(eid).await?.ok_or(Error::NotFound {
+            entity: "event",
+            id: eid.to_string(),
+        })?;
+        Ok(WebhookEvent::new(row))
+    }
+
+    /// A bulk redelivery's progress.
+    async fn webhook_redelivery_job(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> FieldResult<WebhookRedeliveryJob> {
+        caller(ctx)?;
+        let jid = parse_id("id", &id)?;
+        let row = api(ctx)
+            .store
+            .redelivery_job(jid)
+            .await?
+            .ok_or(Error::NotFound {
+                entity: "redelivery job",
+                id: jid.to_string(),
+            })?;
+        Ok(row.into())
+    }
+}
+
+/// Event mutations.
+#[derive(Default)]
+pub struct EventMutation;
+
+#[Object]
+impl EventMutation {
+    /// Sends a finished event again, now, with a fresh retry budget (same `event_id`).
+    async fn retry_webhook_event(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> FieldResult<WebhookEventPayload> {
+        admin(ctx)?;
+        let state = api(ctx);
+        let eid = parse_id("id", &id)?;
+        let row = state.store.retry_delivery(eid).await?;
+        state.signals.wake_delivery();
+        Ok(WebhookEventPayload {
+            webhook_event: WebhookEvent::new(row),
+        })
+    }
+
+    /// Sends every failed event of a receiver in a time range again; follow
+    /// progress with `webhookRedeliveryJob`.
+    async fn redeliver_failed_webhook_events(
+        &self,
+        ctx: &Context<'_>,
+        input: RedeliverFailedWebhookEventsInput,
+    ) -> FieldResult<RedeliveryPayload> {
+        admin(ctx)?;
+        let state = api(ctx);
+        let rid = parse_id("input.receiverId", &input.receiver_id)?;
+        if state.store.receiver(rid).await?.is_none() {
+            return Err(Error::NotFound {
+                entity: "receiver",
+                id: rid.to_string(),
+            }
+            .into());
+        }
+        let parse = |field: &str, v: &Option<String>, default: i64| -> Result<i64> {
+            match v {
+                None => Ok(default),
+                Some(s) => parse_rfc3339_ms(s).ok_or_else(|| {
+                    Error::bad_input(field, format!("`{s}` is not an RFC 3339 time"))
+                }),
+            }
+        };
+        let from = parse("input.from", &input.from, 0)?;
+        let to = parse("input.to", &input.to, crate::store::now_ms() + 1)?;
+        if from >= to {
+            return Err(Error::bad_input("input.to", "must be after `from`").into());
+        }
+        let total = state.store.failed_count(rid, from, to).await?;
+        let job = state
+            .store
+            .insert_redelivery_job(rid, from, to, i32::try_from(total).unwrap_or(i32::MAX))
+            .await?;
+        crate::redelivery::spawn(state.store.clone(), state.signals.clone(), job.clone());
+        Ok(RedeliveryPayload { job: job.into() })
+    }
+
+    /// Sends a test ping (action `test`) to a receiver, whatever its subscriptions.
+    async fn send_test_webhook(
+        &self,
+        ctx: &Context<'_>,
+        receiver_id: ID,
+    ) -> FieldResult<WebhookEventPayload> {
+        let caller = admin(ctx)?;
+        let state = api(ctx);
+        let rid = parse_id("receiverId", &receiver_id)?;
+        if state.store.receiver(rid).await?.is_none() {
+            return Err(Error::NotFound {
+                entity: "receiver",
+                id: rid.to_string(),
+            }
+            .into());
+        }
+        let now = crate::store::now_ms();
+        let change = NewChange {
+            source: "test".into(),
+            resource: "TEST".into(),
+            action: "TEST".into(),
+            row_id: "0".into(),
+            transaction_id: now,
+            occurred_at: now,
+            new: Some(
+                serde_json::json!({"message": "changewire test ping", "requested_by": caller.actor.name}).to_string(),
+            ),
+            ..Default::default()
+        };
+        let eid = state.store.insert_test_delivery(rid, &change).await?;
+        state.signals.wake_delivery();
+        let row = state.store.event(eid).await?.ok_or(Error::NotFound {
+            entity: "event",
+            id: eid.to_string(),
+        })?;
+        Ok(WebhookEventPayload {
+            webhook_event: WebhookEvent::new(row),
+        })
+    }
+}

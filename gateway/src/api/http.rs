@@ -1,0 +1,309 @@
+//! HTTP: `POST /graphql` (GraphiQL on `GET /graphql`), `POST /v1/events`,
+//! `GET /healthz`, `GET /readyz`, `GET /metrics`.
+
+use std::sync::Arc;
+
+use async_graphql::http::GraphiQLSource;
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::auth::{Caller, authenticate};
+use super::context::ApiContext;
+use super::error::Error;
+use super::ingest::{parse_transaction_id, publish};
+use super::schema::{ApiSchema, build};
+use crate::fanout::PublishedEvent;
+use crate::health::Health;
+
+/// Everything the HTTP handlers need.
+#[derive(Clone)]
+pub struct HttpState {
+    /// The API state.
+    pub api: ApiContext,
+    /// The schema.
+    pub schema: ApiSchema,
+    /// Readiness of components.
+    pub health: Arc<Health>,
+}
+
+/// The router; testable without a socket (`tower::ServiceExt::oneshot`).
+pub fn router(api: ApiContext, health: Arc<Health>) -> Router {
+    let limit = api.config.api.max_body_bytes;
+    let schema = build(api.clone());
+    let state = HttpState {
+        api,
+        schema,
+        health,
+    };
+    Router::new()
+        .route("/graphql", get(graphiql).post(graphql))
+        .route("/v1/events", post(ingest))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::disable())
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
+        .with_state(state)
+}
+
+async fn graphiql() -> Html<String> {
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .title("changewire")
+            .finish(),
+    )
+}
+
+fn error_body(status: StatusCode, err: &Error) -> Response {
+    let mut extensions = serde_json::json!({ "code": err.code() });
+    if let Error::BadInput { field, .. } = err {
+        extensions["field"] = serde_json::Value::String(field.clone());
+    }
+    let body =
+        serde_json::json!({ "errors": [{ "message": err.to_string(), "extensions": extensions }] });
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn caller_from(state: &HttpState, headers: &HeaderMap) -> Result<Caller, Error> {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    authenticate(
+        auth,
+        state.api.config.admin_token.as_ref(),
+        &state.api.store,
+    )
+    .await
+}
+
+async fn graphql(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> Response {
+    let caller = match caller_from(&state, &headers).await {
+        Ok(caller) => caller,
+        Err(err) => return error_body(status_of(&err), &err),
+    };
+    let mut request = request.into_inner();
+    if request.query.contains('\u{a0}') {
+        request.query = normalize_nbsp(&request.query);
+    }
+    let request = request.data(caller);
+    let mut response = state.schema.execute(request).await;
+    // Parse and validation errors (unknown enum values, depth and complexity
+    // limits, wrong types) carry no code of their own: they are bad input.
+    for err in &mut response.errors {
+        let has_code = err
+            .extensions
+            .as_ref()
+            .is_some_and(|e| e.get("code").is_some());
+        if !has_code {
+            err.extensions
+                .get_or_insert_with(Default::default)
+                .set("code", "BAD_USER_INPUT");
+        }
+    }
+    GraphQLResponse::from(response).into_response()
+}
+
+/// Replaces non-breaking spaces outside string literals with spaces.
+///
+/// Documents copied from web pages (ION's docs among them) are indented with
+/// U+00A0, which GraphQL's grammar does not count as whitespace; treating it
+/// as a space lets them run unchanged. Inside strings it is kept.
+pub fn normalize_nbsp(query: &str) -> String {
+    #[derive(PartialEq)]
+    enum Mode {
+        Code,
+        String,
+        Block,
+        Comment,
+    }
+    let mut out = String::with_capacity(query.len());
+    let mut mode = Mode::Code;
+    let mut i = 0;
+    while let Some(c) = query[i..].chars().next() {
+        let rest = &query[i..];
+        match mode {
+            Mode::Code if rest.starts_with("\"\"\"") => {
+                out.push_str("\"\"\"");
+                i += 3;
+                mode = Mode::Block;
+                continue;
+            }
+            Mode::Block if rest.starts_with("\"\"\"") => {
+                out.push_str("\"\"\"");
+                i += 3;
+                mode = Mode::Code;
+                continue;
+            }
+            Mode::String if c == '\\' => {
+                out.push(c);
+                i += 1;
+                if let Some(next) = query[i..].chars().next() {
+                    out.push(next);
+                    i += next.len_utf8();
+                }
+                continue;
+            }
+            Mode::Code if c == '"' => mode = Mode::String,
+            Mode::Code if c == '#' => mode = Mode::Comment,
+            Mode::String if c == '"' || c == '\n' => mode = Mode::Code,
+            Mode::Comment if c == '\n' => mode = Mode::Code,
+            _ => {}
+        }
+        if mode == Mode::Code && c == '\u{a0}' {
+            out.push(' ');
+        } else {
+            out.push(c);
+        }
+        i += c.len_utf8();
+    }
+    out
+}
+
+fn status_of(err: &Error) -> StatusCode {
+    match err {
+        Error::BadInput { .. } => StatusCode::BAD_REQUEST,
+        Error::NotFound { .. } => StatusCode::NOT_FOUND,
+        Error::Conflict(_) => StatusCode::CONFLICT,
+        Error::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Error::Forbidden(_) => StatusCode::FORBIDDEN,
+        Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// Body of `POST /v1/events`; objects are kept as raw text so their key order survives.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct IngestBody<'a> {
+    resource: &'a str,
+    action: &'a str,
+    #[serde(borrow)]
+    id: &'a RawValue,
+    etag: Option<&'a str>,
+    #[serde(borrow)]
+    old: Option<&'a RawValue>,
+    #[serde(borrow)]
+    new: Option<&'a RawValue>,
+    #[serde(borrow)]
+    record: Option<&'a RawValue>,
+    transaction_id: Option<&'a str>,
+    idempotency_key: Option<&'a str>,
+}
+
+async fn ingest(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
+    let result = async {
+        let caller = caller_from(&state, &headers).await?;
+        caller.require_admin()?;
+        let parsed: IngestBody<'_> =
+            serde_json::from_slice(&body).map_err(|e| Error::bad_input("body", e.to_string()))?;
+        let event = PublishedEvent {
+            resource: parsed.resource,
+            action: parsed.action,
+            id: parsed.id,
+            etag: parsed.etag,
+            old: parsed.old,
+            new: parsed.new,
+            record: parsed.record,
+            transaction_id: parse_transaction_id("transactionId", parsed.transaction_id)?,
+            idempotency_key: parsed.idempotency_key,
+            occurred_at: None,
+        };
+        publish(&state.api, &event, "").await
+    }
+    .await;
+    match result {
+        Ok(payload) => {
+            let status = if payload.duplicate {
+                StatusCode::OK
+            } else {
+                StatusCode::ACCEPTED
+            };
+            (status, axum::Json(payload)).into_response()
+        }
+        Err(err) => error_body(status_of(&err), &err),
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(state): State<HttpState>) -> Response {
+    let mut components = state.health.snapshot();
+    let store = match state.api.store.ping().await {
+        Ok(()) => crate::health::ComponentState {
+            ready: true,
+            error: None,
+        },
+        Err(e) => crate::health::ComponentState {
+            ready: false,
+            error: Some(e.to_string()),
+        },
+    };
+    components.insert("store".into(), store);
+    let ready = components.values().all(|c| c.ready);
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        axum::Json(serde_json::json!({ "ready": ready, "components": components })),
+    )
+        .into_response()
+}
+
+async fn metrics() -> Response {
+    match crate::telemetry::metrics_handle() {
+        Some(handle) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            handle.render(),
+        )
+            .into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics recorder unavailable",
+        )
+            .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_nbsp;
+
+    #[test]
+    fn nbsp_outside_strings_becomes_space() {
+        assert_eq!(normalize_nbsp("{\u{a0}\u{a0}a }"), "{  a }");
+        assert_eq!(
+            normalize_nbsp("{ a(x: \"n\u{a0}b\") }"),
+            "{ a(x: \"n\u{a0}b\") }"
+        );
+        assert_eq!(
+            normalize_nbsp("{ a(x: \"q\\\"\u{a0}\") }\u{a0}"),
+            "{ a(x: \"q\\\"\u{a0}\") } "
+        );
+        assert_eq!(
+            normalize_nbsp("\"\"\"\u{a0}\"\"\"\u{a0}"),
+            "\"\"\"\u{a0}\"\"\" "
+        );
+        assert_eq!(normalize_nbsp("# c\u{a0}\n\u{a0}x"), "# c\u{a0}\n x");
+    }
+}

@@ -1,0 +1,139 @@
+//! `publishEvent` and `POST /v1/events`: events from producers that are not a database.
+
+use async_graphql::{Context, InputObject, Json, Object, SimpleObject};
+use serde_json::value::RawValue;
+
+use super::context::{admin, api};
+use super::error::{Error, FieldResult, Result};
+use super::scalars::{ResourceName, SubscriptionAction};
+use crate::fanout::{self, PublishedEvent};
+
+/// Input of `publishEvent`.
+#[derive(InputObject, Debug, Clone)]
+pub struct PublishEventInput {
+    /// The resource.
+    pub resource: ResourceName,
+    /// The action.
+    pub action: SubscriptionAction,
+    /// The object's id (a number or a string).
+    pub id: Json<serde_json::Value>,
+    /// Its etag (default: a hash of `new`).
+    pub etag: Option<String>,
+    /// Changed fields before (an object; null on CREATE).
+    pub old: Option<Json<serde_json::Value>>,
+    /// Changed fields after (an object; null on DELETE).
+    pub new: Option<Json<serde_json::Value>>,
+    /// The full object, for subscriptions with `includeFullRecord`.
+    pub record: Option<Json<serde_json::Value>>,
+    /// Groups events of one business transaction (a decimal integer).
+    pub transaction_id: Option<String>,
+    /// A second event with the same key is ignored.
+    pub idempotency_key: Option<String>,
+}
+
+/// Result of publishing.
+#[derive(SimpleObject, Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishEventPayload {
+    /// The stored change's id (null when the idempotency key was seen before).
+    pub change_id: Option<String>,
+    /// Deliveries created (one per matching subscription).
+    pub deliveries: i32,
+    /// Whether the idempotency key was seen before (nothing was stored).
+    pub duplicate: bool,
+}
+
+fn raw(field: &'static str, v: &serde_json::Value) -> Result<Box<RawValue>> {
+    RawValue::from_string(v.to_string()).map_err(|e| Error::bad_input(field, e.to_string()))
+}
+
+/// Parses a transaction id.
+pub fn parse_transaction_id(field: &str, text: Option<&str>) -> Result<Option<i64>> {
+    text.map(|t| {
+        t.trim()
+            .parse::<i64>()
+            .map_err(|_| Error::bad_input(field, format!("`{t}` is not a 64-bit integer")))
+    })
+    .transpose()
+}
+
+/// Publishing errors map onto API errors.
+pub fn map_fanout_error(err: fanout::Error, prefix: &str) -> Error {
+    match err {
+        fanout::Error::BadInput { field, reason } => {
+            Error::bad_input(format!("{prefix}{field}"), reason)
+        }
+        fanout::Error::Store(e) => e.into(),
+    }
+}
+
+/// Publishes one event and wakes delivery.
+pub async fn publish(
+    state: &super::context::ApiContext,
+    event: &PublishedEvent<'_>,
+    prefix: &str,
+) -> Result<PublishEventPayload> {
+    let outcome = fanout::publish(&state.store, &state.config.resources, event)
+        .await
+        .map_err(|e| map_fanout_error(e, prefix))?;
+    if outcome.deliveries > 0 {
+        state.signals.wake_delivery();
+    }
+    metrics::counter!("changewire_changes_captured_total", "source" => "api")
+        .increment(outcome.changes);
+    Ok(PublishEventPayload {
+        change_id: outcome.change_ids.first().map(ToString::to_string),
+        deliveries: i32::try_from(outcome.deliveries).unwrap_or(i32::MAX),
+        duplicate: outcome.changes == 0,
+    })
+}
+
+/// Ingest mutations.
+#[derive(Default)]
+pub struct IngestMutation;
+
+#[Object]
+impl IngestMutation {
+    /// Publishes an event as if a row had changed: it fans out to every
+    /// matching active subscription.
+    async fn publish_event(
+        &self,
+        ctx: &Context<'_>,
+        input: PublishEventInput,
+    ) -> FieldResult<PublishEventPayload> {
+        admin(ctx)?;
+        let state = api(ctx);
+        let id = raw("input.id", &input.id.0)?;
+        let old = input
+            .old
+            .as_ref()
+            .map(|v| raw("input.old", &v.0))
+            .transpose()?;
+        let new = input
+            .new
+            .as_ref()
+            .map(|v| raw("input.new", &v.0))
+            .transpose()?;
+        let record = input
+            .record
+            .as_ref()
+            .map(|v| raw("input.record", &v.0))
+            .transpose()?;
+        let event = PublishedEvent {
+            resource: &input.resource.0,
+            action: input.action.as_str(),
+            id: &id,
+            etag: input.etag.as_deref(),
+            old: old.as_deref(),
+            new: new.as_deref(),
+            record: record.as_deref(),
+            transaction_id: parse_transaction_id(
+                "input.transactionId",
+                input.transaction_id.as_deref(),
+            )?,
+            idempotency_key: input.idempotency_key.as_deref(),
+            occurred_at: None,
+        };
+        Ok(publish(state, &event, "input.").await?)
+    }
+}

@@ -1,0 +1,215 @@
+//! Plugins: attach a WebAssembly component to a receiver, detach it, list them.
+
+use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use sha2::{Digest, Sha256};
+
+use super::context::{admin, api, caller};
+use super::error::{Error, FieldResult};
+use super::scalars::{id, parse_id};
+use crate::config::Config;
+use crate::delivery::PluginRuntime;
+use crate::delivery::plugin::AttachError;
+use crate::store::Store;
+use crate::store::plugins::PluginRow;
+use crate::timefmt::format_ms;
+
+/// Largest module accepted, in bytes.
+pub const MAX_PLUGIN_BYTES: usize = 20 << 20;
+
+/// A plugin attached to a receiver.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct WebhookPlugin {
+    /// The receiver.
+    pub receiver_id: ID,
+    /// A name for it.
+    pub name: String,
+    /// SHA-256 of the module, hex.
+    pub sha256: String,
+    /// Size of the module, bytes.
+    pub size: i32,
+    /// Its configuration (JSON), given to every call.
+    pub config: Json<serde_json::Value>,
+    /// When it was attached.
+    pub attached_at: String,
+}
+
+impl From<PluginRow> for WebhookPlugin {
+    fn from(p: PluginRow) -> Self {
+        WebhookPlugin {
+            receiver_id: id(p.receiver_id),
+            name: p.name,
+            sha256: p.sha256,
+            size: i32::try_from(p.wasm.len()).unwrap_or(i32::MAX),
+            config: Json(serde_json::from_str(&p.config).unwrap_or_default()),
+            attached_at: format_ms(p.created_at),
+        }
+    }
+}
+
+/// Input of `attachWebhookPlugin`.
+#[derive(InputObject, Debug, Clone)]
+pub struct AttachWebhookPluginInput {
+    /// The receiver.
+    pub receiver_id: ID,
+    /// The WebAssembly component, base64.
+    pub wasm: String,
+    /// Configuration given to every call (a JSON object; default `{}`).
+    pub config: Option<Json<serde_json::Value>>,
+    /// A name for it (default `plugin`).
+    pub name: Option<String>,
+}
+
+/// Input of `detachWebhookPlugin`.
+#[derive(InputObject, Debug, Clone)]
+pub struct DetachWebhookPluginInput {
+    /// The receiver.
+    pub receiver_id: ID,
+}
+
+/// Payload of `attachWebhookPlugin`.
+#[derive(SimpleObject)]
+pub struct AttachWebhookPluginPayload {
+    /// The attached plugin.
+    pub plugin: WebhookPlugin,
+}
+
+/// Payload of `detachWebhookPlugin`.
+#[derive(SimpleObject)]
+pub struct DetachWebhookPluginPayload {
+    /// Whether a plugin was attached.
+    pub detached: bool,
+}
+
+/// Validates, compiles and stores a plugin, and installs it here.
+pub async fn attach(
+    store: &Store,
+    runtime: &PluginRuntime,
+    receiver_id: i64,
+    name: &str,
+    wasm: Vec<u8>,
+    config: &str,
+) -> Result<PluginRow, Error> {
+    if store.receiver(receiver_id).await?.is_none() {
+        return Err(Error::NotFound {
+            entity: "receiver",
+            id: receiver_id.to_string(),
+        });
+    }
+    let plugin = runtime.compile(wasm.clone()).await.map_err(|e| match e {
+        AttachError::Disabled(_) => Error::Forbidden(e.to_string()),
+        AttachError::Invalid(reason) => Error::bad_input("input.wasm", reason),
+    })?;
+    let sha: String = Sha256::digest(&wasm)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let row = store
+        .attach_plugin(receiver_id, name, &sha, &wasm, config)
+        .await?;
+    runtime.install(receiver_id, plugin, name, config);
+    Ok(row)
+}
+
+/// Attaches the plugins named in the configuration file (at start-up).
+pub async fn attach_from_config(
+    config: &Config,
+    store: &Store,
+    runtime: &PluginRuntime,
+) -> Result<(), crate::server::StartError> {
+    for (receiver_id, path, plugin_config) in &config.plugins.attach {
+        let wasm = std::fs::read(path)
+            .map_err(|e| crate::server::StartError::Plugin(format!("{}: {e}", path.display())))?;
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("plugin")
+            .to_string();
+        attach(store, runtime, *receiver_id, &name, wasm, plugin_config)
+            .await
+            .map_err(|e| {
+                crate::server::StartError::Plugin(format!(
+                    "{} for receiver {receiver_id}: {e}",
+                    path.display()
+                ))
+            })?;
+    }
+    Ok(())
+}
+
+/// Plugin queries.
+#[derive(Default)]
+pub struct PluginQuery;
+
+#[Object]
+impl PluginQuery {
+    /// Every attached plugin.
+    async fn webhook_plugins(&self, ctx: &Context<'_>) -> FieldResult<Vec<WebhookPlugin>> {
+        caller(ctx)?;
+        let store = &api(ctx).store;
+        let mut out = Vec::new();
+        for (receiver_id, _, _) in store.plugin_index().await? {
+            if let Some(row) = store.plugin_for(receiver_id).await? {
+                out.push(row.into());
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Plugin mutations.
+#[derive(Default)]
+pub struct PluginMutation;
+
+#[Object]
+impl PluginMutation {
+    /// Attaches (or hot-swaps) a receiver's plugin. The module is validated
+    /// and compiled first; an invalid one is refused with the compiler's reason.
+    async fn attach_webhook_plugin(
+        &self,
+        ctx: &Context<'_>,
+        input: AttachWebhookPluginInput,
+    ) -> FieldResult<AttachWebhookPluginPayload> {
+        admin(ctx)?;
+        let state = api(ctx);
+        let rid = parse_id("input.receiverId", &input.receiver_id)?;
+        let wasm = BASE64
+            .decode(input.wasm.trim())
+            .map_err(|e| Error::bad_input("input.wasm", format!("is not base64: {e}")))?;
+        if wasm.len() > MAX_PLUGIN_BYTES {
+            return Err(Error::bad_input(
+                "input.wasm",
+                format!("is {} bytes; the limit is {MAX_PLUGIN_BYTES}", wasm.len()),
+            )
+            .into());
+        }
+        let config = match input.config {
+            None => "{}".to_string(),
+            Some(Json(v @ serde_json::Value::Object(_))) => v.to_string(),
+            Some(_) => return Err(Error::bad_input("input.config", "must be a JSON object").into()),
+        };
+        let name = match input.name.as_deref() {
+            Some(n) => super::validate::name("input.name", n, 200)?,
+            None => "plugin".into(),
+        };
+        let row = attach(&state.store, &state.plugins, rid, &name, wasm, &config).await?;
+        state.signals.receivers_changed();
+        Ok(AttachWebhookPluginPayload { plugin: row.into() })
+    }
+
+    /// Detaches a receiver's plugin; deliveries go out untransformed again.
+    async fn detach_webhook_plugin(
+        &self,
+        ctx: &Context<'_>,
+        input: DetachWebhookPluginInput,
+    ) -> FieldResult<DetachWebhookPluginPayload> {
+        admin(ctx)?;
+        let state = api(ctx);
+        let rid = parse_id("input.receiverId", &input.receiver_id)?;
+        let detached = state.store.detach_plugin(rid).await?;
+        state.plugins.remove(rid);
+        state.signals.receivers_changed();
+        Ok(DetachWebhookPluginPayload { detached })
+    }
+}

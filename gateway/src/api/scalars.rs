@@ -1,0 +1,164 @@
+//! GraphQL types built from configuration (`ResourceEnum`) and id parsing.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+
+use async_graphql::parser::types::Field;
+use async_graphql::registry::{MetaEnumValue, MetaType, MetaTypeId, Registry};
+use async_graphql::{
+    ContextSelectionSet, Enum, ID, InputType, InputValueError, InputValueResult, Name, OutputType,
+    Positioned, ServerResult, Value,
+};
+
+use super::error::Error;
+
+thread_local! {
+    static SCHEMA_RESOURCES: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `build` with `names` as the values of `ResourceEnum` (the schema
+/// registry is filled synchronously while the schema is built).
+pub fn with_resources<T>(names: Vec<String>, build: impl FnOnce() -> T) -> T {
+    SCHEMA_RESOURCES.with(|cell| *cell.borrow_mut() = names);
+    let out = build();
+    SCHEMA_RESOURCES.with(|cell| cell.borrow_mut().clear());
+    out
+}
+
+/// A `ResourceEnum` value: one of the configured resources.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ResourceName(pub String);
+
+fn resource_meta() -> MetaType {
+    let values = SCHEMA_RESOURCES.with(|cell| cell.borrow().clone());
+    MetaType::Enum {
+        name: "ResourceEnum".to_string(),
+        description: Some(
+            "The webhookable resources: each is a database table (or a producer's event type)."
+                .into(),
+        ),
+        enum_values: values
+            .into_iter()
+            .map(|name| {
+                (
+                    name.clone(),
+                    MetaEnumValue {
+                        name,
+                        description: None,
+                        deprecation: Default::default(),
+                        visible: None,
+                        inaccessible: false,
+                        tags: Vec::new(),
+                        directive_invocations: Vec::new(),
+                    },
+                )
+            })
+            .collect(),
+        visible: None,
+        inaccessible: false,
+        tags: Vec::new(),
+        rust_typename: Some(std::any::type_name::<ResourceName>()),
+        directive_invocations: Vec::new(),
+        requires_scopes: Vec::new(),
+    }
+}
+
+impl InputType for ResourceName {
+    type RawValueType = Self;
+
+    fn type_name() -> Cow<'static, str> {
+        Cow::Borrowed("ResourceEnum")
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        registry.create_input_type::<Self, _>(MetaTypeId::Enum, |_| resource_meta())
+    }
+
+    fn parse(value: Option<Value>) -> InputValueResult<Self> {
+        match value {
+            Some(Value::Enum(name)) => Ok(ResourceName(name.to_string())),
+            Some(Value::String(name)) => Ok(ResourceName(name)),
+            Some(other) => Err(InputValueError::expected_type(other)),
+            None => Err(InputValueError::expected_type(Value::Null)),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        Value::Enum(Name::new(&self.0))
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+}
+
+impl OutputType for ResourceName {
+    fn type_name() -> Cow<'static, str> {
+        Cow::Borrowed("ResourceEnum")
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        registry.create_output_type::<Self, _>(MetaTypeId::Enum, |_| resource_meta())
+    }
+
+    async fn resolve(
+        &self,
+        _ctx: &ContextSelectionSet<'_>,
+        _field: &Positioned<Field>,
+    ) -> ServerResult<Value> {
+        Ok(Value::Enum(Name::new(&self.0)))
+    }
+}
+
+/// `WebhookSubscriptionActions`: the database operation that fires a webhook.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "WebhookSubscriptionActions")]
+pub enum SubscriptionAction {
+    /// A row was inserted.
+    Create,
+    /// A row was updated.
+    Update,
+    /// A row was deleted.
+    Delete,
+}
+
+impl SubscriptionAction {
+    /// The stored form: `CREATE`, `UPDATE`, `DELETE`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubscriptionAction::Create => "CREATE",
+            SubscriptionAction::Update => "UPDATE",
+            SubscriptionAction::Delete => "DELETE",
+        }
+    }
+
+    /// From the stored form.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "CREATE" => Some(SubscriptionAction::Create),
+            "UPDATE" => Some(SubscriptionAction::Update),
+            "DELETE" => Some(SubscriptionAction::Delete),
+            _ => None,
+        }
+    }
+}
+
+/// Parses an id given as a string or a number (`ID` accepts both).
+pub fn parse_id(field: &str, id: &ID) -> Result<i64, Error> {
+    id.as_str()
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| {
+            Error::bad_input(
+                field,
+                format!("`{}` is not an id (a positive integer)", id.as_str()),
+            )
+        })
+}
+
+/// Formats a stored id.
+pub fn id(v: i64) -> ID {
+    ID(v.to_string())
+}

@@ -1,0 +1,385 @@
+//! `WebhookSubscription`: one (resource, action) of one receiver.
+
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+
+use super::context::{admin, api, caller};
+use super::error::{Error, FieldResult, Result};
+use super::events::WebhookEvent;
+use super::receivers::{CreatedBy, WebhookReceiver};
+use super::scalars::{ResourceName, SubscriptionAction, id, parse_id};
+use crate::store::deliveries::EventFilter;
+use crate::store::subscriptions::{NewSubscription, SubscriptionFilter, SubscriptionRow};
+use crate::timefmt::format_ms;
+
+/// A receiver's subscription to one (resource, action).
+pub struct WebhookSubscription {
+    row: SubscriptionRow,
+}
+
+impl WebhookSubscription {
+    /// Wraps a stored subscription.
+    pub fn new(row: SubscriptionRow) -> Self {
+        WebhookSubscription { row }
+    }
+}
+
+#[Object]
+impl WebhookSubscription {
+    /// Id.
+    async fn id(&self) -> ID {
+        id(self.row.id)
+    }
+
+    /// Tag for optimistic concurrency.
+    #[graphql(name = "_etag")]
+    async fn etag(&self) -> &str {
+        &self.row.etag
+    }
+
+    /// The resource.
+    async fn resource(&self) -> ResourceName {
+        ResourceName(self.row.resource.clone())
+    }
+
+    /// The action.
+    async fn action(&self) -> Option<SubscriptionAction> {
+        SubscriptionAction::parse(&self.row.action)
+    }
+
+    /// Whether it fires.
+    async fn active(&self) -> bool {
+        self.row.active
+    }
+
+    /// Adds the full current row as `data.record` beside the diff.
+    async fn include_full_record(&self) -> bool {
+        self.row.include_full_record
+    }
+
+    /// Foreign-key columns expanded into `data.related`.
+    async fn expand(&self) -> Vec<String> {
+        serde_json::from_str(&self.row.expand).unwrap_or_default()
+    }
+
+    /// The receiver's id.
+    async fn receiver_id(&self) -> ID {
+        id(self.row.receiver_id)
+    }
+
+    /// The receiver.
+    async fn receiver(&self, ctx: &Context<'_>) -> FieldResult<WebhookReceiver> {
+        caller(ctx)?;
+        let row = api(ctx)
+            .store
+            .receiver(self.row.receiver_id)
+            .await?
+            .ok_or(Error::NotFound {
+                entity: "receiver",
+                id: self.row.receiver_id.to_string(),
+            })?;
+        Ok(WebhookReceiver::new(row))
+    }
+
+    /// Recent events of this subscription, newest first.
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<String>,
+        #[graphql(default = 50)] first: i32,
+    ) -> FieldResult<Vec<WebhookEvent>> {
+        caller(ctx)?;
+        let status = super::events::check_status("status", status)?;
+        let limit = super::events::page_size(ctx, first)?;
+        let filter = EventFilter {
+            subscription_id: Some(self.row.id),
+            status,
+            ..Default::default()
+        };
+        let rows = api(ctx).store.events_page(&filter, 0, limit).await?;
+        Ok(rows.into_iter().map(WebhookEvent::new).collect())
+    }
+
+    /// Who created it.
+    async fn created_by(&self) -> Option<CreatedBy> {
+        Some(CreatedBy {
+            id: ID(self.row.created_by_id.clone()?),
+            name: self.row.created_by_name.clone().unwrap_or_default(),
+        })
+    }
+
+    /// Created.
+    async fn created_at(&self) -> String {
+        format_ms(self.row.created_at)
+    }
+
+    /// Last changed.
+    async fn updated_at(&self) -> String {
+        format_ms(self.row.updated_at)
+    }
+}
+
+/// Input of `createWebhookSubscription`.
+#[derive(InputObject, Debug, Clone)]
+pub struct CreateWebhookSubscriptionInput {
+    /// The receiver (a string or a number).
+    pub receiver_id: ID,
+    /// The resource.
+    pub resource: ResourceName,
+    /// The action.
+    pub action: SubscriptionAction,
+    /// Whether it fires (default true).
+    pub active: Option<bool>,
+    /// Add the full current row as `data.record` (default false).
+    pub include_full_record: Option<bool>,
+    /// Foreign-key columns to expand into `data.related` (captured tables only).
+    pub expand: Option<Vec<String>>,
+}
+
+/// Input of `updateWebhookSubscription`.
+#[derive(InputObject, Debug, Clone)]
+pub struct UpdateWebhookSubscriptionInput {
+    /// Id.
+    pub id: ID,
+    /// The `_etag` last read.
+    pub etag: String,
+    /// Whether it fires.
+    pub active: Option<bool>,
+    /// Full row.
+    pub include_full_record: Option<bool>,
+    /// Expansions.
+    pub expand: Option<Vec<String>>,
+}
+
+/// Input of `deleteWebhookSubscription`.
+#[derive(InputObject, Debug, Clone)]
+pub struct DeleteWebhookSubscriptionInput {
+    /// Id.
+    pub id: ID,
+    /// The `_etag` last read.
+    pub etag: String,
+}
+
+/// Filters of `webhookSubscriptions`.
+#[derive(InputObject, Debug, Clone, Default)]
+pub struct WebhookSubscriptionFilters {
+    /// Only this receiver's.
+    pub receiver_id: Option<ID>,
+    /// Only this resource.
+    pub resource: Option<ResourceName>,
+    /// Only this action.
+    pub action: Option<SubscriptionAction>,
+    /// Only active (or inactive) ones.
+    pub active: Option<bool>,
+}
+
+/// Payload carrying a subscription.
+#[derive(SimpleObject)]
+pub struct WebhookSubscriptionPayload {
+    /// The subscription.
+    pub webhook_subscription: WebhookSubscription,
+}
+
+/// Payload of `deleteWebhookSubscription`.
+#[derive(SimpleObject)]
+pub struct DeleteWebhookSubscriptionPayload {
+    /// The deleted subscription's id.
+    pub id: ID,
+}
+
+fn check_resource(ctx: &Context<'_>, field: &str, resource: &ResourceName) -> Result<String> {
+    let resources = &api(ctx).config.resources;
+    if resources.get(&resource.0).is_none() {
+        return Err(Error::bad_input(
+            field,
+            format!(
+                "`{}` is not a configured resource (ResourceEnum: {})",
+                resource.0,
+                resources.names().join(", ")
+            ),
+        ));
+    }
+    Ok(resource.0.clone())
+}
+
+fn check_expand(ctx: &Context<'_>, resource: &str, expand: Option<&[String]>) -> Result<String> {
+    let Some(columns) = expand.filter(|c| !c.is_empty()) else {
+        return Ok("[]".into());
+    };
+    let res = api(ctx).config.resources.get(resource);
+    if res.and_then(|r| r.table.as_ref()).is_none() {
+        return Err(Error::bad_input(
+            "input.expand",
+            format!("`{resource}` is not a captured table, so it has no foreign keys to expand"),
+        ));
+    }
+    for (i, c) in columns.iter().enumerate() {
+        crate::config::resources::check_table(c)
+            .ok()
+            .filter(|_| !c.contains('.'))
+            .ok_or_else(|| {
+                Error::bad_input(
+                    format!("input.expand[{i}]"),
+                    format!("`{c}` is not a column name"),
+                )
+            })?;
+    }
+    Ok(serde_json::to_string(columns).unwrap_or_else(|_| "[]".into()))
+}
+
+/// Subscription queries.
+#[derive(Default)]
+pub struct SubscriptionQuery;
+
+#[Object]
+impl SubscriptionQuery {
+    /// Subscriptions, oldest first.
+    async fn webhook_subscriptions(
+        &self,
+        ctx: &Context<'_>,
+        filters: Option<WebhookSubscriptionFilters>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> FieldResult<super::pagination::Page<WebhookSubscription>> {
+        caller(ctx)?;
+        let f = filters.unwrap_or_default();
+        let filter = SubscriptionFilter {
+            receiver_id: f
+                .receiver_id
+                .as_ref()
+                .map(|r| parse_id("filters.receiverId", r))
+                .transpose()?,
+            resource: f.resource.map(|r| r.0),
+            action: f.action.map(|a| a.as_str().to_string()),
+            active: f.active,
+        };
+        let store = &api(ctx).store;
+        let limit = super::events::page_size(ctx, first.unwrap_or(100))?;
+        let after_id = super::pagination::decode_cursor("after", after.as_deref())?;
+        let mut rows = store
+            .subscriptions_page(&filter, after_id, limit + 1)
+            .await?;
+        let has_next = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        let total = store.subscription_count(&filter).await?;
+        Ok(super::pagination::page(
+            rows.into_iter()
+                .map(|r| (r.id, WebhookSubscription::new(r)))
+                .collect(),
+            has_next,
+            after_id > 0,
+            total,
+        ))
+    }
+
+    /// One subscription.
+    async fn webhook_subscription(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> FieldResult<WebhookSubscription> {
+        caller(ctx)?;
+        let sid = parse_id("id", &id)?;
+        let row = api(ctx)
+            .store
+            .subscription(sid)
+            .await?
+            .ok_or(Error::NotFound {
+                entity: "subscription",
+                id: sid.to_string(),
+            })?;
+        Ok(WebhookSubscription::new(row))
+    }
+}
+
+/// Subscription mutations.
+#[derive(Default)]
+pub struct SubscriptionMutation;
+
+#[Object]
+impl SubscriptionMutation {
+    /// Subscribes a receiver to a (resource, action).
+    async fn create_webhook_subscription(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateWebhookSubscriptionInput,
+    ) -> FieldResult<WebhookSubscriptionPayload> {
+        let caller = admin(ctx)?;
+        let state = api(ctx);
+        let receiver_id = parse_id("input.receiverId", &input.receiver_id)?;
+        let resource = check_resource(ctx, "input.resource", &input.resource)?;
+        let expand = check_expand(ctx, &resource, input.expand.as_deref())?;
+        if state.store.receiver(receiver_id).await?.is_none() {
+            return Err(Error::bad_input(
+                "input.receiverId",
+                format!("receiver {receiver_id} does not exist"),
+            )
+            .into());
+        }
+        let new = NewSubscription {
+            receiver_id,
+            resource,
+            action: input.action.as_str().to_string(),
+            active: input.active.unwrap_or(true),
+            include_full_record: input.include_full_record.unwrap_or(false),
+            expand,
+        };
+        let row = state.store.insert_subscription(&new, &caller.actor).await?;
+        state.signals.receivers_changed();
+        Ok(WebhookSubscriptionPayload {
+            webhook_subscription: WebhookSubscription::new(row),
+        })
+    }
+
+    /// Changes a subscription; `etag` must be its current `_etag`.
+    async fn update_webhook_subscription(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateWebhookSubscriptionInput,
+    ) -> FieldResult<WebhookSubscriptionPayload> {
+        admin(ctx)?;
+        let state = api(ctx);
+        let sid = parse_id("input.id", &input.id)?;
+        let current = state
+            .store
+            .subscription(sid)
+            .await?
+            .ok_or(Error::NotFound {
+                entity: "subscription",
+                id: sid.to_string(),
+            })?;
+        let expand = match &input.expand {
+            Some(e) => check_expand(ctx, &current.resource, Some(e))?,
+            None => current.expand.clone(),
+        };
+        let row = state
+            .store
+            .update_subscription(
+                sid,
+                &input.etag,
+                input.active.unwrap_or(current.active),
+                input
+                    .include_full_record
+                    .unwrap_or(current.include_full_record),
+                &expand,
+            )
+            .await?;
+        state.signals.receivers_changed();
+        Ok(WebhookSubscriptionPayload {
+            webhook_subscription: WebhookSubscription::new(row),
+        })
+    }
+
+    /// Deletes a subscription (its past events stay).
+    async fn delete_webhook_subscription(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteWebhookSubscriptionInput,
+    ) -> FieldResult<DeleteWebhookSubscriptionPayload> {
+        admin(ctx)?;
+        let state = api(ctx);
+        let sid = parse_id("input.id", &input.id)?;
+        state.store.delete_subscription(sid, &input.etag).await?;
+        state.signals.receivers_changed();
+        Ok(DeleteWebhookSubscriptionPayload { id: id(sid) })
+    }
+}

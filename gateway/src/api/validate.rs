@@ -1,0 +1,168 @@
+//! Input checks. Each returns a `BAD_USER_INPUT` error naming the field.
+
+use super::error::{Error, Result};
+use crate::destination::Policy;
+
+/// Headers a receiver may not set: changewire owns them.
+pub const RESERVED_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "host",
+    "authorization",
+    "proxy-authorization",
+    "x-ion-signature",
+    "x-ion-signature-next",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+/// A short single-line text (names).
+pub fn name(field: &str, value: &str, max: usize) -> Result<String> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(Error::bad_input(field, "must not be empty"));
+    }
+    if v.chars().count() > max {
+        return Err(Error::bad_input(
+            field,
+            format!("is longer than {max} characters"),
+        ));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(Error::bad_input(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(v.to_string())
+}
+
+/// A free text (descriptions).
+pub fn text(field: &str, value: &str, max: usize) -> Result<String> {
+    if value.chars().count() > max {
+        return Err(Error::bad_input(
+            field,
+            format!("is longer than {max} characters"),
+        ));
+    }
+    Ok(value.to_string())
+}
+
+/// A receiver URL, checked without network access.
+pub fn webhook_uri(field: &str, value: &str, policy: &Policy) -> Result<String> {
+    if value.len() > 2048 {
+        return Err(Error::bad_input(field, "is longer than 2048 characters"));
+    }
+    let url = policy
+        .check_url(value)
+        .map_err(|r| Error::bad_input(field, r.to_string()))?;
+    // Keep the URL exactly as given (it is part of the ION signature), only trimmed.
+    let _ = url;
+    Ok(value.trim().to_string())
+}
+
+/// A status code that can count as success.
+pub fn status_code(field: &str, value: i32) -> Result<i32> {
+    if (100..=599).contains(&value) {
+        Ok(value)
+    } else {
+        Err(Error::bad_input(
+            field,
+            format!("{value} is not an HTTP status code (100–599)"),
+        ))
+    }
+}
+
+/// An integer within bounds.
+pub fn range(field: &str, value: i64, min: i64, max: i64) -> Result<i64> {
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(Error::bad_input(
+            field,
+            format!("{value} is outside {min}–{max}"),
+        ))
+    }
+}
+
+fn is_token_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
+}
+
+/// A custom header name and value.
+pub fn header(field: &str, key: &str, value: &str) -> Result<(String, String)> {
+    let key = key.trim();
+    if key.is_empty() || key.len() > 256 || !key.chars().all(is_token_char) {
+        return Err(Error::bad_input(
+            format!("{field}.key"),
+            format!("`{key}` is not a valid header name (letters, digits and !#$%&'*+-.^_`|~)"),
+        ));
+    }
+    let lower = key.to_ascii_lowercase();
+    if RESERVED_HEADERS.contains(&lower.as_str()) {
+        return Err(Error::bad_input(
+            format!("{field}.key"),
+            format!(
+                "`{key}` is set by changewire itself (content type, signatures, auth) and cannot be overridden"
+            ),
+        ));
+    }
+    if value.len() > 8192 {
+        return Err(Error::bad_input(
+            format!("{field}.value"),
+            "is longer than 8192 bytes",
+        ));
+    }
+    if value.chars().any(|c| c == '\r' || c == '\n' || c == '\0') {
+        return Err(Error::bad_input(
+            format!("{field}.value"),
+            "must not contain CR, LF or NUL",
+        ));
+    }
+    if value.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(Error::bad_input(
+            format!("{field}.value"),
+            "must not contain control characters",
+        ));
+    }
+    Ok((key.to_string(), value.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_checked() {
+        assert!(header("h", "X-Api-Key", "abc").is_ok());
+        for (k, v) in [
+            ("X-A", "a\r\nInjected: 1"),
+            ("X-A", "a\nb"),
+            ("Bad Name", "v"),
+            ("Content-Type", "text/plain"),
+            ("x-ion-signature", "forged"),
+            ("Authorization", "Bearer x"),
+            ("", "v"),
+        ] {
+            let err = header("input", k, v).unwrap_err();
+            assert_eq!(err.code(), "BAD_USER_INPUT", "{k}: {v}");
+        }
+    }
+
+    #[test]
+    fn status_codes_and_names() {
+        assert!(status_code("c", 200).is_ok());
+        assert!(status_code("c", 99).is_err());
+        assert!(status_code("c", 600).is_err());
+        assert!(name("n", "  ", 10).is_err());
+        assert!(name("n", "a\u{7}b", 10).is_err());
+        assert_eq!(name("n", " ok ", 10).unwrap(), "ok");
+    }
+}

@@ -1,0 +1,155 @@
+//! Change capture: audit triggers write every committed row change of the
+//! mapped tables into a log in the captured database; importers move them
+//! into the store and fan them out in one transaction each.
+//!
+//! * PostgreSQL ([`postgres`]): `logged_actions` and a trigger function in
+//!   their own schema; the importer polls the log's primary key every few
+//!   milliseconds, or, with `capture_options.notify`, is woken by a NOTIFY
+//!   after commit and sweeps periodically (a disconnected listener misses
+//!   notifications).
+//!   Imported rows are deleted from the log only after their deliveries are
+//!   durable; a repeat import is a no-op (idempotent on the log id).
+//! * SQLite ([`sqlite`]): `_changewire_log` and triggers in the captured
+//!   file; the importer polls `PRAGMA data_version` and keeps a cursor in the
+//!   store, advanced in the same step as the fan-out.
+
+pub mod diff;
+pub mod expand;
+pub mod postgres;
+pub mod rows;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, StoreUrl};
+use crate::health::Health;
+use crate::signals::Signals;
+use crate::store::Store;
+
+/// Capture failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The captured database cannot be reached or refused a statement.
+    #[error("capture database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A mapped table does not exist.
+    #[error("resource {resource}: table `{table}` does not exist in the captured database")]
+    MissingTable {
+        /// The resource.
+        resource: String,
+        /// The table.
+        table: String,
+    },
+    /// A mapped table has no primary key, so its rows cannot be identified.
+    #[error(
+        "resource {resource}: table `{table}` has no primary key; changewire identifies rows by it"
+    )]
+    NoPrimaryKey {
+        /// The resource.
+        resource: String,
+        /// The table.
+        table: String,
+    },
+    /// A log row cannot be read (corrupted or written by something else).
+    #[error("log row {id}: {reason}")]
+    BadLogRow {
+        /// The log id.
+        id: i64,
+        /// Why.
+        reason: String,
+    },
+    /// Writing to the store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+}
+
+/// What capture knows about a mapped table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableInfo {
+    /// The resource.
+    pub resource: String,
+    /// The table as configured.
+    pub table: String,
+    /// Primary key columns, in key order.
+    pub primary_key: Vec<String>,
+    /// Whether the table has an `etag` column.
+    pub has_etag: bool,
+    /// Single-column foreign keys.
+    pub foreign_keys: Vec<ForeignKey>,
+}
+
+/// A single-column foreign key, for `expand`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignKey {
+    /// The referencing column.
+    pub column: String,
+    /// The referenced table.
+    pub target: String,
+    /// The referenced column.
+    pub target_column: String,
+    /// The referenced column's SQL type (PostgreSQL), for the lookup's cast.
+    pub target_type: String,
+}
+
+/// Starts the importer for the configured capture database, if any.
+/// Fails when a mapped table is missing or has no primary key.
+pub async fn start(
+    config: &Arc<Config>,
+    store: &Store,
+    signals: &Arc<Signals>,
+    health: &Arc<Health>,
+    shutdown: &CancellationToken,
+    tasks: &mut JoinSet<()>,
+) -> Result<(), Error> {
+    match &config.capture {
+        None => Ok(()),
+        Some(StoreUrl::Postgres(url)) => {
+            let capture = postgres::PgCapture::setup(url, config).await?;
+            let ctx = Importer {
+                store: store.clone(),
+                signals: signals.clone(),
+                health: health.clone(),
+                shutdown: shutdown.clone(),
+            };
+            capture.spawn(ctx, tasks);
+            Ok(())
+        }
+        Some(StoreUrl::Sqlite(url)) => {
+            let capture = sqlite::SqliteCapture::setup(url, config).await?;
+            let ctx = Importer {
+                store: store.clone(),
+                signals: signals.clone(),
+                health: health.clone(),
+                shutdown: shutdown.clone(),
+            };
+            capture.spawn(ctx, tasks);
+            Ok(())
+        }
+    }
+}
+
+/// What an importer task needs.
+#[derive(Clone)]
+pub struct Importer {
+    /// The store.
+    pub store: Store,
+    /// Wake-ups.
+    pub signals: Arc<Signals>,
+    /// Readiness.
+    pub health: Arc<Health>,
+    /// Stop.
+    pub shutdown: CancellationToken,
+}
+
+/// Removes the triggers and trigger function (and, with `purge`, the log).
+pub async fn uninstall(config: &Config, purge: bool) -> Result<(), Error> {
+    match &config.capture {
+        None => Ok(()),
+        Some(StoreUrl::Postgres(url)) => postgres::uninstall(url, config, purge).await,
+        Some(StoreUrl::Sqlite(url)) => sqlite::uninstall(url, config, purge).await,
+    }
+}

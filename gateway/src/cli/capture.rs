@@ -1,0 +1,85 @@
+//! `changewire capture`: remove (or check) the capture triggers.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+
+use super::serve::ServeArgs;
+use crate::config::Config;
+
+/// Arguments of `changewire capture`.
+#[derive(Debug, Args)]
+pub struct CaptureArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: CaptureAction,
+}
+
+/// `capture` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CaptureAction {
+    /// Check the mapped tables and install the log, trigger function and
+    /// triggers (what `serve` does at start-up), then exit.
+    Install {
+        /// Where and what to capture (same flags as `serve`).
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+    /// Drop the triggers and the trigger function from the captured database.
+    Uninstall {
+        /// Also drop the change log (changes not yet imported are lost).
+        #[arg(long)]
+        purge: bool,
+        /// Where and what to capture (same flags as `serve`).
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+}
+
+/// Runs a `capture` subcommand.
+pub(super) fn run(args: &CaptureArgs) -> anyhow::Result<ExitCode> {
+    let serve = match &args.action {
+        CaptureAction::Install { serve } | CaptureAction::Uninstall { serve, .. } => serve,
+    };
+    let config =
+        Config::load(serve.config.as_deref(), &serve.overrides()).context("configuration")?;
+    anyhow::ensure!(
+        config.capture.is_some(),
+        "no capture database: pass --capture URL (and --resource NAME=TABLE)"
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        match &args.action {
+            CaptureAction::Install { .. } => {
+                match config.capture.as_ref() {
+                    Some(crate::config::StoreUrl::Postgres(url)) => {
+                        crate::capture::postgres::PgCapture::setup(url, &config).await?;
+                    }
+                    Some(crate::config::StoreUrl::Sqlite(url)) => {
+                        crate::capture::sqlite::SqliteCapture::setup(url, &config).await?;
+                    }
+                    None => {}
+                }
+                println!(
+                    "capture installed for {} table(s)",
+                    config.resources.captured().count()
+                );
+            }
+            CaptureAction::Uninstall { purge, .. } => {
+                crate::capture::uninstall(&config, *purge).await?;
+                println!(
+                    "capture triggers removed{}",
+                    if *purge {
+                        " and the change log dropped"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,119 @@
+//! Command line: one file per subcommand. `anyhow` lives here and in `main`
+//! only; library code returns typed errors.
+
+mod capture;
+mod keys;
+mod quickstart;
+mod serve;
+mod sign;
+mod verify;
+
+pub use keys::KeysArgs;
+pub use serve::ServeArgs;
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// changewire — committed database changes become signed webhooks.
+#[derive(Debug, Parser)]
+#[command(name = "changewire", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway: API, capture and delivery.
+    Serve(serve::ServeArgs),
+    /// See it work: a demo app database, a receiver, and signed deliveries
+    /// verified as they arrive — on the embedded SQLite default.
+    Quickstart(quickstart::QuickstartArgs),
+    /// Install or remove the capture triggers without running the gateway.
+    Capture(capture::CaptureArgs),
+    /// Manage API keys (bearer tokens for the management API).
+    Keys(keys::KeysArgs),
+    /// Print the commented default configuration (every key of `--config`).
+    Config,
+    /// Print the GraphQL schema (SDL) for the configured resources.
+    Schema(serve::ServeArgs),
+    /// Print the signature of a webhook body read from stdin.
+    Sign(sign::SignArgs),
+    /// Check a webhook body read from stdin against a signature; exit 0 if it
+    /// matches, 1 if not.
+    Verify(verify::VerifyArgs),
+}
+
+/// Which signature to make or check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemeArg {
+    /// `x-ion-signature`: HMAC-SHA1 over the receiver URL and `data`, as ION computes it.
+    Ion,
+    /// Standard Webhooks `webhook-signature`: HMAC-SHA256 over `id.timestamp.body`.
+    Standard,
+}
+
+/// Parses the command line and runs it.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Serve(args) => serve::run(&args),
+        Command::Quickstart(args) => quickstart::run(&args),
+        Command::Capture(args) => capture::run(&args),
+        Command::Keys(args) => keys::run(&args),
+        Command::Config => {
+            print!("{}", crate::config::DEFAULT_TOML);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schema(args) => print_schema(&args),
+        Command::Sign(args) => sign::run(&args),
+        Command::Verify(args) => verify::run(&args),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("changewire: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Reads the whole of stdin (the webhook body, byte for byte).
+fn read_stdin() -> anyhow::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    std::io::stdin().read_to_end(&mut body)?;
+    Ok(body)
+}
+
+/// The current Unix time in seconds.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The `event_id` of a body, as text, for use as a Standard Webhooks message id.
+fn event_id_of(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    match value.get("event_id")? {
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// Prints the SDL for the configuration the flags describe.
+fn print_schema(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = crate::config::Config::load(args.config.as_deref(), &args.overrides())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let sdl = runtime.block_on(async { crate::api::schema::sdl_for_config(config) });
+    print!("{sdl}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,194 @@
+//! Request headers: content type, signatures (after any plugin, over what is
+//! actually sent), custom headers and Basic auth.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use changewire_core::{Secret, ion, standard};
+
+/// Signing material of a receiver at the moment of sending.
+#[derive(Debug, Clone)]
+pub struct Signing {
+    /// The current secret.
+    pub current: Secret,
+    /// The previous secret while a rotation's overlap lasts.
+    pub previous: Option<Secret>,
+    /// Send `x-ion-signature`.
+    pub ion: bool,
+    /// Send Standard Webhooks headers.
+    pub standard: bool,
+}
+
+/// What one request's headers are made from.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestParts<'a> {
+    /// The receiver URL, exactly as registered.
+    pub url: &'a str,
+    /// The final body (after any plugin).
+    pub body: &'a [u8],
+    /// The event id (`webhook-id`).
+    pub event_id: i64,
+    /// Now, in Unix seconds (`webhook-timestamp`).
+    pub now_secs: i64,
+    /// Secrets and schemes.
+    pub signing: &'a Signing,
+    /// The receiver's custom headers.
+    pub custom: &'a [(String, String)],
+    /// Basic auth (user, password).
+    pub basic_auth: Option<(&'a str, &'a str)>,
+    /// Headers a plugin added.
+    pub plugin_headers: &'a [(String, String)],
+}
+
+/// Builds the headers of one request.
+pub fn build(parts: &RequestParts<'_>) -> Vec<(String, String)> {
+    let RequestParts {
+        url,
+        body,
+        event_id,
+        now_secs,
+        signing,
+        custom,
+        basic_auth,
+        plugin_headers,
+    } = *parts;
+    let mut headers: Vec<(String, String)> = Vec::with_capacity(8 + custom.len());
+    headers.push(("content-type".into(), "application/json".into()));
+    headers.push((
+        "user-agent".into(),
+        concat!("changewire/", env!("CARGO_PKG_VERSION")).into(),
+    ));
+    // The ION scheme signs `data`. A body without one (a plugin's own shape,
+    // e.g. a Slack message) cannot be verified by the reference code, so it
+    // gets no `x-ion-signature`; Standard Webhooks signs any body.
+    let sign = |secret: &Secret| ion::sign_body(secret.expose(), url, body).ok();
+    if signing.ion {
+        match &signing.previous {
+            Some(previous) => {
+                if let (Some(old), Some(new)) = (sign(previous), sign(&signing.current)) {
+                    headers.push((ion::HEADER.into(), old));
+                    headers.push((ion::HEADER_NEXT.into(), new));
+                }
+            }
+            None => {
+                if let Some(sig) = sign(&signing.current) {
+                    headers.push((ion::HEADER.into(), sig));
+                }
+            }
+        }
+    }
+    if signing.standard {
+        let id = event_id.to_string();
+        let mut signatures = Vec::new();
+        for secret in std::iter::once(&signing.current).chain(signing.previous.iter()) {
+            if let Ok(key) = standard::SigningKey::from_secret(secret.expose()) {
+                signatures.push(key.sign(&id, now_secs, body));
+            }
+        }
+        headers.push((standard::HEADER_ID.into(), id));
+        headers.push((standard::HEADER_TIMESTAMP.into(), now_secs.to_string()));
+        headers.push((standard::HEADER_SIGNATURE.into(), signatures.join(" ")));
+    }
+    // A plugin's header wins over a custom header of the same name.
+    for (k, v) in custom {
+        if !plugin_headers
+            .iter()
+            .any(|(pk, _)| pk.eq_ignore_ascii_case(k))
+        {
+            headers.push((k.clone(), v.clone()));
+        }
+    }
+    for (k, v) in plugin_headers {
+        headers.push((k.clone(), v.clone()));
+    }
+    if let Some((user, password)) = basic_auth {
+        headers.push((
+            "authorization".into(),
+            format!("Basic {}", BASE64.encode(format!("{user}:{password}"))),
+        ));
+    }
+    headers
+}
+
+/// The headers as recorded in the audit trail: credentials masked.
+pub fn for_audit(headers: &[(String, String)]) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = headers
+        .iter()
+        .map(|(k, v)| {
+            let value = if k.eq_ignore_ascii_case("authorization") {
+                format!("{} ***", v.split(' ').next().unwrap_or(""))
+            } else {
+                v.clone()
+            };
+            (k.clone(), serde_json::Value::String(value))
+        })
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use changewire_core::{Scheme, VerifyOptions, verify_request};
+
+    const BODY: &[u8] = br#"{"event_id": 5, "data": {"id": 1, "new": {"a": 1}}}"#;
+
+    #[test]
+    fn signatures_verify_with_the_core_and_rotation_keeps_both() {
+        let old = Secret::new("whsec_b2xkLXNlY3JldC1rZXk=");
+        let new = Secret::new("whsec_bmV3LXNlY3JldC1rZXk=");
+        let signing = Signing {
+            current: new.clone(),
+            previous: Some(old.clone()),
+            ion: true,
+            standard: true,
+        };
+        let custom = [("X-K".to_string(), "v".to_string())];
+        let h = build(&RequestParts {
+            url: "https://r.test/h",
+            body: BODY,
+            event_id: 5,
+            now_secs: 1000,
+            signing: &signing,
+            custom: &custom,
+            basic_auth: Some(("u", "p")),
+            plugin_headers: &[],
+        });
+        for secret in [&old, &new] {
+            let ion_only = VerifyOptions {
+                require: Some(Scheme::Ion),
+                ..Default::default()
+            };
+            assert_eq!(
+                verify_request(
+                    secret.expose(),
+                    "https://r.test/h",
+                    BODY,
+                    &h,
+                    1000,
+                    &ion_only
+                ),
+                Ok(Scheme::Ion)
+            );
+            assert_eq!(
+                verify_request(
+                    secret.expose(),
+                    "https://r.test/h",
+                    BODY,
+                    &h,
+                    1000,
+                    &VerifyOptions::default()
+                ),
+                Ok(Scheme::Standard)
+            );
+        }
+        assert!(
+            h.iter()
+                .any(|(k, v)| k == "authorization" && v == "Basic dTpw")
+        );
+        let audit = for_audit(&h);
+        assert!(
+            audit.contains("Basic ***") && !audit.contains("dTpw"),
+            "{audit}"
+        );
+    }
+}

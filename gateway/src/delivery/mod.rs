@@ -1,0 +1,106 @@
+//! The delivery engine: signed POSTs, at least once, with retries, an audit
+//! trail, per-receiver isolation and a circuit breaker.
+//!
+//! ```text
+//! deliveries (pending, due) ──lease (SKIP LOCKED, per-receiver budget)──▶ attempt tasks
+//!      ▲                                                                     │ render → plugin → sign → POST
+//!      └──── recorder: one transaction per batch (status, attempts) ◀────────┘
+//! ```
+//!
+//! Split by concern: [`dispatcher`] (leases), [`attempt`] (one request),
+//! [`client`] (HTTP + SSRF guard), [`headers`] (signatures), [`render`]
+//! (body), [`retry`] (schedule), [`recorder`] (audit trail + circuit
+//! breaker), [`receivers`] (settings cache), [`plugin`] (the plugin hook).
+
+pub mod attempt;
+pub mod client;
+pub mod dispatcher;
+pub mod headers;
+pub mod plugin;
+pub mod receivers;
+pub mod recorder;
+pub mod render;
+pub mod retry;
+
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use plugin::PluginRuntime;
+
+use crate::config::{Config, DeliverySettings};
+use crate::destination::Policy;
+use crate::health::Health;
+use crate::secrets::SecretBox;
+use crate::signals::Signals;
+use crate::store::Store;
+
+/// Delivery engine failures at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Loading receivers failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+}
+
+/// Shared state of the engine's tasks.
+pub struct Engine {
+    /// The store.
+    pub store: Store,
+    /// Tuning.
+    pub settings: DeliverySettings,
+    /// Receivers.
+    pub receivers: receivers::Receivers,
+    /// HTTP client.
+    pub client: client::Client,
+    /// Plugins.
+    pub plugins: Arc<PluginRuntime>,
+    /// This process's lease owner id.
+    pub owner: String,
+    /// Wake-ups.
+    pub signals: Arc<Signals>,
+    /// Readiness.
+    pub health: Arc<Health>,
+    /// Stop.
+    pub shutdown: CancellationToken,
+}
+
+/// A lease owner id unique to this process.
+fn owner_id() -> String {
+    format!("{}-{:08x}", std::process::id(), rand::random::<u32>())
+}
+
+/// Starts the dispatcher and the recorder.
+pub async fn start(
+    config: &Arc<Config>,
+    store: &Store,
+    signals: &Arc<Signals>,
+    health: &Arc<Health>,
+    shutdown: &CancellationToken,
+    tasks: &mut JoinSet<()>,
+    plugins: Arc<PluginRuntime>,
+) -> Result<(), Error> {
+    let secrets = SecretBox::new(config.secret_key.as_ref());
+    let policy = Policy {
+        allow_http: config.allow_http,
+        allow_private_networks: config.allow_private_networks,
+    };
+    let receivers = receivers::Receivers::new(store.clone(), secrets, &config.delivery);
+    receivers.refresh().await?;
+    let engine = Arc::new(Engine {
+        store: store.clone(),
+        settings: config.delivery.clone(),
+        receivers,
+        client: client::Client::new(policy, config.delivery.response_body_bytes),
+        plugins,
+        owner: owner_id(),
+        signals: signals.clone(),
+        health: health.clone(),
+        shutdown: shutdown.clone(),
+    });
+    let (tx, rx) = tokio::sync::mpsc::channel(4096);
+    tasks.spawn(recorder::run(engine.clone(), rx));
+    tasks.spawn(dispatcher::run(engine, tx));
+    Ok(())
+}

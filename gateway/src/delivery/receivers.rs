@@ -1,0 +1,283 @@
+//! What the engine knows about each receiver: its settings (secrets
+//! decrypted) and its live state (concurrency permits, leases in flight,
+//! circuit breaker). Settings reload when a receiver changes in this process
+//! (signal) or in another one (periodic check of `updated_at`).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use changewire_core::Secret;
+use tokio::sync::Semaphore;
+
+use super::headers::Signing;
+use super::retry;
+use crate::config::DeliverySettings;
+use crate::secrets::SecretBox;
+use crate::store::receivers::ReceiverRow;
+use crate::store::{self, Store};
+
+/// Live state that survives settings reloads.
+#[derive(Debug)]
+pub struct ReceiverState {
+    /// Concurrent requests.
+    pub permits: Semaphore,
+    permit_count: AtomicUsize,
+    /// Leased deliveries not yet finished in this process.
+    pub in_flight: AtomicUsize,
+    /// Consecutive failed attempts seen by this process.
+    pub failures: AtomicU32,
+    /// Circuit open until (ms); 0 when closed.
+    pub open_until: AtomicI64,
+    /// Times the circuit opened since the last success.
+    pub trips: AtomicU32,
+    /// A probe is in flight (half-open).
+    pub probing: AtomicBool,
+    /// Paused by hand.
+    pub paused: AtomicBool,
+}
+
+impl ReceiverState {
+    fn new(concurrency: usize) -> Self {
+        ReceiverState {
+            permits: Semaphore::new(concurrency),
+            permit_count: AtomicUsize::new(concurrency),
+            in_flight: AtomicUsize::new(0),
+            failures: AtomicU32::new(0),
+            open_until: AtomicI64::new(0),
+            trips: AtomicU32::new(0),
+            probing: AtomicBool::new(false),
+            paused: AtomicBool::new(false),
+        }
+    }
+
+    fn resize(&self, concurrency: usize) {
+        let current = self.permit_count.swap(concurrency, Ordering::SeqCst);
+        if concurrency > current {
+            self.permits.add_permits(concurrency - current);
+        } else if concurrency < current {
+            self.permits.forget_permits(current - concurrency);
+        }
+    }
+}
+
+/// A receiver's settings plus its live state.
+#[derive(Debug)]
+pub struct Receiver {
+    /// Id.
+    pub id: i64,
+    /// Name (for plugins and logs).
+    pub name: String,
+    /// URL, exactly as registered.
+    pub url: String,
+    /// Current secret.
+    pub secret: Secret,
+    /// Previous secret and when it stops signing (ms).
+    pub previous: Option<(Secret, i64)>,
+    /// Send `x-ion-signature`.
+    pub ion: bool,
+    /// Send Standard Webhooks headers.
+    pub standard: bool,
+    /// Custom headers.
+    pub headers: Vec<(String, String)>,
+    /// Basic auth.
+    pub basic_auth: Option<(String, Secret)>,
+    /// Whole-request timeout.
+    pub timeout: Duration,
+    /// Retry policy.
+    pub retry: retry::Policy,
+    /// Success status.
+    pub expected_status: u16,
+    /// Per-row ordering.
+    pub ordered: bool,
+    /// Concurrent requests.
+    pub concurrency: usize,
+    /// Receives new events.
+    pub active: bool,
+    /// Deliver the original body when the plugin fails.
+    pub plugin_deliver_original: bool,
+    /// Last settings change (ms).
+    pub updated_at: i64,
+    /// Live state.
+    pub state: Arc<ReceiverState>,
+}
+
+impl Receiver {
+    /// Signing material now (the previous secret only within its overlap).
+    pub fn signing(&self, now_ms: i64) -> Signing {
+        Signing {
+            current: self.secret.clone(),
+            previous: self
+                .previous
+                .as_ref()
+                .filter(|(_, until)| *until > now_ms)
+                .map(|(s, _)| s.clone()),
+            ion: self.ion,
+            standard: self.standard,
+        }
+    }
+
+    /// Leases this receiver may hold in this process.
+    pub fn lease_budget(&self) -> usize {
+        self.concurrency * 2
+    }
+
+    /// Whether deliveries may be attempted now; `Probe` when only a circuit
+    /// breaker probe is allowed.
+    pub fn eligibility(&self, now_ms: i64) -> Eligibility {
+        // Disabled (ION's `active: false`) or paused: pending deliveries wait.
+        if !self.active || self.state.paused.load(Ordering::SeqCst) {
+            return Eligibility::Held;
+        }
+        let open_until = self.state.open_until.load(Ordering::SeqCst);
+        if open_until == 0 {
+            return Eligibility::Open;
+        }
+        if now_ms >= open_until && !self.state.probing.load(Ordering::SeqCst) {
+            return Eligibility::Probe;
+        }
+        Eligibility::Held
+    }
+}
+
+/// Whether a receiver's deliveries may go now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Eligibility {
+    /// Normal operation.
+    Open,
+    /// One probe may go (circuit half-open).
+    Probe,
+    /// Nothing goes (paused, or circuit open).
+    Held,
+}
+
+/// The cache.
+pub struct Receivers {
+    store: Store,
+    secrets: SecretBox,
+    default_concurrency: usize,
+    map: RwLock<HashMap<i64, Arc<Receiver>>>,
+    last_seen: AtomicI64,
+}
+
+impl Receivers {
+    /// An empty cache.
+    pub fn new(store: Store, secrets: SecretBox, settings: &DeliverySettings) -> Self {
+        Receivers {
+            store,
+            secrets,
+            default_concurrency: usize::try_from(settings.default_concurrency)
+                .unwrap_or(16)
+                .max(1),
+            map: RwLock::new(HashMap::new()),
+            last_seen: AtomicI64::new(0),
+        }
+    }
+
+    /// One receiver.
+    pub fn get(&self, id: i64) -> Option<Arc<Receiver>> {
+        self.map.read().ok()?.get(&id).cloned()
+    }
+
+    /// Every receiver.
+    pub fn all(&self) -> Vec<Arc<Receiver>> {
+        self.map
+            .read()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Reloads receivers changed since the last reload and drops deleted ones.
+    pub async fn refresh(&self) -> store::Result<()> {
+        let since = self.last_seen.load(Ordering::SeqCst);
+        // Two seconds of overlap: clocks of writers in other processes differ slightly.
+        let changed = self
+            .store
+            .receivers_changed_since(since.saturating_sub(2_000))
+            .await?;
+        let ids = self.store.receiver_ids().await?;
+        let mut built = Vec::with_capacity(changed.len());
+        let mut newest = since;
+        for row in changed {
+            newest = newest.max(row.updated_at);
+            let headers = self.store.receiver_headers(row.id).await?;
+            match self.build(row, headers.into_iter().map(|h| (h.key, h.value)).collect()) {
+                Ok(r) => built.push(r),
+                Err(err) => {
+                    tracing::error!(error = %err, "a receiver's secret cannot be read; its deliveries wait")
+                }
+            }
+        }
+        if let Ok(mut map) = self.map.write() {
+            map.retain(|id, _| ids.binary_search(id).is_ok());
+            for r in built {
+                map.insert(r.id, Arc::new(r));
+            }
+        }
+        self.last_seen.store(newest, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn build(
+        &self,
+        row: ReceiverRow,
+        headers: Vec<(String, String)>,
+    ) -> Result<Receiver, crate::secrets::Error> {
+        let f = &row.fields;
+        let concurrency = f
+            .max_concurrency
+            .and_then(|c| usize::try_from(c).ok())
+            .filter(|c| *c > 0)
+            .unwrap_or(self.default_concurrency);
+        let state = self
+            .get(row.id)
+            .map(|existing| existing.state.clone())
+            .unwrap_or_else(|| Arc::new(ReceiverState::new(concurrency)));
+        state.resize(concurrency);
+        state.paused.store(row.paused, Ordering::SeqCst);
+        state
+            .open_until
+            .store(row.circuit_open_until.unwrap_or(0), Ordering::SeqCst);
+        if row.circuit_open_until.is_none() {
+            state.probing.store(false, Ordering::SeqCst);
+        }
+        state.trips.store(
+            u32::try_from(row.circuit_trips).unwrap_or(0),
+            Ordering::SeqCst,
+        );
+        let previous = match (&row.previous_secret, row.previous_secret_expires_at) {
+            (Some(p), Some(until)) => Some((self.secrets.open(p)?, until)),
+            _ => None,
+        };
+        let basic_auth = match (&f.basic_auth_username, &f.basic_auth_password) {
+            (Some(u), Some(p)) => Some((u.clone(), self.secrets.open(p)?)),
+            _ => None,
+        };
+        let schemes: Vec<&str> = f.signature_schemes.split(',').map(str::trim).collect();
+        Ok(Receiver {
+            id: row.id,
+            name: f.name.clone(),
+            url: f.webhook_uri.clone(),
+            secret: self.secrets.open(&row.shared_secret)?,
+            previous,
+            ion: schemes.contains(&"ion"),
+            standard: schemes.contains(&"standard"),
+            headers,
+            basic_auth,
+            timeout: Duration::from_millis(u64::try_from(f.timeout_ms.max(1)).unwrap_or(5000)),
+            retry: retry::Policy::from_stored(
+                &f.retry_policy,
+                f.max_attempts,
+                f.retry_interval_secs,
+            ),
+            expected_status: u16::try_from(f.expected_response_code).unwrap_or(200),
+            ordered: f.ordered,
+            concurrency,
+            active: f.active,
+            plugin_deliver_original: f.plugin_failure_mode == "deliver_original",
+            updated_at: row.updated_at,
+            state,
+        })
+    }
+}

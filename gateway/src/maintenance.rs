@@ -1,0 +1,93 @@
+//! Background upkeep: retention pruning, queue gauges, and resuming bulk
+//! redeliveries interrupted by a restart.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::signals::Signals;
+use crate::store::{Store, now_ms, on_pool};
+
+/// Starts the upkeep tasks.
+pub fn start(
+    config: &Arc<Config>,
+    store: &Store,
+    signals: &Arc<Signals>,
+    shutdown: &CancellationToken,
+    tasks: &mut JoinSet<()>,
+) {
+    if let Some(retention) = config.delivery.retention {
+        let (store, shutdown) = (store.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                let cutoff =
+                    now_ms() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX / 2);
+                loop {
+                    match store.prune(cutoff, 5_000).await {
+                        Ok(n) if n > 0 => {
+                            tracing::debug!(pruned = n, "pruned finished deliveries past retention")
+                        }
+                        Ok(_) => break,
+                        Err(err) => {
+                            tracing::warn!(error = %err, "pruning failed");
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+    }
+    {
+        let (store, shutdown) = (store.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            let mut known: Vec<i64> = Vec::new();
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                let Ok(stats) = store.queue_stats().await else { continue };
+                let now = now_ms();
+                let current: Vec<i64> = stats.iter().map(|s| s.receiver_id).collect();
+                for id in known.iter().filter(|id| !current.contains(id)) {
+                    metrics::gauge!("changewire_queue_depth", "receiver" => id.to_string()).set(0.0);
+                    metrics::gauge!("changewire_queue_oldest_pending_seconds", "receiver" => id.to_string()).set(0.0);
+                }
+                for s in &stats {
+                    let r = s.receiver_id.to_string();
+                    metrics::gauge!("changewire_queue_depth", "receiver" => r.clone()).set(s.pending as f64);
+                    metrics::gauge!("changewire_queue_oldest_pending_seconds", "receiver" => r)
+                        .set(((now - s.oldest_created_at).max(0) as f64) / 1000.0);
+                }
+                known = current;
+            }
+        });
+    }
+    {
+        let (store, signals) = (store.clone(), signals.clone());
+        tasks.spawn(async move {
+            let running: Result<Vec<i64>, sqlx::Error> = on_pool!(store, |pool| sqlx::query_scalar::<_, i64>(
+                "SELECT id FROM redelivery_jobs WHERE status = 'running' ORDER BY id"
+            )
+            .fetch_all(pool)
+            .await);
+            for id in running.unwrap_or_default() {
+                if let Ok(Some(job)) = store.redelivery_job(id).await {
+                    tracing::info!(job = id, "resuming an interrupted redelivery job");
+                    if let Err(err) = crate::redelivery::run(&store, &signals, &job).await {
+                        tracing::warn!(job = id, error = %err, "resuming the redelivery job failed");
+                    }
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,122 @@
+//! WebAssembly plugins: per-receiver transform and filter, run in
+//! microseconds, safely.
+//!
+//! A plugin is a WebAssembly component implementing
+//! `plugins/wit/plugin.wit` (`changewire:plugin/transformer@0.1.0`). Just
+//! before a delivery is signed, the gateway calls it with the event; it
+//! answers deliver (a new body and extra headers), drop (recorded as
+//! `filtered`), or an error.
+//!
+//! ```text
+//!  upload ──▶ PluginHost::compile ──▶ Plugin ──(clone, any thread)──▶ Plugin::call(&PluginInput)
+//!             header check              InstancePre                     check out a warm instance
+//!             compile (or disk cache)   pool of warm instances            (or instantiate: ~30 µs)
+//!             imports: provide / stub                                   epoch deadline + memory cap
+//!               / refuse                                                call transform (~1 µs + guest)
+//!             export check                                              validate output
+//!             one warm instance                                         return the instance, or
+//!                                                                         discard it after a trap
+//! ```
+//!
+//! What a plugin gets: no filesystem, network, clock, randomness or
+//! environment (see [`imports`] for the table); a time limit (epoch
+//! interruption), a memory cap, and an output cap, all in [`PluginLimits`].
+//! Every way a call can fail is an [`Error`] variant whose `Display` is the
+//! reason to record in the delivery's attempt; [`Error::kind`] is a stable
+//! code, and [`Error::is_plugin_fault`] says whether the receiver's
+//! "on plugin error" choice applies.
+//!
+//! Metrics (via the `metrics` facade):
+//! `changewire_plugin_calls_total{outcome}` (outcome: `deliver`, `drop`, or
+//! an [`Error::kind`]), `changewire_plugin_call_duration_seconds`,
+//! `changewire_plugin_instances_created_total`,
+//! `changewire_plugin_compile_duration_seconds`,
+//! `changewire_plugin_cache_hits_total`.
+//!
+//! Threads: [`Plugin::call`] is synchronous and blocks for the duration of
+//! the call (bounded by the time limit); from async code call it through
+//! `spawn_blocking` or `block_in_place`. [`PluginHost::compile`] takes tens
+//! to hundreds of milliseconds; the same applies.
+
+mod bindings;
+mod cache;
+mod error;
+mod host;
+pub mod imports;
+mod limits;
+mod output;
+mod pool;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::Error;
+pub use host::PluginHost;
+pub use limits::PluginLimits;
+pub use output::{MAX_HEADER_VALUE_BYTES, MAX_HEADERS, MAX_REASON_BYTES};
+pub use pool::{Plugin, PluginInput};
+
+/// What the plugin decided, after validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginOutcome {
+    /// Send the webhook.
+    Deliver {
+        /// The body to send instead of the original (valid JSON), or `None`
+        /// to send the original.
+        body: Option<String>,
+        /// Headers to add, names lowercased; none is reserved by the gateway
+        /// and no name repeats. They go after the receiver's custom headers
+        /// and win over a custom header of the same name.
+        headers: Vec<PluginHeader>,
+    },
+    /// Do not send; record the delivery as `filtered` with this reason.
+    Drop {
+        /// The plugin's reason, cut to [`MAX_REASON_BYTES`].
+        reason: String,
+    },
+}
+
+/// A header a plugin adds to the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginHeader {
+    /// Lowercase HTTP token.
+    pub name: String,
+    /// Printable ASCII, space and tab only.
+    pub value: String,
+}
+
+/// Metric names.
+mod metric {
+    pub(crate) const CALLS: &str = "changewire_plugin_calls_total";
+    pub(crate) const CALL_SECONDS: &str = "changewire_plugin_call_duration_seconds";
+    pub(crate) const INSTANCES_CREATED: &str = "changewire_plugin_instances_created_total";
+    pub(crate) const COMPILE_SECONDS: &str = "changewire_plugin_compile_duration_seconds";
+    pub(crate) const CACHE_HITS: &str = "changewire_plugin_cache_hits_total";
+
+    /// Register descriptions with whatever recorder is installed.
+    pub(crate) fn describe() {
+        use metrics::{Unit, describe_counter, describe_histogram};
+        describe_counter!(
+            CALLS,
+            "Plugin calls, by outcome (deliver, drop, or the error kind)."
+        );
+        describe_histogram!(
+            CALL_SECONDS,
+            Unit::Seconds,
+            "Time of one plugin call, all outcomes."
+        );
+        describe_counter!(
+            INSTANCES_CREATED,
+            "Plugin instances created (warm-up and pool misses)."
+        );
+        describe_histogram!(
+            COMPILE_SECONDS,
+            Unit::Seconds,
+            "Time to compile an uploaded plugin."
+        );
+        describe_counter!(
+            CACHE_HITS,
+            "Plugins loaded from the on-disk compiled cache."
+        );
+    }
+}

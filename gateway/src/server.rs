@@ -1,0 +1,164 @@
+//! Assembles a running gateway: store, HTTP API, capture importers, delivery
+//! engine and maintenance, with one shutdown switch. Used by `changewire
+//! serve`, the quick start and the tests.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, ApiContext};
+use crate::config::Config;
+use crate::health::Health;
+use crate::signals::Signals;
+use crate::store::Store;
+
+/// Why a gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store is unreachable or its migrations failed.
+    #[error("store: {0}")]
+    Store(#[from] crate::store::Error),
+    /// The listen address is unavailable.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Capture could not be set up (missing table, no primary key…).
+    #[error("capture: {0}")]
+    Capture(#[from] crate::capture::Error),
+    /// A plugin named in the configuration file cannot be attached.
+    #[error("plugins: {0}")]
+    Plugin(String),
+    /// The delivery engine could not start.
+    #[error("delivery: {0}")]
+    Delivery(#[from] crate::delivery::Error),
+}
+
+/// A gateway that is running.
+pub struct RunningGateway {
+    /// The address the API listens on.
+    pub addr: SocketAddr,
+    /// The store.
+    pub store: Store,
+    /// Wake-ups.
+    pub signals: Arc<Signals>,
+    /// Component readiness.
+    pub health: Arc<Health>,
+    /// The configuration.
+    pub config: Arc<Config>,
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl RunningGateway {
+    /// Starts everything on an already bound listener (tests bind port 0).
+    pub async fn start_on(
+        config: Arc<Config>,
+        listener: TcpListener,
+    ) -> Result<RunningGateway, StartError> {
+        let addr = listener.local_addr().map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+        let store = Store::connect(&config.store).await?;
+        let signals = Arc::new(Signals::default());
+        let health = Arc::new(Health::default());
+        let shutdown = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let _ = crate::telemetry::metrics_handle();
+        let plugins = Arc::new(crate::delivery::PluginRuntime::new(&config.plugins));
+        crate::api::plugins::attach_from_config(&config, &store, &plugins).await?;
+        plugins.sync(&store).await?;
+
+        crate::capture::start(&config, &store, &signals, &health, &shutdown, &mut tasks).await?;
+        crate::delivery::start(
+            &config,
+            &store,
+            &signals,
+            &health,
+            &shutdown,
+            &mut tasks,
+            plugins.clone(),
+        )
+        .await?;
+        crate::maintenance::start(&config, &store, &signals, &shutdown, &mut tasks);
+
+        // The API goes up last: once `/healthz` answers, capture triggers are
+        // installed, so everything committed from then on is captured.
+        let api_state = ApiContext::new(
+            store.clone(),
+            config.clone(),
+            signals.clone(),
+            plugins.clone(),
+        );
+        let router = api::router(api_state, health.clone());
+        let http_shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
+                .await;
+            if let Err(err) = served {
+                tracing::error!(error = %err, "HTTP server stopped");
+            }
+        });
+
+        tracing::info!(%addr, "changewire is listening");
+        Ok(RunningGateway {
+            addr,
+            store,
+            signals,
+            health,
+            config,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Binds `config.listen` and starts.
+    pub async fn start(config: Arc<Config>) -> Result<RunningGateway, StartError> {
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Listen {
+                    addr: config.listen,
+                    source,
+                })?;
+        Self::start_on(config, listener).await
+    }
+
+    /// The token that stops everything when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops accepting work, lets in-flight attempts finish within the
+    /// configured grace period, and returns when every task has ended.
+    pub async fn shutdown(mut self) {
+        self.shutdown.cancel();
+        let grace = self.config.delivery.shutdown_grace + std::time::Duration::from_secs(2);
+        let drained = tokio::time::timeout(grace, async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                "some tasks did not stop within the shutdown grace period; aborting them"
+            );
+            self.tasks.abort_all();
+            while self.tasks.join_next().await.is_some() {}
+        }
+        self.store.close().await;
+    }
+
+    /// Runs until the token is cancelled (e.g. by a signal), then shuts down.
+    pub async fn run_until_cancelled(self) {
+        self.shutdown.cancelled().await;
+        self.shutdown().await;
+    }
+}

@@ -1,0 +1,32 @@
+//! In-process wake-ups between the API, capture and the delivery engine.
+//!
+//! Nothing here is needed for correctness: every consumer also polls. The
+//! signals only remove polling latency within one process.
+
+use tokio::sync::Notify;
+
+/// Shared wake-up points.
+#[derive(Debug, Default)]
+pub struct Signals {
+    /// New deliveries were written (fan-out, redelivery, test ping).
+    pub work_available: Notify,
+    /// A receiver (or its headers, plugin, pause state) changed.
+    pub receivers_changed: Notify,
+    /// New changes are waiting at a capture source.
+    pub capture_pending: Notify,
+}
+
+impl Signals {
+    /// Wakes the delivery workers.
+    pub fn wake_delivery(&self) {
+        self.work_available.notify_waiters();
+        self.work_available.notify_one();
+    }
+
+    /// Tells caches to reload receivers.
+    pub fn receivers_changed(&self) {
+        self.receivers_changed.notify_waiters();
+        self.receivers_changed.notify_one();
+        self.wake_delivery();
+    }
+}

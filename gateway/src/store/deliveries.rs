@@ -1,0 +1,717 @@
+//! `deliveries`: the durable queue, leased with `FOR UPDATE SKIP LOCKED` on
+//! PostgreSQL so several gateways share it.
+//!
+//! A lease sets `lease_until` and `lease_owner`, which no index covers (on
+//! PostgreSQL the update is HOT: no index writes). Leased rows are not due
+//! until the lease ends; if the owner dies they become due again then. Every
+//! completion is fenced on `(owner, lease end)`, so a process whose lease was
+//! taken over cannot overwrite the new owner's work.
+
+use sqlx::AssertSqlSafe;
+
+use super::{Backend, Error, Result, Store, now_ms, on_pool};
+
+/// Delivery statuses.
+pub mod status {
+    /// Waiting for its next attempt (or leased and in flight).
+    pub const PENDING: &str = "pending";
+    /// The receiver answered with its expected status.
+    pub const SUCCEEDED: &str = "succeeded";
+    /// Every attempt failed, or the failure is permanent.
+    pub const FAILED: &str = "failed";
+    /// A plugin dropped it.
+    pub const FILTERED: &str = "filtered";
+    /// A plugin failed and the receiver asked for that to be final.
+    pub const PLUGIN_ERROR: &str = "plugin_error";
+    /// Every status, for validation.
+    pub const ALL: &[&str] = &[PENDING, SUCCEEDED, FAILED, FILTERED, PLUGIN_ERROR];
+}
+
+/// How many due deliveries to lease for one receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseRequest {
+    /// Receiver.
+    pub receiver_id: i64,
+    /// At most this many.
+    pub limit: i32,
+    /// Per-row ordering: skip a delivery while an earlier one for the same row is pending.
+    pub ordered: bool,
+    /// The lease ends at this time (ms).
+    pub lease_until: i64,
+}
+
+/// A leased delivery with everything needed to render its body.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct LeasedDelivery {
+    /// Delivery id: the `event_id`.
+    pub id: i64,
+    /// Change.
+    pub change_id: i64,
+    /// Subscription (None for a test ping).
+    pub subscription_id: Option<i64>,
+    /// Receiver.
+    pub receiver_id: i64,
+    /// Attempts made so far.
+    pub attempts: i32,
+    /// Attempts made before the last manual redelivery.
+    pub retry_base: i32,
+    /// The lease's end (ms): the fencing token.
+    pub lease_until: i64,
+    /// When fan-out created it (ms).
+    pub created_at: i64,
+    /// Resource.
+    pub resource: String,
+    /// Action.
+    pub action: String,
+    /// Row id (JSON).
+    pub row_id: String,
+    /// Transaction.
+    pub transaction_id: i64,
+    /// Occurred (ms).
+    pub occurred_at: i64,
+    /// Row etag.
+    pub etag: Option<String>,
+    /// Changed fields before.
+    pub old: Option<String>,
+    /// Changed fields after.
+    pub new: Option<String>,
+    /// Full row.
+    pub record: Option<String>,
+    /// Expanded foreign keys.
+    pub related: Option<String>,
+    /// The subscription wants the full row.
+    pub include_full_record: Option<bool>,
+    /// The subscription's expansions (JSON array).
+    pub expand: Option<String>,
+}
+
+/// How an attempt (or a decision not to attempt) ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Completion {
+    /// Delivered.
+    Succeeded,
+    /// Try again at this time (ms).
+    Retry {
+        /// Next attempt (ms).
+        at: i64,
+    },
+    /// No more attempts.
+    Failed,
+    /// A plugin dropped the event.
+    Filtered,
+    /// A plugin failed and the receiver wants that final.
+    PluginError,
+    /// Not attempted (receiver paused, shutdown…): due again at this time, attempts unchanged.
+    Released {
+        /// When it is due again (ms).
+        at: i64,
+    },
+}
+
+/// One attempt for the audit trail.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AttemptRecord {
+    /// 1-based attempt number.
+    pub attempt: i32,
+    /// Started (ms).
+    pub started_at: i64,
+    /// Duration, ms.
+    pub duration_ms: i32,
+    /// URL posted to.
+    pub request_url: String,
+    /// Request headers (JSON object; secrets masked).
+    pub request_headers: String,
+    /// Request body.
+    pub request_body: Option<String>,
+    /// Response status.
+    pub response_status: Option<i32>,
+    /// First bytes of the response body.
+    pub response_body: Option<String>,
+    /// `succeeded`, `failed`, `filtered`, `plugin_error`.
+    pub outcome: String,
+    /// `timeout`, `connect`, `tls`, `status`, `ssrf`, `plugin`, …
+    pub error_class: Option<String>,
+    /// The error, in words.
+    pub error: Option<String>,
+}
+
+/// A finished lease.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished {
+    /// Delivery.
+    pub delivery_id: i64,
+    /// The lease's end (fencing token).
+    pub lease_until: i64,
+    /// What happened.
+    pub completion: Completion,
+    /// Last response status.
+    pub last_status: Option<i32>,
+    /// Last error.
+    pub last_error: Option<String>,
+    /// The attempt, if one was made.
+    pub attempt: Option<AttemptRecord>,
+}
+
+/// Filters of `webhookEvents`.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Receiver.
+    pub receiver_id: Option<i64>,
+    /// Subscription.
+    pub subscription_id: Option<i64>,
+    /// Status.
+    pub status: Option<String>,
+    /// Resource.
+    pub resource: Option<String>,
+    /// Action.
+    pub action: Option<String>,
+    /// Created at or after (ms).
+    pub from_ms: Option<i64>,
+    /// Created before (ms).
+    pub to_ms: Option<i64>,
+}
+
+/// A delivery as the API shows it, with its change and last attempt.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct EventRow {
+    /// Id (`event_id`).
+    pub id: i64,
+    /// Change.
+    pub change_id: i64,
+    /// Subscription.
+    pub subscription_id: Option<i64>,
+    /// Receiver.
+    pub receiver_id: i64,
+    /// Status.
+    pub status: String,
+    /// Attempts made.
+    pub attempts: i32,
+    /// Next attempt (ms) while pending.
+    pub next_attempt_at: i64,
+    /// Last response status.
+    pub last_status: Option<i32>,
+    /// Last error.
+    pub last_error: Option<String>,
+    /// Created (ms).
+    pub created_at: i64,
+    /// Updated (ms).
+    pub updated_at: i64,
+    /// Finished (ms).
+    pub completed_at: Option<i64>,
+    /// Resource.
+    pub resource: String,
+    /// Action.
+    pub action: String,
+    /// Row id (JSON).
+    pub row_id: String,
+    /// Transaction.
+    pub transaction_id: i64,
+    /// When the change happened (ms).
+    pub occurred_at: i64,
+    /// Last attempt's request body.
+    pub request_data: Option<String>,
+    /// Last attempt's response status.
+    pub response_status: Option<i32>,
+    /// Last attempt's response body.
+    pub response_data: Option<String>,
+    /// Row etag (to render the body again).
+    pub etag: Option<String>,
+    /// Changed fields before.
+    pub old: Option<String>,
+    /// Changed fields after.
+    pub new: Option<String>,
+    /// Full row, when stored.
+    pub record: Option<String>,
+    /// Expanded foreign keys.
+    pub related: Option<String>,
+    /// The subscription wants the full row.
+    pub include_full_record: Option<bool>,
+    /// The subscription's expansions.
+    pub expand: Option<String>,
+}
+
+impl EventRow {
+    /// What its body is made of.
+    pub fn parts(&self) -> crate::delivery::render::Parts<'_> {
+        crate::delivery::render::Parts {
+            event_id: self.id,
+            subscription_id: self.subscription_id,
+            resource: &self.resource,
+            action: &self.action,
+            transaction_id: self.transaction_id,
+            occurred_at: self.occurred_at,
+            row_id: &self.row_id,
+            etag: self.etag.as_deref(),
+            old: self.old.as_deref(),
+            new: self.new.as_deref(),
+            record: self.record.as_deref(),
+            related: self.related.as_deref(),
+            include_full_record: self.include_full_record,
+            expand: self.expand.as_deref(),
+        }
+    }
+
+    /// The body sent: as recorded, or rendered again when the audit trail
+    /// left it out because it is reproducible.
+    pub fn sent_body(&self, recorded: Option<&str>) -> String {
+        match recorded {
+            Some(body) => body.to_string(),
+            None => crate::delivery::render::render(&self.parts()),
+        }
+    }
+}
+
+/// Pending work of one receiver, for metrics.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct QueueStat {
+    /// Receiver.
+    pub receiver_id: i64,
+    /// Pending deliveries.
+    pub pending: i64,
+    /// Oldest pending delivery's creation (ms).
+    pub oldest_created_at: i64,
+}
+
+const EVENT_SELECT: &str = "SELECT d.id, d.change_id, d.subscription_id, d.receiver_id, d.status, d.attempts, \
+    d.next_attempt_at, d.last_status, d.last_error, d.created_at, d.updated_at, d.completed_at, c.resource, \
+    c.action, c.row_id, c.transaction_id, c.occurred_at, a.request_body AS request_data, \
+    a.response_status, a.response_body AS response_data, c.etag, c.old, c.new, c.record, c.related, \
+    (SELECT s.include_full_record FROM subscriptions s WHERE s.id = d.subscription_id) AS include_full_record, \
+    (SELECT s.expand FROM subscriptions s WHERE s.id = d.subscription_id) AS expand \
+    FROM deliveries d JOIN changes c ON c.id = d.change_id \
+    LEFT JOIN attempts a ON a.id = (SELECT MAX(x.id) FROM attempts x WHERE x.delivery_id = d.id)";
+
+const LEASED_COLUMNS: &str = "d.id, d.change_id, d.subscription_id, d.receiver_id, d.attempts, d.retry_base, \
+    d.lease_until, d.created_at, c.resource, c.action, c.row_id, c.transaction_id, \
+    c.occurred_at, c.etag, c.old, c.new, c.record, c.related, \
+    (SELECT s.include_full_record FROM subscriptions s WHERE s.id = d.subscription_id) AS include_full_record, \
+    (SELECT s.expand FROM subscriptions s WHERE s.id = d.subscription_id) AS expand";
+
+impl Store {
+    /// Leases due deliveries, at most `limit` per receiver, oldest first.
+    pub async fn lease(
+        &self,
+        owner: &str,
+        now: i64,
+        requests: &[LeaseRequest],
+    ) -> Result<Vec<LeasedDelivery>> {
+        let requests: Vec<&LeaseRequest> = requests.iter().filter(|r| r.limit > 0).collect();
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self.backend() {
+            Backend::Postgres(main) => {
+                let pool = self.lease_pool().unwrap_or(main);
+                let sql = format!(
+                    "WITH budget AS (SELECT * FROM unnest($1::bigint[], $2::int[], $3::bool[], $4::bigint[]) \
+                       AS b(receiver_id, n, ordered, lease_until)), \
+                     picked AS (SELECT p.id, b.lease_until FROM budget b CROSS JOIN LATERAL ( \
+                       SELECT d.id FROM deliveries d \
+                       WHERE d.receiver_id = b.receiver_id AND d.status = 'pending' AND d.next_attempt_at <= $5 \
+                         AND d.lease_until <= $5 \
+                         AND (NOT b.ordered OR NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.receiver_id = d.receiver_id \
+                           AND e.status = 'pending' AND e.order_key = d.order_key AND e.id < d.id)) \
+                       ORDER BY d.next_attempt_at, d.id LIMIT b.n FOR UPDATE OF d SKIP LOCKED) p) \
+                     UPDATE deliveries d SET lease_until = picked.lease_until, lease_owner = $6 \
+                     FROM picked, changes c WHERE d.id = picked.id AND c.id = d.change_id \
+                     RETURNING {LEASED_COLUMNS}"
+                );
+                let rows = sqlx::query_as::<_, LeasedDelivery>(AssertSqlSafe(sql.as_str()))
+                    .bind(requests.iter().map(|r| r.receiver_id).collect::<Vec<_>>())
+                    .bind(requests.iter().map(|r| r.limit).collect::<Vec<_>>())
+                    .bind(requests.iter().map(|r| r.ordered).collect::<Vec<_>>())
+                    .bind(requests.iter().map(|r| r.lease_until).collect::<Vec<_>>())
+                    .bind(now)
+                    .bind(owner)
+                    .fetch_all(pool)
+                    .await?;
+                Ok(rows)
+            }
+            Backend::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                let mut ids: Vec<i64> = Vec::new();
+                for r in requests {
+                    let picked: Vec<i64> = sqlx::query_scalar(
+                        "UPDATE deliveries SET lease_until = $4, lease_owner = $5 WHERE id IN ( \
+                           SELECT d.id FROM deliveries d WHERE d.receiver_id = $1 AND d.status = 'pending' \
+                           AND d.next_attempt_at <= $2 AND d.lease_until <= $2 AND ($6 = FALSE OR NOT EXISTS (SELECT 1 FROM deliveries e \
+                             WHERE e.receiver_id = d.receiver_id AND e.status = 'pending' AND e.order_key = d.order_key \
+                             AND e.id < d.id)) \
+                           ORDER BY d.next_attempt_at, d.id LIMIT $3) RETURNING id",
+                    )
+                    .bind(r.receiver_id)
+                    .bind(now)
+                    .bind(r.limit)
+                    .bind(r.lease_until)
+                    .bind(owner)
+                    .bind(r.ordered)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    ids.extend(picked);
+                }
+                let mut rows = Vec::with_capacity(ids.len());
+                for chunk in ids.chunks(500) {
+                    let placeholders = (1..=chunk.len())
+                        .map(|i| format!("${i}"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let sql = format!(
+                        "SELECT {LEASED_COLUMNS} FROM deliveries d JOIN changes c ON c.id = d.change_id \
+                         WHERE d.id IN ({placeholders}) ORDER BY d.id"
+                    );
+                    let mut q = sqlx::query_as::<_, LeasedDelivery>(AssertSqlSafe(sql.as_str()));
+                    for id in chunk {
+                        q = q.bind(id);
+                    }
+                    rows.extend(q.fetch_all(&mut *tx).await?);
+                }
+                tx.commit().await?;
+                Ok(rows)
+            }
+        }
+    }
+
+    /// Records finished leases and their attempts in one transaction.
+    /// Completions whose lease was taken over are ignored (their attempts are
+    /// still recorded: the audit trail shows everything that was sent).
+    pub async fn finish(&self, owner: &str, batch: &[Finished]) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let rows: Vec<FinishRow> = batch.iter().map(|f| FinishRow::from(f, now)).collect();
+        let attempts: Vec<(i64, &AttemptRecord)> = batch
+            .iter()
+            .filter_map(|f| f.attempt.as_ref().map(|a| (f.delivery_id, a)))
+            .collect();
+        match self.backend() {
+            Backend::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                if !attempts.is_empty() {
+                    insert_attempts_pg(&mut tx, &attempts).await?;
+                }
+                sqlx::query(
+                    "UPDATE deliveries d SET status = u.status, attempts = d.attempts + u.inc, \
+                     next_attempt_at = u.next_at, lease_until = 0, lease_owner = NULL, last_status = COALESCE(u.last_status, d.last_status), \
+                     last_error = u.last_error, completed_at = u.completed_at, updated_at = $2 \
+                     FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::int[], $7::bigint[], $8::int[], $9::text[], \
+                     $10::bigint[]) AS u(id, lease_until, status, inc, next_at, last_status, last_error, completed_at) \
+                     WHERE d.id = u.id AND d.lease_owner = $1 AND d.lease_until = u.lease_until",
+                )
+                .bind(owner)
+                .bind(now)
+                .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.lease_until).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.status).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.inc).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.next_at).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.last_status).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.last_error.clone()).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.completed_at).collect::<Vec<_>>())
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+            }
+            Backend::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                for (delivery_id, a) in &attempts {
+                    insert_attempt_sqlite(&mut tx, *delivery_id, a).await?;
+                }
+                for r in &rows {
+                    sqlx::query(
+                        "UPDATE deliveries SET status = $4, attempts = attempts + $5, next_attempt_at = $6, \
+                         lease_until = 0, lease_owner = NULL, last_status = COALESCE($7, last_status), last_error = $8, \
+                         completed_at = $9, updated_at = $10 \
+                         WHERE id = $1 AND lease_owner = $2 AND lease_until = $3",
+                    )
+                    .bind(r.id)
+                    .bind(owner)
+                    .bind(r.lease_until)
+                    .bind(r.status)
+                    .bind(r.inc)
+                    .bind(r.next_at)
+                    .bind(r.last_status)
+                    .bind(&r.last_error)
+                    .bind(r.completed_at)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One event.
+    pub async fn event(&self, id: i64) -> Result<Option<EventRow>> {
+        let sql = format!("{EVENT_SELECT} WHERE d.id = $1");
+        Ok(on_pool!(self, |pool| sqlx::query_as::<_, EventRow>(
+            AssertSqlSafe(sql.as_str())
+        )
+        .bind(id)
+        .fetch_optional(pool)
+        .await)?)
+    }
+
+    /// A page of events, newest first, with ids below `before` (0: from the newest).
+    pub async fn events_page(
+        &self,
+        filter: &EventFilter,
+        before: i64,
+        limit: i64,
+    ) -> Result<Vec<EventRow>> {
+        let sql = format!(
+            "{EVENT_SELECT} WHERE ($1 = 0 OR d.id < $1) AND ($2 IS NULL OR d.receiver_id = $2) \
+             AND ($3 IS NULL OR d.subscription_id = $3) AND ($4 IS NULL OR d.status = $4) \
+             AND ($5 IS NULL OR c.resource = $5) AND ($6 IS NULL OR c.action = $6) \
+             AND ($7 IS NULL OR d.created_at >= $7) AND ($8 IS NULL OR d.created_at < $8) \
+             ORDER BY d.id DESC LIMIT $9"
+        );
+        Ok(on_pool!(self, |pool| sqlx::query_as::<_, EventRow>(
+            AssertSqlSafe(sql.as_str())
+        )
+        .bind(before)
+        .bind(filter.receiver_id)
+        .bind(filter.subscription_id)
+        .bind(&filter.status)
+        .bind(&filter.resource)
+        .bind(&filter.action)
+        .bind(filter.from_ms)
+        .bind(filter.to_ms)
+        .bind(limit)
+        .fetch_all(pool)
+        .await)?)
+    }
+
+    /// Number of events matching a filter.
+    pub async fn event_count(&self, filter: &EventFilter) -> Result<i64> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM deliveries d JOIN changes c ON c.id = d.change_id \
+             WHERE ($1 IS NULL OR d.receiver_id = $1) AND ($2 IS NULL OR d.subscription_id = $2) \
+             AND ($3 IS NULL OR d.status = $3) AND ($4 IS NULL OR c.resource = $4) AND ($5 IS NULL OR c.action = $5) \
+             AND ($6 IS NULL OR d.created_at >= $6) AND ($7 IS NULL OR d.created_at < $7)"
+        )
+        .bind(filter.receiver_id)
+        .bind(filter.subscription_id)
+        .bind(&filter.status)
+        .bind(&filter.resource)
+        .bind(&filter.action)
+        .bind(filter.from_ms)
+        .bind(filter.to_ms)
+        .fetch_one(pool)
+        .await
+        })?)
+    }
+
+    /// Makes a finished delivery pending again, due now, with a fresh retry budget.
+    pub async fn retry_delivery(&self, id: i64) -> Result<EventRow> {
+        let now = now_ms();
+        let done = on_pool!(self, |pool| {
+            sqlx::query(
+            "UPDATE deliveries SET status = 'pending', next_attempt_at = $2, retry_base = attempts, \
+             completed_at = NULL, lease_until = 0, lease_owner = NULL, updated_at = $2 WHERE id = $1 AND status <> 'pending'"
+        )
+        .bind(id)
+        .bind(now)
+        .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        let row = self.event(id).await?.ok_or(Error::NotFound {
+            entity: "event",
+            id,
+        })?;
+        if done == 0 {
+            return Err(Error::Duplicate(format!(
+                "event {id} is already pending; it will be attempted at its next retry"
+            )));
+        }
+        Ok(row)
+    }
+
+    /// Makes up to `limit` failed deliveries of a receiver, created in
+    /// `[from, to)`, with ids above `after`, pending again. Returns their ids.
+    pub async fn redeliver_failed(
+        &self,
+        receiver_id: i64,
+        from: i64,
+        to: i64,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<i64>> {
+        let now = now_ms();
+        let ids: Vec<i64> = on_pool!(self, |pool| {
+            sqlx::query_scalar::<_, i64>(
+            "UPDATE deliveries SET status = 'pending', next_attempt_at = $5, retry_base = attempts, \
+             completed_at = NULL, lease_until = 0, lease_owner = NULL, updated_at = $5 WHERE id IN ( \
+               SELECT id FROM deliveries WHERE receiver_id = $1 AND status = 'failed' AND created_at >= $2 \
+               AND created_at < $3 AND id > $4 ORDER BY id LIMIT $6) RETURNING id"
+        )
+        .bind(receiver_id)
+        .bind(from)
+        .bind(to)
+        .bind(after)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+        })?;
+        Ok(ids)
+    }
+
+    /// Failed deliveries of a receiver created in `[from, to)`.
+    pub async fn failed_count(&self, receiver_id: i64, from: i64, to: i64) -> Result<i64> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM deliveries WHERE receiver_id = $1 AND status = 'failed' AND created_at >= $2 AND created_at < $3"
+        )
+        .bind(receiver_id)
+        .bind(from)
+        .bind(to)
+        .fetch_one(pool)
+        .await
+        })?)
+    }
+
+    /// Pending deliveries per receiver and the oldest one's age.
+    pub async fn queue_stats(&self) -> Result<Vec<QueueStat>> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_as::<_, QueueStat>(
+            "SELECT receiver_id, COUNT(*) AS pending, MIN(created_at) AS oldest_created_at FROM deliveries \
+             WHERE status = 'pending' GROUP BY receiver_id"
+        )
+        .fetch_all(pool)
+        .await
+        })?)
+    }
+
+    /// Deletes finished deliveries (and attempts) created before `cutoff`,
+    /// then changes older than `cutoff` left without deliveries; at most
+    /// `limit` of each per call. Returns how many deliveries went.
+    pub async fn prune(&self, cutoff: i64, limit: i64) -> Result<u64> {
+        let deliveries = on_pool!(self, |pool| {
+            sqlx::query(
+            "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE created_at < $1 \
+             AND status <> 'pending' LIMIT $2)"
+        )
+        .bind(cutoff)
+        .bind(limit)
+        .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        on_pool!(self, |pool| sqlx::query(
+            "DELETE FROM changes WHERE id IN (SELECT c.id FROM changes c WHERE c.created_at < $1 \
+             AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.change_id = c.id) LIMIT $2)"
+        )
+        .bind(cutoff)
+        .bind(limit)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(deliveries)
+    }
+
+    /// Counts deliveries by status (tests and the quick start).
+    pub async fn delivery_status_counts(&self) -> Result<Vec<(String, i64)>> {
+        Ok(on_pool!(self, |pool| sqlx::query_as::<_, (String, i64)>(
+            "SELECT status, COUNT(*) FROM deliveries GROUP BY status ORDER BY status"
+        )
+        .fetch_all(pool)
+        .await)?)
+    }
+}
+
+struct FinishRow {
+    id: i64,
+    lease_until: i64,
+    status: &'static str,
+    inc: i32,
+    next_at: i64,
+    last_status: Option<i32>,
+    last_error: Option<String>,
+    completed_at: Option<i64>,
+}
+
+impl FinishRow {
+    fn from(f: &Finished, now: i64) -> Self {
+        let attempted = i32::from(f.attempt.is_some());
+        let (status, next_at, completed_at) = match f.completion {
+            Completion::Succeeded => (status::SUCCEEDED, now, Some(now)),
+            Completion::Retry { at } => (status::PENDING, at, None),
+            Completion::Failed => (status::FAILED, now, Some(now)),
+            Completion::Filtered => (status::FILTERED, now, Some(now)),
+            Completion::PluginError => (status::PLUGIN_ERROR, now, Some(now)),
+            Completion::Released { at } => (status::PENDING, at, None),
+        };
+        FinishRow {
+            id: f.delivery_id,
+            lease_until: f.lease_until,
+            status,
+            inc: attempted,
+            next_at,
+            last_status: f.last_status,
+            last_error: f.last_error.clone(),
+            completed_at,
+        }
+    }
+}
+
+async fn insert_attempts_pg(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    attempts: &[(i64, &AttemptRecord)],
+) -> Result<(), sqlx::Error> {
+    let col = |f: fn(&AttemptRecord) -> Option<String>| {
+        attempts.iter().map(|(_, a)| f(a)).collect::<Vec<_>>()
+    };
+    sqlx::query(
+        "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, request_url, request_headers, \
+         request_body, response_status, response_body, outcome, error_class, error) \
+         SELECT * FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::int[], $5::text[], $6::text[], $7::text[], \
+         $8::int[], $9::text[], $10::text[], $11::text[], $12::text[])",
+    )
+    .bind(attempts.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+    .bind(attempts.iter().map(|(_, a)| a.attempt).collect::<Vec<_>>())
+    .bind(attempts.iter().map(|(_, a)| a.started_at).collect::<Vec<_>>())
+    .bind(attempts.iter().map(|(_, a)| a.duration_ms).collect::<Vec<_>>())
+    .bind(col(|a| Some(a.request_url.clone())))
+    .bind(col(|a| Some(a.request_headers.clone())))
+    .bind(col(|a| a.request_body.clone()))
+    .bind(attempts.iter().map(|(_, a)| a.response_status).collect::<Vec<_>>())
+    .bind(col(|a| a.response_body.clone()))
+    .bind(col(|a| Some(a.outcome.clone())))
+    .bind(col(|a| a.error_class.clone()))
+    .bind(col(|a| a.error.clone()))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_attempt_sqlite(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    delivery_id: i64,
+    a: &AttemptRecord,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, request_url, request_headers, \
+         request_body, response_status, response_body, outcome, error_class, error) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(delivery_id)
+    .bind(a.attempt)
+    .bind(a.started_at)
+    .bind(a.duration_ms)
+    .bind(&a.request_url)
+    .bind(&a.request_headers)
+    .bind(&a.request_body)
+    .bind(a.response_status)
+    .bind(&a.response_body)
+    .bind(&a.outcome)
+    .bind(&a.error_class)
+    .bind(&a.error)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,230 @@
+//! The store: receivers, subscriptions, changes, deliveries and the audit
+//! trail, on SQLite (the embedded default) or PostgreSQL (production), with
+//! the same behaviour on both. One file per table.
+//!
+//! Most statements are written once: sqlx binds `$1…$N` positionally on both
+//! backends, and [`on_pool!`] runs the same tokens against whichever pool the
+//! store holds. Statements that differ (PostgreSQL's arrays and
+//! `FOR UPDATE SKIP LOCKED`) branch explicitly.
+//!
+//! Times are Unix milliseconds; JSON is stored as text so the key order of a
+//! captured row reaches receivers unchanged.
+
+pub mod api_keys;
+pub mod attempts;
+pub mod changes;
+pub mod deliveries;
+pub mod plugins;
+pub mod receivers;
+pub mod redelivery;
+pub mod subscriptions;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+
+use crate::config::{StoreUrl, redact_url};
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The database refused or failed a statement.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Running the embedded migrations failed.
+    #[error("migrating the store failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The row does not exist.
+    #[error("{entity} {id} does not exist")]
+    NotFound {
+        /// What was looked up.
+        entity: &'static str,
+        /// Its id.
+        id: i64,
+    },
+    /// The caller's etag is stale: someone changed the row meanwhile.
+    #[error(
+        "{entity} {id} was changed by someone else (etag `{given}` is stale; current is `{current}`); re-read it and retry"
+    )]
+    Conflict {
+        /// What was updated.
+        entity: &'static str,
+        /// Its id.
+        id: i64,
+        /// The etag the caller sent.
+        given: String,
+        /// The current etag.
+        current: String,
+    },
+    /// A uniqueness rule refused the write.
+    #[error("{0}")]
+    Duplicate(String),
+    /// A stored value cannot be read back (e.g. a secret encrypted with another key).
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+}
+
+/// Result of store operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The backend's pool.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// PostgreSQL.
+    Postgres(PgPool),
+    /// SQLite.
+    Sqlite(SqlitePool),
+}
+
+/// Runs the same statement tokens against whichever pool the store holds.
+///
+/// `on_pool!(store, |pool| sqlx::query(SQL).bind(x).fetch_all(pool).await)` — both
+/// arms must produce the same type, so `execute` results are mapped to
+/// `rows_affected()` by the caller.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match $store.backend() {
+            $crate::store::Backend::Postgres($pool) => $body,
+            $crate::store::Backend::Sqlite($pool) => $body,
+        }
+    };
+}
+pub use on_pool;
+
+/// The changewire store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    backend: Backend,
+    /// PostgreSQL: connections with `synchronous_commit = off`, used only to
+    /// take leases. A lease lost in a server crash just makes its delivery
+    /// due again, which at-least-once delivery already allows; skipping the
+    /// WAL flush wait halves the commits that wait on disk per delivery.
+    lease_pool: Option<PgPool>,
+}
+
+/// The current time in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A fresh etag: 16 random hex digits.
+pub fn new_etag() -> String {
+    use rand::Rng;
+    format!("{:016x}", rand::rng().random::<u64>())
+}
+
+/// The PostgreSQL schema that holds changewire's own tables.
+pub const PG_SCHEMA: &str = "changewire";
+
+impl Store {
+    /// Connects, creating the SQLite file or the PostgreSQL schema if needed,
+    /// and runs the embedded migrations.
+    pub async fn connect(url: &StoreUrl) -> Result<Store> {
+        let store = match url {
+            StoreUrl::Sqlite(url) => {
+                let options = SqliteConnectOptions::from_str(url)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(10));
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .connect_with(options)
+                    .await?;
+                Store {
+                    backend: Backend::Sqlite(pool),
+                    lease_pool: None,
+                }
+            }
+            StoreUrl::Postgres(url) => {
+                let base = PgConnectOptions::from_str(url)?;
+                // The schema must exist before connections select it.
+                {
+                    use sqlx::Connection;
+                    let mut conn = sqlx::PgConnection::connect_with(&base).await?;
+                    sqlx::query("CREATE SCHEMA IF NOT EXISTS changewire")
+                        .execute(&mut conn)
+                        .await?;
+                    conn.close().await?;
+                }
+                let options = base.clone().options([("search_path", PG_SCHEMA)]);
+                let pool = PgPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await?;
+                let lease_options =
+                    base.options([("search_path", PG_SCHEMA), ("synchronous_commit", "off")]);
+                let lease_pool = PgPoolOptions::new()
+                    .max_connections(2)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(lease_options)
+                    .await?;
+                Store {
+                    backend: Backend::Postgres(pool),
+                    lease_pool: Some(lease_pool),
+                }
+            }
+        };
+        store.migrate().await?;
+        tracing::debug!(store = %redact_url(url.as_str()), "store ready");
+        Ok(store)
+    }
+
+    /// Runs the embedded migrations (idempotent; PostgreSQL takes a lock, so
+    /// several gateways may start at once).
+    pub async fn migrate(&self) -> Result<()> {
+        match &self.backend {
+            Backend::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+            Backend::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// The pool.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// Whether this is PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
+    /// A cheap round trip, for `/readyz`.
+    pub async fn ping(&self) -> Result<()> {
+        on_pool!(self, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// The pool for leases (PostgreSQL: asynchronous commit).
+    pub(crate) fn lease_pool(&self) -> Option<&PgPool> {
+        self.lease_pool.as_ref()
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        if let Some(pool) = &self.lease_pool {
+            pool.close().await;
+        }
+        on_pool!(self, |pool| pool.close().await);
+    }
+}
+
+/// Whether an error is a uniqueness violation.
+pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}

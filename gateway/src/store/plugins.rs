@@ -1,0 +1,87 @@
+//! `plugins`: the WebAssembly plugin attached to a receiver (at most one).
+
+use super::{Result, Store, now_ms, on_pool};
+
+/// An attached plugin.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PluginRow {
+    /// Id.
+    pub id: i64,
+    /// Receiver.
+    pub receiver_id: i64,
+    /// Name.
+    pub name: String,
+    /// SHA-256 of the module, hex.
+    pub sha256: String,
+    /// The module.
+    pub wasm: Vec<u8>,
+    /// Configuration (JSON text).
+    pub config: String,
+    /// Attached (ms).
+    pub created_at: i64,
+}
+
+impl Store {
+    /// Attaches (or replaces) a receiver's plugin.
+    pub async fn attach_plugin(
+        &self,
+        receiver_id: i64,
+        name: &str,
+        sha256: &str,
+        wasm: &[u8],
+        config: &str,
+    ) -> Result<PluginRow> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_as::<_, PluginRow>(
+            "INSERT INTO plugins (receiver_id, name, sha256, wasm, config, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (receiver_id) DO UPDATE SET name = excluded.name, sha256 = excluded.sha256, \
+             wasm = excluded.wasm, config = excluded.config, created_at = excluded.created_at \
+             RETURNING id, receiver_id, name, sha256, wasm, config, created_at"
+        )
+        .bind(receiver_id)
+        .bind(name)
+        .bind(sha256)
+        .bind(wasm)
+        .bind(config)
+        .bind(now_ms())
+        .fetch_one(pool)
+        .await
+        })?)
+    }
+
+    /// Detaches a receiver's plugin; false if it had none.
+    pub async fn detach_plugin(&self, receiver_id: i64) -> Result<bool> {
+        let done = on_pool!(self, |pool| sqlx::query(
+            "DELETE FROM plugins WHERE receiver_id = $1"
+        )
+        .bind(receiver_id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(done == 1)
+    }
+
+    /// A receiver's plugin.
+    pub async fn plugin_for(&self, receiver_id: i64) -> Result<Option<PluginRow>> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_as::<_, PluginRow>(
+            "SELECT id, receiver_id, name, sha256, wasm, config, created_at FROM plugins WHERE receiver_id = $1"
+        )
+        .bind(receiver_id)
+        .fetch_optional(pool)
+        .await
+        })?)
+    }
+
+    /// Every plugin's receiver, sha256 and attach time (no module bytes).
+    pub async fn plugin_index(&self) -> Result<Vec<(i64, String, i64)>> {
+        Ok(on_pool!(self, |pool| sqlx::query_as::<
+            _,
+            (i64, String, i64),
+        >(
+            "SELECT receiver_id, sha256, created_at FROM plugins ORDER BY receiver_id"
+        )
+        .fetch_all(pool)
+        .await)?)
+    }
+}

@@ -1,0 +1,481 @@
+//! `receivers` and `receiver_headers`.
+
+use sqlx::AssertSqlSafe;
+
+use super::{Error, Result, Store, is_unique_violation, new_etag, now_ms, on_pool};
+
+/// A receiver as stored (secrets as stored: possibly encrypted).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ReceiverRow {
+    /// Id.
+    pub id: i64,
+    /// Editable fields.
+    #[sqlx(flatten)]
+    pub fields: ReceiverFields,
+    /// Current shared secret (stored form).
+    pub shared_secret: String,
+    /// Previous secret during a rotation's overlap (stored form).
+    pub previous_secret: Option<String>,
+    /// When the previous secret stops signing (ms).
+    pub previous_secret_expires_at: Option<i64>,
+    /// Paused (manually or by the circuit breaker).
+    pub paused: bool,
+    /// Why it is paused.
+    pub paused_reason: Option<String>,
+    /// Circuit breaker: next probe time (ms) while open.
+    pub circuit_open_until: Option<i64>,
+    /// Consecutive failed attempts.
+    pub consecutive_failures: i32,
+    /// Times the circuit opened since the last success (probe backoff).
+    pub circuit_trips: i32,
+    /// Creator's key id.
+    pub created_by_id: Option<String>,
+    /// Creator's key name.
+    pub created_by_name: Option<String>,
+    /// Optimistic-concurrency tag.
+    pub etag: String,
+    /// Created (ms).
+    pub created_at: i64,
+    /// Updated (ms).
+    pub updated_at: i64,
+}
+
+/// The fields a client sets.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ReceiverFields {
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Where deliveries go.
+    pub webhook_uri: String,
+    /// `json` (ION's only content type).
+    pub content_type: String,
+    /// Status that counts as success.
+    pub expected_response_code: i32,
+    /// Receives new events.
+    pub active: bool,
+    /// Request timeout, ms.
+    pub timeout_ms: i32,
+    /// `exponential` or `fixed`.
+    pub retry_policy: String,
+    /// Attempts before `failed`.
+    pub max_attempts: i32,
+    /// Interval of the fixed policy, seconds.
+    pub retry_interval_secs: i32,
+    /// Comma-separated schemes: `ion`, `standard`.
+    pub signature_schemes: String,
+    /// Basic-auth user.
+    pub basic_auth_username: Option<String>,
+    /// Basic-auth password (stored form).
+    pub basic_auth_password: Option<String>,
+    /// Per-row ordering.
+    pub ordered: bool,
+    /// Concurrency cap (None: the configured default).
+    pub max_concurrency: Option<i32>,
+    /// `fail` or `deliver_original` when a plugin errs.
+    pub plugin_failure_mode: String,
+}
+
+/// A custom header.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct HeaderRow {
+    /// Id.
+    pub id: i64,
+    /// Receiver.
+    pub receiver_id: i64,
+    /// Name as given.
+    pub key: String,
+    /// Value.
+    pub value: String,
+}
+
+/// Who made a change.
+#[derive(Debug, Clone, Default)]
+pub struct Actor {
+    /// Key id (`admin` for the bootstrap token).
+    pub id: String,
+    /// Key name.
+    pub name: String,
+}
+
+const COLUMNS: &str = "id, name, description, webhook_uri, content_type, expected_response_code, active, \
+    timeout_ms, retry_policy, max_attempts, retry_interval_secs, signature_schemes, basic_auth_username, \
+    basic_auth_password, ordered, max_concurrency, plugin_failure_mode, shared_secret, previous_secret, \
+    previous_secret_expires_at, paused, paused_reason, circuit_open_until, consecutive_failures, circuit_trips, \
+    created_by_id, created_by_name, etag, created_at, updated_at";
+
+impl Store {
+    /// Inserts a receiver.
+    pub async fn insert_receiver(
+        &self,
+        f: &ReceiverFields,
+        secret: &str,
+        by: &Actor,
+    ) -> Result<ReceiverRow> {
+        let now = now_ms();
+        let sql = format!(
+            "INSERT INTO receivers (name, description, webhook_uri, content_type, expected_response_code, active, \
+             timeout_ms, retry_policy, max_attempts, retry_interval_secs, signature_schemes, basic_auth_username, \
+             basic_auth_password, ordered, max_concurrency, plugin_failure_mode, shared_secret, created_by_id, \
+             created_by_name, etag, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $21) \
+             RETURNING {COLUMNS}"
+        );
+        let row = on_pool!(self, |pool| sqlx::query_as::<_, ReceiverRow>(
+            AssertSqlSafe(sql.as_str())
+        )
+        .bind(&f.name)
+        .bind(&f.description)
+        .bind(&f.webhook_uri)
+        .bind(&f.content_type)
+        .bind(f.expected_response_code)
+        .bind(f.active)
+        .bind(f.timeout_ms)
+        .bind(&f.retry_policy)
+        .bind(f.max_attempts)
+        .bind(f.retry_interval_secs)
+        .bind(&f.signature_schemes)
+        .bind(&f.basic_auth_username)
+        .bind(&f.basic_auth_password)
+        .bind(f.ordered)
+        .bind(f.max_concurrency)
+        .bind(&f.plugin_failure_mode)
+        .bind(secret)
+        .bind(&by.id)
+        .bind(&by.name)
+        .bind(new_etag())
+        .bind(now)
+        .fetch_one(pool)
+        .await)?;
+        Ok(row)
+    }
+
+    /// One receiver.
+    pub async fn receiver(&self, id: i64) -> Result<Option<ReceiverRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM receivers WHERE id = $1");
+        Ok(on_pool!(self, |pool| sqlx::query_as::<_, ReceiverRow>(
+            AssertSqlSafe(sql.as_str())
+        )
+        .bind(id)
+        .fetch_optional(pool)
+        .await)?)
+    }
+
+    /// A page of receivers with ids above `after`, ascending.
+    pub async fn receivers_page(&self, after: i64, limit: i64) -> Result<Vec<ReceiverRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM receivers WHERE id > $1 ORDER BY id LIMIT $2");
+        Ok(on_pool!(self, |pool| sqlx::query_as::<_, ReceiverRow>(
+            AssertSqlSafe(sql.as_str())
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(pool)
+        .await)?)
+    }
+
+    /// Every receiver changed at or after `since` (ms), for caches.
+    pub async fn receivers_changed_since(&self, since: i64) -> Result<Vec<ReceiverRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM receivers WHERE updated_at >= $1 ORDER BY id");
+        Ok(on_pool!(self, |pool| sqlx::query_as::<_, ReceiverRow>(
+            AssertSqlSafe(sql.as_str())
+        )
+        .bind(since)
+        .fetch_all(pool)
+        .await)?)
+    }
+
+    /// All receiver ids (to notice deletions).
+    pub async fn receiver_ids(&self) -> Result<Vec<i64>> {
+        Ok(on_pool!(self, |pool| sqlx::query_scalar::<_, i64>(
+            "SELECT id FROM receivers ORDER BY id"
+        )
+        .fetch_all(pool)
+        .await)?)
+    }
+
+    /// Number of receivers.
+    pub async fn receiver_count(&self) -> Result<i64> {
+        Ok(on_pool!(self, |pool| sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM receivers"
+        )
+        .fetch_one(pool)
+        .await)?)
+    }
+
+    /// Resolves a failed etag-guarded write into NotFound or Conflict.
+    async fn etag_failure(&self, entity: &'static str, table: &str, id: i64, given: &str) -> Error {
+        let sql = format!("SELECT etag FROM {table} WHERE id = $1");
+        let current: Result<Option<String>, sqlx::Error> =
+            on_pool!(self, |pool| sqlx::query_scalar::<_, String>(AssertSqlSafe(
+                sql.as_str()
+            ))
+            .bind(id)
+            .fetch_optional(pool)
+            .await);
+        match current {
+            Ok(Some(current)) => Error::Conflict {
+                entity,
+                id,
+                given: given.to_string(),
+                current,
+            },
+            Ok(None) => Error::NotFound { entity, id },
+            Err(e) => Error::Database(e),
+        }
+    }
+
+    /// Replaces a receiver's editable fields if `etag` is current.
+    pub async fn update_receiver(
+        &self,
+        id: i64,
+        etag: &str,
+        f: &ReceiverFields,
+    ) -> Result<ReceiverRow> {
+        let sql = format!(
+            "UPDATE receivers SET name = $3, description = $4, webhook_uri = $5, content_type = $6, \
+             expected_response_code = $7, active = $8, timeout_ms = $9, retry_policy = $10, max_attempts = $11, \
+             retry_interval_secs = $12, signature_schemes = $13, basic_auth_username = $14, basic_auth_password = $15, \
+             ordered = $16, max_concurrency = $17, plugin_failure_mode = $18, etag = $19, updated_at = $20 \
+             WHERE id = $1 AND etag = $2 RETURNING {COLUMNS}"
+        );
+        let row = on_pool!(self, |pool| sqlx::query_as::<_, ReceiverRow>(
+            AssertSqlSafe(sql.as_str())
+        )
+        .bind(id)
+        .bind(etag)
+        .bind(&f.name)
+        .bind(&f.description)
+        .bind(&f.webhook_uri)
+        .bind(&f.content_type)
+        .bind(f.expected_response_code)
+        .bind(f.active)
+        .bind(f.timeout_ms)
+        .bind(&f.retry_policy)
+        .bind(f.max_attempts)
+        .bind(f.retry_interval_secs)
+        .bind(&f.signature_schemes)
+        .bind(&f.basic_auth_username)
+        .bind(&f.basic_auth_password)
+        .bind(f.ordered)
+        .bind(f.max_concurrency)
+        .bind(&f.plugin_failure_mode)
+        .bind(new_etag())
+        .bind(now_ms())
+        .fetch_optional(pool)
+        .await)?;
+        match row {
+            Some(row) => Ok(row),
+            None => Err(self.etag_failure("receiver", "receivers", id, etag).await),
+        }
+    }
+
+    /// Deletes a receiver (and its subscriptions, headers, deliveries) if `etag` is current.
+    pub async fn delete_receiver(&self, id: i64, etag: &str) -> Result<()> {
+        let done = on_pool!(self, |pool| sqlx::query(
+            "DELETE FROM receivers WHERE id = $1 AND etag = $2"
+        )
+        .bind(id)
+        .bind(etag)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        if done == 1 {
+            Ok(())
+        } else {
+            Err(self.etag_failure("receiver", "receivers", id, etag).await)
+        }
+    }
+
+    /// Installs a new secret; the old one keeps signing until `previous_expires_at`.
+    pub async fn rotate_receiver_secret(
+        &self,
+        id: i64,
+        etag: &str,
+        new_secret: &str,
+        previous: Option<(&str, i64)>,
+    ) -> Result<ReceiverRow> {
+        let sql = format!(
+            "UPDATE receivers SET shared_secret = $3, previous_secret = $4, previous_secret_expires_at = $5, \
+             etag = $6, updated_at = $7 WHERE id = $1 AND etag = $2 RETURNING {COLUMNS}"
+        );
+        let row = on_pool!(self, |pool| sqlx::query_as::<_, ReceiverRow>(
+            AssertSqlSafe(sql.as_str())
+        )
+        .bind(id)
+        .bind(etag)
+        .bind(new_secret)
+        .bind(previous.map(|p| p.0))
+        .bind(previous.map(|p| p.1))
+        .bind(new_etag())
+        .bind(now_ms())
+        .fetch_optional(pool)
+        .await)?;
+        match row {
+            Some(row) => Ok(row),
+            None => Err(self.etag_failure("receiver", "receivers", id, etag).await),
+        }
+    }
+
+    /// Pauses (with a reason) or resumes a receiver. Resuming also closes the
+    /// circuit and forgets past failures. `etag`: None skips the check (used by
+    /// the circuit breaker itself).
+    pub async fn set_receiver_paused(
+        &self,
+        id: i64,
+        etag: Option<&str>,
+        paused: bool,
+        reason: Option<&str>,
+    ) -> Result<ReceiverRow> {
+        let sql = format!(
+            "UPDATE receivers SET paused = $3, paused_reason = $4, circuit_open_until = NULL, \
+             consecutive_failures = CASE WHEN $3 THEN consecutive_failures ELSE 0 END, \
+             circuit_trips = CASE WHEN $3 THEN circuit_trips ELSE 0 END, etag = $5, updated_at = $6 \
+             WHERE id = $1 AND ($2 IS NULL OR etag = $2) RETURNING {COLUMNS}"
+        );
+        let row = on_pool!(self, |pool| sqlx::query_as::<_, ReceiverRow>(
+            AssertSqlSafe(sql.as_str())
+        )
+        .bind(id)
+        .bind(etag)
+        .bind(paused)
+        .bind(reason)
+        .bind(new_etag())
+        .bind(now_ms())
+        .fetch_optional(pool)
+        .await)?;
+        match row {
+            Some(row) => Ok(row),
+            None => Err(self
+                .etag_failure("receiver", "receivers", id, etag.unwrap_or(""))
+                .await),
+        }
+    }
+
+    /// Records the circuit breaker's state after attempts: the consecutive
+    /// failure count, and, when it trips, the probe time and reason.
+    pub async fn record_receiver_health(
+        &self,
+        id: i64,
+        consecutive_failures: i32,
+        trip: Option<(i64, &str)>,
+        closed: bool,
+    ) -> Result<()> {
+        let now = now_ms();
+        match trip {
+            Some((open_until, reason)) => {
+                on_pool!(self, |pool| {
+                    sqlx::query(
+                    "UPDATE receivers SET consecutive_failures = $2, circuit_open_until = $3, paused_reason = $4, \
+                     circuit_trips = circuit_trips + 1, updated_at = $5 WHERE id = $1 AND paused = FALSE"
+                )
+                .bind(id)
+                .bind(consecutive_failures)
+                .bind(open_until)
+                .bind(reason)
+                .bind(now)
+                .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+                })?;
+            }
+            None if closed => {
+                on_pool!(self, |pool| {
+                    sqlx::query(
+                    "UPDATE receivers SET consecutive_failures = 0, circuit_open_until = NULL, circuit_trips = 0, \
+                     paused_reason = CASE WHEN paused THEN paused_reason ELSE NULL END, updated_at = $2 \
+                     WHERE id = $1 AND (circuit_open_until IS NOT NULL OR consecutive_failures <> 0)"
+                )
+                .bind(id)
+                .bind(now)
+                .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+                })?;
+            }
+            None => {
+                on_pool!(self, |pool| sqlx::query(
+                    "UPDATE receivers SET consecutive_failures = $2 WHERE id = $1"
+                )
+                .bind(id)
+                .bind(consecutive_failures)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a custom header (names unique per receiver, case-insensitively).
+    pub async fn add_receiver_header(
+        &self,
+        receiver_id: i64,
+        key: &str,
+        value: &str,
+    ) -> Result<HeaderRow> {
+        let result = on_pool!(self, |pool| sqlx::query_as::<_, HeaderRow>(
+            "INSERT INTO receiver_headers (receiver_id, key, key_lower, value, created_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id, receiver_id, key, value"
+        )
+        .bind(receiver_id)
+        .bind(key)
+        .bind(key.to_ascii_lowercase())
+        .bind(value)
+        .bind(now_ms())
+        .fetch_one(pool)
+        .await);
+        match result {
+            Ok(row) => {
+                self.touch_receiver(receiver_id).await?;
+                Ok(row)
+            }
+            Err(e) if is_unique_violation(&e) => Err(Error::Duplicate(format!(
+                "receiver {receiver_id} already has a header named `{key}`; remove it first"
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes a custom header; returns its receiver.
+    pub async fn remove_receiver_header(&self, header_id: i64) -> Result<i64> {
+        let receiver: Option<i64> = on_pool!(self, |pool| sqlx::query_scalar::<_, i64>(
+            "DELETE FROM receiver_headers WHERE id = $1 RETURNING receiver_id"
+        )
+        .bind(header_id)
+        .fetch_optional(pool)
+        .await)?;
+        let receiver = receiver.ok_or(Error::NotFound {
+            entity: "header",
+            id: header_id,
+        })?;
+        self.touch_receiver(receiver).await?;
+        Ok(receiver)
+    }
+
+    /// New etag and updated_at, so caches and clients see a change.
+    async fn touch_receiver(&self, id: i64) -> Result<()> {
+        on_pool!(self, |pool| sqlx::query(
+            "UPDATE receivers SET etag = $2, updated_at = $3 WHERE id = $1"
+        )
+        .bind(id)
+        .bind(new_etag())
+        .bind(now_ms())
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Custom headers of one receiver, in creation order.
+    pub async fn receiver_headers(&self, receiver_id: i64) -> Result<Vec<HeaderRow>> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_as::<_, HeaderRow>(
+            "SELECT id, receiver_id, key, value FROM receiver_headers WHERE receiver_id = $1 ORDER BY id"
+        )
+        .bind(receiver_id)
+        .fetch_all(pool)
+        .await
+        })?)
+    }
+}

@@ -1,0 +1,562 @@
+//! Plugins end to end: each example through a real delivery, every hostile
+//! fixture failing only its own delivery, hot swap while deliveries flow.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use changewire_core::{Scheme, VerifyOptions, verify_request};
+use changewire_plugin_artifacts as artifacts;
+use changewire_test_support::gateway::TestGateway;
+use changewire_test_support::receiver::TestReceiver;
+use changewire_test_support::{Backend, eventually};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(20);
+const ATTACH: &str = "mutation($i: AttachWebhookPluginInput!) { attachWebhookPlugin(input: $i) { plugin { receiverId name sha256 size config } } }";
+
+macro_rules! assert_test_exists {
+    ($name:ident) => {
+        #[allow(unused_imports)]
+        use self::$name as _;
+    };
+}
+changewire_plugin_artifacts::foreach_plugin!(assert_test_exists);
+
+fn wasm(path: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(std::fs::read(path).expect("plugin artifact"))
+}
+
+async fn attach(gw: &TestGateway, receiver: &str, path: &str, config: Value) -> Value {
+    gw.graphql(ATTACH, json!({"i": {"receiverId": receiver, "wasm": wasm(path), "config": config, "name": "under-test"}})).await
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+async fn statuses(gw: &TestGateway, receiver: &str) -> Vec<(String, Option<String>)> {
+    let r: i64 = receiver.parse().unwrap();
+    gw.graphql(
+        "query($r: Int) { webhookEvents(filters: { receiverId: $r }) { status lastError } }",
+        json!({"r": r}),
+    )
+    .await["webhookEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["status"].as_str().unwrap().to_string(),
+                e["lastError"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+fn run(id: i64, status: &str) -> Value {
+    json!({"resource": "RUNS", "action": "UPDATE", "id": id, "old": {"status": "in_progress"},
+           "new": {"status": status, "email": "ada@example.com", "operator": {"phone": "+1 555"}}})
+}
+
+async fn filter_by_field_case(backend: Backend) {
+    let gw = TestGateway::start(backend, "").await;
+    let sink = TestReceiver::start().await;
+    let (rid, _) = gw
+        .receiver_with(&sink.url(), &[("RUNS", "UPDATE")], json!({}))
+        .await;
+    let attached = attach(
+        &gw,
+        &rid,
+        artifacts::FILTER_BY_FIELD,
+        json!({"path": "data.new.status", "equals": "complete"}),
+    )
+    .await;
+    assert_eq!(
+        attached["attachWebhookPlugin"]["plugin"]["name"],
+        "under-test"
+    );
+    gw.publish(run(1, "kitted")).await;
+    gw.publish(run(2, "complete")).await;
+    let got = sink.wait_for(1, WAIT).await;
+    assert_eq!(
+        got[0].json()["data"]["id"],
+        2,
+        "only the run that became complete"
+    );
+    let s = eventually("one filtered", WAIT, || async {
+        let s = statuses(&gw, &rid).await;
+        (s.len() == 2 && s.iter().all(|(st, _)| st != "pending")).then_some(s)
+    })
+    .await;
+    let filtered = s
+        .iter()
+        .find(|(st, _)| st == "filtered")
+        .expect("a filtered event, not lost");
+    assert!(
+        filtered
+            .1
+            .as_deref()
+            .unwrap_or("")
+            .contains("data.new.status is \"kitted\""),
+        "{s:?}"
+    );
+    assert_eq!(sink.count(), 1);
+}
+
+async fn redact_fields_case(backend: Backend) {
+    let gw = TestGateway::start(backend, "").await;
+    let sink = TestReceiver::start().await;
+    let (rid, secret) = gw
+        .receiver_with(
+            &sink.url(),
+            &[("RUNS", "UPDATE")],
+            json!({"signatureSchemes": ["ION", "STANDARD"]}),
+        )
+        .await;
+    attach(
+        &gw,
+        &rid,
+        artifacts::REDACT_FIELDS,
+        json!({"fields": ["email", "operator.phone"]}),
+    )
+    .await;
+    gw.publish(run(1, "complete")).await;
+    let req = &sink.wait_for(1, WAIT).await[0];
+    let body = req.json();
+    assert_ne!(body["data"]["new"]["email"], "ada@example.com", "{body}");
+    assert_ne!(body["data"]["new"]["operator"]["phone"], "+1 555", "{body}");
+    assert_eq!(body["data"]["new"]["status"], "complete");
+    // Both signatures cover the body actually sent (after the plugin).
+    for scheme in [Scheme::Ion, Scheme::Standard] {
+        let opts = VerifyOptions {
+            require: Some(scheme),
+            ..Default::default()
+        };
+        verify_request(
+            &secret,
+            &sink.url(),
+            &req.body,
+            &req.headers,
+            now_secs(),
+            &opts,
+        )
+        .unwrap();
+    }
+}
+
+async fn slack_format_case(backend: Backend) {
+    let gw = TestGateway::start(backend, "").await;
+    let sink = TestReceiver::start().await;
+    let (rid, secret) = gw
+        .receiver_with(
+            &sink.url(),
+            &[("RUNS", "UPDATE")],
+            json!({"signatureSchemes": ["ION", "STANDARD"]}),
+        )
+        .await;
+    attach(
+        &gw,
+        &rid,
+        artifacts::SLACK_FORMAT,
+        json!({"prefix": "[ION] "}),
+    )
+    .await;
+    gw.publish(run(42, "complete")).await;
+    let req = &sink.wait_for(1, WAIT).await[0];
+    let text = req.json()["text"]
+        .as_str()
+        .expect("a Slack message")
+        .to_string();
+    assert!(text.starts_with("[ION] runs 42"), "{text}");
+    // No `data`: no ION signature; the Standard Webhooks one covers the body.
+    assert_eq!(req.header("x-ion-signature"), None);
+    let opts = VerifyOptions {
+        require: Some(Scheme::Standard),
+        ..Default::default()
+    };
+    verify_request(
+        &secret,
+        &sink.url(),
+        &req.body,
+        &req.headers,
+        now_secs(),
+        &opts,
+    )
+    .unwrap();
+}
+
+async fn add_header_case(backend: Backend) {
+    let gw = TestGateway::start(backend, "").await;
+    let sink = TestReceiver::start().await;
+    let (rid, secret) = gw
+        .receiver_with(
+            &sink.url(),
+            &[("RUNS", "UPDATE")],
+            json!({"headers": [{"key": "X-Team", "value": "custom"}]}),
+        )
+        .await;
+    attach(
+        &gw,
+        &rid,
+        artifacts::ADD_HEADER,
+        json!({"headers": {"x-team": "payments", "x-source": "changewire"}}),
+    )
+    .await;
+    gw.publish(run(1, "complete")).await;
+    let req = &sink.wait_for(1, WAIT).await[0];
+    assert_eq!(req.header("x-source"), Some("changewire"));
+    let teams: Vec<&str> = req
+        .headers
+        .iter()
+        .filter(|(k, _)| k == "x-team")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(
+        teams,
+        ["payments"],
+        "the plugin's header wins over the custom one"
+    );
+    verify_request(
+        &secret,
+        &sink.url(),
+        &req.body,
+        &req.headers,
+        now_secs(),
+        &VerifyOptions::default(),
+    )
+    .unwrap();
+}
+
+/// A hostile plugin fails its own deliveries with a recorded reason; another
+/// receiver, and the gateway, keep working.
+async fn hostile(backend: Backend, path: &str, config: Value, expect_in_reason: &str) {
+    let gw = TestGateway::start(
+        backend,
+        "[plugins]\ntime_limit_ms = 200\nmemory_limit_bytes = 16777216",
+    )
+    .await;
+    let bad_sink = TestReceiver::start().await;
+    let good_sink = TestReceiver::start().await;
+    let (bad, _) = gw
+        .receiver_with(&bad_sink.url(), &[("RUNS", "UPDATE")], json!({}))
+        .await;
+    gw.receiver_with(&good_sink.url(), &[("RUNS", "UPDATE")], json!({}))
+        .await;
+    attach(&gw, &bad, path, config).await;
+    for i in 0..3 {
+        gw.publish(run(i, "complete")).await;
+    }
+    good_sink.wait_for(3, WAIT).await;
+    let s = eventually("hostile deliveries finished", WAIT, || async {
+        let s = statuses(&gw, &bad).await;
+        (s.len() == 3 && s.iter().all(|(st, _)| st == "plugin_error")).then_some(s)
+    })
+    .await;
+    assert!(
+        s[0].1.as_deref().unwrap_or("").contains(expect_in_reason),
+        "{expect_in_reason} not in {s:?}"
+    );
+    assert_eq!(bad_sink.count(), 0);
+    // Metrics count it.
+    let metrics =
+        changewire_test_support::http::request("GET", &format!("{}/metrics", gw.base()), &[], None)
+            .await
+            .body;
+    assert!(
+        metrics.contains("changewire_plugin_calls_total"),
+        "plugin calls are counted"
+    );
+}
+
+async fn deliver_original_on_failure(backend: Backend) {
+    let gw = TestGateway::start(backend, "[plugins]\ntime_limit_ms = 100").await;
+    let sink = TestReceiver::start().await;
+    let (rid, secret) = gw
+        .receiver_with(
+            &sink.url(),
+            &[("RUNS", "UPDATE")],
+            json!({"pluginFailureMode": "DELIVER_ORIGINAL"}),
+        )
+        .await;
+    attach(&gw, &rid, artifacts::HOSTILE_PANIC, json!({})).await;
+    gw.publish(run(5, "complete")).await;
+    let req = &sink.wait_for(1, WAIT).await[0];
+    assert_eq!(req.json()["data"]["id"], 5, "the untransformed body");
+    verify_request(
+        &secret,
+        &sink.url(),
+        &req.body,
+        &req.headers,
+        now_secs(),
+        &VerifyOptions::default(),
+    )
+    .unwrap();
+}
+
+async fn hot_swap_while_flowing(backend: Backend) {
+    let gw = TestGateway::start(backend, "").await;
+    let sink = TestReceiver::start().await;
+    let (rid, _) = gw
+        .receiver_with(
+            &sink.url(),
+            &[("RUNS", "UPDATE")],
+            json!({"maxConcurrency": 8}),
+        )
+        .await;
+    attach(
+        &gw,
+        &rid,
+        artifacts::ADD_HEADER,
+        json!({"headers": {"x-version": "a"}}),
+    )
+    .await;
+    let publisher = async {
+        for i in 0..200 {
+            gw.publish(run(i, "complete")).await;
+        }
+    };
+    let swapper = async {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        attach(
+            &gw,
+            &rid,
+            artifacts::ADD_HEADER,
+            json!({"headers": {"x-version": "b"}}),
+        )
+        .await;
+    };
+    tokio::join!(publisher, swapper);
+    let got = sink.wait_for(200, WAIT).await;
+    let versions: Vec<Vec<&str>> = got
+        .iter()
+        .map(|r| {
+            r.headers
+                .iter()
+                .filter(|(k, _)| k == "x-version")
+                .map(|(_, v)| v.as_str())
+                .collect()
+        })
+        .collect();
+    assert!(
+        versions
+            .iter()
+            .all(|v| v.len() == 1 && (v[0] == "a" || v[0] == "b")),
+        "each delivery saw exactly one plugin: {versions:?}"
+    );
+    let mut ids: Vec<i64> = got
+        .iter()
+        .map(|r| r.json()["data"]["id"].as_i64().unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 200, "none lost");
+    assert!(
+        versions.iter().any(|v| v[0] == "b"),
+        "the new plugin took over"
+    );
+    gw.publish(run(999, "complete")).await;
+    let last = sink.wait_for(201, WAIT).await;
+    assert_eq!(
+        last.iter()
+            .find(|r| r.json()["data"]["id"] == 999)
+            .unwrap()
+            .header("x-version"),
+        Some("b")
+    );
+    // Detach: untransformed again.
+    gw.graphql(
+        "mutation($r: ID!) { detachWebhookPlugin(input: { receiverId: $r }) { detached } }",
+        json!({"r": rid}),
+    )
+    .await;
+    gw.publish(run(1000, "complete")).await;
+    let after = sink.wait_for(202, WAIT).await;
+    assert_eq!(
+        after
+            .iter()
+            .find(|r| r.json()["data"]["id"] == 1000)
+            .unwrap()
+            .header("x-version"),
+        None
+    );
+}
+
+async fn refused(backend: Backend, path: &str, needle: &str) {
+    let gw = TestGateway::start(backend, "").await;
+    let (rid, _) = gw
+        .receiver_with("https://hooks.example.com/h", &[], json!({}))
+        .await;
+    let r = gw
+        .graphql_raw(
+            ATTACH,
+            json!({"i": {"receiverId": rid, "wasm": wasm(path)}}),
+        )
+        .await;
+    assert_eq!(
+        r["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{r}"
+    );
+    assert_eq!(r["errors"][0]["extensions"]["field"], "input.wasm");
+    assert!(
+        r["errors"][0]["message"].as_str().unwrap().contains(needle),
+        "{needle}: {r}"
+    );
+    let listed = gw
+        .graphql("{ webhookPlugins { receiverId } }", json!({}))
+        .await;
+    assert_eq!(listed["webhookPlugins"], json!([]), "nothing was attached");
+}
+async fn core_module(backend: Backend) {
+    refused(backend, artifacts::HOSTILE_CORE_MODULE, "component").await;
+}
+async fn no_transformer(backend: Backend) {
+    refused(backend, artifacts::HOSTILE_NO_TRANSFORMER, "transformer").await;
+}
+async fn forbidden_import(backend: Backend) {
+    refused(backend, artifacts::HOSTILE_FORBIDDEN_IMPORT, "wasi:clocks").await;
+}
+async fn future_version(backend: Backend) {
+    // Built against a later minor version of the interface: it loads and runs.
+    let gw = TestGateway::start(backend, "").await;
+    let sink = TestReceiver::start().await;
+    let (rid, _) = gw
+        .receiver_with(&sink.url(), &[("RUNS", "UPDATE")], json!({}))
+        .await;
+    attach(&gw, &rid, artifacts::HOSTILE_FUTURE_VERSION, json!({})).await;
+    gw.publish(run(1, "complete")).await;
+    sink.wait_for(1, WAIT).await;
+}
+async fn loop_forever(backend: Backend) {
+    hostile(
+        backend,
+        artifacts::HOSTILE_LOOP_FOREVER,
+        json!({}),
+        "time limit",
+    )
+    .await;
+}
+async fn alloc_unbounded(backend: Backend) {
+    hostile(
+        backend,
+        artifacts::HOSTILE_ALLOC_UNBOUNDED,
+        json!({}),
+        "memory",
+    )
+    .await;
+}
+async fn stack_overflow(backend: Backend) {
+    hostile(
+        backend,
+        artifacts::HOSTILE_STACK_OVERFLOW,
+        json!({}),
+        "trapped",
+    )
+    .await;
+}
+async fn panic(backend: Backend) {
+    hostile(backend, artifacts::HOSTILE_PANIC, json!({}), "panicked").await;
+}
+async fn unreachable(backend: Backend) {
+    hostile(
+        backend,
+        artifacts::HOSTILE_UNREACHABLE,
+        json!({}),
+        "unreachable",
+    )
+    .await;
+}
+async fn huge_output(backend: Backend) {
+    // 8 MB fits the 16 MiB memory cap but not the 4 MiB output cap.
+    hostile(
+        backend,
+        artifacts::HOSTILE_HUGE_OUTPUT,
+        json!({"bytes": 8_000_000}),
+        "output",
+    )
+    .await;
+    // 100 MB runs out of memory first.
+    hostile(
+        backend,
+        artifacts::HOSTILE_HUGE_OUTPUT,
+        json!({}),
+        "memory limit",
+    )
+    .await;
+}
+async fn garbage_output(backend: Backend) {
+    for kind in [
+        "not-json",
+        "crlf-value",
+        "bad-name",
+        "content-type",
+        "signature",
+    ] {
+        hostile(
+            backend,
+            artifacts::HOSTILE_GARBAGE_OUTPUT,
+            json!({"kind": kind}),
+            "",
+        )
+        .await;
+    }
+}
+async fn print_stdout(backend: Backend) {
+    hostile(
+        backend,
+        artifacts::HOSTILE_PRINT_STDOUT,
+        json!({}),
+        "wasi:cli/stdout",
+    )
+    .await;
+}
+async fn stateful_counter(backend: Backend) {
+    // Instances are reused: the counter the plugin keeps grows across calls.
+    let gw = TestGateway::start(backend, "").await;
+    let sink = TestReceiver::start().await;
+    let (rid, _) = gw
+        .receiver_with(
+            &sink.url(),
+            &[("RUNS", "UPDATE")],
+            json!({"maxConcurrency": 1}),
+        )
+        .await;
+    attach(&gw, &rid, artifacts::HOSTILE_STATEFUL_COUNTER, json!({})).await;
+    for i in 0..5 {
+        gw.publish(run(i, "complete")).await;
+    }
+    let got = sink.wait_for(5, WAIT).await;
+    let counts: Vec<String> = got
+        .iter()
+        .filter_map(|r| r.header("x-call-count").map(str::to_string))
+        .collect();
+    assert_eq!(counts.len(), 5);
+    assert!(
+        counts.iter().any(|c| c != "1"),
+        "a warm instance was reused: {counts:?}"
+    );
+}
+
+both_backends! {
+    filter_by_field => filter_by_field_case,
+    redact_fields => redact_fields_case,
+    slack_format => slack_format_case,
+    add_header => add_header_case,
+    hostile_loop_forever => loop_forever,
+    hostile_alloc_unbounded => alloc_unbounded,
+    hostile_stack_overflow => stack_overflow,
+    hostile_panic => panic,
+    hostile_unreachable => unreachable,
+    hostile_huge_output => huge_output,
+    hostile_garbage_output => garbage_output,
+    hostile_print_stdout => print_stdout,
+    hostile_stateful_counter => stateful_counter,
+    hostile_core_module => core_module,
+    hostile_no_transformer => no_transformer,
+    hostile_forbidden_import => forbidden_import,
+    hostile_future_version => future_version,
+    deliver_original => deliver_original_on_failure,
+    hot_swap => hot_swap_while_flowing,
+}

@@ -1,0 +1,17 @@
+// ES module entry of `changewire` (the native addon); see index.js.
+import api from './index.js'
+
+export const {
+  verifySignature,
+  verifyRequest,
+  signBody,
+  signStandard,
+  explain,
+  diagnose,
+  parseEvent,
+  WebhookVerificationError,
+  InvalidEventError,
+  UNICODE_VERSION,
+  DEFAULT_TOLERANCE,
+} = api
+export default api

@@ -1,0 +1,306 @@
+//! A fresh PostgreSQL database per test.
+//!
+//! The server is, in order: `CHANGEWIRE_TEST_PG` (a URL without database,
+//! e.g. `postgres://postgres@127.0.0.1:5432`), the local server on
+//! 127.0.0.1:5432, or a throwaway cluster started once per test process with
+//! Debian's `initdb`/`pg_ctl` (as the `postgres` user when run as root) and
+//! stopped when the process exits.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use sqlx::Connection;
+
+static SERVER: OnceLock<String> = OnceLock::new();
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// The base URL of a usable server (no database part).
+pub fn server() -> String {
+    SERVER.get_or_init(find_or_start).clone()
+}
+
+fn answers(base: &str) -> bool {
+    let url = format!("{base}/postgres");
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return false;
+    };
+    rt.block_on(async {
+        matches!(
+            tokio::time::timeout(
+                std::time::Duration::from_secs(3),
+                sqlx::PgConnection::connect(&url)
+            )
+            .await,
+            Ok(Ok(_))
+        )
+    })
+}
+
+fn find_or_start() -> String {
+    if let Ok(url) = std::env::var("CHANGEWIRE_TEST_PG") {
+        return url.trim_end_matches('/').to_string();
+    }
+    let local = "postgres://postgres@127.0.0.1:5432".to_string();
+    // Run on a separate thread: this may be called inside a tokio runtime.
+    let probe = local.clone();
+    if std::thread::spawn(move || answers(&probe))
+        .join()
+        .unwrap_or(false)
+    {
+        return local;
+    }
+    start_throwaway_cluster().unwrap_or_else(|e| {
+        panic!(
+            "no PostgreSQL answers on 127.0.0.1:5432 and a throwaway cluster could not start: {e}"
+        )
+    })
+}
+
+fn pg_bin_dir() -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    candidates.sort();
+    candidates.pop().or_else(|| {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg("command -v initdb")
+            .output()
+            .ok()?;
+        let path = String::from_utf8(out.stdout).ok()?;
+        Path::new(path.trim()).parent().map(Path::to_path_buf)
+    })
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0"))
+        .unwrap_or(false)
+}
+
+/// A throwaway cluster of its own (for tests that restart PostgreSQL).
+#[derive(Debug)]
+pub struct Cluster {
+    /// Base URL (no database part).
+    pub url: String,
+    data: PathBuf,
+    pg_ctl: PathBuf,
+    opts: String,
+}
+
+impl Cluster {
+    /// Starts a new cluster on a random port.
+    pub fn start() -> Result<Cluster, String> {
+        let (url, data, pg_ctl, opts) = init_and_start()?;
+        Ok(Cluster {
+            url,
+            data,
+            pg_ctl,
+            opts,
+        })
+    }
+
+    fn ctl(&self, args: &[&str]) -> Result<(), String> {
+        let data = self.data.to_str().unwrap_or_default().to_string();
+        let mut all: Vec<&str> = vec![self.pg_ctl.to_str().unwrap_or("pg_ctl"), "-D", &data];
+        all.extend_from_slice(args);
+        let mut cmd = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).args(&all);
+            c
+        } else {
+            let mut c = Command::new(all[0]);
+            c.args(&all[1..]);
+            c
+        };
+        let status = cmd
+            .stdout(std::process::Stdio::null())
+            .status()
+            .map_err(|e| e.to_string())?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("pg_ctl {args:?}: {status}"))
+        }
+    }
+
+    /// Stops the server immediately (as a crash would).
+    pub fn stop(&self) -> Result<(), String> {
+        self.ctl(&["-m", "immediate", "-w", "stop"])
+    }
+
+    /// Starts it again.
+    pub fn resume(&self) -> Result<(), String> {
+        let log = self.data.with_file_name("log2");
+        let log = log.to_str().unwrap_or_default().to_string();
+        self.ctl(&["-o", &self.opts, "-l", &log, "-w", "start"])
+    }
+}
+
+fn start_throwaway_cluster() -> Result<String, String> {
+    init_and_start().map(|(url, ..)| url)
+}
+
+fn init_and_start() -> Result<(String, PathBuf, PathBuf, String), String> {
+    let bin = pg_bin_dir().ok_or("initdb not found (install postgresql)")?;
+    let dir = std::env::temp_dir().join(format!(
+        "changewire-pg-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let port = 20_000 + (rand::random::<u16>() % 20_000);
+    let as_postgres = |args: &[&str]| -> Command {
+        if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).args(args);
+            c
+        } else {
+            let mut c = Command::new(args[0]);
+            c.args(&args[1..]);
+            c
+        }
+    };
+    if is_root() {
+        Command::new("chown")
+            .args(["postgres:postgres", dir.to_str().unwrap_or_default()])
+            .status()
+            .map_err(|e| e.to_string())?;
+    }
+    let data = dir.join("data");
+    let initdb = bin.join("initdb");
+    let pg_ctl = bin.join("pg_ctl");
+    let status = as_postgres(&[
+        initdb.to_str().unwrap_or("initdb"),
+        "-D",
+        data.to_str().unwrap_or(""),
+        "-A",
+        "trust",
+        "-U",
+        "postgres",
+    ])
+    .stdout(std::process::Stdio::null())
+    .status()
+    .map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!("initdb failed: {status}"));
+    }
+    let opts = format!(
+        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+        dir.display()
+    );
+    let log = dir.join("log");
+    let status = as_postgres(&[
+        pg_ctl.to_str().unwrap_or("pg_ctl"),
+        "-D",
+        data.to_str().unwrap_or(""),
+        "-o",
+        &opts,
+        "-l",
+        log.to_str().unwrap_or(""),
+        "-w",
+        "start",
+    ])
+    .status()
+    .map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!("pg_ctl start failed: {status}"));
+    }
+    // A watchdog stops the cluster when this test process exits.
+    let stop = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {prefix}{pg_ctl} -D {data} -m immediate stop >/dev/null 2>&1; rm -rf {dir}",
+        pid = std::process::id(),
+        prefix = if is_root() {
+            "runuser -u postgres -- "
+        } else {
+            ""
+        },
+        pg_ctl = pg_ctl.display(),
+        data = data.display(),
+        dir = dir.display()
+    );
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("({stop}) &"))
+        .status()
+        .map_err(|e| e.to_string())?;
+    Ok((
+        format!("postgres://postgres@127.0.0.1:{port}"),
+        data,
+        pg_ctl,
+        opts,
+    ))
+}
+
+/// A database that is dropped (with its connections) when this value is.
+#[derive(Debug)]
+pub struct TestDatabase {
+    /// Its URL.
+    pub url: String,
+    name: String,
+    server: String,
+}
+
+impl TestDatabase {
+    /// Creates `cw_test_<pid>_<n>_<random>`.
+    pub async fn create() -> TestDatabase {
+        let server = tokio::task::spawn_blocking(server)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let name = format!(
+            "cw_test_{}_{}_{:06x}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst),
+            rand::random::<u32>() & 0xFF_FFFF
+        );
+        let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
+            .await
+            .unwrap_or_else(|e| panic!("connecting to {server}: {e}"));
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
+        let _ = admin.close().await;
+        TestDatabase {
+            url: format!("{server}/{name}"),
+            name,
+            server,
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let (server, name) = (self.server.clone(), self.name.clone());
+        // Drop from a thread of its own: this may run inside a runtime.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok(mut admin) =
+                    sqlx::PgConnection::connect(&format!("{server}/postgres")).await
+                {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut admin)
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}
