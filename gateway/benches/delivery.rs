@@ -335,7 +335,12 @@ async fn update_tps(url: &str, sql: &'static str, clients: usize, secs: u64, row
             let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
             let mut i = c as i64 * 7919;
             while Instant::now() < deadline {
-                sqlx::query(sql).bind(i % rows + 1).bind(i % 10_001 - 5_000).execute(&mut conn).await.unwrap();
+                sqlx::query(sql)
+                    .bind(i % rows + 1)
+                    .bind(i % 10_001 - 5_000)
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
                 done.fetch_add(1, Ordering::Relaxed);
                 i += 104_729;
             }
@@ -371,12 +376,19 @@ async fn trigger_overhead(secs: u64) -> Value {
     );
     let config = changewire_gateway::config::Config::from_toml(&toml).unwrap();
     let mut measured = serde_json::Map::new();
-    for (label, sql, rows) in [("pgbench_accounts_rows", small, 100_000), ("one_kb_rows", large, 10_000)] {
+    for (label, sql, rows) in [
+        ("pgbench_accounts_rows", small, 100_000),
+        ("one_kb_rows", large, 10_000),
+    ] {
         let (mut without, mut with) = (0.0, 0.0);
         for _ in 0..2 {
-            changewire_gateway::capture::uninstall(&config, false).await.unwrap();
+            changewire_gateway::capture::uninstall(&config, false)
+                .await
+                .unwrap();
             without += update_tps(&db.url, sql, 4, secs, rows).await;
-            changewire_gateway::capture::postgres::PgCapture::setup(&db.url, &config).await.unwrap();
+            changewire_gateway::capture::postgres::PgCapture::setup(&db.url, &config)
+                .await
+                .unwrap();
             with += update_tps(&db.url, sql, 4, secs, rows).await;
         }
         let (without, with) = (without / 2.0, with / 2.0);
