@@ -16,7 +16,7 @@
 //! * `latency`: 500 changes/s for 10 s; commit → receiver p50/p99;
 //! * `capture`: capture + fan-out only (receivers paused): changes/s and
 //!   deliveries written/s with 1 and 10 subscriptions, and commit → pending
-//!   delivery p50/p99;
+//!   delivery p50/p99; the same latency for a captured SQLite file;
 //! * `trigger`: single-row UPDATE transactions with and without the capture
 //!   trigger (pgbench-style), as a ratio;
 //! * `isolation`: a healthy receiver's p50/p99 at 200 changes/s, alone and
@@ -324,6 +324,113 @@ async fn capture(changes: i64, subscriptions: usize, paced: Option<u64>) -> Valu
            "commit_to_pending_ms_p99": percentile(&mut lat, 0.99) as f64 / 1000.0})
 }
 
+/// SQLite capture: another connection writes `changes` rows to an app's
+/// SQLite file at `rate`/s (5 per transaction); commit → pending delivery.
+async fn sqlite_capture(changes: i64, rate: u64) -> Value {
+    use sqlx::ConnectOptions;
+    use std::str::FromStr;
+    let dir = tempfile::tempdir().unwrap();
+    let app_path = dir.path().join("app.db");
+    let store_path = dir.path().join("store.db");
+    let mut app =
+        sqlx::sqlite::SqliteConnectOptions::from_str(&format!("sqlite://{}", app_path.display()))
+            .unwrap()
+            .create_if_missing(true)
+            .connect()
+            .await
+            .unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE runs (id INTEGER PRIMARY KEY, status TEXT NOT NULL, payload TEXT, t INTEGER)",
+    )
+    .execute(&mut app)
+    .await
+    .unwrap();
+    let toml = format!(
+        "capture = \"sqlite://{}\"\n[resources]\nRUNS = \"runs\"\n[log]\nlevel = \"error\"\n",
+        app_path.display()
+    );
+    let gw = TestGateway::start_with_store(
+        format!("sqlite://{}", store_path.display()),
+        None,
+        tempfile::tempdir().unwrap(),
+        &toml,
+    )
+    .await;
+    let id = register(&gw, "https://hooks.example.com/r", json!({})).await;
+    let etag = gw
+        .graphql(
+            "query($id: ID!) { webhookReceiver(id: $id) { _etag } }",
+            json!({"id": id}),
+        )
+        .await["webhookReceiver"]["_etag"]
+        .clone();
+    gw.graphql("mutation($i: PauseWebhookReceiverInput!) { pauseWebhookReceiver(input: $i) { webhookReceiver { paused } } }", json!({"i": {"id": id, "etag": etag}})).await;
+    let payload = "x".repeat(PAYLOAD);
+    let began = Instant::now();
+    let mut i = 0;
+    while i < changes {
+        let mut tx = sqlx::Connection::begin(&mut app).await.unwrap();
+        let t = now_ns();
+        for id in i + 1..=(i + 5).min(changes) {
+            sqlx::query("INSERT INTO runs (id, status, payload, t) VALUES ($1, 'queued', $2, $3)")
+                .bind(id)
+                .bind(&payload)
+                .bind(t)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+        i = (i + 5).min(changes);
+        let due = began + Duration::from_secs_f64(i as f64 / rate as f64);
+        tokio::time::sleep_until(due.into()).await;
+    }
+    let mut store =
+        sqlx::sqlite::SqliteConnectOptions::from_str(&format!("sqlite://{}", store_path.display()))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+    loop {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deliveries")
+            .fetch_one(&mut store)
+            .await
+            .unwrap();
+        if n >= changes {
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(120),
+            "{n} of {changes} deliveries written"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "ATTACH DATABASE '{}' AS app",
+        app_path.display()
+    )))
+    .execute(&mut store)
+    .await
+    .unwrap();
+    let lat: Vec<i64> = sqlx::query_scalar(
+        "SELECT (d.created_at * 1000 - r.t / 1000) FROM deliveries d JOIN changes c ON c.id = d.change_id \
+         JOIN app.runs r ON CAST(r.id AS TEXT) = c.row_id",
+    )
+    .fetch_all(&mut store)
+    .await
+    .unwrap();
+    assert_eq!(
+        lat.len() as i64,
+        changes,
+        "every change joined to its delivery"
+    );
+    let mut lat: Vec<u64> = lat.into_iter().map(|v| v.max(0) as u64).collect();
+    drop(gw);
+    json!({"changes": changes, "paced_rate": rate,
+           "commit_to_pending_ms_p50": percentile(&mut lat, 0.5) as f64 / 1000.0,
+           "commit_to_pending_ms_p99": percentile(&mut lat, 0.99) as f64 / 1000.0})
+}
+
 /// pgbench-style: `clients` connections doing single-row UPDATE transactions for `secs`.
 async fn update_tps(url: &str, sql: &'static str, clients: usize, secs: u64, rows: i64) -> f64 {
     let done = Arc::new(AtomicU64::new(0));
@@ -361,12 +468,16 @@ async fn trigger_overhead(secs: u64) -> Value {
     let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
     sqlx::raw_sql(
         "CREATE TABLE accounts (aid INTEGER PRIMARY KEY, bid INTEGER NOT NULL, abalance INTEGER NOT NULL, filler CHAR(84));
-         INSERT INTO accounts SELECT g, g / 10000 + 1, 0, '' FROM generate_series(1, 100000) g;
-         VACUUM ANALYZE accounts;",
+         INSERT INTO accounts SELECT g, g / 10000 + 1, 0, '' FROM generate_series(1, 100000) g;",
     )
     .execute(&mut conn)
     .await
     .unwrap();
+    // VACUUM refuses to run in the implicit transaction of a multi-statement string.
+    sqlx::raw_sql("VACUUM ANALYZE accounts")
+        .execute(&mut conn)
+        .await
+        .unwrap();
     write_rows(&db.url, 1, 10_000, 1000, None).await;
     let small = "UPDATE accounts SET abalance = abalance + $2 WHERE aid = $1";
     let large = "UPDATE runs SET t = $2, status = CASE WHEN status = 'a' THEN 'b' ELSE 'a' END WHERE id = $1";
@@ -536,6 +647,13 @@ fn arg(args: &[String], name: &str, default: i64) -> i64 {
         .unwrap_or(default)
 }
 
+/// Keeps a scenario's result and prints it to stderr at once, so a later
+/// scenario's failure does not lose the figures already measured.
+fn record(out: &mut serde_json::Map<String, Value>, key: &str, value: Value) {
+    eprintln!("{key}: {value}");
+    out.insert(key.to_string(), value);
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -550,39 +668,40 @@ fn main() {
     let mut out = serde_json::Map::new();
     let machine =
         json!({"cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)});
-    out.insert("machine".into(), machine);
+    record(&mut out, "machine", machine);
     rt.block_on(async {
         let all = what == "all";
         if all || what == "sink" {
-            out.insert("sink_direct".into(), sink_capacity(64, 5).await);
+            record(&mut out, "sink_direct", sink_capacity(64, 5).await);
         }
         if all || what == "throughput" {
-            out.insert("throughput_1".into(), throughput(changes, 1, None).await);
-            out.insert("throughput_fanout_10".into(), throughput(changes / 5, 10, None).await);
+            record(&mut out, "throughput_1", throughput(changes, 1, None).await);
+            record(&mut out, "throughput_fanout_10", throughput(changes / 5, 10, None).await);
         }
         if all || what == "latency" {
-            out.insert("latency_500_per_sec".into(), latency(500, 10).await);
+            record(&mut out, "latency_500_per_sec", latency(500, 10).await);
         }
         if all || what == "capture" {
-            out.insert("capture_1_sub".into(), capture(changes, 1, None).await);
-            out.insert("capture_10_subs".into(), capture(changes / 2, 10, None).await);
-            out.insert("capture_latency_500_per_sec".into(), capture(5_000, 1, Some(500)).await);
+            record(&mut out, "capture_1_sub", capture(changes, 1, None).await);
+            record(&mut out, "capture_10_subs", capture(changes / 2, 10, None).await);
+            record(&mut out, "capture_latency_500_per_sec", capture(5_000, 1, Some(500)).await);
+            record(&mut out, "sqlite_capture_latency_500_per_sec", sqlite_capture(5_000, 500).await);
         }
         if all || what == "trigger" {
-            out.insert("trigger_overhead".into(), trigger_overhead(5).await);
+            record(&mut out, "trigger_overhead", trigger_overhead(5).await);
         }
         if all || what == "isolation" {
-            out.insert("isolation".into(), isolation(200, 10).await);
+            record(&mut out, "isolation", isolation(200, 10).await);
         }
         if all || what == "plugin" {
             let add_header = changewire_plugin_artifacts::ADD_HEADER;
             let without = throughput(changes / 2, 1, None).await;
             let with = throughput(changes / 2, 1, Some(add_header)).await;
             let ratio = with["deliveries_per_sec"].as_f64().unwrap_or(0.0) / without["deliveries_per_sec"].as_f64().unwrap_or(1.0);
-            out.insert("plugin_throughput".into(), json!({"without": without, "with_add_header": with, "ratio": (ratio * 100.0).round() / 100.0}));
+            record(&mut out, "plugin_throughput", json!({"without": without, "with_add_header": with, "ratio": (ratio * 100.0).round() / 100.0}));
         }
         if all || what == "rss" {
-            out.insert("rss_1m_pending".into(), rss(arg(&args, "--pending", 1_000_000)).await);
+            record(&mut out, "rss_1m_pending", rss(arg(&args, "--pending", 1_000_000)).await);
         }
     });
     println!(
