@@ -5,5 +5,6 @@
 mod kill9_no_loss;
 mod pg_restart;
 mod python_reference_receiver;
+mod quickstart;
 mod sdk_agreement;
 mod sigterm_graceful;
