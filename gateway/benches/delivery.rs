@@ -210,6 +210,20 @@ async fn register(gw: &TestGateway, url: &str, extra: Value) -> String {
     gw.receiver_with(url, &[("RUNS", "CREATE")], extra).await.0
 }
 
+/// Registers a receiver for RUNS/CREATE and pauses it: its deliveries are
+/// written and wait, nothing is sent (capture-only scenarios).
+async fn register_paused(gw: &TestGateway, url: &str) {
+    let id = register(gw, url, json!({})).await;
+    let etag = gw
+        .graphql(
+            "query($id: ID!) { webhookReceiver(id: $id) { _etag } }",
+            json!({"id": id}),
+        )
+        .await["webhookReceiver"]["_etag"]
+        .clone();
+    gw.graphql("mutation($i: PauseWebhookReceiverInput!) { pauseWebhookReceiver(input: $i) { webhookReceiver { paused } } }", json!({"i": {"id": id, "etag": etag}})).await;
+}
+
 /// Commit `changes` as fast as possible; deliveries/s end to end.
 async fn throughput(changes: i64, fanout: usize, plugin: Option<&str>) -> Value {
     let db = app_db().await;
@@ -271,15 +285,7 @@ async fn capture(changes: i64, subscriptions: usize, paced: Option<u64>) -> Valu
     let db = app_db().await;
     let gw = gateway(&db, "").await;
     for r in 0..subscriptions {
-        let id = register(&gw, &format!("https://hooks.example.com/r{r}"), json!({})).await;
-        let etag = gw
-            .graphql(
-                "query($id: ID!) { webhookReceiver(id: $id) { _etag } }",
-                json!({"id": id}),
-            )
-            .await["webhookReceiver"]["_etag"]
-            .clone();
-        gw.graphql("mutation($i: PauseWebhookReceiverInput!) { pauseWebhookReceiver(input: $i) { webhookReceiver { paused } } }", json!({"i": {"id": id, "etag": etag}})).await;
+        register_paused(&gw, &format!("https://hooks.example.com/r{r}")).await;
     }
     let began = Instant::now();
     write_rows(
@@ -356,15 +362,7 @@ async fn sqlite_capture(changes: i64, rate: u64) -> Value {
         &toml,
     )
     .await;
-    let id = register(&gw, "https://hooks.example.com/r", json!({})).await;
-    let etag = gw
-        .graphql(
-            "query($id: ID!) { webhookReceiver(id: $id) { _etag } }",
-            json!({"id": id}),
-        )
-        .await["webhookReceiver"]["_etag"]
-        .clone();
-    gw.graphql("mutation($i: PauseWebhookReceiverInput!) { pauseWebhookReceiver(input: $i) { webhookReceiver { paused } } }", json!({"i": {"id": id, "etag": etag}})).await;
+    register_paused(&gw, "https://hooks.example.com/r").await;
     let payload = "x".repeat(PAYLOAD);
     let began = Instant::now();
     let mut i = 0;
