@@ -297,22 +297,9 @@ async fn capture(changes: i64, subscriptions: usize, paced: Option<u64>) -> Valu
     )
     .await;
     let expected = changes * subscriptions as i64;
-    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    loop {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM changewire.deliveries")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-        if n >= expected {
-            break;
-        }
-        assert!(
-            began.elapsed() < Duration::from_secs(600),
-            "{n} of {expected} deliveries written"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_written(&gw, expected, began, Duration::from_secs(600)).await;
     let total = began.elapsed();
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
     // Commit → pending delivery: the row's commit timestamp vs the delivery's creation.
     let lat: Vec<i64> = sqlx::query_scalar(
         "SELECT (d.created_at * 1000 - r.t / 1000) FROM changewire.deliveries d JOIN changewire.changes c ON c.id = d.change_id \
@@ -330,21 +317,42 @@ async fn capture(changes: i64, subscriptions: usize, paced: Option<u64>) -> Valu
            "commit_to_pending_ms_p99": percentile(&mut lat, 0.99) as f64 / 1000.0})
 }
 
+/// Waits until the gateway's store holds `expected` deliveries (any status),
+/// for at most `limit` after `began`.
+async fn wait_written(gw: &TestGateway, expected: i64, began: Instant, limit: Duration) {
+    loop {
+        let counts = gw.gw().store.delivery_status_counts().await.unwrap();
+        let n: i64 = counts.iter().map(|(_, n)| n).sum();
+        if n >= expected {
+            return;
+        }
+        assert!(
+            began.elapsed() < limit,
+            "{n} of {expected} deliveries written"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Opens (creating if need be) a SQLite file.
+async fn sqlite_connect(path: &std::path::Path) -> sqlx::SqliteConnection {
+    use sqlx::ConnectOptions;
+    use std::str::FromStr;
+    sqlx::sqlite::SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+        .unwrap()
+        .create_if_missing(true)
+        .connect()
+        .await
+        .unwrap()
+}
+
 /// SQLite capture: another connection writes `changes` rows to an app's
 /// SQLite file at `rate`/s (5 per transaction); commit → pending delivery.
 async fn sqlite_capture(changes: i64, rate: u64) -> Value {
-    use sqlx::ConnectOptions;
-    use std::str::FromStr;
     let dir = tempfile::tempdir().unwrap();
     let app_path = dir.path().join("app.db");
     let store_path = dir.path().join("store.db");
-    let mut app =
-        sqlx::sqlite::SqliteConnectOptions::from_str(&format!("sqlite://{}", app_path.display()))
-            .unwrap()
-            .create_if_missing(true)
-            .connect()
-            .await
-            .unwrap();
+    let mut app = sqlite_connect(&app_path).await;
     sqlx::raw_sql(
         "CREATE TABLE runs (id INTEGER PRIMARY KEY, status TEXT NOT NULL, payload TEXT, t INTEGER)",
     )
@@ -383,26 +391,8 @@ async fn sqlite_capture(changes: i64, rate: u64) -> Value {
         let due = began + Duration::from_secs_f64(i as f64 / rate as f64);
         tokio::time::sleep_until(due.into()).await;
     }
-    let mut store =
-        sqlx::sqlite::SqliteConnectOptions::from_str(&format!("sqlite://{}", store_path.display()))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-    loop {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deliveries")
-            .fetch_one(&mut store)
-            .await
-            .unwrap();
-        if n >= changes {
-            break;
-        }
-        assert!(
-            began.elapsed() < Duration::from_secs(120),
-            "{n} of {changes} deliveries written"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_written(&gw, changes, began, Duration::from_secs(120)).await;
+    let mut store = sqlite_connect(&store_path).await;
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "ATTACH DATABASE '{}' AS app",
         app_path.display()

@@ -33,6 +33,20 @@ pub fn binary() -> PathBuf {
     bin
 }
 
+/// A command running the binary under test with none of the test run's
+/// own `CHANGEWIRE_*` variables (CHANGEWIRE_BIN, CHANGEWIRE_TEST_PG, ...):
+/// the gateway refuses unknown `CHANGEWIRE_*` settings, so the child sees
+/// only what the test sets on the command.
+pub fn command() -> Command {
+    let mut cmd = Command::new(binary());
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("CHANGEWIRE_") {
+            cmd.env_remove(&k);
+        }
+    }
+    cmd
+}
+
 /// A free loopback port (bound and released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -76,18 +90,10 @@ impl GatewayProcess {
     }
 
     async fn spawn(&mut self) {
-        let mut cmd = Command::new(binary());
+        let mut cmd = command();
         cmd.arg("serve")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
-        // The gateway refuses unknown `CHANGEWIRE_*` settings, and the test
-        // run's own variables (CHANGEWIRE_BIN, CHANGEWIRE_TEST_PG, ...) share
-        // the prefix: the child sees only the settings this test chose.
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("CHANGEWIRE_") {
-                cmd.env_remove(&k);
-            }
-        }
         for (k, v) in &self.env {
             cmd.env(k, v);
         }

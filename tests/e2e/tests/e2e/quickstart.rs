@@ -1,22 +1,18 @@
 //! README's first command: `changewire quickstart` shows real signed
 //! deliveries on the embedded default, verified under both schemes.
 
-use std::process::Command;
-
-use changewire_e2e::binary;
+use changewire_e2e::command;
 
 #[test]
 fn quickstart_delivers_four_verified_events() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(binary());
-    cmd.arg("quickstart").arg("--dir").arg(dir.path());
     // Run as a newcomer would: no `CHANGEWIRE_*` settings from this test run.
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("CHANGEWIRE_") {
-            cmd.env_remove(&k);
-        }
-    }
-    let out = cmd.output().expect("run changewire quickstart");
+    let out = command()
+        .arg("quickstart")
+        .arg("--dir")
+        .arg(dir.path())
+        .output()
+        .expect("run changewire quickstart");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
