@@ -1,7 +1,8 @@
 //! In-process wake-ups between the API, capture and the delivery engine.
 //!
-//! Nothing here is needed for correctness: every consumer also polls. The
-//! signals only remove polling latency within one process.
+//! Nothing here is needed for correctness: every consumer also polls, and a
+//! handed-off delivery is a leased row that any gateway sends once its lease
+//! expires. The signals only remove polling latency within one process.
 
 use tokio::sync::Notify;
 
@@ -14,6 +15,8 @@ pub struct Signals {
     pub receivers_changed: Notify,
     /// New changes are waiting at a capture source.
     pub capture_pending: Notify,
+    /// Fan-out's in-process hand-off of new deliveries to the delivery engine.
+    pub handoff: crate::delivery::handoff::Handoff,
 }
 
 impl Signals {

@@ -67,18 +67,15 @@ pub fn map_fanout_error(err: fanout::Error, prefix: &str) -> Error {
     }
 }
 
-/// Publishes one event and wakes delivery.
+/// Publishes one event; its deliveries go straight to delivery.
 pub async fn publish(
     state: &super::context::ApiContext,
     event: &PublishedEvent<'_>,
     prefix: &str,
 ) -> Result<PublishEventPayload> {
-    let outcome = fanout::publish(&state.store, &state.config.resources, event)
+    let outcome = fanout::publish(&state.store, &state.signals, &state.config.resources, event)
         .await
         .map_err(|e| map_fanout_error(e, prefix))?;
-    if outcome.deliveries > 0 {
-        state.signals.wake_delivery();
-    }
     metrics::counter!("changewire_changes_captured_total", "source" => "api")
         .increment(outcome.changes);
     Ok(PublishEventPayload {

@@ -20,6 +20,7 @@ pub mod rows;
 pub mod sqlite;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -128,6 +129,43 @@ pub async fn start(
             };
             capture.spawn(ctx, tasks);
             Ok(())
+        }
+    }
+}
+
+/// Changes arriving within this long keep the importer polling at its busy pace.
+const BUSY_WINDOW: Duration = Duration::from_secs(1);
+
+/// How long an importer waits before it looks at its log again: the busy
+/// interval while changes are arriving (most of the commit → delivery
+/// latency), the idle interval once none came for [`BUSY_WINDOW`].
+#[derive(Debug, Clone, Copy)]
+pub struct PollPace {
+    busy: Duration,
+    idle: Duration,
+    last_change: Option<Instant>,
+}
+
+impl PollPace {
+    /// The pace of `[capture_options]`.
+    pub fn new(options: &crate::config::CaptureOptions) -> Self {
+        PollPace {
+            busy: options.busy_poll_interval,
+            idle: options.poll_interval,
+            last_change: None,
+        }
+    }
+
+    /// Records that the last look found changes.
+    pub fn saw_changes(&mut self) {
+        self.last_change = Some(Instant::now());
+    }
+
+    /// The wait before the next look.
+    pub fn next_wait(&self) -> Duration {
+        match self.last_change {
+            Some(at) if at.elapsed() < BUSY_WINDOW => self.busy,
+            _ => self.idle,
         }
     }
 }

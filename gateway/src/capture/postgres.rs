@@ -10,7 +10,7 @@ use sqlx::{AssertSqlSafe, PgPool, Row};
 use tokio::task::JoinSet;
 
 use super::rows::{LoggedRow, to_change};
-use super::{Error, Importer, TableInfo};
+use super::{Error, Importer, PollPace, TableInfo};
 use crate::config::{Config, redact_url};
 
 /// The channel the trigger notifies after commit.
@@ -25,7 +25,7 @@ pub struct PgCapture {
     batch: i64,
     sweep: Duration,
     notify: bool,
-    poll: Duration,
+    pace: PollPace,
     commit_timestamps: bool,
 }
 
@@ -206,7 +206,7 @@ impl PgCapture {
             batch: i64::try_from(config.capture_options.batch_size).unwrap_or(1000),
             sweep: config.capture_options.sweep_interval,
             notify: config.capture_options.notify,
-            poll: config.capture_options.poll_interval,
+            pace: PollPace::new(&config.capture_options),
             commit_timestamps,
         })
     }
@@ -219,7 +219,7 @@ impl PgCapture {
         tasks.spawn(self.import_loop(ctx));
     }
 
-    async fn import_loop(self, ctx: Importer) {
+    async fn import_loop(mut self, ctx: Importer) {
         let mut backoff = Duration::from_millis(100);
         loop {
             if ctx.shutdown.is_cancelled() {
@@ -230,6 +230,7 @@ impl PgCapture {
                     ctx.health.ready("capture");
                     backoff = Duration::from_millis(100);
                     if imported > 0 {
+                        self.pace.saw_changes();
                         continue; // more may be waiting
                     }
                 }
@@ -267,7 +268,7 @@ impl PgCapture {
         loop {
             tokio::select! {
                 _ = ctx.shutdown.cancelled() => return false,
-                _ = tokio::time::sleep(self.poll) => {}
+                _ = tokio::time::sleep(self.pace.next_wait()) => {}
             }
             // A cheap probe of the primary key; errors go to the import, which reports them.
             match sqlx::query_scalar::<_, bool>(AssertSqlSafe(probe.as_str()))
@@ -336,7 +337,10 @@ impl PgCapture {
         }
         super::expand::related_pg(&self.pool, &self.tables, &ctx.store, &mut changes).await?;
         super::expand::trim_records(&ctx.store, &mut changes).await?;
-        let outcome = ctx.store.fan_out(&changes).await?;
+        // Deliveries are durable and handed to sending once this returns;
+        // the log rows go after, so a crash in between re-imports them as
+        // no-ops.
+        let outcome = crate::fanout::fan_out(&ctx.store, &ctx.signals, &changes).await?;
         let mark = format!(
             "DELETE FROM {}.logged_actions WHERE id = ANY($1)",
             self.schema
@@ -349,9 +353,6 @@ impl PgCapture {
         metrics::counter!("changewire_changes_captured_total", "source" => "postgres")
             .increment(outcome.changes);
         metrics::counter!("changewire_deliveries_created_total").increment(outcome.deliveries);
-        if outcome.deliveries > 0 {
-            ctx.signals.wake_delivery();
-        }
         Ok(ids.len())
     }
 }

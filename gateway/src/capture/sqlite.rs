@@ -16,14 +16,11 @@ use sqlx::{AssertSqlSafe, Row, SqlitePool};
 use tokio::task::JoinSet;
 
 use super::rows::{LoggedRow, to_change};
-use super::{Error, ForeignKey, Importer, TableInfo};
+use super::{Error, ForeignKey, Importer, PollPace, TableInfo};
 use crate::config::Config;
 
 /// The log table in the captured file.
 pub const LOG_TABLE: &str = "_changewire_log";
-
-/// How often `data_version` is polled.
-const POLL: Duration = Duration::from_millis(20);
 
 /// Log rows kept after import before they are trimmed.
 const TRIM_AFTER: i64 = 1000;
@@ -36,6 +33,7 @@ pub struct SqliteCapture {
     source: String,
     batch: i64,
     sweep: Duration,
+    pace: PollPace,
     imported_since_trim: std::sync::atomic::AtomicI64,
 }
 
@@ -225,6 +223,7 @@ impl SqliteCapture {
             source: format!("sqlite:{url}"),
             batch: i64::try_from(config.capture_options.batch_size).unwrap_or(1000),
             sweep: config.capture_options.sweep_interval,
+            pace: PollPace::new(&config.capture_options),
             imported_since_trim: std::sync::atomic::AtomicI64::new(0),
         })
     }
@@ -235,6 +234,7 @@ impl SqliteCapture {
     }
 
     async fn poll_loop(self, ctx: Importer) {
+        let mut pace = self.pace;
         let mut last_version: Option<i64> = None;
         let mut last_sweep = tokio::time::Instant::now();
         let mut backoff = Duration::from_millis(100);
@@ -263,6 +263,7 @@ impl SqliteCapture {
                             if n == 0 {
                                 break;
                             }
+                            pace.saw_changes();
                         }
                         Err(err) => {
                             ctx.health.failing("capture", err.to_string());
@@ -279,7 +280,7 @@ impl SqliteCapture {
             }
             tokio::select! {
                 _ = ctx.shutdown.cancelled() => return,
-                _ = tokio::time::sleep(POLL) => {}
+                _ = tokio::time::sleep(pace.next_wait()) => {}
             }
         }
     }
@@ -326,16 +327,11 @@ impl SqliteCapture {
         )
         .await?;
         super::expand::trim_records(&ctx.store, &mut changes).await?;
-        let outcome = ctx
-            .store
-            .fan_out_with_cursor(&changes, &self.source, last)
-            .await?;
+        let outcome = crate::fanout::fan_out(&ctx.store, &ctx.signals, &changes).await?;
+        ctx.store.advance_cursor(&self.source, last).await?;
         metrics::counter!("changewire_changes_captured_total", "source" => "sqlite")
             .increment(outcome.changes);
         metrics::counter!("changewire_deliveries_created_total").increment(outcome.deliveries);
-        if outcome.deliveries > 0 {
-            ctx.signals.wake_delivery();
-        }
         let imported = i64::try_from(rows.len()).unwrap_or(0);
         let since = self
             .imported_since_trim

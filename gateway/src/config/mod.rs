@@ -147,8 +147,10 @@ pub struct CaptureOptions {
     pub schema: String,
     /// NOTIFY from the trigger and LISTEN (else poll).
     pub notify: bool,
-    /// Polling interval without NOTIFY.
+    /// Polling interval without NOTIFY, once no change arrived for a second.
     pub poll_interval: Duration,
+    /// Polling interval while changes arrived within the last second.
+    pub busy_poll_interval: Duration,
     /// Sweep interval.
     pub sweep_interval: Duration,
     /// Changes per batch.
@@ -410,6 +412,9 @@ impl Config {
                 schema: c.schema,
                 notify: c.notify,
                 poll_interval: Duration::from_millis(c.poll_interval_ms.max(1)),
+                busy_poll_interval: Duration::from_millis(
+                    c.busy_poll_interval_ms.clamp(1, c.poll_interval_ms.max(1)),
+                ),
                 sweep_interval: Duration::from_millis(c.sweep_interval_ms.max(10)),
                 batch_size: c.batch_size,
             },

@@ -173,8 +173,10 @@ pub struct RawCaptureOptions {
     pub schema: String,
     /// Use NOTIFY/LISTEN instead of polling.
     pub notify: bool,
-    /// Polling interval, in milliseconds.
+    /// Polling interval when idle, in milliseconds.
     pub poll_interval_ms: u64,
+    /// Polling interval while changes are arriving, in milliseconds.
+    pub busy_poll_interval_ms: u64,
     /// Sweep interval, in milliseconds.
     pub sweep_interval_ms: u64,
     /// Changes per batch.

@@ -15,55 +15,82 @@ use tokio::task::JoinSet;
 
 use super::Engine;
 use super::attempt::{self, Outcome};
-use super::receivers::Eligibility;
-use crate::store::deliveries::LeaseRequest;
+use super::receivers::{Eligibility, Receiver};
+use crate::store::deliveries::{LeaseRequest, LeasedDelivery};
 use crate::store::now_ms;
 
 /// Rotates which receiver leases first.
 static ROUND: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
+/// Which receivers a lease round asks the queue for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// Every eligible receiver (a wake-up, the poll timer, start-up).
+    All,
+    /// Only receivers that may have due deliveries this process did not
+    /// lease (room freed up: no query when everything was handed off).
+    Backlogged,
+}
+
 /// Leases and dispatches until shutdown, then waits (within the grace
 /// period) for attempts in flight.
-pub async fn run(engine: Arc<Engine>, outcomes: mpsc::Sender<Outcome>) {
+pub async fn run(
+    engine: Arc<Engine>,
+    outcomes: mpsc::Sender<Outcome>,
+    mut handed: mpsc::UnboundedReceiver<LeasedDelivery>,
+) {
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut refresh_tick = tokio::time::interval(Duration::from_secs(2));
     let mut backoff = Duration::from_millis(50);
-    let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let freed = Arc::new(tokio::sync::Notify::new());
+    let mut round = Some(Scope::All);
+    let mut last_full_round = tokio::time::Instant::now();
     loop {
         while tasks.try_join_next().is_some() {}
         if engine.shutdown.is_cancelled() {
             break;
         }
-        let leased = match lease_round(&engine, &in_flight, &freed, &outcomes, &mut tasks).await {
-            Ok(n) => {
-                engine.health.ready("delivery");
-                backoff = Duration::from_millis(50);
-                n
+        if let Some(scope) = round.take() {
+            if scope == Scope::All {
+                last_full_round = tokio::time::Instant::now();
             }
-            Err(err) => {
-                engine.health.failing("delivery", err.to_string());
-                tracing::warn!(error = %err, retry_in = ?backoff, "leasing deliveries failed; retrying");
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-                tokio::select! {
-                    _ = engine.shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(backoff) => {}
+            match lease_round(&engine, scope, &outcomes, &mut tasks).await {
+                Ok(leased) => {
+                    engine.health.ready("delivery");
+                    backoff = Duration::from_millis(50);
+                    if leased > 0 {
+                        round = Some(Scope::All); // there may be more due right now
+                        continue;
+                    }
                 }
-                continue;
+                Err(err) => {
+                    engine.health.failing("delivery", err.to_string());
+                    tracing::warn!(error = %err, retry_in = ?backoff, "leasing deliveries failed; retrying");
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    round = Some(Scope::All);
+                    tokio::select! {
+                        _ = engine.shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    continue;
+                }
             }
-        };
-        if leased > 0 {
-            continue; // there may be more due right now
         }
         tokio::select! {
             _ = engine.shutdown.cancelled() => break,
-            _ = engine.signals.work_available.notified() => {}
+            Some(d) = handed.recv() => {
+                dispatch_handed(&engine, d, &outcomes, &mut tasks);
+                while let Ok(d) = handed.try_recv() {
+                    dispatch_handed(&engine, d, &outcomes, &mut tasks);
+                }
+            }
+            _ = engine.signals.work_available.notified() => round = Some(Scope::All),
             _ = engine.signals.receivers_changed.notified() => {
                 if let Err(err) = engine.receivers.refresh().await {
                     tracing::warn!(error = %err, "reloading receivers failed");
                 }
+                round = Some(Scope::All);
             }
-            _ = freed.notified() => {}
+            _ = engine.freed.notified() => round = Some(Scope::Backlogged),
             _ = refresh_tick.tick() => {
                 if let Err(err) = engine.receivers.refresh().await {
                     tracing::warn!(error = %err, "reloading receivers failed");
@@ -72,8 +99,16 @@ pub async fn run(engine: Arc<Engine>, outcomes: mpsc::Sender<Outcome>) {
                     tracing::warn!(error = %err, "reloading plugins failed");
                 }
             }
-            _ = tokio::time::sleep(engine.settings.poll_interval) => {}
+            _ = tokio::time::sleep_until(last_full_round + engine.settings.poll_interval) => {
+                round = Some(Scope::All);
+            }
         }
+    }
+    // Handed-off deliveries not started yet: each is released at once
+    // (shutdown), so another gateway can send it without waiting for the lease.
+    handed.close();
+    while let Ok(d) = handed.try_recv() {
+        dispatch_handed(&engine, d, &outcomes, &mut tasks);
     }
     let grace = engine.settings.shutdown_grace;
     let drained =
@@ -87,10 +122,48 @@ pub async fn run(engine: Arc<Engine>, outcomes: mpsc::Sender<Outcome>) {
     }
 }
 
+/// Starts a handed-off delivery; its budget was counted when it was reserved.
+fn dispatch_handed(
+    engine: &Arc<Engine>,
+    d: LeasedDelivery,
+    outcomes: &mpsc::Sender<Outcome>,
+    tasks: &mut JoinSet<()>,
+) {
+    match engine.receivers.get(d.receiver_id) {
+        Some(receiver) => spawn_attempt(engine, receiver, d, false, outcomes, tasks),
+        None => {
+            // Deleted meanwhile: the row went with it.
+            engine.in_flight.fetch_sub(1, Ordering::SeqCst);
+            engine.freed.notify_one();
+        }
+    }
+}
+
+/// Runs one attempt as a task; counts it in flight until its outcome is
+/// handed to the recorder.
+fn spawn_attempt(
+    engine: &Arc<Engine>,
+    receiver: Arc<Receiver>,
+    d: LeasedDelivery,
+    probe: bool,
+    outcomes: &mpsc::Sender<Outcome>,
+    tasks: &mut JoinSet<()>,
+) {
+    let (engine, outcomes) = (engine.clone(), outcomes.clone());
+    tasks.spawn(async move {
+        let state = receiver.state.clone();
+        let outcome = attempt::run(engine.clone(), receiver, d, probe).await;
+        // The recorder only stops after every sender is gone, so this cannot fail while it runs.
+        let _ = outcomes.send(outcome).await;
+        state.in_flight.fetch_sub(1, Ordering::SeqCst);
+        engine.in_flight.fetch_sub(1, Ordering::SeqCst);
+        engine.freed.notify_one();
+    });
+}
+
 async fn lease_round(
     engine: &Arc<Engine>,
-    in_flight: &Arc<std::sync::atomic::AtomicUsize>,
-    freed: &Arc<tokio::sync::Notify>,
+    scope: Scope,
     outcomes: &mpsc::Sender<Outcome>,
     tasks: &mut JoinSet<()>,
 ) -> crate::store::Result<usize> {
@@ -98,7 +171,7 @@ async fn lease_round(
     let mut global_free = engine
         .settings
         .max_in_flight
-        .saturating_sub(in_flight.load(Ordering::SeqCst));
+        .saturating_sub(engine.in_flight.load(Ordering::SeqCst));
     if global_free == 0 {
         return Ok(0);
     }
@@ -106,6 +179,9 @@ async fn lease_round(
     let mut wanted = Vec::new();
     let mut probes = Vec::new();
     for r in engine.receivers.all() {
+        if scope == Scope::Backlogged && !r.state.may_have_due.load(Ordering::SeqCst) {
+            continue;
+        }
         let limit = match r.eligibility(now) {
             Eligibility::Held => continue,
             Eligibility::Probe => {
@@ -151,6 +227,17 @@ async fn lease_round(
     }
     let leased = engine.store.lease(&engine.owner, now, &requests).await?;
     let count = leased.len();
+    // A receiver that got all it asked for may have more waiting.
+    for request in &requests {
+        let got = leased
+            .iter()
+            .filter(|d| d.receiver_id == request.receiver_id)
+            .count();
+        if let Some(r) = engine.receivers.get(request.receiver_id) {
+            let full = i32::try_from(got).unwrap_or(i32::MAX) >= request.limit;
+            r.state.may_have_due.store(full, Ordering::SeqCst);
+        }
+    }
     for d in leased {
         let Some(receiver) = engine.receivers.get(d.receiver_id) else {
             continue; // deleted meanwhile: its lease expires and the row is gone with it
@@ -160,22 +247,8 @@ async fn lease_round(
             receiver.state.probing.store(true, Ordering::SeqCst);
         }
         receiver.state.in_flight.fetch_add(1, Ordering::SeqCst);
-        in_flight.fetch_add(1, Ordering::SeqCst);
-        let (engine, outcomes, in_flight, freed) = (
-            engine.clone(),
-            outcomes.clone(),
-            in_flight.clone(),
-            freed.clone(),
-        );
-        tasks.spawn(async move {
-            let state = receiver.state.clone();
-            let outcome = attempt::run(engine, receiver, d, probe).await;
-            // The recorder only stops after every sender is gone, so this cannot fail while it runs.
-            let _ = outcomes.send(outcome).await;
-            state.in_flight.fetch_sub(1, Ordering::SeqCst);
-            in_flight.fetch_sub(1, Ordering::SeqCst);
-            freed.notify_one();
-        });
+        engine.in_flight.fetch_add(1, Ordering::SeqCst);
+        spawn_attempt(engine, receiver, d, probe, outcomes, tasks);
     }
     Ok(count)
 }

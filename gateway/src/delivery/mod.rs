@@ -2,12 +2,14 @@
 //! trail, per-receiver isolation and a circuit breaker.
 //!
 //! ```text
+//! fan-out ──hand-off (born leased, in-process channel)──────────────────┐
 //! deliveries (pending, due) ──lease (SKIP LOCKED, per-receiver budget)──▶ attempt tasks
 //!      ▲                                                                     │ render → plugin → sign → POST
 //!      └──── recorder: one transaction per batch (status, attempts) ◀────────┘
 //! ```
 //!
-//! Split by concern: [`dispatcher`] (leases), [`attempt`] (one request),
+//! Split by concern: [`dispatcher`] (leases), [`handoff`] (fan-out to
+//! sending without the queue), [`attempt`] (one request),
 //! [`client`] (HTTP + SSRF guard), [`headers`] (signatures), [`render`]
 //! (body), [`retry`] (schedule), [`recorder`] (audit trail + circuit
 //! breaker), [`receivers`] (settings cache), [`plugin`] (the plugin hook).
@@ -15,6 +17,7 @@
 pub mod attempt;
 pub mod client;
 pub mod dispatcher;
+pub mod handoff;
 pub mod headers;
 pub mod plugin;
 pub mod receivers;
@@ -64,6 +67,10 @@ pub struct Engine {
     pub health: Arc<Health>,
     /// Stop.
     pub shutdown: CancellationToken,
+    /// Deliveries leased or reserved in this process and not yet finished.
+    pub in_flight: std::sync::atomic::AtomicUsize,
+    /// Notified when an attempt finishes or reserved room is given back.
+    pub freed: tokio::sync::Notify,
 }
 
 /// A lease owner id unique to this process.
@@ -98,9 +105,12 @@ pub async fn start(
         signals: signals.clone(),
         health: health.clone(),
         shutdown: shutdown.clone(),
+        in_flight: std::sync::atomic::AtomicUsize::new(0),
+        freed: tokio::sync::Notify::new(),
     });
+    let handed = signals.handoff.attach(&engine);
     let (tx, rx) = tokio::sync::mpsc::channel(4096);
     tasks.spawn(recorder::run(engine.clone(), rx));
-    tasks.spawn(dispatcher::run(engine, tx));
+    tasks.spawn(dispatcher::run(engine, tx, handed));
     Ok(())
 }

@@ -36,6 +36,9 @@ pub struct ReceiverState {
     pub probing: AtomicBool,
     /// Paused by hand.
     pub paused: AtomicBool,
+    /// Due deliveries may be waiting in the queue beyond what this process
+    /// leased: the dispatcher leases for it again as soon as room frees up.
+    pub may_have_due: AtomicBool,
 }
 
 impl ReceiverState {
@@ -49,6 +52,7 @@ impl ReceiverState {
             trips: AtomicU32::new(0),
             probing: AtomicBool::new(false),
             paused: AtomicBool::new(false),
+            may_have_due: AtomicBool::new(true),
         }
     }
 

@@ -1,12 +1,16 @@
 //! Fan-out: a change becomes one pending delivery per matching active
 //! subscription of an active receiver, written in the same transaction as the
-//! change itself (see [`crate::store::Store::fan_out`]). This module turns
-//! producer input (`publishEvent`, `POST /v1/events`) into changes.
+//! change itself (see [`crate::store::Store::fan_out`]). [`fan_out`] also
+//! hands the new deliveries this process may send now straight to its
+//! delivery engine ([`crate::delivery::handoff`]). This module turns producer
+//! input (`publishEvent`, `POST /v1/events`) into changes.
 
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use crate::config::Resources;
+use crate::delivery::handoff::Reservation;
+use crate::signals::Signals;
 use crate::store::changes::{FanoutOutcome, NewChange};
 use crate::store::{self, Store};
 
@@ -177,11 +181,39 @@ pub fn to_change(resources: &Resources, e: &PublishedEvent<'_>) -> Result<NewCha
 /// Publishes one event: stores it and fans it out.
 pub async fn publish(
     store: &Store,
+    signals: &Signals,
     resources: &Resources,
     event: &PublishedEvent<'_>,
 ) -> Result<FanoutOutcome, Error> {
     let change = to_change(resources, event)?;
-    Ok(store.fan_out(std::slice::from_ref(&change)).await?)
+    Ok(fan_out(store, signals, std::slice::from_ref(&change)).await?)
+}
+
+/// Stores changes with their deliveries (one transaction) and hands the
+/// deliveries this process may send now to its delivery engine.
+pub async fn fan_out(
+    store: &Store,
+    signals: &Signals,
+    changes: &[NewChange],
+) -> Result<FanoutOutcome, store::Error> {
+    let reservation = signals.handoff.reserve(changes.len());
+    let mut outcome = store
+        .fan_out(changes, reservation.as_ref().map(Reservation::claims))
+        .await?;
+    settle(signals, reservation, &mut outcome);
+    Ok(outcome)
+}
+
+/// After a fan-out committed: passes its claimed deliveries on, gives back
+/// the reservation's unused budget, and wakes the dispatcher when some new
+/// deliveries wait in the queue.
+pub fn settle(signals: &Signals, reservation: Option<Reservation>, outcome: &mut FanoutOutcome) {
+    if let Some(reservation) = reservation {
+        reservation.deliver(outcome);
+    }
+    if !outcome.unclaimed_receivers.is_empty() {
+        signals.wake_delivery();
+    }
 }
 
 #[cfg(test)]

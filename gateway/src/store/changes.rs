@@ -9,6 +9,7 @@
 
 use sqlx::AssertSqlSafe;
 
+use super::deliveries::{LEASED_COLUMNS, LeasedDelivery};
 use super::{Backend, Result, Store, now_ms};
 
 /// A change about to be stored.
@@ -51,8 +52,36 @@ pub struct FanoutOutcome {
     pub deliveries: u64,
     /// Receivers that got new deliveries (to wake their workers).
     pub receivers: Vec<i64>,
+    /// Receivers that got new deliveries this fan-out did not lease to the
+    /// caller: the dispatcher has to lease them from the queue.
+    pub unclaimed_receivers: Vec<i64>,
     /// Ids of the newly stored changes, in input order.
     pub change_ids: Vec<i64>,
+    /// New deliveries leased to the caller in the same transaction
+    /// (in-process hand-off), oldest first.
+    pub claimed: Vec<LeasedDelivery>,
+}
+
+/// Leases a fan-out may take for its own process while it writes the
+/// deliveries (in-process hand-off from fan-out to sending): the rows are
+/// born leased, so the dispatcher neither polls for them nor writes a lease.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Claims {
+    /// The lease owner (the delivery engine of this process).
+    pub owner: String,
+    /// Per receiver: how many of its new deliveries to lease, and until when.
+    pub receivers: Vec<Claim>,
+}
+
+/// One receiver's share of [`Claims`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claim {
+    /// Receiver.
+    pub receiver_id: i64,
+    /// At most this many of its new deliveries.
+    pub limit: i64,
+    /// The lease's end (ms).
+    pub lease_until: i64,
 }
 
 /// A stored change.
@@ -79,7 +108,15 @@ const DELIVERY_COLUMNS: &str = "change_id, subscription_id, receiver_id, status,
 impl Store {
     /// Stores changes and creates one pending delivery per matching active
     /// subscription of an active receiver, all in one transaction.
-    pub async fn fan_out(&self, changes: &[NewChange]) -> Result<FanoutOutcome> {
+    ///
+    /// With `claims`, up to each receiver's limit of its new deliveries are
+    /// written already leased to `claims.owner` and returned in
+    /// [`FanoutOutcome::claimed`], ready to send; the rest wait in the queue.
+    pub async fn fan_out(
+        &self,
+        changes: &[NewChange],
+        claims: Option<&Claims>,
+    ) -> Result<FanoutOutcome> {
         if changes.is_empty() {
             return Ok(FanoutOutcome::default());
         }
@@ -116,30 +153,61 @@ impl Store {
                 .bind(now)
                 .fetch_all(&mut *tx)
                 .await?;
-                let receivers: Vec<i64> = if ids.is_empty() {
+                let created: Vec<(i64, i64, bool)> = if ids.is_empty() {
                     Vec::new()
                 } else {
-                    sqlx::query_scalar(AssertSqlSafe(format!(
-                        "INSERT INTO deliveries ({DELIVERY_COLUMNS}) \
-                         SELECT c.id, s.id, s.receiver_id, 'pending', $2, \
-                         CASE WHEN r.ordered THEN c.resource || ':' || c.row_id END, $2, $2 \
-                         FROM changes c JOIN subscriptions s ON s.resource = c.resource AND s.action = c.action \
-                         AND s.active JOIN receivers r ON r.id = s.receiver_id AND r.active \
-                         WHERE c.id = ANY($1) ORDER BY c.id, s.id \
-                         ON CONFLICT (change_id, subscription_id) DO NOTHING RETURNING receiver_id"
+                    let empty = Claims::default();
+                    let claims = claims.unwrap_or(&empty);
+                    sqlx::query_as(AssertSqlSafe(format!(
+                        "WITH candidates AS ( \
+                           SELECT c.id AS change_id, s.id AS subscription_id, s.receiver_id, \
+                           CASE WHEN r.ordered THEN c.resource || ':' || c.row_id END AS order_key, \
+                           row_number() OVER (PARTITION BY s.receiver_id ORDER BY c.id, s.id) AS n \
+                           FROM changes c JOIN subscriptions s ON s.resource = c.resource AND s.action = c.action \
+                           AND s.active JOIN receivers r ON r.id = s.receiver_id AND r.active \
+                           WHERE c.id = ANY($1)), \
+                         claims AS (SELECT * FROM unnest($3::bigint[], $4::bigint[], $5::bigint[]) \
+                           AS k(receiver_id, n, lease_until)) \
+                         INSERT INTO deliveries ({DELIVERY_COLUMNS}, lease_until, lease_owner) \
+                         SELECT d.change_id, d.subscription_id, d.receiver_id, 'pending', $2, d.order_key, $2, $2, \
+                         CASE WHEN d.n <= k.n THEN k.lease_until ELSE 0 END, CASE WHEN d.n <= k.n THEN $6 END \
+                         FROM candidates d LEFT JOIN claims k ON k.receiver_id = d.receiver_id \
+                         ORDER BY d.change_id, d.subscription_id \
+                         ON CONFLICT (change_id, subscription_id) DO NOTHING \
+                         RETURNING id, receiver_id, lease_owner IS NOT NULL"
                     )))
                     .bind(&ids)
                     .bind(now)
+                    .bind(claims.receivers.iter().map(|c| c.receiver_id).collect::<Vec<_>>())
+                    .bind(claims.receivers.iter().map(|c| c.limit).collect::<Vec<_>>())
+                    .bind(claims.receivers.iter().map(|c| c.lease_until).collect::<Vec<_>>())
+                    .bind(&claims.owner)
+                    .fetch_all(&mut *tx)
+                    .await?
+                };
+                let claimed_ids: Vec<i64> = created
+                    .iter()
+                    .filter(|(_, _, claimed)| *claimed)
+                    .map(|(id, _, _)| *id)
+                    .collect();
+                let claimed = if claimed_ids.is_empty() {
+                    Vec::new()
+                } else {
+                    sqlx::query_as::<_, LeasedDelivery>(AssertSqlSafe(format!(
+                        "SELECT {LEASED_COLUMNS} FROM deliveries d JOIN changes c ON c.id = d.change_id \
+                         WHERE d.id = ANY($1) ORDER BY d.id"
+                    )))
+                    .bind(&claimed_ids)
                     .fetch_all(&mut *tx)
                     .await?
                 };
                 tx.commit().await?;
-                Ok(outcome(ids, receivers))
+                Ok(outcome(ids, created, claimed))
             }
             Backend::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
                 let mut ids = Vec::with_capacity(changes.len());
-                let mut receivers = Vec::new();
+                let mut created: Vec<(i64, i64)> = Vec::new();
                 for c in changes {
                     let id: Option<i64> = sqlx::query_scalar(
                         "INSERT INTO changes (source, source_key, resource, action, table_name, row_id, \
@@ -165,13 +233,13 @@ impl Store {
                     .await?;
                     let Some(id) = id else { continue };
                     ids.push(id);
-                    let got: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
+                    let got: Vec<(i64, i64)> = sqlx::query_as(AssertSqlSafe(format!(
                         "INSERT INTO deliveries ({DELIVERY_COLUMNS}) \
                          SELECT $1, s.id, s.receiver_id, 'pending', $4, \
                          CASE WHEN r.ordered THEN $2 || ':' || $5 END, $4, $4 \
                          FROM subscriptions s JOIN receivers r ON r.id = s.receiver_id AND r.active = TRUE \
                          WHERE s.resource = $2 AND s.action = $3 AND s.active = TRUE ORDER BY s.id \
-                         ON CONFLICT (change_id, subscription_id) DO NOTHING RETURNING receiver_id"
+                         ON CONFLICT (change_id, subscription_id) DO NOTHING RETURNING id, receiver_id"
                     )))
                     .bind(id)
                     .bind(&c.resource)
@@ -180,10 +248,16 @@ impl Store {
                     .bind(&c.row_id)
                     .fetch_all(&mut *tx)
                     .await?;
-                    receivers.extend(got);
+                    created.extend(got);
                 }
+                let claimed_ids = claim_sqlite(&mut tx, &created, claims).await?;
+                let claimed = super::deliveries::leased_rows_sqlite(&mut tx, &claimed_ids).await?;
                 tx.commit().await?;
-                Ok(outcome(ids, receivers))
+                let created = created
+                    .into_iter()
+                    .map(|(id, receiver)| (id, receiver, claimed_ids.contains(&id)))
+                    .collect();
+                Ok(outcome(ids, created, claimed))
             }
         }
     }
@@ -256,16 +330,10 @@ impl Store {
         Ok(v.unwrap_or(0))
     }
 
-    /// Fans out changes and advances a capture cursor in one transaction.
-    pub async fn fan_out_with_cursor(
-        &self,
-        changes: &[NewChange],
-        source: &str,
-        last_id: i64,
-    ) -> Result<FanoutOutcome> {
-        // Changes are idempotent on (source, source_key), so fanning out first
-        // and then moving the cursor is safe even if the process dies between.
-        let outcome = self.fan_out(changes).await?;
+    /// Advances a capture cursor (never backwards). Changes are idempotent
+    /// on (source, source_key), so fanning out first and moving the cursor
+    /// after is safe even if the process dies between.
+    pub async fn advance_cursor(&self, source: &str, last_id: i64) -> Result<()> {
         crate::on_pool!(self, |pool| {
             sqlx::query(
             "INSERT INTO capture_cursors (source, last_id) VALUES ($1, $2) \
@@ -277,18 +345,65 @@ impl Store {
             .await
             .map(|r| r.rows_affected())
         })?;
-        Ok(outcome)
+        Ok(())
     }
 }
 
-fn outcome(ids: Vec<i64>, mut receivers: Vec<i64>) -> FanoutOutcome {
-    let deliveries = receivers.len() as u64;
+/// Leases each claimed receiver's share of the deliveries just created
+/// (SQLite has one writer, so an extra update in the same transaction is
+/// all it takes).
+async fn claim_sqlite(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    created: &[(i64, i64)],
+    claims: Option<&Claims>,
+) -> Result<Vec<i64>> {
+    let mut claimed = Vec::new();
+    let Some(claims) = claims else {
+        return Ok(claimed);
+    };
+    for claim in &claims.receivers {
+        let ids: Vec<i64> = created
+            .iter()
+            .filter(|(_, receiver)| *receiver == claim.receiver_id)
+            .map(|(id, _)| *id)
+            .take(usize::try_from(claim.limit).unwrap_or(0))
+            .collect();
+        for id in ids {
+            sqlx::query("UPDATE deliveries SET lease_until = $2, lease_owner = $3 WHERE id = $1")
+                .bind(id)
+                .bind(claim.lease_until)
+                .bind(&claims.owner)
+                .execute(&mut **tx)
+                .await?;
+            claimed.push(id);
+        }
+    }
+    claimed.sort_unstable();
+    Ok(claimed)
+}
+
+fn outcome(
+    ids: Vec<i64>,
+    created: Vec<(i64, i64, bool)>,
+    claimed: Vec<LeasedDelivery>,
+) -> FanoutOutcome {
+    let deliveries = created.len() as u64;
+    let mut receivers: Vec<i64> = created.iter().map(|(_, r, _)| *r).collect();
     receivers.sort_unstable();
     receivers.dedup();
+    let mut unclaimed_receivers: Vec<i64> = created
+        .iter()
+        .filter(|(_, _, claimed)| !claimed)
+        .map(|(_, r, _)| *r)
+        .collect();
+    unclaimed_receivers.sort_unstable();
+    unclaimed_receivers.dedup();
     FanoutOutcome {
         changes: ids.len() as u64,
         deliveries,
         receivers,
+        unclaimed_receivers,
         change_ids: ids,
+        claimed,
     }
 }

@@ -41,7 +41,7 @@ pub struct LeaseRequest {
 }
 
 /// A leased delivery with everything needed to render its body.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct LeasedDelivery {
     /// Delivery id: the `event_id`.
     pub id: i64,
@@ -281,11 +281,36 @@ const EVENT_SELECT: &str = "SELECT d.id, d.change_id, d.subscription_id, d.recei
     FROM deliveries d JOIN changes c ON c.id = d.change_id \
     LEFT JOIN attempts a ON a.id = (SELECT MAX(x.id) FROM attempts x WHERE x.delivery_id = d.id)";
 
-const LEASED_COLUMNS: &str = "d.id, d.change_id, d.subscription_id, d.receiver_id, d.attempts, d.retry_base, \
+/// The columns of a [`LeasedDelivery`], from `deliveries d JOIN changes c`.
+pub(super) const LEASED_COLUMNS: &str = "d.id, d.change_id, d.subscription_id, d.receiver_id, d.attempts, d.retry_base, \
     d.lease_until, d.created_at, c.resource, c.action, c.row_id, c.transaction_id, \
     c.occurred_at, c.etag, c.old, c.new, c.record, c.related, \
     (SELECT s.include_full_record FROM subscriptions s WHERE s.id = d.subscription_id) AS include_full_record, \
     (SELECT s.expand FROM subscriptions s WHERE s.id = d.subscription_id) AS expand";
+
+/// Reads leased deliveries by id (SQLite), oldest first.
+pub(super) async fn leased_rows_sqlite(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    ids: &[i64],
+) -> Result<Vec<LeasedDelivery>> {
+    let mut rows = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let placeholders = (1..=chunk.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {LEASED_COLUMNS} FROM deliveries d JOIN changes c ON c.id = d.change_id \
+             WHERE d.id IN ({placeholders}) ORDER BY d.id"
+        );
+        let mut q = sqlx::query_as::<_, LeasedDelivery>(AssertSqlSafe(sql.as_str()));
+        for id in chunk {
+            q = q.bind(id);
+        }
+        rows.extend(q.fetch_all(&mut **tx).await?);
+    }
+    Ok(rows)
+}
 
 impl Store {
     /// Leases due deliveries, at most `limit` per receiver, oldest first.
@@ -349,22 +374,7 @@ impl Store {
                     .await?;
                     ids.extend(picked);
                 }
-                let mut rows = Vec::with_capacity(ids.len());
-                for chunk in ids.chunks(500) {
-                    let placeholders = (1..=chunk.len())
-                        .map(|i| format!("${i}"))
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    let sql = format!(
-                        "SELECT {LEASED_COLUMNS} FROM deliveries d JOIN changes c ON c.id = d.change_id \
-                         WHERE d.id IN ({placeholders}) ORDER BY d.id"
-                    );
-                    let mut q = sqlx::query_as::<_, LeasedDelivery>(AssertSqlSafe(sql.as_str()));
-                    for id in chunk {
-                        q = q.bind(id);
-                    }
-                    rows.extend(q.fetch_all(&mut *tx).await?);
-                }
+                let rows = leased_rows_sqlite(&mut tx, &ids).await?;
                 tx.commit().await?;
                 Ok(rows)
             }

@@ -30,6 +30,7 @@ mod api_receivers;
 mod capture_pg;
 mod capture_sqlite;
 mod delivery;
+mod handoff;
 mod plugins;
 
 #[allow(dead_code)]

@@ -1,0 +1,124 @@
+//! In-process hand-off: fan-out writes deliveries already leased to this
+//! process, within each receiver's claim, and leaves the rest in the queue.
+
+use changewire_gateway::config::StoreUrl;
+use changewire_gateway::store::Store;
+use changewire_gateway::store::changes::{Claim, Claims, NewChange};
+use changewire_gateway::store::deliveries::LeaseRequest;
+use changewire_gateway::store::now_ms;
+use changewire_test_support::Backend;
+use changewire_test_support::gateway::TestGateway;
+use serde_json::json;
+
+fn change(key: i64) -> NewChange {
+    NewChange {
+        source: "test-handoff".into(),
+        source_key: Some(key.to_string()),
+        resource: "RUNS".into(),
+        action: "UPDATE".into(),
+        row_id: key.to_string(),
+        transaction_id: key,
+        occurred_at: 1,
+        new: Some(r#"{"status": "done"}"#.into()),
+        ..NewChange::default()
+    }
+}
+
+async fn fan_out_claims_within_limits(backend: Backend) {
+    let mut gw = TestGateway::start(backend, "").await;
+    let url = "http://127.0.0.1:9/unused";
+    let a: i64 = gw
+        .receiver_with(url, &[("RUNS", "UPDATE")], json!({}))
+        .await
+        .0
+        .parse()
+        .unwrap();
+    let b: i64 = gw
+        .receiver_with(url, &[("RUNS", "UPDATE")], json!({}))
+        .await
+        .0
+        .parse()
+        .unwrap();
+    gw.stop().await; // no engine: only this test touches the queue
+    let store_url = StoreUrl::parse("store", &gw.store_url).unwrap();
+    let store = Store::connect(&store_url).await.unwrap();
+
+    let lease_until = now_ms() + 60_000;
+    let claims = Claims {
+        owner: "me".into(),
+        receivers: vec![Claim {
+            receiver_id: a,
+            limit: 2,
+            lease_until,
+        }],
+    };
+    let changes: Vec<NewChange> = (1..=3).map(change).collect();
+    let outcome = store.fan_out(&changes, Some(&claims)).await.unwrap();
+    assert_eq!(outcome.changes, 3);
+    assert_eq!(outcome.deliveries, 6, "3 changes × 2 receivers");
+    // A's first two deliveries are born leased, in order; B gets none.
+    assert_eq!(outcome.claimed.len(), 2, "{:?}", outcome.claimed);
+    assert!(
+        outcome
+            .claimed
+            .iter()
+            .all(|d| d.receiver_id == a && d.lease_until == lease_until)
+    );
+    assert_eq!(outcome.claimed[0].row_id, "1");
+    assert_eq!(outcome.claimed[1].row_id, "2");
+    assert!(outcome.claimed[0].id < outcome.claimed[1].id);
+    assert_eq!(
+        outcome.claimed[0].new.as_deref(),
+        Some(r#"{"status": "done"}"#),
+        "ready to render"
+    );
+    assert_eq!(outcome.unclaimed_receivers, vec![a, b]);
+
+    // The queue holds only what was not claimed: one for A, three for B.
+    let now = now_ms();
+    let request = |receiver_id| LeaseRequest {
+        receiver_id,
+        limit: 10,
+        ordered: false,
+        lease_until: now + 600_000,
+    };
+    let leased = store
+        .lease("other", now, &[request(a), request(b)])
+        .await
+        .unwrap();
+    let for_a: Vec<_> = leased
+        .iter()
+        .filter(|d| d.receiver_id == a)
+        .map(|d| d.row_id.as_str())
+        .collect();
+    assert_eq!(for_a, vec!["3"], "the claimed two are leased already");
+    assert_eq!(leased.iter().filter(|d| d.receiver_id == b).count(), 3);
+
+    // Once the claimed leases end, anyone may lease them (crash recovery).
+    let later = lease_until + 1;
+    let retaken = store
+        .lease(
+            "other",
+            later,
+            &[LeaseRequest {
+                lease_until: later + 1000,
+                ..request(a)
+            }],
+        )
+        .await
+        .unwrap();
+    let ids: Vec<_> = retaken.iter().map(|d| d.row_id.as_str()).collect();
+    assert_eq!(ids, vec!["1", "2"]);
+
+    // Fanning out the same changes again writes and claims nothing.
+    let again = store.fan_out(&changes, Some(&claims)).await.unwrap();
+    assert_eq!(
+        (again.changes, again.deliveries, again.claimed.len()),
+        (0, 0, 0)
+    );
+    assert!(again.unclaimed_receivers.is_empty());
+}
+
+both_backends! {
+    claims => fan_out_claims_within_limits,
+}
