@@ -191,9 +191,19 @@ async fn lease_round(
                 probes.push(r.id);
                 1
             }
-            Eligibility::Open => r
-                .lease_budget()
-                .saturating_sub(r.state.in_flight.load(Ordering::SeqCst)),
+            Eligibility::Open => {
+                let free = r
+                    .lease_budget()
+                    .saturating_sub(r.state.in_flight.load(Ordering::SeqCst));
+                // Refill in batches of at least half the budget: one query per
+                // half budget rather than one per finished attempt. The half
+                // still leased keeps every request slot busy meanwhile.
+                if scope == Scope::Backlogged && free < r.lease_budget().div_ceil(2) {
+                    0
+                } else {
+                    free
+                }
+            }
         };
         if limit > 0 {
             wanted.push((r, limit));

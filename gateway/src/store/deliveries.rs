@@ -601,17 +601,30 @@ impl Store {
     /// then changes older than `cutoff` left without deliveries; at most
     /// `limit` of each per call. Returns how many deliveries went.
     pub async fn prune(&self, cutoff: i64, limit: i64) -> Result<u64> {
-        let deliveries = on_pool!(self, |pool| {
-            sqlx::query(
-            "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE created_at < $1 \
-             AND status <> 'pending' LIMIT $2)"
-        )
-        .bind(cutoff)
-        .bind(limit)
-        .execute(pool)
+        let deliveries = match self.backend() {
+            // Attempts have no foreign key to cascade from (migration 0002):
+            // they go in the same statement as their deliveries.
+            Backend::Postgres(pool) => sqlx::query_scalar::<_, i64>(
+                "WITH gone AS (DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries \
+                 WHERE created_at < $1 AND status <> 'pending' LIMIT $2) RETURNING id), \
+                 attempts_gone AS (DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM gone)) \
+                 SELECT COUNT(*) FROM gone",
+            )
+            .bind(cutoff)
+            .bind(limit)
+            .fetch_one(pool)
             .await
-            .map(|r| r.rows_affected())
-        })?;
+            .map(|n| u64::try_from(n).unwrap_or(0))?,
+            Backend::Sqlite(pool) => sqlx::query(
+                "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE created_at < $1 \
+                 AND status <> 'pending' LIMIT $2)",
+            )
+            .bind(cutoff)
+            .bind(limit)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())?,
+        };
         on_pool!(self, |pool| sqlx::query(
             "DELETE FROM changes WHERE id IN (SELECT c.id FROM changes c WHERE c.created_at < $1 \
              AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.change_id = c.id) LIMIT $2)"
@@ -669,6 +682,9 @@ impl FinishRow {
     }
 }
 
+/// Records attempts of deliveries that still exist (a receiver deleted
+/// meanwhile took its deliveries along; there is no foreign key to refuse
+/// the rest, see migration 0002).
 async fn insert_attempts_pg(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     attempts: &[(i64, &AttemptRecord)],
@@ -679,8 +695,11 @@ async fn insert_attempts_pg(
     sqlx::query(
         "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, request_url, request_headers, \
          request_body, response_status, response_body, outcome, error_class, error) \
-         SELECT * FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::int[], $5::text[], $6::text[], $7::text[], \
-         $8::int[], $9::text[], $10::text[], $11::text[], $12::text[])",
+         SELECT u.* FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::int[], $5::text[], $6::text[], $7::text[], \
+         $8::int[], $9::text[], $10::text[], $11::text[], $12::text[]) \
+         AS u(delivery_id, attempt, started_at, duration_ms, request_url, request_headers, request_body, \
+         response_status, response_body, outcome, error_class, error) \
+         WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = u.delivery_id)",
     )
     .bind(attempts.iter().map(|(id, _)| *id).collect::<Vec<_>>())
     .bind(attempts.iter().map(|(_, a)| a.attempt).collect::<Vec<_>>())
@@ -699,6 +718,9 @@ async fn insert_attempts_pg(
     Ok(())
 }
 
+/// Records an attempt if its delivery still exists (a receiver deleted
+/// meanwhile took its deliveries along; its foreign key would otherwise fail
+/// the whole batch, again and again).
 async fn insert_attempt_sqlite(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     delivery_id: i64,
@@ -707,7 +729,8 @@ async fn insert_attempt_sqlite(
     sqlx::query(
         "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, request_url, request_headers, \
          request_body, response_status, response_body, outcome, error_class, error) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
+         WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = $1)",
     )
     .bind(delivery_id)
     .bind(a.attempt)

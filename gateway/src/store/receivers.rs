@@ -272,14 +272,29 @@ impl Store {
 
     /// Deletes a receiver (and its subscriptions, headers, deliveries) if `etag` is current.
     pub async fn delete_receiver(&self, id: i64, etag: &str) -> Result<()> {
-        let done = on_pool!(self, |pool| sqlx::query(
-            "DELETE FROM receivers WHERE id = $1 AND etag = $2"
-        )
-        .bind(id)
-        .bind(etag)
-        .execute(pool)
+        let done = on_pool!(self, |pool| {
+            async {
+            let mut tx = pool.begin().await?;
+            // Attempts have no foreign key to cascade from (PostgreSQL migration 0002).
+            sqlx::query(
+                "DELETE FROM attempts WHERE delivery_id IN (SELECT d.id FROM deliveries d WHERE d.receiver_id = $1) \
+                 AND EXISTS (SELECT 1 FROM receivers r WHERE r.id = $1 AND r.etag = $2)",
+            )
+            .bind(id)
+            .bind(etag)
+            .execute(&mut *tx)
+            .await?;
+            let deleted = sqlx::query("DELETE FROM receivers WHERE id = $1 AND etag = $2")
+                .bind(id)
+                .bind(etag)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            Ok::<u64, sqlx::Error>(deleted)
+        }
         .await
-        .map(|r| r.rows_affected()))?;
+        })?;
         if done == 1 {
             Ok(())
         } else {

@@ -32,6 +32,7 @@ mod capture_sqlite;
 mod delivery;
 mod handoff;
 mod plugins;
+mod store_integrity;
 
 #[allow(dead_code)]
 fn backends() -> [Backend; 2] {
