@@ -7,7 +7,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help test setup fmt fmt-check lint clippy rust vectors py node plugins e2e quickstart bench bench-core bench-plugins bench-delivery schema
+.PHONY: help test setup fmt fmt-check lint clippy rust vectors py node plugins e2e quickstart bench bench-core bench-plugins bench-delivery bench-scaling schema
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -69,4 +69,8 @@ bench-delivery: ## end to end: delivery, fan-out, capture, latency, isolation, t
 	$(CARGO) build --release -p changewire-gateway
 	$(CARGO) bench -p changewire-gateway --bench delivery -- all
 
-bench: bench-core bench-plugins bench-delivery ## every benchmark (release builds; see BENCHMARKS.md)
+bench-scaling: ## how cost grows: fan-out, payload, backlog, a slow receiver, 1 vs 2 processes; CPU and writes per delivery (JSON)
+	$(CARGO) build --release -p changewire-gateway
+	$(CARGO) bench -p changewire-gateway --bench scaling -- all
+
+bench: bench-core bench-plugins bench-delivery bench-scaling ## every benchmark (release builds; see BENCHMARKS.md)

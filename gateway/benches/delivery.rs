@@ -4,7 +4,11 @@
 //! cargo build --release -p changewire-gateway          # the binary, for `rss`
 //! cargo bench -p changewire-gateway --bench delivery -- all
 //! cargo bench -p changewire-gateway --bench delivery -- throughput [--changes N]
+//! cargo bench -p changewire-gateway --bench delivery -- ingest [--events N] [--connections C]
 //! ```
+//!
+//! Helpers shared with `scaling` (sink, `runs` writer, child process) are in
+//! `common/mod.rs`.
 //!
 //! Scenarios (each on a fresh PostgreSQL database that is both the store and
 //! the captured database, with a fast loopback sink):
@@ -13,7 +17,10 @@
 //!   same 1 KB bodies, no gateway — the ceiling the others are compared to;
 //! * `throughput`: commit N changes as fast as possible; deliveries/s end to
 //!   end with 1 receiver and with 10-way fan-out;
-//! * `latency`: 500 changes/s for 10 s; commit → receiver p50/p99;
+//! * `latency`: 500 changes/s for 10 s (5 rows per transaction); commit →
+//!   receiver p50/p99;
+//! * `latency_5000`: the same at 5,000 changes/s for 5 s (10 rows per
+//!   transaction);
 //! * `capture`: capture + fan-out only (receivers paused): changes/s and
 //!   deliveries written/s with 1 and 10 subscriptions, and commit → pending
 //!   delivery p50/p99; the same latency for a captured SQLite file;
@@ -22,6 +29,11 @@
 //! * `isolation`: a healthy receiver's p50/p99 at 200 changes/s, alone and
 //!   beside a receiver that hangs for its whole timeout;
 //! * `plugin`: throughput with an add-header plugin and with none;
+//! * `ingest`: N events (`--events`, default changes/2) published through
+//!   `POST /v1/events` by 48 keep-alive clients (`--connections`): events
+//!   accepted/s with the receiver paused, deliveries/s end to end with 1
+//!   receiver, each as a ratio to the capture path in the same run
+//!   (`capture` with 1 subscription, `throughput` with 1 receiver);
 //! * `rss`: the `changewire` binary's peak RSS while 1,000,000 deliveries
 //!   are pending for a receiver that never answers.
 //!
@@ -30,84 +42,22 @@
 #![allow(missing_docs)] // a benchmark binary
 #![allow(clippy::unwrap_used)] // a benchmark: panicking on setup failure is the point
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+#[path = "common/mod.rs"]
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use changewire_test_support::gateway::TestGateway;
+use changewire_test_support::gateway::{ADMIN_TOKEN, TestGateway};
 use changewire_test_support::pg::TestDatabase;
+use common::{
+    PAYLOAD, app_db, arg, bench_args, binary_missing, gateway_process, now_ns, percentile, record,
+    run_bench, start_sink, wait_count, write_backlog, write_rows,
+};
 use serde_json::{Value, json};
 use sqlx::Connection;
-
-const PAYLOAD: usize = 700;
-
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
-}
-
-/// A sink that counts requests and records commit→arrival latency (from `"t": <ns>` in the body).
-#[derive(Default)]
-struct Sink {
-    count: AtomicU64,
-    latencies_us: Mutex<Vec<u64>>,
-    hang: AtomicBool,
-}
-
-fn extract_t(body: &[u8]) -> Option<i64> {
-    let text = std::str::from_utf8(body).ok()?;
-    let at = text.find("\"t\": ")? + 5;
-    let digits: String = text[at..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().ok()
-}
-
-async fn sink_handler(
-    axum::extract::State(sink): axum::extract::State<Arc<Sink>>,
-    body: Bytes,
-) -> &'static str {
-    if sink.hang.load(Ordering::Relaxed) {
-        sink.count.fetch_add(1, Ordering::Relaxed);
-        std::future::pending::<()>().await;
-    }
-    if let Some(t) = extract_t(&body) {
-        let us = ((now_ns() - t).max(0) / 1000) as u64;
-        if let Ok(mut l) = sink.latencies_us.lock() {
-            l.push(us);
-        }
-    }
-    sink.count.fetch_add(1, Ordering::Relaxed);
-    "ok"
-}
-
-async fn start_sink(hang: bool) -> (SocketAddr, Arc<Sink>) {
-    let sink = Arc::new(Sink::default());
-    sink.hang.store(hang, Ordering::Relaxed);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = axum::Router::new()
-        .fallback(axum::routing::post(sink_handler))
-        .with_state(sink.clone());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (addr, sink)
-}
-
-fn percentile(values: &mut [u64], p: f64) -> u64 {
-    if values.is_empty() {
-        return 0;
-    }
-    values.sort_unstable();
-    let idx = ((values.len() as f64 - 1.0) * p).round() as usize;
-    values[idx]
-}
 
 fn body_1kb(i: i64) -> String {
     json!({"event_id": i, "subscription_id": 1, "resource": "runs", "action": "create", "transaction_id": i,
@@ -116,29 +66,45 @@ fn body_1kb(i: i64) -> String {
     .to_string()
 }
 
-/// The sink's direct capacity: `conns` keep-alive connections POSTing 1 KB for `secs`.
-async fn sink_capacity(conns: usize, secs: u64) -> Value {
+/// `conns` keep-alive connections POSTing `body(i)` to `url` (with
+/// `authorization`, if given) until `total` requests were sent or `deadline`
+/// passed; returns how many were answered with a 2xx status.
+async fn post_loop(
+    url: String,
+    authorization: Option<String>,
+    conns: usize,
+    total: Option<i64>,
+    deadline: Instant,
+    body: fn(i64) -> String,
+) -> u64 {
     use http_body_util::{BodyExt, Full};
     use hyper_util::client::legacy::Client;
     use hyper_util::client::legacy::connect::HttpConnector;
     use hyper_util::rt::TokioExecutor;
-    let (addr, sink) = start_sink(false).await;
     let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(conns)
         .build(HttpConnector::new());
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let url = format!("http://{addr}/direct");
+    let ok = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for c in 0..conns {
-        let (client, url) = (client.clone(), url.clone());
+        let (client, url, auth, ok) = (
+            client.clone(),
+            url.clone(),
+            authorization.clone(),
+            ok.clone(),
+        );
         tasks.push(tokio::spawn(async move {
-            let mut i = c as i64;
-            while Instant::now() < deadline {
-                let req = hyper::Request::post(&url)
-                    .header("content-type", "application/json")
-                    .body(Full::new(Bytes::from(body_1kb(i))))
-                    .unwrap();
+            let mut i = c as i64 + 1;
+            while Instant::now() < deadline && total.is_none_or(|t| i <= t) {
+                let mut req = hyper::Request::post(&url).header("content-type", "application/json");
+                if let Some(auth) = &auth {
+                    req = req.header("authorization", auth);
+                }
+                let req = req.body(Full::new(Bytes::from(body(i)))).unwrap();
                 if let Ok(resp) = client.request(req).await {
+                    if resp.status().is_success() {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
                     let _ = resp.into_body().collect().await;
                 }
                 i += conns as i64;
@@ -148,18 +114,91 @@ async fn sink_capacity(conns: usize, secs: u64) -> Value {
     for t in tasks {
         let _ = t.await;
     }
+    ok.load(Ordering::Relaxed)
+}
+
+/// The sink's direct capacity: `conns` keep-alive connections POSTing 1 KB for `secs`.
+async fn sink_capacity(conns: usize, secs: u64) -> Value {
+    let (addr, sink) = start_sink(false).await;
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    post_loop(
+        format!("http://{addr}/direct"),
+        None,
+        conns,
+        None,
+        deadline,
+        body_1kb,
+    )
+    .await;
     let n = sink.count.load(Ordering::Relaxed);
     json!({"connections": conns, "seconds": secs, "requests": n, "requests_per_sec": n / secs})
 }
 
-const SCHEMA: &str =
-    "CREATE TABLE runs (id BIGINT PRIMARY KEY, status TEXT NOT NULL, payload TEXT, t BIGINT)";
+/// A `POST /v1/events` body: the same row as the capture benchmarks write.
+fn event_1kb(i: i64) -> String {
+    json!({"resource": "RUNS", "action": "CREATE", "id": i,
+           "new": {"id": i, "status": "queued", "payload": "x".repeat(PAYLOAD), "t": now_ns()}})
+    .to_string()
+}
 
-async fn app_db() -> TestDatabase {
-    let db = TestDatabase::create().await;
-    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    sqlx::raw_sql(SCHEMA).execute(&mut conn).await.unwrap();
-    db
+/// Publishes `events` through `POST /v1/events` from `conns` keep-alive
+/// clients; returns (accepted, seconds).
+async fn publish_events(gw: &TestGateway, events: i64, conns: usize) -> (u64, f64) {
+    let began = Instant::now();
+    let accepted = post_loop(
+        format!("{}/v1/events", gw.base()),
+        Some(format!("Bearer {ADMIN_TOKEN}")),
+        conns,
+        Some(events),
+        began + Duration::from_secs(600),
+        event_1kb,
+    )
+    .await;
+    (accepted, began.elapsed().as_secs_f64())
+}
+
+/// Ingest through `POST /v1/events` against the capture path, in one run:
+/// events accepted/s with the receiver paused (vs `capture`), and
+/// deliveries/s end to end with 1 receiver (vs `throughput`).
+async fn ingest(events: i64, conns: usize) -> Value {
+    let db = app_db().await;
+    let gw = gateway(&db, "").await;
+    register_paused(&gw, "https://hooks.example.com/r").await;
+    let (accepted, publish_secs) = publish_events(&gw, events, conns).await;
+    drop(gw);
+    drop(db);
+
+    let db = app_db().await;
+    let (addr, sink) = start_sink(false).await;
+    let gw = gateway(&db, "").await;
+    register(
+        &gw,
+        &format!("http://{addr}/r"),
+        json!({"maxConcurrency": 64}),
+    )
+    .await;
+    let began = Instant::now();
+    let (e2e_accepted, e2e_publish_secs) = publish_events(&gw, events, conns).await;
+    wait_count(&sink, e2e_accepted, Duration::from_secs(600)).await;
+    let total = began.elapsed().as_secs_f64();
+    let (p50, p99) = sink.latency_ms();
+    drop(gw);
+    drop(db);
+
+    let capture_path = capture(events, 1, None).await;
+    let throughput_path = throughput(events, 1, None).await;
+    let accepted_per_sec = accepted as f64 / publish_secs;
+    let deliveries_per_sec = e2e_accepted as f64 / total;
+    let ratio = |a: f64, b: &Value| common::round(a / b.as_f64().unwrap_or(1.0).max(1e-9), 2);
+    json!({
+        "events": events, "connections": conns,
+        "publish_only": {"accepted": accepted, "seconds": publish_secs, "events_accepted_per_sec": accepted_per_sec.round()},
+        "end_to_end": {"accepted": e2e_accepted, "publish_seconds": e2e_publish_secs, "seconds": total,
+                       "deliveries_per_sec": deliveries_per_sec.round(), "latency_ms_p50": p50, "latency_ms_p99": p99},
+        "capture_1_sub": capture_path, "throughput_1": throughput_path,
+        "accepted_vs_captured_ratio": ratio(accepted_per_sec, &capture_path["changes_per_sec"]),
+        "deliveries_vs_capture_path_ratio": ratio(deliveries_per_sec, &throughput_path["deliveries_per_sec"]),
+    })
 }
 
 async fn gateway(db: &TestDatabase, extra: &str) -> TestGateway {
@@ -168,42 +207,6 @@ async fn gateway(db: &TestDatabase, extra: &str) -> TestGateway {
         url = db.url
     );
     TestGateway::start_with_store(db.url.clone(), None, tempfile::tempdir().unwrap(), &toml).await
-}
-
-/// Inserts `n` rows in transactions of `batch`, optionally paced to `rate` rows/s.
-async fn write_rows(url: &str, start: i64, n: i64, batch: i64, rate: Option<u64>) {
-    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-    let payload = "x".repeat(PAYLOAD);
-    let began = Instant::now();
-    let mut i = 0;
-    while i < n {
-        let ids: Vec<i64> = (start + i..start + (i + batch).min(n)).collect();
-        sqlx::query("INSERT INTO runs (id, status, payload, t) SELECT x, 'queued', $2, $3 FROM unnest($1::bigint[]) AS x")
-            .bind(&ids)
-            .bind(&payload)
-            .bind(now_ns())
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        i += ids.len() as i64;
-        if let Some(rate) = rate {
-            let due = began + Duration::from_secs_f64(i as f64 / rate as f64);
-            tokio::time::sleep_until(due.into()).await;
-        }
-    }
-}
-
-async fn wait_count(sink: &Sink, target: u64, limit: Duration) -> Duration {
-    let began = Instant::now();
-    while sink.count.load(Ordering::Relaxed) < target {
-        assert!(
-            began.elapsed() < limit,
-            "only {} of {target} delivered in {limit:?}",
-            sink.count.load(Ordering::Relaxed)
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    began.elapsed()
 }
 
 async fn register(gw: &TestGateway, url: &str, extra: Value) -> String {
@@ -264,14 +267,15 @@ async fn throughput(changes: i64, fanout: usize, plugin: Option<&str>) -> Value 
     })
 }
 
-/// A steady rate for `secs`; commit → receiver percentiles.
-async fn latency(rate: u64, secs: u64) -> Value {
+/// A steady rate for `secs`, rows committed `batch` per transaction;
+/// commit → receiver percentiles.
+async fn latency(rate: u64, secs: u64, batch: i64) -> Value {
     let db = app_db().await;
     let (addr, sink) = start_sink(false).await;
     let gw = gateway(&db, "").await;
     register(&gw, &format!("http://{addr}/r"), json!({})).await;
     let n = (rate * secs) as i64;
-    write_rows(&db.url, 1, n, 5, Some(rate)).await;
+    write_rows(&db.url, 1, n, batch, Some(rate)).await;
     wait_count(&sink, n as u64, Duration::from_secs(60)).await;
     let mut lat = sink.latencies_us.lock().unwrap().clone();
     drop(gw);
@@ -541,65 +545,28 @@ async fn isolation(rate: u64, secs: u64) -> Value {
            "p99_ratio": (ratio("healthy_latency_ms_p99") * 100.0).round() / 100.0})
 }
 
-fn release_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .and_then(|d| d.parent())
-        .unwrap()
-        .join("changewire")
-}
-
 async fn rss(pending: i64) -> Value {
-    let bin = release_binary();
-    if !bin.exists() {
-        return json!({"skipped": format!("{} not built: cargo build --release -p changewire-gateway", bin.display())});
+    if let Some(skipped) = binary_missing() {
+        return skipped;
     }
     let db = TestDatabase::create().await;
     let (haddr, _hsink) = start_sink(true).await;
     // Set up the store with a receiver, then write the pending deliveries directly.
-    let mut gw = TestGateway::start_with_store(
-        db.url.clone(),
-        None,
-        tempfile::tempdir().unwrap(),
-        "[log]\nlevel = \"error\"",
-    )
-    .await;
-    let rid: i64 = register(
-        &gw,
+    let setup = write_backlog(
+        &db.url,
         &format!("http://{haddr}/never"),
         json!({"timeoutMs": 60000, "maxConcurrency": 16}),
+        pending,
+        0,
     )
-    .await
-    .parse()
-    .unwrap();
-    gw.stop().await;
-    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    let began = Instant::now();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO changewire.changes (source, source_key, resource, action, row_id, transaction_id, occurred_at, new, created_at)
-         SELECT 'bench', g::text, 'RUNS', 'CREATE', g::text, g, 0, '{{\"id\": ' || g || ', \"status\": \"queued\"}}', 0 FROM generate_series(1, {pending}) g;
-         INSERT INTO changewire.deliveries (change_id, subscription_id, receiver_id, status, next_attempt_at, created_at, updated_at)
-         SELECT id, 1, {rid}, 'pending', 0, 0, 0 FROM changewire.changes WHERE source = 'bench';"
-    )))
-    .execute(&mut conn)
-    .await
-    .unwrap();
-    let setup = began.elapsed();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = std::process::Command::new(&bin)
-        .arg("serve")
-        .env("CHANGEWIRE_STORE", &db.url)
-        .env("CHANGEWIRE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("CHANGEWIRE_ALLOW_HTTP", "true")
-        .env("CHANGEWIRE_ALLOW_PRIVATE_NETWORKS", "true")
-        .env("CHANGEWIRE_LOG__LEVEL", "error")
-        .spawn()
-        .unwrap();
-    let pid = child.id();
+    .await;
+    let mut child = gateway_process(
+        &db.url,
+        false,
+        &[("CHANGEWIRE_DELIVERY__POLL_INTERVAL_MS", "200".into())],
+    )
+    .await;
+    let pid = child.pid();
     let mut peak_kb = 0u64;
     for _ in 0..40 {
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -616,8 +583,8 @@ async fn rss(pending: i64) -> Value {
             }
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    child.kill9();
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
     let still_pending: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM changewire.deliveries WHERE status = 'pending'")
             .fetch_one(&mut conn)
@@ -627,53 +594,49 @@ async fn rss(pending: i64) -> Value {
            "peak_rss_mb": (peak_kb as f64 / 1024.0 * 10.0).round() / 10.0})
 }
 
-fn arg(args: &[String], name: &str, default: i64) -> i64 {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Keeps a scenario's result and prints it to stderr at once, so a later
-/// scenario's failure does not lose the figures already measured.
-fn record(out: &mut serde_json::Map<String, Value>, key: &str, value: Value) {
-    eprintln!("{key}: {value}");
-    out.insert(key.to_string(), value);
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
-    let what = args.first().cloned().unwrap_or_else(|| "all".into());
+    let (args, what) = bench_args();
     let changes = arg(&args, "--changes", 20_000);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut out = serde_json::Map::new();
-    let machine =
-        json!({"cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)});
-    record(&mut out, "machine", machine);
-    rt.block_on(async {
+    run_bench(|mut out| async move {
         let all = what == "all";
         if all || what == "sink" {
             record(&mut out, "sink_direct", sink_capacity(64, 5).await);
         }
         if all || what == "throughput" {
             record(&mut out, "throughput_1", throughput(changes, 1, None).await);
-            record(&mut out, "throughput_fanout_10", throughput(changes / 5, 10, None).await);
+            record(
+                &mut out,
+                "throughput_fanout_10",
+                throughput(changes / 5, 10, None).await,
+            );
         }
         if all || what == "latency" {
-            record(&mut out, "latency_500_per_sec", latency(500, 10).await);
+            record(&mut out, "latency_500_per_sec", latency(500, 10, 5).await);
+        }
+        if all || what == "latency_5000" {
+            record(
+                &mut out,
+                "latency_5000_per_sec",
+                latency(5_000, 5, 10).await,
+            );
         }
         if all || what == "capture" {
             record(&mut out, "capture_1_sub", capture(changes, 1, None).await);
-            record(&mut out, "capture_10_subs", capture(changes / 2, 10, None).await);
-            record(&mut out, "capture_latency_500_per_sec", capture(5_000, 1, Some(500)).await);
-            record(&mut out, "sqlite_capture_latency_500_per_sec", sqlite_capture(5_000, 500).await);
+            record(
+                &mut out,
+                "capture_10_subs",
+                capture(changes / 2, 10, None).await,
+            );
+            record(
+                &mut out,
+                "capture_latency_500_per_sec",
+                capture(5_000, 1, Some(500)).await,
+            );
+            record(
+                &mut out,
+                "sqlite_capture_latency_500_per_sec",
+                sqlite_capture(5_000, 500).await,
+            );
         }
         if all || what == "trigger" {
             record(&mut out, "trigger_overhead", trigger_overhead(5).await);
@@ -685,15 +648,26 @@ fn main() {
             let add_header = changewire_plugin_artifacts::ADD_HEADER;
             let without = throughput(changes / 2, 1, None).await;
             let with = throughput(changes / 2, 1, Some(add_header)).await;
-            let ratio = with["deliveries_per_sec"].as_f64().unwrap_or(0.0) / without["deliveries_per_sec"].as_f64().unwrap_or(1.0);
-            record(&mut out, "plugin_throughput", json!({"without": without, "with_add_header": with, "ratio": (ratio * 100.0).round() / 100.0}));
+            let ratio = with["deliveries_per_sec"].as_f64().unwrap_or(0.0)
+                / without["deliveries_per_sec"].as_f64().unwrap_or(1.0);
+            record(
+                &mut out,
+                "plugin_throughput",
+                json!({"without": without, "with_add_header": with, "ratio": (ratio * 100.0).round() / 100.0}),
+            );
+        }
+        if all || what == "ingest" {
+            let events = arg(&args, "--events", changes / 2);
+            let conns = arg(&args, "--connections", 48) as usize;
+            record(&mut out, "ingest", ingest(events, conns).await);
         }
         if all || what == "rss" {
-            record(&mut out, "rss_1m_pending", rss(arg(&args, "--pending", 1_000_000)).await);
+            record(
+                &mut out,
+                "rss_1m_pending",
+                rss(arg(&args, "--pending", 1_000_000)).await,
+            );
         }
+        out
     });
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&Value::Object(out)).unwrap()
-    );
 }
