@@ -211,12 +211,19 @@ impl PgCapture {
         })
     }
 
-    /// Spawns the listener and the importer.
-    pub fn spawn(self, ctx: Importer, tasks: &mut JoinSet<()>) {
+    /// Spawns the listener (main runtime) and the importer (its own thread,
+    /// with its own connections).
+    pub fn spawn(mut self, ctx: Importer, tasks: &mut JoinSet<()>) -> Result<(), Error> {
         if self.notify {
             tasks.spawn(listen(self.pool.clone(), ctx.clone()));
         }
-        tasks.spawn(self.import_loop(ctx));
+        super::spawn_on_own_thread(ctx, tasks, move |ctx| async move {
+            self.pool = PgPoolOptions::new()
+                .max_connections(2)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_lazy_with((*self.pool.connect_options()).clone());
+            self.import_loop(ctx).await;
+        })
     }
 
     async fn import_loop(mut self, ctx: Importer) {

@@ -229,8 +229,13 @@ impl SqliteCapture {
     }
 
     /// Spawns the poller.
-    pub fn spawn(self, ctx: Importer, tasks: &mut JoinSet<()>) {
-        tasks.spawn(self.poll_loop(ctx));
+    pub fn spawn(mut self, ctx: Importer, tasks: &mut JoinSet<()>) -> Result<(), Error> {
+        super::spawn_on_own_thread(ctx, tasks, move |ctx| async move {
+            self.pool = SqlitePoolOptions::new()
+                .max_connections(2)
+                .connect_lazy_with((*self.pool.connect_options()).clone());
+            self.poll_loop(ctx).await;
+        })
     }
 
     async fn poll_loop(self, ctx: Importer) {

@@ -72,6 +72,13 @@ pub async fn run(
     if held || engine.shutdown.is_cancelled() {
         return released(&d, receiver.id, now_ms());
     }
+    // Waited so long for a permit that the lease could end mid-request
+    // (another gateway may take it over then): give it back instead.
+    let now = now_ms();
+    let timeout_ms = i64::try_from(receiver.timeout.as_millis()).unwrap_or(i64::MAX / 4);
+    if d.lease_until - now < timeout_ms {
+        return released(&d, receiver.id, now);
+    }
     let receiver = current.unwrap_or(receiver);
     attempt(&engine, &receiver, &d).await
 }

@@ -58,7 +58,7 @@ pub async fn run(
                     engine.health.ready("delivery");
                     backoff = Duration::from_millis(50);
                     if leased > 0 {
-                        round = Some(Scope::All); // there may be more due right now
+                        round = Some(Scope::Backlogged); // there may be more due right now
                         continue;
                     }
                 }
@@ -198,7 +198,7 @@ async fn lease_round(
                 // Refill in batches of at least half the budget: one query per
                 // half budget rather than one per finished attempt. The half
                 // still leased keeps every request slot busy meanwhile.
-                if scope == Scope::Backlogged && free < r.lease_budget().div_ceil(2) {
+                if free < r.lease_budget().div_ceil(2) {
                     0
                 } else {
                     free

@@ -4,7 +4,7 @@
 //! (signal) or in another one (periodic check of `updated_at`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -17,6 +17,12 @@ use crate::config::DeliverySettings;
 use crate::secrets::SecretBox;
 use crate::store::receivers::ReceiverRow;
 use crate::store::{self, Store};
+
+/// Average attempt duration under which a receiver counts as fast.
+pub const FAST_RECEIVER: Duration = Duration::from_millis(50);
+
+/// A fast receiver's lease budget, in multiples of its concurrency.
+pub const FAST_BUDGET_FACTOR: usize = 16;
 
 /// Live state that survives settings reloads.
 #[derive(Debug)]
@@ -39,6 +45,8 @@ pub struct ReceiverState {
     /// Due deliveries may be waiting in the queue beyond what this process
     /// leased: the dispatcher leases for it again as soon as room frees up.
     pub may_have_due: AtomicBool,
+    /// Moving average of recent HTTP attempt durations, µs (0: none yet).
+    pub latency_us: AtomicU64,
 }
 
 impl ReceiverState {
@@ -53,7 +61,20 @@ impl ReceiverState {
             probing: AtomicBool::new(false),
             paused: AtomicBool::new(false),
             may_have_due: AtomicBool::new(true),
+            latency_us: AtomicU64::new(0),
         }
+    }
+
+    /// Folds one HTTP attempt's duration into the moving average (1/8 weight).
+    pub fn observe_latency(&self, took: Duration) {
+        let sample = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
+        let old = self.latency_us.load(Ordering::Relaxed);
+        let new = if old == 0 {
+            sample
+        } else {
+            (old.saturating_mul(7)).saturating_add(sample) / 8
+        };
+        self.latency_us.store(new, Ordering::Relaxed);
     }
 
     fn resize(&self, concurrency: usize) {
@@ -122,9 +143,16 @@ impl Receiver {
         }
     }
 
-    /// Leases this receiver may hold in this process.
+    /// Leases this receiver may hold in this process: twice its concurrency,
+    /// or [`FAST_BUDGET_FACTOR`] times it while its recent attempts average
+    /// under [`FAST_RECEIVER`]. A fast receiver drains even the larger budget
+    /// in well under a second, and refilling it takes fewer, larger lease
+    /// queries; a slow, hanging or new receiver keeps the small budget,
+    /// which it drains well within its leases.
     pub fn lease_budget(&self) -> usize {
-        self.concurrency * 2
+        let latency = self.state.latency_us.load(Ordering::Relaxed);
+        let fast = latency > 0 && u128::from(latency) < FAST_RECEIVER.as_micros();
+        self.concurrency * if fast { FAST_BUDGET_FACTOR } else { 2 }
     }
 
     /// Whether deliveries may be attempted now; `Probe` when only a circuit

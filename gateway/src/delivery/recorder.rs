@@ -57,6 +57,9 @@ async fn after_write(engine: &Engine, batch: &[Outcome]) {
         let receiver = o.receiver_id.to_string();
         metrics::counter!("changewire_delivery_attempts_total", "receiver" => receiver.clone(), "outcome" => o.label).increment(1);
         if let Some(success) = o.http_success {
+            if let Some(r) = engine.receivers.get(o.receiver_id) {
+                r.state.observe_latency(o.duration);
+            }
             metrics::histogram!("changewire_attempt_duration_seconds", "receiver" => receiver)
                 .record(o.duration.as_secs_f64());
             last_by_receiver

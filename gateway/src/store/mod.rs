@@ -181,6 +181,32 @@ impl Store {
         Ok(store)
     }
 
+    /// The same store through connections of its own, opened on first use
+    /// by the runtime that uses them. Call it on that runtime (a dedicated
+    /// thread's): the pools' maintenance tasks start where they are made.
+    pub fn with_own_connections(&self, max_connections: u32) -> Store {
+        let lazy_pg = |pool: &PgPool, max: u32| {
+            PgPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_lazy_with((*pool.connect_options()).clone())
+        };
+        match &self.backend {
+            Backend::Postgres(pool) => Store {
+                backend: Backend::Postgres(lazy_pg(pool, max_connections)),
+                lease_pool: self.lease_pool.as_ref().map(|p| lazy_pg(p, 1)),
+            },
+            Backend::Sqlite(pool) => Store {
+                backend: Backend::Sqlite(
+                    SqlitePoolOptions::new()
+                        .max_connections(max_connections)
+                        .connect_lazy_with((*pool.connect_options()).clone()),
+                ),
+                lease_pool: None,
+            },
+        }
+    }
+
     /// Runs the embedded migrations (idempotent; PostgreSQL takes a lock, so
     /// several gateways may start at once).
     pub async fn migrate(&self) -> Result<()> {
