@@ -147,7 +147,8 @@ async fn introspect(pool: &PgPool, resource: &str, table: &str) -> Result<TableI
 
 /// Connects with a small pool.
 async fn connect(url: &str) -> Result<PgPool, Error> {
-    let options = PgConnectOptions::from_str(url)?;
+    // No JIT: see `Store::connect`.
+    let options = PgConnectOptions::from_str(url)?.options([("jit", "off")]);
     Ok(PgPoolOptions::new()
         .max_connections(4)
         .acquire_timeout(Duration::from_secs(10))

@@ -9,7 +9,7 @@
 
 use sqlx::AssertSqlSafe;
 
-use super::deliveries::{LEASED_COLUMNS, LeasedDelivery};
+use super::deliveries::{CHANGE_BY_ID, LEASED_COLUMNS, LeasedDelivery};
 use super::{Backend, Result, Store, now_ms};
 
 /// A change about to be stored.
@@ -194,7 +194,7 @@ impl Store {
                     Vec::new()
                 } else {
                     sqlx::query_as::<_, LeasedDelivery>(AssertSqlSafe(format!(
-                        "SELECT {LEASED_COLUMNS} FROM deliveries d JOIN changes c ON c.id = d.change_id \
+                        "SELECT {LEASED_COLUMNS} FROM deliveries d {CHANGE_BY_ID} \
                          WHERE d.id = ANY($1) ORDER BY d.id"
                     )))
                     .bind(&claimed_ids)

@@ -281,7 +281,13 @@ const EVENT_SELECT: &str = "SELECT d.id, d.change_id, d.subscription_id, d.recei
     FROM deliveries d JOIN changes c ON c.id = d.change_id \
     LEFT JOIN attempts a ON a.id = (SELECT MAX(x.id) FROM attempts x WHERE x.delivery_id = d.id)";
 
-/// The columns of a [`LeasedDelivery`], from `deliveries d JOIN changes c`.
+/// Joins each delivery `d` to its change `c` by primary key, always: a
+/// plain join let the planner hash a million-row `changes` table for a
+/// lease of a hundred rows once the backlog grew.
+pub(super) const CHANGE_BY_ID: &str =
+    "CROSS JOIN LATERAL (SELECT * FROM changes x WHERE x.id = d.change_id) c";
+
+/// The columns of a [`LeasedDelivery`], from `deliveries d` and [`CHANGE_BY_ID`].
 pub(super) const LEASED_COLUMNS: &str = "d.id, d.change_id, d.subscription_id, d.receiver_id, d.attempts, d.retry_base, \
     d.lease_until, d.created_at, c.resource, c.action, c.row_id, c.transaction_id, \
     c.occurred_at, c.etag, c.old, c.new, c.record, c.related, \
@@ -300,7 +306,7 @@ pub(super) async fn leased_rows_sqlite(
             .collect::<Vec<_>>()
             .join(", ");
         let sql = format!(
-            "SELECT {LEASED_COLUMNS} FROM deliveries d JOIN changes c ON c.id = d.change_id \
+            "SELECT {LEASED_COLUMNS} FROM deliveries d {CHANGE_BY_ID} \
              WHERE d.id IN ({placeholders}) ORDER BY d.id"
         );
         let mut q = sqlx::query_as::<_, LeasedDelivery>(AssertSqlSafe(sql.as_str()));
@@ -330,16 +336,17 @@ impl Store {
                 let sql = format!(
                     "WITH budget AS (SELECT * FROM unnest($1::bigint[], $2::int[], $3::bool[], $4::bigint[]) \
                        AS b(receiver_id, n, ordered, lease_until)), \
-                     picked AS (SELECT p.id, b.lease_until FROM budget b CROSS JOIN LATERAL ( \
+                     picked AS (SELECT p.id FROM budget b CROSS JOIN LATERAL ( \
                        SELECT d.id FROM deliveries d \
                        WHERE d.receiver_id = b.receiver_id AND d.status = 'pending' AND d.next_attempt_at <= $5 \
                          AND d.lease_until <= $5 \
                          AND (NOT b.ordered OR NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.receiver_id = d.receiver_id \
                            AND e.status = 'pending' AND e.order_key = d.order_key AND e.id < d.id)) \
-                       ORDER BY d.next_attempt_at, d.id LIMIT b.n FOR UPDATE OF d SKIP LOCKED) p) \
-                     UPDATE deliveries d SET lease_until = picked.lease_until, lease_owner = $6 \
-                     FROM picked, changes c WHERE d.id = picked.id AND c.id = d.change_id \
-                     RETURNING {LEASED_COLUMNS}"
+                       ORDER BY d.next_attempt_at, d.id LIMIT b.n FOR UPDATE OF d SKIP LOCKED) p), \
+                     leased AS (UPDATE deliveries d SET lease_owner = $6, \
+                       lease_until = (SELECT b.lease_until FROM budget b WHERE b.receiver_id = d.receiver_id) \
+                     WHERE d.id = ANY(ARRAY(SELECT id FROM picked)) RETURNING d.*) \
+                     SELECT {LEASED_COLUMNS} FROM leased d {CHANGE_BY_ID}"
                 );
                 let rows = sqlx::query_as::<_, LeasedDelivery>(AssertSqlSafe(sql.as_str()))
                     .bind(requests.iter().map(|r| r.receiver_id).collect::<Vec<_>>())
