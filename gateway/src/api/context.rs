@@ -27,6 +27,8 @@ pub struct ApiContext {
     pub policy: Policy,
     /// The plugin host and registry.
     pub plugins: Arc<crate::delivery::PluginRuntime>,
+    /// Producer events, committed in groups.
+    pub publisher: crate::fanout::Publisher,
 }
 
 impl ApiContext {
@@ -43,6 +45,7 @@ impl ApiContext {
                 allow_http: config.allow_http,
                 allow_private_networks: config.allow_private_networks,
             },
+            publisher: crate::fanout::Publisher::start(store.clone(), signals.clone()),
             store,
             config,
             signals,

@@ -64,6 +64,8 @@ pub fn map_fanout_error(err: fanout::Error, prefix: &str) -> Error {
             Error::bad_input(format!("{prefix}{field}"), reason)
         }
         fanout::Error::Store(e) => e.into(),
+        fanout::Error::Failed(message) => Error::Internal(message),
+        fanout::Error::Unavailable => Error::Internal("the gateway is shutting down".into()),
     }
 }
 
@@ -73,15 +75,16 @@ pub async fn publish(
     event: &PublishedEvent<'_>,
     prefix: &str,
 ) -> Result<PublishEventPayload> {
-    let outcome = fanout::publish(&state.store, &state.signals, &state.config.resources, event)
+    let published = fanout::publish(&state.publisher, &state.config.resources, event)
         .await
         .map_err(|e| map_fanout_error(e, prefix))?;
-    metrics::counter!("changewire_changes_captured_total", "source" => "api")
-        .increment(outcome.changes);
+    let stored = u64::from(published.change_id.is_some());
+    metrics::counter!("changewire_changes_captured_total", "source" => "api").increment(stored);
+    metrics::counter!("changewire_deliveries_created_total").increment(published.deliveries);
     Ok(PublishEventPayload {
-        change_id: outcome.change_ids.first().map(ToString::to_string),
-        deliveries: i32::try_from(outcome.deliveries).unwrap_or(i32::MAX),
-        duplicate: outcome.changes == 0,
+        change_id: published.change_id.map(|id| id.to_string()),
+        deliveries: i32::try_from(published.deliveries).unwrap_or(i32::MAX),
+        duplicate: published.change_id.is_none(),
     })
 }
 

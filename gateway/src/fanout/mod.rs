@@ -8,6 +8,10 @@
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
+pub mod publisher;
+
+pub use publisher::{Published, Publisher};
+
 use crate::config::Resources;
 use crate::delivery::handoff::Reservation;
 use crate::signals::Signals;
@@ -28,6 +32,12 @@ pub enum Error {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] store::Error),
+    /// The batch this event was stored with failed (the store's error, in words).
+    #[error("storing the event failed: {0}")]
+    Failed(String),
+    /// The gateway is shutting down; nothing was stored.
+    #[error("the gateway is shutting down")]
+    Unavailable,
 }
 
 fn bad(field: &'static str, reason: impl Into<String>) -> Error {
@@ -178,15 +188,15 @@ pub fn to_change(resources: &Resources, e: &PublishedEvent<'_>) -> Result<NewCha
     })
 }
 
-/// Publishes one event: stores it and fans it out.
+/// Publishes one event: checks it, then stores it and fans it out with
+/// whatever other events are being published at the same moment.
 pub async fn publish(
-    store: &Store,
-    signals: &Signals,
+    publisher: &Publisher,
     resources: &Resources,
     event: &PublishedEvent<'_>,
-) -> Result<FanoutOutcome, Error> {
+) -> Result<Published, Error> {
     let change = to_change(resources, event)?;
-    Ok(fan_out(store, signals, std::slice::from_ref(&change)).await?)
+    publisher.publish(change).await
 }
 
 /// Stores changes with their deliveries (one transaction) and hands the

@@ -7,6 +7,8 @@
 //! dispatched at the source" neither loses nor duplicates a delivery; and
 //! `UNIQUE (change_id, subscription_id)` guards the deliveries themselves.
 
+use std::collections::HashMap;
+
 use sqlx::AssertSqlSafe;
 
 use super::deliveries::{CHANGE_BY_ID, LEASED_COLUMNS, LeasedDelivery};
@@ -57,6 +59,9 @@ pub struct FanoutOutcome {
     pub unclaimed_receivers: Vec<i64>,
     /// Ids of the newly stored changes, in input order.
     pub change_ids: Vec<i64>,
+    /// Per input change, in input order: its id and how many deliveries it
+    /// got, or None when it was skipped as a duplicate.
+    pub per_change: Vec<Option<(i64, u64)>>,
     /// New deliveries leased to the caller in the same transaction
     /// (in-process hand-off), oldest first.
     pub claimed: Vec<LeasedDelivery>,
@@ -126,7 +131,7 @@ impl Store {
                 let mut tx = pool.begin().await?;
                 let col =
                     |f: fn(&NewChange) -> Option<String>| changes.iter().map(f).collect::<Vec<_>>();
-                let ids: Vec<i64> = sqlx::query_scalar(
+                let inserted: Vec<(i64, String, Option<String>)> = sqlx::query_as(
                     "INSERT INTO changes (source, source_key, resource, action, table_name, row_id, transaction_id, \
                      occurred_at, etag, old, new, record, related, created_at) \
                      SELECT u.source, u.source_key, u.resource, u.action, u.table_name, u.row_id, u.transaction_id, \
@@ -135,7 +140,7 @@ impl Store {
                      $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[]) WITH ORDINALITY \
                      AS u(source, source_key, resource, action, table_name, row_id, transaction_id, occurred_at, etag, \
                      old, new, record, related, ord) ORDER BY u.ord \
-                     ON CONFLICT (source, source_key) DO NOTHING RETURNING id",
+                     ON CONFLICT (source, source_key) DO NOTHING RETURNING id, source, source_key",
                 )
                 .bind(col(|c| Some(c.source.clone())))
                 .bind(col(|c| c.source_key.clone()))
@@ -153,7 +158,8 @@ impl Store {
                 .bind(now)
                 .fetch_all(&mut *tx)
                 .await?;
-                let created: Vec<(i64, i64, bool)> = if ids.is_empty() {
+                let ids = stored_ids(changes, inserted);
+                let created: Vec<(i64, i64, bool, i64)> = if ids.iter().all(Option::is_none) {
                     Vec::new()
                 } else {
                     let empty = Claims::default();
@@ -174,9 +180,9 @@ impl Store {
                          FROM candidates d LEFT JOIN claims k ON k.receiver_id = d.receiver_id \
                          ORDER BY d.change_id, d.subscription_id \
                          ON CONFLICT (change_id, subscription_id) DO NOTHING \
-                         RETURNING id, receiver_id, lease_owner IS NOT NULL"
+                         RETURNING id, receiver_id, lease_owner IS NOT NULL, change_id"
                     )))
-                    .bind(&ids)
+                    .bind(ids.iter().flatten().copied().collect::<Vec<i64>>())
                     .bind(now)
                     .bind(claims.receivers.iter().map(|c| c.receiver_id).collect::<Vec<_>>())
                     .bind(claims.receivers.iter().map(|c| c.limit).collect::<Vec<_>>())
@@ -187,8 +193,8 @@ impl Store {
                 };
                 let claimed_ids: Vec<i64> = created
                     .iter()
-                    .filter(|(_, _, claimed)| *claimed)
-                    .map(|(id, _, _)| *id)
+                    .filter(|(_, _, claimed, _)| *claimed)
+                    .map(|(id, _, _, _)| *id)
                     .collect();
                 let claimed = if claimed_ids.is_empty() {
                     Vec::new()
@@ -207,7 +213,7 @@ impl Store {
             Backend::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
                 let mut ids = Vec::with_capacity(changes.len());
-                let mut created: Vec<(i64, i64)> = Vec::new();
+                let mut created: Vec<(i64, i64, i64)> = Vec::new();
                 for c in changes {
                     let id: Option<i64> = sqlx::query_scalar(
                         "INSERT INTO changes (source, source_key, resource, action, table_name, row_id, \
@@ -231,8 +237,8 @@ impl Store {
                     .bind(now)
                     .fetch_optional(&mut *tx)
                     .await?;
-                    let Some(id) = id else { continue };
                     ids.push(id);
+                    let Some(id) = id else { continue };
                     let got: Vec<(i64, i64)> = sqlx::query_as(AssertSqlSafe(format!(
                         "INSERT INTO deliveries ({DELIVERY_COLUMNS}) \
                          SELECT $1, s.id, s.receiver_id, 'pending', $4, \
@@ -248,14 +254,14 @@ impl Store {
                     .bind(&c.row_id)
                     .fetch_all(&mut *tx)
                     .await?;
-                    created.extend(got);
+                    created.extend(got.into_iter().map(|(d, r)| (d, r, id)));
                 }
                 let claimed_ids = claim_sqlite(&mut tx, &created, claims).await?;
                 let claimed = super::deliveries::leased_rows_sqlite(&mut tx, &claimed_ids).await?;
                 tx.commit().await?;
                 let created = created
                     .into_iter()
-                    .map(|(id, receiver)| (id, receiver, claimed_ids.contains(&id)))
+                    .map(|(id, receiver, change)| (id, receiver, claimed_ids.contains(&id), change))
                     .collect();
                 Ok(outcome(ids, created, claimed))
             }
@@ -354,7 +360,7 @@ impl Store {
 /// all it takes).
 async fn claim_sqlite(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    created: &[(i64, i64)],
+    created: &[(i64, i64, i64)],
     claims: Option<&Claims>,
 ) -> Result<Vec<i64>> {
     let mut claimed = Vec::new();
@@ -364,8 +370,8 @@ async fn claim_sqlite(
     for claim in &claims.receivers {
         let ids: Vec<i64> = created
             .iter()
-            .filter(|(_, receiver)| *receiver == claim.receiver_id)
-            .map(|(id, _)| *id)
+            .filter(|(_, receiver, _)| *receiver == claim.receiver_id)
+            .map(|(id, _, _)| *id)
             .take(usize::try_from(claim.limit).unwrap_or(0))
             .collect();
         for id in ids {
@@ -382,28 +388,67 @@ async fn claim_sqlite(
     Ok(claimed)
 }
 
+/// Matches the ids `INSERT … RETURNING id, source, source_key` gave back
+/// to the input changes: a keyed change by its key, the others in input
+/// order (their ids were drawn in that order). None for a change skipped as
+/// a duplicate.
+fn stored_ids(
+    changes: &[NewChange],
+    mut inserted: Vec<(i64, String, Option<String>)>,
+) -> Vec<Option<i64>> {
+    inserted.sort_unstable_by_key(|(id, _, _)| *id);
+    let mut keyed: HashMap<(&str, &str), i64> = HashMap::new();
+    let mut unkeyed = Vec::new();
+    for (id, source, key) in &inserted {
+        match key {
+            Some(key) => {
+                keyed.entry((source.as_str(), key.as_str())).or_insert(*id);
+            }
+            None => unkeyed.push(*id),
+        }
+    }
+    let mut unkeyed = unkeyed.into_iter();
+    changes
+        .iter()
+        .map(|c| match c.source_key.as_deref() {
+            Some(key) => keyed.remove(&(c.source.as_str(), key)),
+            None => unkeyed.next(),
+        })
+        .collect()
+}
+
 fn outcome(
-    ids: Vec<i64>,
-    created: Vec<(i64, i64, bool)>,
+    ids: Vec<Option<i64>>,
+    created: Vec<(i64, i64, bool, i64)>,
     claimed: Vec<LeasedDelivery>,
 ) -> FanoutOutcome {
     let deliveries = created.len() as u64;
-    let mut receivers: Vec<i64> = created.iter().map(|(_, r, _)| *r).collect();
+    let mut receivers: Vec<i64> = created.iter().map(|(_, r, _, _)| *r).collect();
     receivers.sort_unstable();
     receivers.dedup();
     let mut unclaimed_receivers: Vec<i64> = created
         .iter()
-        .filter(|(_, _, claimed)| !claimed)
-        .map(|(_, r, _)| *r)
+        .filter(|(_, _, claimed, _)| !claimed)
+        .map(|(_, r, _, _)| *r)
         .collect();
     unclaimed_receivers.sort_unstable();
     unclaimed_receivers.dedup();
+    let mut per_id: HashMap<i64, u64> = HashMap::new();
+    for (_, _, _, change) in &created {
+        *per_id.entry(*change).or_default() += 1;
+    }
+    let per_change = ids
+        .iter()
+        .map(|id| id.map(|id| (id, per_id.get(&id).copied().unwrap_or(0))))
+        .collect();
+    let change_ids: Vec<i64> = ids.iter().flatten().copied().collect();
     FanoutOutcome {
-        changes: ids.len() as u64,
+        changes: change_ids.len() as u64,
         deliveries,
         receivers,
         unclaimed_receivers,
-        change_ids: ids,
+        change_ids,
+        per_change,
         claimed,
     }
 }

@@ -281,8 +281,8 @@ const EVENT_SELECT: &str = "SELECT d.id, d.change_id, d.subscription_id, d.recei
     FROM deliveries d JOIN changes c ON c.id = d.change_id \
     LEFT JOIN attempts a ON a.id = (SELECT MAX(x.id) FROM attempts x WHERE x.delivery_id = d.id)";
 
-/// Joins each delivery `d` to its change `c` by primary key, always: a
-/// plain join let the planner hash a million-row `changes` table for a
+/// Joins each delivery `d` to its change `c` by primary key, always
+/// (PostgreSQL): a plain join may hash a million-row `changes` table for a
 /// lease of a hundred rows once the backlog grew.
 pub(super) const CHANGE_BY_ID: &str =
     "CROSS JOIN LATERAL (SELECT * FROM changes x WHERE x.id = d.change_id) c";
@@ -306,7 +306,7 @@ pub(super) async fn leased_rows_sqlite(
             .collect::<Vec<_>>()
             .join(", ");
         let sql = format!(
-            "SELECT {LEASED_COLUMNS} FROM deliveries d {CHANGE_BY_ID} \
+            "SELECT {LEASED_COLUMNS} FROM deliveries d JOIN changes c ON c.id = d.change_id \
              WHERE d.id IN ({placeholders}) ORDER BY d.id"
         );
         let mut q = sqlx::query_as::<_, LeasedDelivery>(AssertSqlSafe(sql.as_str()));

@@ -31,6 +31,7 @@ mod capture_pg;
 mod capture_sqlite;
 mod delivery;
 mod handoff;
+mod ingest;
 mod plugins;
 mod store_integrity;
 
