@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 use super::auth::{Caller, authenticate};
 use super::context::ApiContext;
 use super::error::Error;
-use super::ingest::{parse_transaction_id, publish};
+use super::ingest::{parse_transaction_id, publish, publish_many};
 use super::schema::{ApiSchema, build};
 use crate::fanout::PublishedEvent;
 use crate::health::Health;
@@ -206,33 +206,60 @@ struct IngestBody<'a> {
     idempotency_key: Option<&'a str>,
 }
 
+impl<'a> IngestBody<'a> {
+    /// The event, with its transaction id parsed (`prefix` locates it in a list).
+    fn event(&self, prefix: &str) -> Result<PublishedEvent<'a>, Error> {
+        Ok(PublishedEvent {
+            resource: self.resource,
+            action: self.action,
+            id: self.id,
+            etag: self.etag,
+            old: self.old,
+            new: self.new,
+            record: self.record,
+            transaction_id: parse_transaction_id(
+                &format!("{prefix}transactionId"),
+                self.transaction_id,
+            )?,
+            idempotency_key: self.idempotency_key,
+            occurred_at: None,
+        })
+    }
+}
+
+/// `POST /v1/events`: one event (an object) or several (an array of them,
+/// stored in one transaction). 202 when something was stored, 200 when every
+/// event was a duplicate.
 async fn ingest(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
+    let bad_body = |e: serde_json::Error| Error::bad_input("body", e.to_string());
     let result = async {
         let caller = caller_from(&state, &headers).await?;
         caller.require_admin()?;
-        let parsed: IngestBody<'_> =
-            serde_json::from_slice(&body).map_err(|e| Error::bad_input("body", e.to_string()))?;
-        let event = PublishedEvent {
-            resource: parsed.resource,
-            action: parsed.action,
-            id: parsed.id,
-            etag: parsed.etag,
-            old: parsed.old,
-            new: parsed.new,
-            record: parsed.record,
-            transaction_id: parse_transaction_id("transactionId", parsed.transaction_id)?,
-            idempotency_key: parsed.idempotency_key,
-            occurred_at: None,
-        };
-        publish(&state.api, &event, "").await
+        if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            let parsed: Vec<IngestBody<'_>> = serde_json::from_slice(&body).map_err(bad_body)?;
+            let events = parsed
+                .iter()
+                .enumerate()
+                .map(|(i, p)| p.event(&format!("[{i}].")))
+                .collect::<Result<Vec<_>, Error>>()?;
+            let payloads = publish_many(&state.api, &events).await?;
+            let stored = payloads.iter().any(|p| !p.duplicate);
+            return Ok((stored, serde_json::to_value(payloads).unwrap_or_default()));
+        }
+        let parsed: IngestBody<'_> = serde_json::from_slice(&body).map_err(bad_body)?;
+        let payload = publish(&state.api, &parsed.event("")?, "").await?;
+        Ok((
+            !payload.duplicate,
+            serde_json::to_value(payload).unwrap_or_default(),
+        ))
     }
     .await;
     match result {
-        Ok(payload) => {
-            let status = if payload.duplicate {
-                StatusCode::OK
-            } else {
+        Ok((stored, payload)) => {
+            let status = if stored {
                 StatusCode::ACCEPTED
+            } else {
+                StatusCode::OK
             };
             (status, axum::Json(payload)).into_response()
         }

@@ -88,6 +88,48 @@ pub async fn publish(
     })
 }
 
+/// Most events one `POST /v1/events` request may carry.
+pub const MAX_EVENTS_PER_REQUEST: usize = 1000;
+
+/// Publishes a list of events in one transaction: all are checked first
+/// (a bad one refuses the request, naming `[index].field`, and stores
+/// nothing), then stored and fanned out together. Answers per event, in order.
+pub async fn publish_many(
+    state: &super::context::ApiContext,
+    events: &[PublishedEvent<'_>],
+) -> Result<Vec<PublishEventPayload>> {
+    if events.len() > MAX_EVENTS_PER_REQUEST {
+        return Err(Error::bad_input(
+            "body",
+            format!(
+                "{} events in one request; at most {MAX_EVENTS_PER_REQUEST}",
+                events.len()
+            ),
+        ));
+    }
+    let changes = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            fanout::to_change(&state.config.resources, e)
+                .map_err(|err| map_fanout_error(err, &format!("[{i}].")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let outcome = fanout::fan_out(&state.store, &state.signals, &changes).await?;
+    metrics::counter!("changewire_changes_captured_total", "source" => "api")
+        .increment(outcome.changes);
+    metrics::counter!("changewire_deliveries_created_total").increment(outcome.deliveries);
+    Ok(outcome
+        .per_change
+        .iter()
+        .map(|stored| PublishEventPayload {
+            change_id: stored.map(|(id, _)| id.to_string()),
+            deliveries: stored.map_or(0, |(_, n)| i32::try_from(n).unwrap_or(i32::MAX)),
+            duplicate: stored.is_none(),
+        })
+        .collect())
+}
+
 /// Ingest mutations.
 #[derive(Default)]
 pub struct IngestMutation;

@@ -68,3 +68,51 @@ async fn concurrent_publishes_are_answered_one_by_one(backend: Backend) {
 both_backends! {
     group_commit => concurrent_publishes_are_answered_one_by_one,
 }
+
+async fn a_list_of_events_is_one_transaction(backend: Backend) {
+    let gw = TestGateway::start(backend, "").await;
+    let sink = TestReceiver::start().await;
+    gw.receiver_with(&sink.url(), &[("RUNS", "UPDATE")], json!({}))
+        .await;
+    let event = |i: i64| json!({"resource": "RUNS", "action": "UPDATE", "id": i, "new": {"n": i}});
+    // One bad event refuses the whole list, names it, and stores nothing.
+    let mut bad = event(2);
+    bad["action"] = json!("upsert");
+    let refused = gw.publish(json!([event(1), bad, event(3)])).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body.contains("[1].action"), "{}", refused.body);
+    // A good list: answers in order, a key repeated inside the list is a duplicate.
+    let mut first = event(4);
+    first["idempotencyKey"] = json!("k");
+    let mut again = event(5);
+    again["idempotencyKey"] = json!("k");
+    let accepted = gw.publish(json!([event(1), first, again, event(3)])).await;
+    assert_eq!(accepted.status, 202, "{}", accepted.body);
+    let answers = accepted.json();
+    let duplicates: Vec<bool> = answers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["duplicate"] == true)
+        .collect();
+    assert_eq!(duplicates, vec![false, false, true, false]);
+    let got = sink.wait_for(3, Duration::from_secs(20)).await;
+    let mut rows: Vec<i64> = got
+        .iter()
+        .map(|r| r.json()["data"]["id"].as_i64().unwrap())
+        .collect();
+    rows.sort_unstable();
+    assert_eq!(
+        rows,
+        vec![1, 3, 4],
+        "nothing of the refused list was stored"
+    );
+    // All duplicates: 200.
+    let mut only = event(6);
+    only["idempotencyKey"] = json!("k");
+    assert_eq!(gw.publish(json!([only])).await.status, 200);
+}
+
+both_backends! {
+    list => a_list_of_events_is_one_transaction,
+}
