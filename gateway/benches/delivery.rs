@@ -141,30 +141,72 @@ fn event_1kb(i: i64) -> String {
     .to_string()
 }
 
+/// Events per request when publishing lists.
+const LIST: i64 = 100;
+
+/// Request `i` of a list-publishing producer: events `(i-1)·LIST+1 ..= i·LIST`.
+fn events_1kb_list(i: i64) -> String {
+    let events: Vec<String> = ((i - 1) * LIST + 1..=i * LIST).map(event_1kb).collect();
+    format!("[{}]", events.join(","))
+}
+
 /// Publishes `events` through `POST /v1/events` from `conns` keep-alive
-/// clients; returns (accepted, seconds).
-async fn publish_events(gw: &TestGateway, events: i64, conns: usize) -> (u64, f64) {
+/// clients, one event per request or (`lists`) [`LIST`] per request;
+/// returns (events accepted, seconds).
+async fn publish_events(gw: &TestGateway, events: i64, conns: usize, lists: bool) -> (u64, f64) {
     let began = Instant::now();
+    let (requests, body, per_request): (i64, fn(i64) -> String, u64) = if lists {
+        (events / LIST, events_1kb_list, LIST as u64)
+    } else {
+        (events, event_1kb, 1)
+    };
     let accepted = post_loop(
         format!("{}/v1/events", gw.base()),
         Some(format!("Bearer {ADMIN_TOKEN}")),
         conns,
-        Some(events),
+        Some(requests),
         began + Duration::from_secs(600),
-        event_1kb,
+        body,
     )
     .await;
-    (accepted, began.elapsed().as_secs_f64())
+    (accepted * per_request, began.elapsed().as_secs_f64())
 }
 
-/// Ingest through `POST /v1/events` against the capture path, in one run:
-/// events accepted/s with the receiver paused (vs `capture`), and
+/// Ingest through `POST /v1/events` against the capture path, in one run,
+/// one event per request (`conns` clients) and lists of [`LIST`] events (4
+/// clients): events accepted/s with the receiver paused (vs `capture`), and
 /// deliveries/s end to end with 1 receiver (vs `throughput`).
 async fn ingest(events: i64, conns: usize) -> Value {
+    let capture_path = capture(events, 1, None).await;
+    let throughput_path = throughput(events, 1, None).await;
+    let mut out = json!({"events": events, "connections": conns,
+                         "capture_1_sub": capture_path, "throughput_1": throughput_path});
+    for (key, lists, conns) in [("single", false, conns), ("lists_of_100", true, 4)] {
+        let run = ingest_run(events, conns, lists).await;
+        let ratio = |a: &Value, b: &Value| {
+            common::round(
+                a.as_f64().unwrap_or(0.0) / b.as_f64().unwrap_or(1.0).max(1e-9),
+                2,
+            )
+        };
+        out[key] = json!({
+            "connections": conns, "events_per_request": if lists { LIST } else { 1 },
+            "accepted_vs_captured_ratio": ratio(&run["publish_only"]["events_accepted_per_sec"], &out["capture_1_sub"]["changes_per_sec"]),
+            "deliveries_vs_capture_path_ratio": ratio(&run["end_to_end"]["deliveries_per_sec"], &out["throughput_1"]["deliveries_per_sec"]),
+            "run": run,
+        });
+    }
+    out
+}
+
+/// One way of publishing, measured twice: events accepted/s with the
+/// receiver paused (vs `capture`), and deliveries/s end to end with one
+/// receiver (vs `throughput`).
+async fn ingest_run(events: i64, conns: usize, lists: bool) -> Value {
     let db = app_db().await;
     let gw = gateway(&db, "").await;
     register_paused(&gw, "https://hooks.example.com/r").await;
-    let (accepted, publish_secs) = publish_events(&gw, events, conns).await;
+    let (accepted, publish_secs) = publish_events(&gw, events, conns, lists).await;
     drop(gw);
     drop(db);
 
@@ -178,26 +220,16 @@ async fn ingest(events: i64, conns: usize) -> Value {
     )
     .await;
     let began = Instant::now();
-    let (e2e_accepted, e2e_publish_secs) = publish_events(&gw, events, conns).await;
+    let (e2e_accepted, e2e_publish_secs) = publish_events(&gw, events, conns, lists).await;
     wait_count(&sink, e2e_accepted, Duration::from_secs(600)).await;
     let total = began.elapsed().as_secs_f64();
     let (p50, p99) = sink.latency_ms();
-    drop(gw);
-    drop(db);
-
-    let capture_path = capture(events, 1, None).await;
-    let throughput_path = throughput(events, 1, None).await;
-    let accepted_per_sec = accepted as f64 / publish_secs;
-    let deliveries_per_sec = e2e_accepted as f64 / total;
-    let ratio = |a: f64, b: &Value| common::round(a / b.as_f64().unwrap_or(1.0).max(1e-9), 2);
     json!({
-        "events": events, "connections": conns,
-        "publish_only": {"accepted": accepted, "seconds": publish_secs, "events_accepted_per_sec": accepted_per_sec.round()},
+        "publish_only": {"accepted": accepted, "seconds": publish_secs,
+                         "events_accepted_per_sec": (accepted as f64 / publish_secs).round()},
         "end_to_end": {"accepted": e2e_accepted, "publish_seconds": e2e_publish_secs, "seconds": total,
-                       "deliveries_per_sec": deliveries_per_sec.round(), "latency_ms_p50": p50, "latency_ms_p99": p99},
-        "capture_1_sub": capture_path, "throughput_1": throughput_path,
-        "accepted_vs_captured_ratio": ratio(accepted_per_sec, &capture_path["changes_per_sec"]),
-        "deliveries_vs_capture_path_ratio": ratio(deliveries_per_sec, &throughput_path["deliveries_per_sec"]),
+                       "deliveries_per_sec": (e2e_accepted as f64 / total).round(),
+                       "latency_ms_p50": p50, "latency_ms_p99": p99},
     })
 }
 
