@@ -30,7 +30,8 @@
 //!   beside a receiver that hangs for its whole timeout;
 //! * `plugin`: throughput with an add-header plugin and with none;
 //! * `ingest`: N events (`--events`, default changes/2) published through
-//!   `POST /v1/events` by 48 keep-alive clients (`--connections`): events
+//!   `POST /v1/events`, one per request by 48 keep-alive clients
+//!   (`--connections`) and in lists of 100 by 4 clients: events
 //!   accepted/s with the receiver paused, deliveries/s end to end with 1
 //!   receiver, each as a ratio to the capture path in the same run
 //!   (`capture` with 1 subscription, `throughput` with 1 receiver);
