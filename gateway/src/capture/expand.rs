@@ -13,49 +13,56 @@ use super::{Error, TableInfo};
 use crate::store::changes::NewChange;
 use crate::store::{Store, on_pool};
 
-/// Columns to expand, per resource, over all active subscriptions.
-pub async fn wanted(store: &Store) -> Result<HashMap<String, Vec<String>>, Error> {
-    let rows: Vec<(String, String)> =
-        on_pool!(store, |pool| sqlx::query_as::<_, (String, String)>(
-            "SELECT resource, expand FROM subscriptions WHERE active = TRUE AND expand <> '[]'"
-        )
-        .fetch_all(pool)
-        .await)
-        .map_err(crate::store::Error::from)?;
-    let mut out: HashMap<String, Vec<String>> = HashMap::new();
-    for (resource, expand) in rows {
-        let columns: Vec<String> = serde_json::from_str(&expand).unwrap_or_default();
-        let entry = out.entry(resource).or_default();
-        for c in columns {
-            if !entry.contains(&c) {
-                entry.push(c);
+/// What the active subscriptions ask of an import, read in one query per
+/// batch (it sits on the commit → delivery path).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Needs {
+    /// Columns to expand, per resource, over all active subscriptions.
+    pub expand: HashMap<String, Vec<String>>,
+    /// Resources some active subscription wants the full row of.
+    pub full_record: Vec<String>,
+}
+
+impl Needs {
+    /// Reads what the active subscriptions need.
+    pub async fn load(store: &Store) -> Result<Needs, Error> {
+        let rows: Vec<(String, String, bool)> =
+            on_pool!(store, |pool| sqlx::query_as::<_, (String, String, bool)>(
+                "SELECT resource, expand, include_full_record FROM subscriptions \
+                 WHERE active = TRUE AND (expand <> '[]' OR include_full_record = TRUE)"
+            )
+            .fetch_all(pool)
+            .await)
+            .map_err(crate::store::Error::from)?;
+        let mut needs = Needs::default();
+        for (resource, expand, full_record) in rows {
+            if full_record && !needs.full_record.contains(&resource) {
+                needs.full_record.push(resource.clone());
+            }
+            let columns: Vec<String> = serde_json::from_str(&expand).unwrap_or_default();
+            if columns.is_empty() {
+                continue;
+            }
+            let entry = needs.expand.entry(resource).or_default();
+            for c in columns {
+                if !entry.contains(&c) {
+                    entry.push(c);
+                }
+            }
+        }
+        Ok(needs)
+    }
+
+    /// Keeps `record` only where it adds something: on UPDATE, for
+    /// resources a subscription wants the full row of. On CREATE and DELETE
+    /// the full row is `new` or `old`, which the renderer uses instead.
+    pub fn trim_records(&self, changes: &mut [NewChange]) {
+        for change in changes.iter_mut() {
+            if change.action != "UPDATE" || !self.full_record.contains(&change.resource) {
+                change.record = None;
             }
         }
     }
-    Ok(out)
-}
-
-/// Resources some active subscription wants the full row of.
-pub async fn full_record_resources(store: &Store) -> Result<Vec<String>, Error> {
-    Ok(on_pool!(store, |pool| sqlx::query_scalar::<_, String>(
-        "SELECT DISTINCT resource FROM subscriptions WHERE active = TRUE AND include_full_record = TRUE"
-    )
-    .fetch_all(pool)
-    .await)
-    .map_err(crate::store::Error::from)?)
-}
-
-/// Keeps `record` only where it adds something: on UPDATE, for resources a
-/// subscription wants the full row of. On CREATE and DELETE the full row is
-/// `new` or `old`, which the renderer uses instead.
-pub async fn trim_records(store: &Store, changes: &mut [NewChange]) -> Result<(), Error> {
-    let wanted = full_record_resources(store).await?;
-    for change in changes.iter_mut() {
-        if change.action != "UPDATE" || !wanted.contains(&change.resource) {
-            change.record = None;
-        }
-    }
-    Ok(())
 }
 
 /// The referencing value of `column` in a change's row, as text, or None if null/absent.
@@ -85,10 +92,10 @@ fn set_related(change: &mut NewChange, related: Vec<(String, String)>) {
 pub async fn related_pg(
     pool: &PgPool,
     tables: &HashMap<String, TableInfo>,
-    store: &Store,
+    needs: &Needs,
     changes: &mut [NewChange],
 ) -> Result<(), Error> {
-    let wanted = wanted(store).await?;
+    let wanted = &needs.expand;
     if wanted.is_empty() {
         return Ok(());
     }
@@ -130,10 +137,10 @@ pub async fn related_sqlite(
     pool: &SqlitePool,
     tables: &HashMap<String, TableInfo>,
     columns_of: &HashMap<String, Vec<String>>,
-    store: &Store,
+    needs: &Needs,
     changes: &mut [NewChange],
 ) -> Result<(), Error> {
-    let wanted = wanted(store).await?;
+    let wanted = &needs.expand;
     if wanted.is_empty() {
         return Ok(());
     }

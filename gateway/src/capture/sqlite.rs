@@ -283,9 +283,8 @@ impl SqliteCapture {
                     }
                 }
             }
-            tokio::select! {
-                _ = ctx.shutdown.cancelled() => return,
-                _ = tokio::time::sleep(pace.next_wait()) => {}
+            if !pace.pause(&ctx.shutdown).await {
+                return;
             }
         }
     }
@@ -323,15 +322,16 @@ impl SqliteCapture {
                 changes.push(change);
             }
         }
+        let needs = super::expand::Needs::load(&ctx.store).await?;
         super::expand::related_sqlite(
             &self.pool,
             &self.tables,
             &self.columns,
-            &ctx.store,
+            &needs,
             &mut changes,
         )
         .await?;
-        super::expand::trim_records(&ctx.store, &mut changes).await?;
+        needs.trim_records(&mut changes);
         let outcome = crate::fanout::fan_out(&ctx.store, &ctx.signals, &changes).await?;
         ctx.store.advance_cursor(&self.source, last).await?;
         metrics::counter!("changewire_changes_captured_total", "source" => "sqlite")

@@ -88,10 +88,15 @@ async fn attempt(engine: &Engine, receiver: &Arc<Receiver>, d: &LeasedDelivery) 
     let parts = render::Parts::from(d);
     let original = render::render(&parts);
     let transform = engine.plugins.transform(receiver, d, &original).await;
-    let replaced = matches!(transform, super::plugin::Transform::Replaced { .. });
+    let body_changed = matches!(
+        transform,
+        super::plugin::Transform::Replaced { body: Some(_), .. }
+    );
     let (body, plugin_headers, plugin_outcome) = match transform {
         super::plugin::Transform::Unchanged => (original, Vec::new(), None),
-        super::plugin::Transform::Replaced { body, headers } => (body, headers, None),
+        super::plugin::Transform::Replaced { body, headers } => {
+            (body.unwrap_or(original), headers, None)
+        }
         super::plugin::Transform::Dropped { reason } => (
             original,
             Vec::new(),
@@ -167,8 +172,9 @@ async fn attempt(engine: &Engine, receiver: &Arc<Receiver>, d: &LeasedDelivery) 
     });
     // The audit trail stores the body only when it cannot be rendered again
     // exactly from the stored change (a plugin changed it, or it depends on
-    // subscription options that may change later).
-    let keep_body = replaced || !parts.is_reproducible();
+    // subscription options that may change later). Headers a plugin added
+    // are in the stored request headers either way.
+    let keep_body = body_changed || !parts.is_reproducible();
     let (result, elapsed) = engine
         .client
         .send(

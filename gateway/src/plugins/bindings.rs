@@ -8,6 +8,9 @@ mod generated {
     wasmtime::component::bindgen!({
         path: "../plugins/wit",
         world: "plugin",
+        // `transform` is entered asynchronously so a long call yields to the
+        // executor at every epoch tick instead of holding its thread.
+        exports: { default: async },
     });
 }
 

@@ -5,11 +5,13 @@ use std::path::Path;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, UpdateDeadline,
+};
 
 use super::bindings::{BindingsPre, Level, LogHost, TRANSFORMER_EXPORT, TypesHost};
 use super::cache::DiskCache;
@@ -52,8 +54,6 @@ impl std::fmt::Debug for PluginHost {
 pub(crate) struct Shared {
     pub(crate) engine: Engine,
     pub(crate) limits: PluginLimits,
-    /// Epoch ticks after which a call is interrupted.
-    pub(crate) deadline_ticks: u64,
     /// Warm (idle, pooled) instances across all plugins, and the most there
     /// may be: half the slots, so idle instances never starve calls.
     pub(crate) warm_total: AtomicUsize,
@@ -69,7 +69,6 @@ impl PluginHost {
         let linker = imports::base_linker(&engine).map_err(|e| Error::Config(format!("{e:#}")))?;
         metric::describe();
         let shared = Arc::new(Shared {
-            deadline_ticks: limits.deadline_ticks(),
             warm_total: AtomicUsize::new(0),
             warm_budget: (limits.total_instance_slots / 2) as usize,
             _ticker: Ticker::start(engine.clone(), limits.epoch_tick())?,
@@ -167,6 +166,8 @@ fn engine(limits: &PluginLimits) -> wasmtime::Result<Engine> {
         .total_core_instances(slots.saturating_mul(MAX_CORE_INSTANCES_PER_COMPONENT / 2))
         .total_memories(slots.saturating_mul(MAX_MEMORIES_PER_COMPONENT))
         .total_tables(slots.saturating_mul(MAX_TABLES_PER_COMPONENT / 2))
+        // One stack per call or instantiation in flight (calls are async).
+        .total_stacks(slots)
         .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
         .max_memories_per_component(MAX_MEMORIES_PER_COMPONENT)
         .max_tables_per_component(MAX_TABLES_PER_COMPONENT)
@@ -257,6 +258,10 @@ pub(crate) struct HostState {
     /// The plugin's short id (first 12 hex digits of its SHA-256), for logs.
     plugin: Arc<str>,
     log_budget: usize,
+    /// When the current call (or the instantiation) started, and how long
+    /// it may run.
+    started: Instant,
+    time_limit: Duration,
     /// The last `error`-level message of the current call.
     pub(crate) last_error: Option<String>,
 }
@@ -272,6 +277,8 @@ impl HostState {
             plugin,
             log_budget: LOG_BYTES_PER_CALL,
             last_error: None,
+            started: Instant::now(),
+            time_limit: Duration::from_millis(limits.time_limit_ms),
         }
     }
 
@@ -280,6 +287,20 @@ impl HostState {
         self.limiter.memory_refused = None;
         self.log_budget = LOG_BYTES_PER_CALL;
         self.last_error = None;
+        self.started = Instant::now();
+    }
+
+    /// What running guest code does at each epoch tick: yield to the
+    /// executor (other tasks on this thread run, then the guest resumes),
+    /// or, once the call has run for its time limit (wall clock, waits in
+    /// the executor included), stop it with
+    /// [`Trap::Interrupt`](wasmtime::Trap::Interrupt).
+    pub(crate) fn on_epoch_tick(&self) -> UpdateDeadline {
+        if self.started.elapsed() >= self.time_limit {
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::Yield(1)
+        }
     }
 }
 

@@ -90,18 +90,20 @@ impl Plugin {
         self.inner.lock().len()
     }
 
-    /// Run the plugin on one event.
+    /// Run the plugin on one event, from async code.
     ///
-    /// Blocks the calling thread for the duration of the call, at most the
-    /// time limit (default 100 ms) plus one epoch tick: from async code, call
-    /// it through `tokio::task::spawn_blocking` or `block_in_place`. The
-    /// thread needs about 1 MiB of free stack (wasm frames run on it).
+    /// The guest runs on the calling task (on a stack of its own) and yields
+    /// to the executor at every epoch tick (1–2 ms), so a slow plugin never
+    /// holds a runtime thread longer than that; once it has used its time
+    /// limit (default 100 ms) it is interrupted. A fast plugin costs no
+    /// thread hand-off at all: the whole call stays on this thread.
     ///
     /// `Ok` means the plugin returned a valid outcome; every way a plugin can
     /// misbehave is an [`Error`] whose `Display` is the reason to record.
-    pub fn call(&self, input: &PluginInput<'_>) -> Result<PluginOutcome, Error> {
+    /// Dropping the future mid-call discards the instance it ran on.
+    pub async fn call_async(&self, input: &PluginInput<'_>) -> Result<PluginOutcome, Error> {
         let started = Instant::now();
-        let result = self.call_inner(input);
+        let result = self.call_inner(input).await;
         let outcome = match &result {
             Ok(PluginOutcome::Deliver { .. }) => "deliver",
             Ok(PluginOutcome::Drop { .. }) => "drop",
@@ -115,10 +117,18 @@ impl Plugin {
         result
     }
 
-    fn call_inner(&self, input: &PluginInput<'_>) -> Result<PluginOutcome, Error> {
+    /// Run the plugin on one event, blocking the calling thread for the
+    /// call (at most the time limit plus one epoch tick). For threads that
+    /// are not async workers (tools, tests, benchmarks); async code uses
+    /// [`call_async`](Self::call_async).
+    pub fn call(&self, input: &PluginInput<'_>) -> Result<PluginOutcome, Error> {
+        futures_executor::block_on(self.call_async(input))
+    }
+
+    async fn call_inner(&self, input: &PluginInput<'_>) -> Result<PluginOutcome, Error> {
         let mut warm = match self.checkout() {
             Some(warm) => warm,
-            None => self.instantiate()?,
+            None => self.instantiate().await?,
         };
         let event = Event {
             resource: input.resource.to_owned(),
@@ -129,12 +139,12 @@ impl Plugin {
             config: input.config.to_owned(),
         };
         warm.store.data_mut().begin_call();
-        warm.store
-            .set_epoch_deadline(self.inner.shared.deadline_ticks);
+        warm.store.set_epoch_deadline(1);
         let returned = warm
             .bindings
             .changewire_plugin_transformer()
-            .call_transform(&mut warm.store, &event);
+            .call_transform(&mut warm.store, &event)
+            .await;
         match returned {
             Ok(returned) => {
                 // The guest returned normally: its instance is fine to reuse,
@@ -155,22 +165,23 @@ impl Plugin {
     /// Create an instance now and keep it warm, so the first delivery does
     /// not pay for it and upload fails if the plugin cannot be instantiated.
     pub(crate) fn warm_up(&self) -> Result<(), Error> {
-        let warm = self.instantiate()?;
+        let warm = futures_executor::block_on(self.instantiate())?;
         self.checkin(warm);
         Ok(())
     }
 
-    fn instantiate(&self) -> Result<Warm, Error> {
+    async fn instantiate(&self) -> Result<Warm, Error> {
         let shared = &self.inner.shared;
         let mut store = Store::new(
             &shared.engine,
             HostState::new(&shared.limits, Arc::clone(&self.inner.label)),
         );
         store.limiter(|state| &mut state.limiter);
-        store.epoch_deadline_trap();
-        // Instantiation runs the guest's start code: bound it too.
-        store.set_epoch_deadline(shared.deadline_ticks);
-        match self.inner.pre.instantiate(&mut store) {
+        // Every tick: yield to the executor, or stop a call that used its
+        // time limit. Instantiation runs the guest's start code: bounded too.
+        store.epoch_deadline_callback(|ctx| Ok(ctx.data().on_epoch_tick()));
+        store.set_epoch_deadline(1);
+        match self.inner.pre.instantiate_async(&mut store).await {
             Ok(bindings) => {
                 metrics::counter!(metric::INSTANCES_CREATED).increment(1);
                 Ok(Warm { store, bindings })

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use sqlx::AssertSqlSafe;
 
-use super::deliveries::{CHANGE_BY_ID, LEASED_COLUMNS, LeasedDelivery};
+use super::deliveries::LeasedDelivery;
 use super::{Backend, Result, Store, now_ms};
 
 /// A change about to be stored.
@@ -128,87 +128,44 @@ impl Store {
         let now = now_ms();
         match self.backend() {
             Backend::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
+                let empty = Claims::default();
+                let claims = claims.unwrap_or(&empty);
                 let col =
                     |f: fn(&NewChange) -> Option<String>| changes.iter().map(f).collect::<Vec<_>>();
-                let inserted: Vec<(i64, String, Option<String>)> = sqlx::query_as(
-                    "INSERT INTO changes (source, source_key, resource, action, table_name, row_id, transaction_id, \
-                     occurred_at, etag, old, new, record, related, created_at) \
-                     SELECT u.source, u.source_key, u.resource, u.action, u.table_name, u.row_id, u.transaction_id, \
-                     u.occurred_at, u.etag, u.old, u.new, u.record, u.related, $14 \
-                     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], \
-                     $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[]) WITH ORDINALITY \
-                     AS u(source, source_key, resource, action, table_name, row_id, transaction_id, occurred_at, etag, \
-                     old, new, record, related, ord) ORDER BY u.ord \
-                     ON CONFLICT (source, source_key) DO NOTHING RETURNING id, source, source_key",
-                )
-                .bind(col(|c| Some(c.source.clone())))
-                .bind(col(|c| c.source_key.clone()))
-                .bind(col(|c| Some(c.resource.clone())))
-                .bind(col(|c| Some(c.action.clone())))
-                .bind(col(|c| c.table_name.clone()))
-                .bind(col(|c| Some(c.row_id.clone())))
-                .bind(changes.iter().map(|c| c.transaction_id).collect::<Vec<_>>())
-                .bind(changes.iter().map(|c| c.occurred_at).collect::<Vec<_>>())
-                .bind(col(|c| c.etag.clone()))
-                .bind(col(|c| c.old.clone()))
-                .bind(col(|c| c.new.clone()))
-                .bind(col(|c| c.record.clone()))
-                .bind(col(|c| c.related.clone()))
-                .bind(now)
-                .fetch_all(&mut *tx)
-                .await?;
-                let ids = stored_ids(changes, inserted);
-                let created: Vec<(i64, i64, bool, i64)> = if ids.iter().all(Option::is_none) {
-                    Vec::new()
-                } else {
-                    let empty = Claims::default();
-                    let claims = claims.unwrap_or(&empty);
-                    sqlx::query_as(AssertSqlSafe(format!(
-                        "WITH candidates AS ( \
-                           SELECT c.id AS change_id, s.id AS subscription_id, s.receiver_id, \
-                           CASE WHEN r.ordered THEN c.resource || ':' || c.row_id END AS order_key, \
-                           row_number() OVER (PARTITION BY s.receiver_id ORDER BY c.id, s.id) AS n \
-                           FROM changes c JOIN subscriptions s ON s.resource = c.resource AND s.action = c.action \
-                           AND s.active JOIN receivers r ON r.id = s.receiver_id AND r.active \
-                           WHERE c.id = ANY($1)), \
-                         claims AS (SELECT * FROM unnest($3::bigint[], $4::bigint[], $5::bigint[]) \
-                           AS k(receiver_id, n, lease_until)) \
-                         INSERT INTO deliveries ({DELIVERY_COLUMNS}, lease_until, lease_owner) \
-                         SELECT d.change_id, d.subscription_id, d.receiver_id, 'pending', $2, d.order_key, $2, $2, \
-                         CASE WHEN d.n <= k.n THEN k.lease_until ELSE 0 END, CASE WHEN d.n <= k.n THEN $6 END \
-                         FROM candidates d LEFT JOIN claims k ON k.receiver_id = d.receiver_id \
-                         ORDER BY d.change_id, d.subscription_id \
-                         ON CONFLICT (change_id, subscription_id) DO NOTHING \
-                         RETURNING id, receiver_id, lease_owner IS NOT NULL, change_id"
-                    )))
-                    .bind(ids.iter().flatten().copied().collect::<Vec<i64>>())
+                let rows: Vec<PgFanoutRow> = sqlx::query_as(AssertSqlSafe(PG_FAN_OUT))
+                    .bind(col(|c| Some(c.source.clone())))
+                    .bind(col(|c| c.source_key.clone()))
+                    .bind(col(|c| Some(c.resource.clone())))
+                    .bind(col(|c| Some(c.action.clone())))
+                    .bind(col(|c| c.table_name.clone()))
+                    .bind(col(|c| Some(c.row_id.clone())))
+                    .bind(changes.iter().map(|c| c.transaction_id).collect::<Vec<_>>())
+                    .bind(changes.iter().map(|c| c.occurred_at).collect::<Vec<_>>())
+                    .bind(col(|c| c.etag.clone()))
+                    .bind(col(|c| c.old.clone()))
+                    .bind(col(|c| c.new.clone()))
+                    .bind(col(|c| c.record.clone()))
+                    .bind(col(|c| c.related.clone()))
                     .bind(now)
-                    .bind(claims.receivers.iter().map(|c| c.receiver_id).collect::<Vec<_>>())
+                    .bind(
+                        claims
+                            .receivers
+                            .iter()
+                            .map(|c| c.receiver_id)
+                            .collect::<Vec<_>>(),
+                    )
                     .bind(claims.receivers.iter().map(|c| c.limit).collect::<Vec<_>>())
-                    .bind(claims.receivers.iter().map(|c| c.lease_until).collect::<Vec<_>>())
+                    .bind(
+                        claims
+                            .receivers
+                            .iter()
+                            .map(|c| c.lease_until)
+                            .collect::<Vec<_>>(),
+                    )
                     .bind(&claims.owner)
-                    .fetch_all(&mut *tx)
-                    .await?
-                };
-                let claimed_ids: Vec<i64> = created
-                    .iter()
-                    .filter(|(_, _, claimed, _)| *claimed)
-                    .map(|(id, _, _, _)| *id)
-                    .collect();
-                let claimed = if claimed_ids.is_empty() {
-                    Vec::new()
-                } else {
-                    sqlx::query_as::<_, LeasedDelivery>(AssertSqlSafe(format!(
-                        "SELECT {LEASED_COLUMNS} FROM deliveries d {CHANGE_BY_ID} \
-                         WHERE d.id = ANY($1) ORDER BY d.id"
-                    )))
-                    .bind(&claimed_ids)
-                    .fetch_all(&mut *tx)
-                    .await?
-                };
-                tx.commit().await?;
-                Ok(outcome(ids, created, claimed))
+                    .fetch_all(pool)
+                    .await?;
+                Ok(pg_outcome(changes, rows, now))
             }
             Backend::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
@@ -415,6 +372,119 @@ fn stored_ids(
             None => unkeyed.next(),
         })
         .collect()
+}
+
+/// The whole PostgreSQL fan-out as one statement, so one round trip (and
+/// its implicit transaction) instead of five: store the changes (skipping
+/// duplicates), create a delivery per matching active subscription of an
+/// active receiver (the first `n` of each claimed receiver born leased),
+/// and return what was written: one row per new change (`delivery_id`
+/// NULL) and one per new delivery, with its subscription's options, so the
+/// claimed deliveries need not be read back.
+const PG_FAN_OUT: &str = "WITH u AS ( \
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+       $7::bigint[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[]) WITH ORDINALITY \
+       AS u(source, source_key, resource, action, table_name, row_id, transaction_id, occurred_at, etag, \
+       old, new, record, related, ord)), \
+     c AS ( \
+       INSERT INTO changes (source, source_key, resource, action, table_name, row_id, transaction_id, \
+       occurred_at, etag, old, new, record, related, created_at) \
+       SELECT u.source, u.source_key, u.resource, u.action, u.table_name, u.row_id, u.transaction_id, \
+       u.occurred_at, u.etag, u.old, u.new, u.record, u.related, $14 FROM u ORDER BY u.ord \
+       ON CONFLICT (source, source_key) DO NOTHING \
+       RETURNING id, source, source_key, resource, action, row_id), \
+     candidates AS ( \
+       SELECT c.id AS change_id, s.id AS subscription_id, s.receiver_id, \
+       CASE WHEN r.ordered THEN c.resource || ':' || c.row_id END AS order_key, \
+       row_number() OVER (PARTITION BY s.receiver_id ORDER BY c.id, s.id) AS n \
+       FROM c JOIN subscriptions s ON s.resource = c.resource AND s.action = c.action AND s.active \
+       JOIN receivers r ON r.id = s.receiver_id AND r.active), \
+     claims AS (SELECT * FROM unnest($15::bigint[], $16::bigint[], $17::bigint[]) AS k(receiver_id, n, lease_until)), \
+     d AS ( \
+       INSERT INTO deliveries (change_id, subscription_id, receiver_id, status, next_attempt_at, order_key, \
+       created_at, updated_at, lease_until, lease_owner) \
+       SELECT d.change_id, d.subscription_id, d.receiver_id, 'pending', $14, d.order_key, $14, $14, \
+       CASE WHEN d.n <= k.n THEN k.lease_until ELSE 0 END, CASE WHEN d.n <= k.n THEN $18 END \
+       FROM candidates d LEFT JOIN claims k ON k.receiver_id = d.receiver_id \
+       ORDER BY d.change_id, d.subscription_id \
+       ON CONFLICT (change_id, subscription_id) DO NOTHING \
+       RETURNING id, change_id, subscription_id, receiver_id, lease_until, lease_owner IS NOT NULL AS claimed) \
+     SELECT c.id AS change_id, c.source, c.source_key, NULL::bigint AS delivery_id, NULL::bigint AS subscription_id, \
+       NULL::bigint AS receiver_id, NULL::bigint AS lease_until, NULL::boolean AS claimed, \
+       NULL::boolean AS include_full_record, NULL::text AS expand FROM c \
+     UNION ALL \
+     SELECT d.change_id, NULL, NULL, d.id, d.subscription_id, d.receiver_id, d.lease_until, d.claimed, \
+       s.include_full_record, s.expand FROM d JOIN subscriptions s ON s.id = d.subscription_id";
+
+/// One row of [`PG_FAN_OUT`]: a new change, or a new delivery.
+#[derive(Debug, sqlx::FromRow)]
+struct PgFanoutRow {
+    change_id: i64,
+    source: Option<String>,
+    source_key: Option<String>,
+    delivery_id: Option<i64>,
+    subscription_id: Option<i64>,
+    receiver_id: Option<i64>,
+    lease_until: Option<i64>,
+    claimed: Option<bool>,
+    include_full_record: Option<bool>,
+    expand: Option<String>,
+}
+
+/// Turns [`PG_FAN_OUT`]'s rows into the outcome; the claimed deliveries are
+/// built from the input changes they were written from.
+fn pg_outcome(changes: &[NewChange], rows: Vec<PgFanoutRow>, now: i64) -> FanoutOutcome {
+    let mut inserted = Vec::new();
+    let mut deliveries = Vec::new();
+    for row in rows {
+        match (row.delivery_id, row.receiver_id) {
+            (Some(id), Some(receiver_id)) => deliveries.push((id, receiver_id, row)),
+            _ => inserted.push((
+                row.change_id,
+                row.source.unwrap_or_default(),
+                row.source_key,
+            )),
+        }
+    }
+    let ids = stored_ids(changes, inserted);
+    let by_id: HashMap<i64, &NewChange> = ids
+        .iter()
+        .zip(changes)
+        .filter_map(|(id, change)| id.map(|id| (id, change)))
+        .collect();
+    deliveries.sort_unstable_by_key(|(id, _, _)| *id);
+    let mut claimed = Vec::new();
+    let mut created = Vec::with_capacity(deliveries.len());
+    for (id, receiver_id, row) in deliveries {
+        let is_claimed = row.claimed == Some(true);
+        created.push((id, receiver_id, is_claimed, row.change_id));
+        let (true, Some(change)) = (is_claimed, by_id.get(&row.change_id)) else {
+            continue;
+        };
+        claimed.push(LeasedDelivery {
+            id,
+            change_id: row.change_id,
+            subscription_id: row.subscription_id,
+            receiver_id,
+            attempts: 0,
+            retry_base: 0,
+            lease_until: row.lease_until.unwrap_or(0),
+            created_at: now,
+            resource: change.resource.clone(),
+            action: change.action.clone(),
+            row_id: change.row_id.clone(),
+            transaction_id: change.transaction_id,
+            occurred_at: change.occurred_at,
+            etag: change.etag.clone(),
+            old: change.old.clone(),
+            new: change.new.clone(),
+            record: change.record.clone(),
+            related: change.related.clone(),
+            include_full_record: row.include_full_record,
+            expand: row.expand,
+        });
+    }
+    outcome(ids, created, claimed)
 }
 
 fn outcome(

@@ -230,6 +230,54 @@ async fn concurrent_writers_none_lost_none_duplicated() {
     assert_eq!(statuses.len(), 600, "every row exactly once");
 }
 
+/// Only one importer reads the log at a time (per-row commit order across
+/// gateways): while another session holds the importer's lock, nothing is
+/// imported; once it lets go, every change arrives, in commit order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_importer_lock_keeps_this_importer_out() {
+    let (db, mut app) = app_db().await;
+    let gw = gateway(None, &db.url, &db.url, "").await;
+    let sink = TestReceiver::start().await;
+    gw.receiver_with(
+        &sink.url(),
+        &[("RUNS", "CREATE")],
+        json!({"maxConcurrency": 1}),
+    )
+    .await;
+    let mut other = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    exec(
+        &mut other,
+        "SELECT pg_advisory_lock(hashtext('changewire.capture.import'))",
+    )
+    .await;
+    for i in 0..3 {
+        exec(
+            &mut app,
+            &format!("INSERT INTO runs (status) VALUES ('held-{i}')"),
+        )
+        .await;
+    }
+    // Hundreds of busy polls happen in this second; none may import.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let waiting: i64 = sqlx::query_scalar("SELECT count(*) FROM changewire.logged_actions")
+        .fetch_one(&mut app)
+        .await
+        .unwrap();
+    assert_eq!(waiting, 3, "the log is untouched while the lock is held");
+    assert_eq!(sink.count(), 0);
+    exec(
+        &mut other,
+        "SELECT pg_advisory_unlock(hashtext('changewire.capture.import'))",
+    )
+    .await;
+    sink.wait_for(3, WAIT).await;
+    let statuses: Vec<String> = bodies(&sink)
+        .iter()
+        .map(|b| b["data"]["new"]["status"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(statuses, ["held-0", "held-1", "held-2"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listener_loss_and_restart_lose_nothing() {
     let (db, mut app) = app_db().await;

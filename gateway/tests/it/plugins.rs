@@ -56,6 +56,35 @@ async fn statuses(gw: &TestGateway, receiver: &str) -> Vec<(String, Option<Strin
         .collect()
 }
 
+/// The audit trail of a receiver's only event: the body the API shows as
+/// sent, and the body the attempt row stores (`None`: rendered again from
+/// the change when shown).
+async fn audited_body(gw: &TestGateway, receiver: &str) -> (String, Option<String>) {
+    let r: i64 = receiver.parse().unwrap();
+    let ev = eventually("the attempt is recorded", WAIT, || async {
+        let evs = gw
+            .graphql(
+                "query($r: Int) { webhookEvents(filters: { receiverId: $r }) { id status requestData } }",
+                json!({"r": r}),
+            )
+            .await["webhookEvents"]
+            .clone();
+        evs.as_array()
+            .and_then(|evs| evs.first())
+            .filter(|e| e["status"] == "succeeded")
+            .cloned()
+    })
+    .await;
+    let id: i64 = ev["id"]
+        .as_str()
+        .map_or_else(|| ev["id"].as_i64().unwrap(), |s| s.parse().unwrap());
+    let attempts = gw.gw().store.attempts(id).await.unwrap();
+    (
+        ev["requestData"].as_str().unwrap().to_string(),
+        attempts[0].request_body.clone(),
+    )
+}
+
 fn run(id: i64, status: &str) -> Value {
     json!({"resource": "RUNS", "action": "UPDATE", "id": id, "old": {"status": "in_progress"},
            "new": {"status": status, "email": "ada@example.com", "operator": {"phone": "+1 555"}}})
@@ -129,6 +158,10 @@ async fn redact_fields_case(backend: Backend) {
     assert_ne!(body["data"]["new"]["email"], "ada@example.com", "{body}");
     assert_ne!(body["data"]["new"]["operator"]["phone"], "+1 555", "{body}");
     assert_eq!(body["data"]["new"]["status"], "complete");
+    // The audit trail keeps the body the plugin made: the change cannot render it.
+    let (shown, stored) = audited_body(&gw, &rid).await;
+    assert_eq!(shown.as_bytes(), &req.body[..]);
+    assert_eq!(stored.as_deref().map(str::as_bytes), Some(&req.body[..]));
     // Both signatures cover the body actually sent (after the plugin).
     for scheme in [Scheme::Ion, Scheme::Standard] {
         let opts = VerifyOptions {
@@ -219,6 +252,11 @@ async fn add_header_case(backend: Backend) {
         ["payments"],
         "the plugin's header wins over the custom one"
     );
+    // Headers only: the body sent is the one the change renders, so the
+    // audit trail shows it without storing it a second time.
+    let (shown, stored) = audited_body(&gw, &rid).await;
+    assert_eq!(shown.as_bytes(), &req.body[..]);
+    assert_eq!(stored, None);
     verify_request(
         &secret,
         &sink.url(),

@@ -135,6 +135,51 @@ fn capacity_exhaustion_is_an_error_not_a_hang() {
     ));
 }
 
+/// A plugin that never returns shares its thread: on a single-threaded
+/// runtime, another task keeps running while the plugin loops (it yields at
+/// every epoch tick), and the loop is still stopped at its time limit.
+#[test]
+fn a_looping_plugin_yields_its_thread_to_other_tasks() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    let host = PluginHost::new(PluginLimits {
+        time_limit_ms: 200,
+        ..PluginLimits::default()
+    })
+    .expect("host");
+    let looping = host
+        .compile(&read(artifacts::HOSTILE_LOOP_FOREVER))
+        .expect("compiles");
+    let (result, ran_meanwhile) = runtime.block_on(async {
+        let beats = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let heart = {
+            let beats = Arc::clone(&beats);
+            tokio::spawn(async move {
+                loop {
+                    beats.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
+        let result = looping.call_async(&input("{}")).await;
+        let ran = beats.load(std::sync::atomic::Ordering::SeqCst);
+        heart.abort();
+        (result, ran)
+    });
+    assert!(
+        matches!(result, Err(Error::Timeout { limit_ms: 200 })),
+        "{result:?}"
+    );
+    // Without yields the other task could not run before the call ended
+    // (one thread); with them it runs at every tick, ~100 times in 200 ms.
+    assert!(
+        ran_meanwhile >= 10,
+        "the other task ran {ran_meanwhile} times"
+    );
+}
+
 #[test]
 fn plugins_outlive_their_host() {
     let host = PluginHost::new(PluginLimits {
