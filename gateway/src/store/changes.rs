@@ -379,8 +379,8 @@ fn stored_ids(
 /// duplicates), create a delivery per matching active subscription of an
 /// active receiver (the first `n` of each claimed receiver born leased),
 /// and return what was written: one row per new change (`delivery_id`
-/// NULL) and one per new delivery, with its subscription's options, so the
-/// claimed deliveries need not be read back.
+/// NULL) and one per new delivery, a claimed one with its subscription's
+/// options, so the claimed deliveries need not be read back.
 const PG_FAN_OUT: &str = "WITH u AS ( \
        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
        $7::bigint[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[]) WITH ORDINALITY \
@@ -414,7 +414,7 @@ const PG_FAN_OUT: &str = "WITH u AS ( \
        NULL::boolean AS include_full_record, NULL::text AS expand FROM c \
      UNION ALL \
      SELECT d.change_id, NULL, NULL, d.id, d.subscription_id, d.receiver_id, d.lease_until, d.claimed, \
-       s.include_full_record, s.expand FROM d JOIN subscriptions s ON s.id = d.subscription_id";
+       s.include_full_record, s.expand FROM d LEFT JOIN subscriptions s ON d.claimed AND s.id = d.subscription_id";
 
 /// One row of [`PG_FAN_OUT`]: a new change, or a new delivery.
 #[derive(Debug, sqlx::FromRow)]
