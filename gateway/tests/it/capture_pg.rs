@@ -232,7 +232,7 @@ async fn concurrent_writers_none_lost_none_duplicated() {
 
 /// Only one importer reads the log at a time (per-row commit order across
 /// gateways): while another session holds the importer's lock, nothing is
-/// imported; once it lets go, every change arrives, in commit order.
+/// imported; once it lets go, every change is imported, in commit order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_importer_lock_keeps_this_importer_out() {
     let (db, mut app) = app_db().await;
@@ -271,10 +271,19 @@ async fn a_held_importer_lock_keeps_this_importer_out() {
     )
     .await;
     sink.wait_for(3, WAIT).await;
-    let statuses: Vec<String> = bodies(&sink)
+    // Imported in commit order: event ids (drawn at fan-out) follow it. The
+    // requests themselves may arrive in any order (not an ordered receiver).
+    let mut events: Vec<(i64, String)> = bodies(&sink)
         .iter()
-        .map(|b| b["data"]["new"]["status"].as_str().unwrap().to_string())
+        .map(|b| {
+            (
+                b["event_id"].as_i64().unwrap(),
+                b["data"]["new"]["status"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
+    events.sort();
+    let statuses: Vec<&str> = events.iter().map(|(_, s)| s.as_str()).collect();
     assert_eq!(statuses, ["held-0", "held-1", "held-2"]);
 }
 
