@@ -88,13 +88,11 @@ async fn attempt(engine: &Engine, receiver: &Arc<Receiver>, d: &LeasedDelivery) 
     let parts = render::Parts::from(d);
     let original = render::render(&parts);
     let transform = engine.plugins.transform(receiver, d, &original).await;
-    let body_changed = matches!(
-        transform,
-        super::plugin::Transform::Replaced { body: Some(_), .. }
-    );
+    let mut body_changed = false;
     let (body, plugin_headers, plugin_outcome) = match transform {
         super::plugin::Transform::Unchanged => (original, Vec::new(), None),
         super::plugin::Transform::Replaced { body, headers } => {
+            body_changed = body.is_some();
             (body.unwrap_or(original), headers, None)
         }
         super::plugin::Transform::Dropped { reason } => (
