@@ -11,6 +11,32 @@ pub struct ComponentState {
     /// The last error, when not ready.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Whether this component failing makes the whole gateway not ready
+    /// (`/readyz` answers 503). A degraded component (one receiver's
+    /// plugin does not load) is reported but keeps the gateway in service,
+    /// so the API stays reachable to fix it.
+    #[serde(skip_serializing_if = "is_true")]
+    pub blocks_readiness: bool,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+impl ComponentState {
+    /// A working component.
+    pub fn working() -> Self {
+        ComponentState {
+            ready: true,
+            error: None,
+            blocks_readiness: true,
+        }
+    }
+
+    /// Whether this component keeps the gateway from being ready.
+    pub fn blocks(&self) -> bool {
+        !self.ready && self.blocks_readiness
+    }
 }
 
 /// Components report here; `/readyz` reads it.
@@ -22,13 +48,7 @@ pub struct Health {
 impl Health {
     /// Marks a component ready.
     pub fn ready(&self, name: &str) {
-        self.set(
-            name,
-            ComponentState {
-                ready: true,
-                error: None,
-            },
-        );
+        self.set(name, ComponentState::working());
     }
 
     /// Marks a component failing, with the reason.
@@ -38,6 +58,20 @@ impl Health {
             ComponentState {
                 ready: false,
                 error: Some(error.into()),
+                blocks_readiness: true,
+            },
+        );
+    }
+
+    /// Marks a component degraded: failing, reported, but not enough to
+    /// take the gateway out of service.
+    pub fn degraded(&self, name: &str, error: impl Into<String>) {
+        self.set(
+            name,
+            ComponentState {
+                ready: false,
+                error: Some(error.into()),
+                blocks_readiness: false,
             },
         );
     }

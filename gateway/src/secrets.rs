@@ -51,6 +51,16 @@ impl SecretBox {
         SecretBox { cipher }
     }
 
+    /// Whether this box encrypts (a secret key is configured).
+    pub fn encrypts(&self) -> bool {
+        self.cipher.is_some()
+    }
+
+    /// Whether a stored value is encrypted.
+    pub fn is_sealed(stored: &str) -> bool {
+        stored.starts_with(PREFIX)
+    }
+
     /// The stored form of a secret.
     pub fn seal(&self, plain: &str) -> String {
         let Some(cipher) = &self.cipher else {
@@ -87,6 +97,18 @@ impl SecretBox {
             .map(Secret::new)
             .map_err(|_| Error::WrongKey)
     }
+}
+
+/// How a custom header's value is shown after it was set: never in full
+/// (it is often an API key). Long values keep their last four characters,
+/// so two keys can be told apart; short ones show only asterisks.
+pub fn mask_header_value(value: &str) -> String {
+    let chars: Vec<char> = value.chars().collect();
+    if chars.len() < 16 {
+        return "********".into();
+    }
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("********{tail}")
 }
 
 /// A new receiver secret: `whsec_` + base64 of 32 random bytes. One secret
@@ -134,6 +156,16 @@ mod tests {
         assert!(matches!(other.open(&sealed), Err(Error::WrongKey)));
         // Plain values stay readable once a key is set.
         assert_eq!(boxed.open("plain").unwrap().expose(), "plain");
+    }
+
+    #[test]
+    fn header_values_are_never_shown_in_full() {
+        assert_eq!(mask_header_value("short-key"), "********");
+        assert_eq!(
+            mask_header_value("sk_live_0123456789abcdef"),
+            "********cdef"
+        );
+        assert!(!mask_header_value("sk_live_0123456789abcdef").contains("sk_live"));
     }
 
     #[test]

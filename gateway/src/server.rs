@@ -74,7 +74,7 @@ impl RunningGateway {
         let _ = crate::telemetry::metrics_handle();
         let plugins = Arc::new(crate::delivery::PluginRuntime::new(&config.plugins));
         crate::api::plugins::attach_from_config(&config, &store, &plugins).await?;
-        plugins.sync(&store).await?;
+        plugins.sync(&store, &health).await?;
 
         crate::capture::start(&config, &store, &signals, &health, &shutdown, &mut tasks).await?;
         crate::delivery::start(

@@ -274,17 +274,16 @@ async fn healthz() -> &'static str {
 async fn readyz(State(state): State<HttpState>) -> Response {
     let mut components = state.health.snapshot();
     let store = match state.api.store.ping().await {
-        Ok(()) => crate::health::ComponentState {
-            ready: true,
-            error: None,
-        },
+        Ok(()) => crate::health::ComponentState::working(),
         Err(e) => crate::health::ComponentState {
             ready: false,
             error: Some(e.to_string()),
+            blocks_readiness: true,
         },
     };
     components.insert("store".into(), store);
-    let ready = components.values().all(|c| c.ready);
+    let ready = !components.values().any(|c| c.blocks());
+    let degraded = components.values().any(|c| !c.ready);
     let status = if ready {
         StatusCode::OK
     } else {
@@ -292,7 +291,9 @@ async fn readyz(State(state): State<HttpState>) -> Response {
     };
     (
         status,
-        axum::Json(serde_json::json!({ "ready": ready, "components": components })),
+        axum::Json(
+            serde_json::json!({ "ready": ready, "degraded": degraded, "components": components }),
+        ),
     )
         .into_response()
 }

@@ -1,6 +1,6 @@
 //! Plugins: attach a WebAssembly component to a receiver, detach it, list them.
 
-use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use sha2::{Digest, Sha256};
@@ -10,13 +10,27 @@ use super::error::{Error, FieldResult};
 use super::scalars::{id, parse_id};
 use crate::config::Config;
 use crate::delivery::PluginRuntime;
-use crate::delivery::plugin::AttachError;
+use crate::delivery::plugin::{AttachError, LoadState};
 use crate::store::Store;
 use crate::store::plugins::PluginRow;
 use crate::timefmt::format_ms;
 
 /// Largest module accepted, in bytes.
 pub const MAX_PLUGIN_BYTES: usize = 20 << 20;
+
+/// Whether an attached plugin is loaded on the gateway that answers.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookPluginStatus {
+    /// Compiled and transforming deliveries.
+    Loaded,
+    /// Attached, not compiled on this gateway yet (its deliveries wait).
+    Loading,
+    /// It does not compile on this gateway (see `error`); its deliveries
+    /// are held unless the receiver chose `DELIVER_ORIGINAL`.
+    Failed,
+    /// Plugins are disabled on this gateway; the same holds as for `FAILED`.
+    Disabled,
+}
 
 /// A plugin attached to a receiver.
 #[derive(SimpleObject, Debug, Clone)]
@@ -33,10 +47,33 @@ pub struct WebhookPlugin {
     pub config: Json<serde_json::Value>,
     /// When it was attached.
     pub attached_at: String,
+    /// Changes at every attach; each delivery is transformed by the
+    /// revision attached when it was leased.
+    pub revision: String,
+    /// Whether it is loaded on the gateway that answers this query.
+    pub status: WebhookPluginStatus,
+    /// Why it is not loaded (`FAILED`, `DISABLED`), and when it is compiled again.
+    pub error: Option<String>,
 }
 
-impl From<PluginRow> for WebhookPlugin {
-    fn from(p: PluginRow) -> Self {
+impl WebhookPlugin {
+    /// A stored plugin with its state on this gateway.
+    pub fn new(p: PluginRow, runtime: &PluginRuntime) -> Self {
+        let (status, error) = match runtime.load_state(p.receiver_id, &p.revision) {
+            LoadState::Loaded => (WebhookPluginStatus::Loaded, None),
+            LoadState::Loading => (WebhookPluginStatus::Loading, None),
+            LoadState::Failed { error, retry_at } => (
+                WebhookPluginStatus::Failed,
+                Some(format!(
+                    "{error} (compiled again at {})",
+                    format_ms(retry_at)
+                )),
+            ),
+            LoadState::Disabled { reason } => (
+                WebhookPluginStatus::Disabled,
+                Some(format!("plugins are disabled on this gateway: {reason}")),
+            ),
+        };
         WebhookPlugin {
             receiver_id: id(p.receiver_id),
             name: p.name,
@@ -44,6 +81,9 @@ impl From<PluginRow> for WebhookPlugin {
             size: i32::try_from(p.wasm.len()).unwrap_or(i32::MAX),
             config: Json(serde_json::from_str(&p.config).unwrap_or_default()),
             attached_at: format_ms(p.created_at),
+            revision: p.revision,
+            status,
+            error,
         }
     }
 }
@@ -108,7 +148,7 @@ pub async fn attach(
     let row = store
         .attach_plugin(receiver_id, name, &sha, &wasm, config)
         .await?;
-    runtime.install(receiver_id, plugin, name, config);
+    runtime.install(receiver_id, &row.revision, plugin, name, config);
     Ok(row)
 }
 
@@ -147,11 +187,11 @@ impl PluginQuery {
     /// Every attached plugin.
     async fn webhook_plugins(&self, ctx: &Context<'_>) -> FieldResult<Vec<WebhookPlugin>> {
         caller(ctx)?;
-        let store = &api(ctx).store;
+        let state = api(ctx);
         let mut out = Vec::new();
-        for (receiver_id, _, _) in store.plugin_index().await? {
-            if let Some(row) = store.plugin_for(receiver_id).await? {
-                out.push(row.into());
+        for entry in state.store.plugin_index().await? {
+            if let Some(row) = state.store.plugin_for(entry.receiver_id).await? {
+                out.push(WebhookPlugin::new(row, &state.plugins));
             }
         }
         Ok(out)
@@ -195,7 +235,9 @@ impl PluginMutation {
         };
         let row = attach(&state.store, &state.plugins, rid, &name, wasm, &config).await?;
         state.signals.receivers_changed();
-        Ok(AttachWebhookPluginPayload { plugin: row.into() })
+        Ok(AttachWebhookPluginPayload {
+            plugin: WebhookPlugin::new(row, &state.plugins),
+        })
     }
 
     /// Detaches a receiver's plugin; deliveries go out untransformed again.

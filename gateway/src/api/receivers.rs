@@ -74,23 +74,40 @@ impl PluginFailureMode {
     }
 }
 
-/// A custom header sent with every delivery.
+/// A custom header sent with every delivery. Values are often credentials
+/// (`X-Api-Key`): they are encrypted at rest and shown in full only in the
+/// response of the mutation that set them; everywhere else, masked.
 #[derive(SimpleObject, Debug, Clone)]
 pub struct WebhookHeader {
     /// Id.
     pub id: ID,
     /// Header name.
     pub key: String,
-    /// Header value.
+    /// Header value: in full only in the response that set it, masked
+    /// (`********` and at most its last four characters) afterwards.
     pub value: String,
 }
 
-impl From<HeaderRow> for WebhookHeader {
-    fn from(h: HeaderRow) -> Self {
+impl WebhookHeader {
+    /// A stored header, its value masked.
+    pub fn masked(h: HeaderRow, secrets: &crate::secrets::SecretBox) -> Self {
+        let value = match secrets.open(&h.value) {
+            Ok(plain) => crate::secrets::mask_header_value(plain.expose()),
+            Err(_) => "******** (encrypted with another CHANGEWIRE_SECRET_KEY)".into(),
+        };
         WebhookHeader {
             id: id(h.id),
             key: h.key,
-            value: h.value,
+            value,
+        }
+    }
+
+    /// A header just set, with the value the caller gave (shown this once).
+    fn revealed(h: HeaderRow, plain: String) -> Self {
+        WebhookHeader {
+            id: id(h.id),
+            key: h.key,
+            value: plain,
         }
     }
 }
@@ -116,6 +133,8 @@ pub struct WebhookReceiver {
     row: ReceiverRow,
     /// The plaintext secret, shown only in the creation or rotation response.
     revealed_secret: Option<String>,
+    /// Custom header values as given, shown only in the creation response.
+    revealed_headers: Vec<(String, String)>,
 }
 
 impl WebhookReceiver {
@@ -124,6 +143,7 @@ impl WebhookReceiver {
         WebhookReceiver {
             row,
             revealed_secret: None,
+            revealed_headers: Vec::new(),
         }
     }
 }
@@ -282,11 +302,25 @@ impl WebhookReceiver {
         Ok(rows.into_iter().map(WebhookSubscription::new).collect())
     }
 
-    /// Custom headers sent with every delivery.
+    /// Custom headers sent with every delivery: values masked, except in the
+    /// response of the mutation that created the receiver.
     async fn headers(&self, ctx: &Context<'_>) -> FieldResult<Vec<WebhookHeader>> {
         caller(ctx)?;
-        let rows = api(ctx).store.receiver_headers(self.row.id).await?;
-        Ok(rows.into_iter().map(WebhookHeader::from).collect())
+        let state = api(ctx);
+        let rows = state.store.receiver_headers(self.row.id).await?;
+        Ok(rows
+            .into_iter()
+            .map(|h| {
+                let given = self
+                    .revealed_headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(&h.key));
+                match given {
+                    Some((_, plain)) => WebhookHeader::revealed(h, plain.clone()),
+                    None => WebhookHeader::masked(h, &state.secrets),
+                }
+            })
+            .collect())
     }
 
     /// Recent events of this receiver, newest first.
@@ -314,11 +348,12 @@ impl WebhookReceiver {
         ctx: &Context<'_>,
     ) -> FieldResult<Option<super::plugins::WebhookPlugin>> {
         caller(ctx)?;
-        Ok(api(ctx)
+        let state = api(ctx);
+        Ok(state
             .store
             .plugin_for(self.row.id)
             .await?
-            .map(Into::into))
+            .map(|row| super::plugins::WebhookPlugin::new(row, &state.plugins)))
     }
 
     /// Who created it.
@@ -479,8 +514,11 @@ pub struct AddHeaderToWebhookReceiverInput {
     pub receiver_id: ID,
     /// Header name.
     pub key: String,
-    /// Header value.
+    /// Header value (encrypted at rest; shown in full only in this
+    /// mutation's response).
     pub value: String,
+    /// Replace a header of the same name (default: refuse it).
+    pub replace: Option<bool>,
 }
 
 /// Input of `removeHeaderFromWebhookReceiver`.
@@ -754,20 +792,26 @@ impl ReceiverMutation {
             }
             headers.push(pair);
         }
+        let sealed_headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.clone(), state.secrets.seal(v)))
+            .collect();
         let secret = crate::secrets::generate_receiver_secret();
         let row = state
             .store
-            .insert_receiver(&fields, &state.secrets.seal(secret.expose()), &caller.actor)
+            .insert_receiver(
+                &fields,
+                &state.secrets.seal(secret.expose()),
+                &caller.actor,
+                &sealed_headers,
+            )
             .await?;
-        for (k, v) in &headers {
-            state.store.add_receiver_header(row.id, k, v).await?;
-        }
-        let row = state.store.receiver(row.id).await?.unwrap_or(row);
         state.signals.receivers_changed();
         Ok(WebhookReceiverPayload {
             webhook_receiver: WebhookReceiver {
                 row,
                 revealed_secret: Some(secret.expose().to_string()),
+                revealed_headers: headers,
             },
         })
     }
@@ -864,7 +908,8 @@ impl ReceiverMutation {
         Ok(DeleteWebhookReceiverPayload { id: id(rid) })
     }
 
-    /// Adds a header sent with every delivery to this receiver.
+    /// Adds (or, with `replace`, replaces) a header sent with every delivery
+    /// to this receiver. Its value is shown in full in this response only.
     async fn add_header_to_webhook_receiver(
         &self,
         ctx: &Context<'_>,
@@ -881,14 +926,22 @@ impl ReceiverMutation {
             }
             .into());
         }
-        let header = state.store.add_receiver_header(rid, &key, &value).await?;
+        let header = state
+            .store
+            .add_receiver_header(
+                rid,
+                &key,
+                &state.secrets.seal(&value),
+                input.replace.unwrap_or(false),
+            )
+            .await?;
         let row = state.store.receiver(rid).await?.ok_or(Error::NotFound {
             entity: "receiver",
             id: rid.to_string(),
         })?;
         state.signals.receivers_changed();
         Ok(AddHeaderPayload {
-            webhook_header: header.into(),
+            webhook_header: WebhookHeader::revealed(header, value),
             webhook_receiver: WebhookReceiver::new(row),
         })
     }
@@ -952,6 +1005,7 @@ impl ReceiverMutation {
             webhook_receiver: WebhookReceiver {
                 row,
                 revealed_secret: Some(secret.expose().to_string()),
+                revealed_headers: Vec::new(),
             },
         })
     }

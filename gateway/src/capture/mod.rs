@@ -134,6 +134,15 @@ pub async fn start(
     }
 }
 
+/// A new identity for a capture installation: 128 random bits, hex. It is
+/// written into the captured database at the first install (a metadata
+/// table next to the log) and names the capture source in the store, so
+/// two captured databases never share a source, and a purged and
+/// reinstalled (or recreated) one starts as a new source.
+pub(crate) fn new_install_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
 /// Changes arriving within this long keep the importer polling at its busy pace.
 const BUSY_WINDOW: Duration = Duration::from_secs(1);
 

@@ -59,6 +59,12 @@ CREATE TABLE IF NOT EXISTS {schema}.logged_actions (
     new_row JSON,
     dispatched_at TIMESTAMPTZ
 );
+-- The capture's identity: made at the first install, dropped with the log
+-- by `capture uninstall --purge`. It names the capture source in the store.
+CREATE TABLE IF NOT EXISTS {schema}.capture_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE OR REPLACE FUNCTION {schema}.capture_row_change() RETURNS trigger LANGUAGE plpgsql AS $fn$
 DECLARE
     o json;
@@ -187,6 +193,17 @@ impl PgCapture {
             );
             sqlx::query(AssertSqlSafe(sql)).execute(&mut *tx).await?;
         }
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO {schema}.capture_meta (key, value) VALUES ('install_id', $1) ON CONFLICT (key) DO NOTHING"
+        )))
+        .bind(super::new_install_id())
+        .execute(&mut *tx)
+        .await?;
+        let install_id: String = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT value FROM {schema}.capture_meta WHERE key = 'install_id'"
+        )))
+        .fetch_one(&mut *tx)
+        .await?;
         tx.commit().await?;
         let commit_timestamps: bool =
             sqlx::query_scalar("SELECT current_setting('track_commit_timestamp') = 'on'")
@@ -197,11 +214,14 @@ impl PgCapture {
             capture = %redact_url(url),
             tables = tables.len(),
             commit_timestamps,
+            install_id = %install_id,
             "PostgreSQL capture installed"
         );
         Ok(PgCapture {
             pool,
-            source: format!("pg:{schema}"),
+            // Two captured databases (even with the same schema) never share
+            // a source, and a purged and reinstalled log is a new one.
+            source: format!("pg:{schema}@{install_id}"),
             schema,
             tables: Arc::new(tables),
             batch: i64::try_from(config.capture_options.batch_size).unwrap_or(1000),
@@ -304,7 +324,9 @@ impl PgCapture {
         };
         let sql = format!(
             "SELECT l.id, l.resource, l.action, l.transaction_id, \
-             (extract(epoch FROM {occurred}) * 1000)::bigint AS occurred_ms, l.old_row::text AS old_row, l.new_row::text AS new_row \
+             (extract(epoch FROM {occurred}) * 1000)::bigint AS occurred_ms, \
+             (extract(epoch FROM l.occurred_at) * 1000000)::bigint AS logged_us, \
+             l.old_row::text AS old_row, l.new_row::text AS new_row \
              FROM {schema}.logged_actions l \
              WHERE (SELECT pg_try_advisory_xact_lock(hashtext('changewire.capture.import'))) AND l.dispatched_at IS NULL \
              ORDER BY l.id LIMIT $1 FOR UPDATE OF l SKIP LOCKED",
@@ -329,6 +351,7 @@ impl PgCapture {
                 action: r.try_get("action")?,
                 transaction_id: r.try_get("transaction_id")?,
                 occurred_at: r.try_get("occurred_ms")?,
+                logged_at: r.try_get("logged_us")?,
                 old_row: r.try_get("old_row")?,
                 new_row: r.try_get("new_row")?,
             };
@@ -412,7 +435,8 @@ async fn listen(pool: PgPool, ctx: Importer) {
     }
 }
 
-/// Drops the triggers and the trigger function; with `purge`, the log too.
+/// Drops the triggers and the trigger function; with `purge`, the log and
+/// the capture's identity too.
 pub async fn uninstall(url: &str, config: &Config, purge: bool) -> Result<(), Error> {
     let pool = connect(url).await?;
     let schema = &config.capture_options.schema;
@@ -437,11 +461,14 @@ pub async fn uninstall(url: &str, config: &Config, purge: bool) -> Result<(), Er
     .execute(&mut *tx)
     .await?;
     if purge {
-        sqlx::query(AssertSqlSafe(format!(
-            "DROP TABLE IF EXISTS {schema}.logged_actions"
-        )))
-        .execute(&mut *tx)
-        .await?;
+        // The identity goes with the log: a reinstall is a new source.
+        for table in ["logged_actions", "capture_meta"] {
+            sqlx::query(AssertSqlSafe(format!(
+                "DROP TABLE IF EXISTS {schema}.{table}"
+            )))
+            .execute(&mut *tx)
+            .await?;
+        }
     }
     tx.commit().await?;
     pool.close().await;

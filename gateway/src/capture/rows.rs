@@ -18,6 +18,11 @@ pub struct LoggedRow {
     pub transaction_id: i64,
     /// When (ms).
     pub occurred_at: i64,
+    /// When the log row was written, as the log stores it (never changes):
+    /// with the log id, the change's identity at its source. A log whose
+    /// ids start again (purged, recreated, restored from a backup) gives
+    /// new rows new identities even where their ids repeat.
+    pub logged_at: i64,
     /// The whole row before (JSON), if any.
     pub old_row: Option<String>,
     /// The whole row after (JSON), if any.
@@ -95,7 +100,7 @@ pub fn to_change(
     };
     Ok(Some(NewChange {
         source: source.to_string(),
-        source_key: Some(row.id.to_string()),
+        source_key: Some(format!("{}@{}", row.id, row.logged_at)),
         resource: row.resource.clone(),
         action: row.action.clone(),
         table_name: Some(table.table.clone()),
@@ -131,6 +136,7 @@ mod tests {
             action: action.into(),
             transaction_id: 77,
             occurred_at: 1,
+            logged_at: 1_700_000_000_123,
             old_row: old.map(str::to_string),
             new_row: new.map(str::to_string),
         }
@@ -152,7 +158,7 @@ mod tests {
         assert_eq!(c.row_id, "5");
         assert_eq!(c.etag.as_deref(), Some("e2"));
         assert_eq!(c.old.as_deref(), Some(r#"{"status": "a", "etag": "e1"}"#));
-        assert_eq!(c.source_key.as_deref(), Some("9"));
+        assert_eq!(c.source_key.as_deref(), Some("9@1700000000123"));
     }
 
     #[test]

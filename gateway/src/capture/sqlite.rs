@@ -18,9 +18,16 @@ use tokio::task::JoinSet;
 use super::rows::{LoggedRow, to_change};
 use super::{Error, ForeignKey, Importer, PollPace, TableInfo};
 use crate::config::Config;
+use crate::store::changes::CaptureCursor;
 
 /// The log table in the captured file.
 pub const LOG_TABLE: &str = "_changewire_log";
+
+/// The capture's identity in the captured file: `install_id`, made at the
+/// first install and dropped with the log by `capture uninstall --purge`.
+/// A purged and reinstalled (or recreated) file is a new source, with a
+/// cursor of its own that starts at its first row.
+pub const META_TABLE: &str = "_changewire_meta";
 
 /// Log rows kept after import before they are trimmed.
 const TRIM_AFTER: i64 = 1000;
@@ -31,6 +38,10 @@ pub struct SqliteCapture {
     tables: Arc<HashMap<String, TableInfo>>,
     columns: Arc<HashMap<String, Vec<String>>>,
     source: String,
+    /// The source name before identities (`sqlite:<url>`), when this start
+    /// created the identity: its cursor is taken over once.
+    legacy_source: Option<String>,
+    url: String,
     batch: i64,
     sweep: Duration,
     pace: PollPace,
@@ -210,17 +221,38 @@ impl SqliteCapture {
                 sqlx::query(AssertSqlSafe(stmt)).execute(&mut *tx).await?;
             }
         }
+        sqlx::query(AssertSqlSafe(format!(
+            "CREATE TABLE IF NOT EXISTS {META_TABLE} (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+        )))
+        .execute(&mut *tx)
+        .await?;
+        let created = sqlx::query(AssertSqlSafe(format!(
+            "INSERT OR IGNORE INTO {META_TABLE} (key, value) VALUES ('install_id', $1)"
+        )))
+        .bind(super::new_install_id())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        let install_id: String = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT value FROM {META_TABLE} WHERE key = 'install_id'"
+        )))
+        .fetch_one(&mut *tx)
+        .await?;
         tx.commit().await?;
         tracing::info!(
             capture = url,
             tables = tables.len(),
+            install_id = %install_id,
             "SQLite capture installed"
         );
         Ok(SqliteCapture {
             pool,
             tables: Arc::new(tables),
             columns: Arc::new(columns),
-            source: format!("sqlite:{url}"),
+            source: format!("sqlite:{install_id}"),
+            legacy_source: created.then(|| format!("sqlite:{url}")),
+            url: url.to_string(),
             batch: i64::try_from(config.capture_options.batch_size).unwrap_or(1000),
             sweep: config.capture_options.sweep_interval,
             pace: PollPace::new(&config.capture_options),
@@ -239,6 +271,26 @@ impl SqliteCapture {
     }
 
     async fn poll_loop(self, ctx: Importer) {
+        if let Some(legacy) = &self.legacy_source {
+            // Until this version the source was named by its URL; its cursor
+            // carries over to the identity this start wrote (the log is the
+            // same), once.
+            match ctx.store.capture_cursor(legacy).await {
+                Ok(cursor) if cursor.last_id > 0 => {
+                    let taken = CaptureCursor {
+                        last_id: cursor.last_id,
+                        last_logged_at: None,
+                    };
+                    if let Err(err) = ctx.store.advance_cursor(&self.source, taken).await {
+                        tracing::warn!(error = %err, "taking over the capture cursor of {legacy} failed; the log is read from its start");
+                    }
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::warn!(error = %err, "reading the capture cursor of {legacy} failed; the log is read from its start")
+                }
+            }
+        }
         let mut pace = self.pace;
         let mut last_version: Option<i64> = None;
         let mut last_sweep = tokio::time::Instant::now();
@@ -289,15 +341,38 @@ impl SqliteCapture {
         }
     }
 
+    /// Imports the rows after the cursor; returns how many it read.
+    ///
+    /// The cursor's own row is read along (`id >= cursor`; trimming keeps
+    /// it) and must be the row imported last, with the same write time. If
+    /// it is gone or different, the log started again below what was
+    /// imported (purged, recreated, restored from a backup): rather than
+    /// skip the new rows whose ids repeat, the cursor is rewound and the
+    /// whole log read again, already imported rows being recognised by
+    /// their identity (id and write time).
     async fn import_batch(&self, ctx: &Importer) -> Result<usize, Error> {
-        let cursor = ctx.store.capture_cursor(&self.source).await?;
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT id, resource, action, occurred_at, old_row, new_row FROM {LOG_TABLE} WHERE id > $1 ORDER BY id LIMIT $2"
-        )))
-        .bind(cursor)
-        .bind(self.batch)
-        .fetch_all(&self.pool)
-        .await?;
+        let mut cursor = ctx.store.capture_cursor(&self.source).await?;
+        let mut rows = self.read_log(cursor.last_id).await?;
+        if cursor.last_id > 0 {
+            if let Some(reason) = self.moved_back(&cursor, &rows).await? {
+                metrics::counter!("changewire_capture_resyncs_total", "source" => "sqlite")
+                    .increment(1);
+                tracing::error!(
+                    capture = %self.url,
+                    imported_up_to = cursor.last_id,
+                    "the capture log starts again below what was imported ({reason}): it was purged, \
+                     recreated or restored from a backup. Reading the whole log again: rows imported \
+                     before are recognised and skipped, and no new row is skipped for its id"
+                );
+                ctx.store.rewind_cursor(&self.source).await?;
+                cursor = CaptureCursor::default();
+                rows = self.read_log(0).await?;
+            } else if rows.first().and_then(|r| r.try_get::<i64, _>("id").ok())
+                == Some(cursor.last_id)
+            {
+                rows.remove(0); // the cursor's own row, imported already
+            }
+        }
         if rows.is_empty() {
             return Ok(0);
         }
@@ -305,13 +380,20 @@ impl SqliteCapture {
         let mut last = cursor;
         for r in &rows {
             let id: i64 = r.try_get("id")?;
-            last = last.max(id);
+            let occurred_at: i64 = r.try_get("occurred_at")?;
+            if id > last.last_id {
+                last = CaptureCursor {
+                    last_id: id,
+                    last_logged_at: Some(occurred_at),
+                };
+            }
             let logged = LoggedRow {
                 id,
                 resource: r.try_get("resource")?,
                 action: r.try_get("action")?,
                 transaction_id: id,
-                occurred_at: r.try_get("occurred_at")?,
+                occurred_at,
+                logged_at: occurred_at,
                 old_row: r.try_get("old_row")?,
                 new_row: r.try_get("new_row")?,
             };
@@ -334,6 +416,7 @@ impl SqliteCapture {
         needs.trim_records(&mut changes);
         let outcome = crate::fanout::fan_out(&ctx.store, &ctx.signals, &changes).await?;
         ctx.store.advance_cursor(&self.source, last).await?;
+        let last = last.last_id;
         metrics::counter!("changewire_changes_captured_total", "source" => "sqlite")
             .increment(outcome.changes);
         metrics::counter!("changewire_deliveries_created_total").increment(outcome.deliveries);
@@ -345,9 +428,11 @@ impl SqliteCapture {
         if since >= TRIM_AFTER {
             self.imported_since_trim
                 .store(0, std::sync::atomic::Ordering::SeqCst);
-            // Already imported (the cursor is durable in the store): trim them.
+            // Already imported (the cursor is durable in the store): trim
+            // them, all but the cursor's own row, which the next import
+            // reads to check that the log did not start again.
             let trimmed = sqlx::query(AssertSqlSafe(format!(
-                "DELETE FROM {LOG_TABLE} WHERE id <= $1"
+                "DELETE FROM {LOG_TABLE} WHERE id < $1"
             )))
             .bind(last)
             .execute(&self.pool)
@@ -360,7 +445,59 @@ impl SqliteCapture {
     }
 }
 
-/// Drops the triggers; with `purge`, the log table too.
+impl SqliteCapture {
+    /// Log rows from `from` on (inclusive), oldest first: a batch, plus the
+    /// cursor's own row.
+    async fn read_log(&self, from: i64) -> Result<Vec<sqlx::sqlite::SqliteRow>, Error> {
+        Ok(sqlx::query(AssertSqlSafe(format!(
+            "SELECT id, resource, action, occurred_at, old_row, new_row FROM {LOG_TABLE} WHERE id >= $1 ORDER BY id LIMIT $2"
+        )))
+        .bind(from)
+        .bind(self.batch + 1)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Why the log no longer holds the row the cursor points at, if it
+    /// does not: the log started again below what was imported.
+    async fn moved_back(
+        &self,
+        cursor: &CaptureCursor,
+        rows: &[sqlx::sqlite::SqliteRow],
+    ) -> Result<Option<String>, Error> {
+        let first = rows.first().map(|r| {
+            (
+                r.try_get::<i64, _>("id").unwrap_or_default(),
+                r.try_get::<i64, _>("occurred_at").unwrap_or_default(),
+            )
+        });
+        match (cursor.last_logged_at, first) {
+            (Some(at), Some((id, logged))) if id == cursor.last_id && logged == at => Ok(None),
+            (Some(_), Some((id, _))) if id == cursor.last_id => Ok(Some(format!(
+                "row {id} was written at another time than the row imported under that id"
+            ))),
+            (Some(_), _) => Ok(Some(format!("row {} is gone", cursor.last_id))),
+            // A cursor from before write times were kept: trimming deleted
+            // its row, so compare with the largest id the log ever issued.
+            (None, _) => {
+                let issued: Option<i64> =
+                    sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = $1")
+                        .bind(LOG_TABLE)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                let issued = issued.unwrap_or(0);
+                Ok((issued < cursor.last_id).then(|| {
+                    format!(
+                        "its largest id is {issued}, below the {} imported",
+                        cursor.last_id
+                    )
+                }))
+            }
+        }
+    }
+}
+
+/// Drops the triggers; with `purge`, the log and the capture's identity too.
 pub async fn uninstall(url: &str, config: &Config, purge: bool) -> Result<(), Error> {
     let pool = open(url).await?;
     for resource in config.resources.captured() {
@@ -374,9 +511,12 @@ pub async fn uninstall(url: &str, config: &Config, purge: bool) -> Result<(), Er
         }
     }
     if purge {
-        sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {LOG_TABLE}")))
-            .execute(&pool)
-            .await?;
+        // The identity goes with the log: a reinstall is a new source.
+        for table in [LOG_TABLE, META_TABLE] {
+            sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {table}")))
+                .execute(&pool)
+                .await?;
+        }
     }
     pool.close().await;
     Ok(())

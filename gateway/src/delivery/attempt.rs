@@ -27,14 +27,21 @@ pub struct Outcome {
     pub label: &'static str,
 }
 
+/// Gives the lease back unattempted; the delivery keeps its last error.
 fn released(d: &LeasedDelivery, receiver_id: i64, at: i64) -> Outcome {
+    held(d, receiver_id, at, None)
+}
+
+/// Gives the lease back unattempted, due again at `at`; with a reason, it
+/// becomes the delivery's last error (why it waits).
+fn held(d: &LeasedDelivery, receiver_id: i64, at: i64, reason: Option<String>) -> Outcome {
     Outcome {
         finished: Finished {
             delivery_id: d.id,
             lease_until: d.lease_until,
             completion: Completion::Released { at },
             last_status: None,
-            last_error: None,
+            last_error: reason,
             attempt: None,
         },
         receiver_id,
@@ -107,6 +114,22 @@ async fn attempt(engine: &Engine, receiver: &Arc<Receiver>, d: &LeasedDelivery) 
         super::plugin::Transform::Busy { reason } => {
             tracing::debug!(receiver = receiver.id, event = d.id, %reason, "plugin host busy; delivery released");
             return released(d, receiver.id, now_ms() + 1_000);
+        }
+        super::plugin::Transform::NotLoaded { reason, permanent } => {
+            if permanent && receiver.plugin_deliver_original {
+                engine.log_limiter.warn(
+                    receiver.id,
+                    "plugin_not_loaded",
+                    &format!("{reason}; the receiver chose DELIVER_ORIGINAL, so the original body is sent"),
+                );
+                (original, Vec::new(), None)
+            } else {
+                // Never sent untransformed: the lease goes back with the
+                // reason, and the receiver is not leased for again until its
+                // plugin loads here (`PluginRuntime::ready_for`).
+                let again = if permanent { 30_000 } else { 1_000 };
+                return held(d, receiver.id, now_ms() + again, Some(reason));
+            }
         }
         super::plugin::Transform::Failed { error } => {
             if receiver.plugin_deliver_original {
@@ -215,8 +238,13 @@ async fn attempt(engine: &Engine, receiver: &Arc<Receiver>, d: &LeasedDelivery) 
             None,
         ),
     };
+    let refused = matches!(&result, Err(SendError::Refused(_)));
     let (completion, label) = if success {
         (Completion::Succeeded, "succeeded")
+    } else if refused {
+        // The destination rules refused the address: retrying cannot change
+        // that (only a new URL or setting can), so the delivery fails now.
+        (Completion::Failed, "failed")
     } else {
         match receiver
             .retry
@@ -232,7 +260,11 @@ async fn attempt(engine: &Engine, receiver: &Arc<Receiver>, d: &LeasedDelivery) 
         }
     };
     if let Err(SendError::Refused(reason)) = &result {
-        tracing::warn!(receiver = receiver.id, event = d.id, %reason, "delivery refused by the destination policy");
+        engine.log_limiter.warn(
+            receiver.id,
+            "destination_refused",
+            &format!("deliveries fail: refused by the destination rules: {reason}"),
+        );
     }
     Outcome {
         finished: Finished {
@@ -260,7 +292,9 @@ async fn attempt(engine: &Engine, receiver: &Arc<Receiver>, d: &LeasedDelivery) 
             }),
         },
         receiver_id: receiver.id,
-        http_success: Some(success),
+        // A refusal never reached the receiver: it says nothing of its
+        // health, so it does not feed the circuit breaker.
+        http_success: (!refused).then_some(success),
         duration: elapsed,
         label,
     }

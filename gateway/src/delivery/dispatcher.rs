@@ -95,9 +95,6 @@ pub async fn run(
                 if let Err(err) = engine.receivers.refresh().await {
                     tracing::warn!(error = %err, "reloading receivers failed");
                 }
-                if let Err(err) = engine.plugins.sync(&engine.store).await {
-                    tracing::warn!(error = %err, "reloading plugins failed");
-                }
             }
             _ = tokio::time::sleep_until(last_full_round + engine.settings.poll_interval) => {
                 round = Some(Scope::All);
@@ -180,6 +177,11 @@ async fn lease_round(
     let mut probes = Vec::new();
     for r in engine.receivers.all() {
         if scope == Scope::Backlogged && !r.state.may_have_due.load(Ordering::SeqCst) {
+            continue;
+        }
+        // A receiver whose plugin is not loaded here waits (never sent
+        // untransformed); the plugin sync wakes the dispatcher once it is.
+        if !engine.plugins.ready_for(&r) {
             continue;
         }
         let limit = match r.eligibility(now) {

@@ -76,7 +76,10 @@ impl Handoff {
             if global_free == 0 {
                 break;
             }
-            if receiver.ordered || receiver.eligibility(now) != Eligibility::Open {
+            if receiver.ordered
+                || receiver.eligibility(now) != Eligibility::Open
+                || !engine.plugins.ready_for(&receiver)
+            {
                 continue;
             }
             let free = receiver

@@ -109,15 +109,33 @@ pub fn build(parts: &RequestParts<'_>) -> Vec<(String, String)> {
     headers
 }
 
-/// The headers as recorded in the audit trail: credentials masked.
+/// Headers the audit trail shows in full: the ones changewire itself sets,
+/// none of which is a credential. Every other value (custom headers, which
+/// often carry API keys, and headers a plugin added) is masked: an
+/// allow-list, so a header nobody thought of is masked too.
+const SHOWN_IN_AUDIT: &[&str] = &[
+    "content-type",
+    "user-agent",
+    ion::HEADER,
+    ion::HEADER_NEXT,
+    standard::HEADER_ID,
+    standard::HEADER_TIMESTAMP,
+    standard::HEADER_SIGNATURE,
+];
+
+/// The headers as recorded in the audit trail (and shown to viewers): the
+/// gateway's own headers in full, `authorization` as its scheme only, and
+/// every other value masked.
 pub fn for_audit(headers: &[(String, String)]) -> String {
     let map: serde_json::Map<String, serde_json::Value> = headers
         .iter()
         .map(|(k, v)| {
-            let value = if k.eq_ignore_ascii_case("authorization") {
+            let value = if SHOWN_IN_AUDIT.iter().any(|s| k.eq_ignore_ascii_case(s)) {
+                v.clone()
+            } else if k.eq_ignore_ascii_case("authorization") {
                 format!("{} ***", v.split(' ').next().unwrap_or(""))
             } else {
-                v.clone()
+                crate::secrets::mask_header_value(v)
             };
             (k.clone(), serde_json::Value::String(value))
         })
@@ -129,6 +147,26 @@ pub fn for_audit(headers: &[(String, String)]) -> String {
 mod tests {
     use super::*;
     use changewire_core::{Scheme, VerifyOptions, verify_request};
+
+    #[test]
+    fn the_audit_trail_shows_only_the_gateways_own_header_values() {
+        let sent = [
+            ("content-type".to_string(), "application/json".to_string()),
+            ("webhook-id".to_string(), "42".to_string()),
+            (
+                "X-Api-Key".to_string(),
+                "sk_live_0123456789abcdef".to_string(),
+            ),
+            ("x-plugin-added".to_string(), "tok".to_string()),
+            ("authorization".to_string(), "Bearer abc.def".to_string()),
+        ];
+        let audit: serde_json::Value = serde_json::from_str(&for_audit(&sent)).unwrap();
+        assert_eq!(audit["content-type"], "application/json");
+        assert_eq!(audit["webhook-id"], "42");
+        assert_eq!(audit["X-Api-Key"], "********cdef");
+        assert_eq!(audit["x-plugin-added"], "********");
+        assert_eq!(audit["authorization"], "Bearer ***");
+    }
 
     const BODY: &[u8] = br#"{"event_id": 5, "data": {"id": 1, "new": {"a": 1}}}"#;
 

@@ -19,6 +19,7 @@ pub mod client;
 pub mod dispatcher;
 pub mod handoff;
 pub mod headers;
+pub mod log_limit;
 pub mod plugin;
 pub mod receivers;
 pub mod recorder;
@@ -71,6 +72,8 @@ pub struct Engine {
     pub in_flight: std::sync::atomic::AtomicUsize,
     /// Notified when an attempt finishes or reserved room is given back.
     pub freed: tokio::sync::Notify,
+    /// Warnings that would repeat per delivery, at most one a minute each.
+    pub log_limiter: log_limit::LogLimiter,
 }
 
 /// A lease owner id unique to this process.
@@ -107,10 +110,34 @@ pub async fn start(
         shutdown: shutdown.clone(),
         in_flight: std::sync::atomic::AtomicUsize::new(0),
         freed: tokio::sync::Notify::new(),
+        log_limiter: log_limit::LogLimiter::default(),
     });
     let handed = signals.handoff.attach(&engine);
     let (tx, rx) = tokio::sync::mpsc::channel(4096);
     tasks.spawn(recorder::run(engine.clone(), rx));
+    tasks.spawn(sync_plugins(engine.clone()));
     tasks.spawn(dispatcher::run(engine, tx, handed));
     Ok(())
+}
+
+/// Keeps the loaded plugins equal to what the store says is attached:
+/// every 2 s, and at once when a delivery arrives for a revision not loaded
+/// here. Runs beside the dispatcher, so compiling a plugin never delays
+/// leasing for other receivers. Receivers whose plugin just loaded are
+/// leased for again right away.
+async fn sync_plugins(engine: Arc<Engine>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = engine.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+            _ = engine.plugins.sync_requested() => {}
+        }
+        match engine.plugins.sync(&engine.store, &engine.health).await {
+            Ok(report) if report.loaded > 0 => engine.signals.wake_delivery(),
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "reloading plugins failed"),
+        }
+    }
 }

@@ -4,17 +4,37 @@
 //! [`PluginRuntime`] owns the wasmtime host and the registry of compiled
 //! plugins by receiver. Replacing a plugin swaps an `Arc`: calls in flight
 //! finish with the plugin they started with, the next call uses the new one,
-//! so no delivery ever sees half of one. Other gateway processes notice
-//! attachments through the store (`sync`).
+//! so no delivery ever sees half of one.
+//!
+//! **A plugin is never bypassed.** The store is the truth: every attach
+//! gives the plugin a new revision, and every lease reads the revision
+//! attached at that moment ([`LeasedDelivery::plugin_revision`]). A delivery
+//! is sent only once transformed by exactly that revision. When this
+//! gateway has not loaded it (plugins disabled here, a module that no
+//! longer compiles, the seconds before [`PluginRuntime::sync`] sees an
+//! attach made by another gateway) the delivery is held: released
+//! unattempted with the reason as its last error, and the receiver is not
+//! leased for until the plugin loads. Only a receiver that chose
+//! `DELIVER_ORIGINAL` gets the original body when its plugin cannot load.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use super::receivers::Receiver;
 use crate::config::PluginSettings;
+use crate::health::Health;
 use crate::plugins::{Plugin, PluginHost, PluginInput, PluginOutcome};
-use crate::store::Store;
 use crate::store::deliveries::LeasedDelivery;
+use crate::store::{Store, now_ms};
+
+/// The first wait before a plugin that failed to compile is compiled again;
+/// it doubles with each failure, up to [`MAX_RETRY`].
+const FIRST_RETRY: Duration = Duration::from_secs(2);
+/// The longest wait between two compilations of a failing plugin.
+const MAX_RETRY: Duration = Duration::from_secs(300);
 
 /// What a plugin decided.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,11 +64,41 @@ pub enum Transform {
         /// Why.
         reason: String,
     },
+    /// The receiver's plugin (the revision leased with the delivery) is not
+    /// loaded on this gateway: the delivery must not be sent untransformed.
+    NotLoaded {
+        /// Why, in words (recorded as the delivery's last error).
+        reason: String,
+        /// It cannot load here until something changes (plugins disabled,
+        /// the module does not compile); otherwise it is about to load.
+        permanent: bool,
+    },
+}
+
+/// Whether a receiver's attached plugin is loaded on this gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadState {
+    /// Compiled and in use.
+    Loaded,
+    /// Attached in the store, not compiled here yet.
+    Loading,
+    /// It does not compile here; compiled again at `retry_at` (ms).
+    Failed {
+        /// The compiler's reason.
+        error: String,
+        /// Next compilation (ms).
+        retry_at: i64,
+    },
+    /// Plugins are off on this gateway.
+    Disabled {
+        /// Why.
+        reason: String,
+    },
 }
 
 /// A compiled plugin and its configuration.
 #[derive(Clone)]
-pub struct LoadedPlugin {
+struct LoadedPlugin {
     plugin: Plugin,
     config: String,
     name: String,
@@ -86,11 +136,32 @@ impl LoadedPlugin {
     }
 }
 
+/// One receiver's plugin on this gateway.
+struct Slot {
+    revision: String,
+    name: String,
+    state: SlotState,
+}
+
+enum SlotState {
+    Loaded(Arc<LoadedPlugin>),
+    Failed {
+        error: String,
+        failures: u32,
+        retry_at: i64,
+    },
+}
+
 /// The host and the plugins attached to receivers.
 pub struct PluginRuntime {
     host: Option<Arc<PluginHost>>,
     disabled: Option<String>,
-    loaded: RwLock<HashMap<i64, (String, Arc<LoadedPlugin>)>>,
+    slots: RwLock<HashMap<i64, Slot>>,
+    /// What the store says is attached: receiver → revision.
+    attached: RwLock<HashMap<i64, String>>,
+    /// Asks the sync task to read the store now (a delivery arrived for a
+    /// revision not loaded here).
+    sync_wanted: Notify,
 }
 
 /// Why a plugin cannot be attached.
@@ -104,15 +175,20 @@ pub enum AttachError {
     Invalid(String),
 }
 
+/// What one [`PluginRuntime::sync`] changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Plugins compiled and installed (their receivers may send again).
+    pub loaded: usize,
+    /// Plugins that failed to compile in this round.
+    pub failed: usize,
+}
+
 impl PluginRuntime {
     /// Starts the host (or records why plugins are off).
     pub fn new(settings: &PluginSettings) -> PluginRuntime {
         if !settings.enabled {
-            return PluginRuntime {
-                host: None,
-                disabled: Some("[plugins] enabled = false".into()),
-                loaded: Default::default(),
-            };
+            return Self::off("[plugins] enabled = false".into());
         }
         let host = match &settings.cache_dir {
             Some(dir) => PluginHost::with_disk_cache(settings.limits.clone(), dir),
@@ -122,25 +198,29 @@ impl PluginRuntime {
             Ok(host) => PluginRuntime {
                 host: Some(Arc::new(host)),
                 disabled: None,
-                loaded: Default::default(),
+                slots: Default::default(),
+                attached: Default::default(),
+                sync_wanted: Notify::new(),
             },
             Err(err) => {
                 tracing::warn!(error = %err, "the plugin host could not start; plugins are disabled");
-                PluginRuntime {
-                    host: None,
-                    disabled: Some(err.to_string()),
-                    loaded: Default::default(),
-                }
+                Self::off(err.to_string())
             }
         }
     }
 
     /// A runtime with plugins off (tests, tools).
     pub fn disabled() -> PluginRuntime {
+        Self::off("not started".into())
+    }
+
+    fn off(reason: String) -> PluginRuntime {
         PluginRuntime {
             host: None,
-            disabled: Some("not started".into()),
-            loaded: Default::default(),
+            disabled: Some(reason),
+            slots: Default::default(),
+            attached: Default::default(),
+            sync_wanted: Notify::new(),
         }
     }
 
@@ -158,81 +238,277 @@ impl PluginRuntime {
             .map_err(|e| AttachError::Invalid(e.to_string()))
     }
 
-    /// Installs (or replaces) a receiver's plugin.
-    pub fn install(&self, receiver_id: i64, plugin: Plugin, name: &str, config: &str) {
-        let sha = plugin.sha256().to_string();
+    /// Installs (or replaces) a receiver's plugin, as attached at `revision`.
+    pub fn install(
+        &self,
+        receiver_id: i64,
+        revision: &str,
+        plugin: Plugin,
+        name: &str,
+        config: &str,
+    ) {
         let loaded = Arc::new(LoadedPlugin {
             plugin,
             config: config.to_string(),
             name: name.to_string(),
         });
-        if let Ok(mut map) = self.loaded.write() {
-            map.insert(receiver_id, (format!("{sha}:{config}"), loaded));
+        if let Ok(mut slots) = self.slots.write() {
+            slots.insert(
+                receiver_id,
+                Slot {
+                    revision: revision.to_string(),
+                    name: name.to_string(),
+                    state: SlotState::Loaded(loaded),
+                },
+            );
+        }
+        if let Ok(mut attached) = self.attached.write() {
+            attached.insert(receiver_id, revision.to_string());
         }
     }
 
-    /// Removes a receiver's plugin.
+    /// Removes a receiver's plugin (it was detached).
     pub fn remove(&self, receiver_id: i64) {
-        if let Ok(mut map) = self.loaded.write() {
-            map.remove(&receiver_id);
+        if let Ok(mut slots) = self.slots.write() {
+            slots.remove(&receiver_id);
+        }
+        if let Ok(mut attached) = self.attached.write() {
+            attached.remove(&receiver_id);
         }
     }
 
-    fn get(&self, receiver_id: i64) -> Option<Arc<LoadedPlugin>> {
-        self.loaded
-            .read()
-            .ok()?
-            .get(&receiver_id)
-            .map(|(_, p)| p.clone())
+    /// Whether a receiver's plugin at `revision` is loaded here.
+    pub fn load_state(&self, receiver_id: i64, revision: &str) -> LoadState {
+        if let Some(reason) = &self.disabled {
+            return LoadState::Disabled {
+                reason: reason.clone(),
+            };
+        }
+        let Ok(slots) = self.slots.read() else {
+            return LoadState::Loading;
+        };
+        match slots.get(&receiver_id) {
+            Some(slot) if slot.revision == revision => match &slot.state {
+                SlotState::Loaded(_) => LoadState::Loaded,
+                SlotState::Failed {
+                    error, retry_at, ..
+                } => LoadState::Failed {
+                    error: error.clone(),
+                    retry_at: *retry_at,
+                },
+            },
+            _ => LoadState::Loading,
+        }
+    }
+
+    /// Whether deliveries to this receiver may be leased now: it has no
+    /// plugin, its plugin is loaded here, or its plugin cannot load here and
+    /// the receiver chose to get the original body then. A receiver whose
+    /// plugin is loading, or cannot load, is held.
+    pub fn ready_for(&self, receiver: &Receiver) -> bool {
+        let revision = match self.attached.read() {
+            Ok(attached) => match attached.get(&receiver.id) {
+                None => return true,
+                Some(revision) => revision.clone(),
+            },
+            Err(_) => return false,
+        };
+        match self.load_state(receiver.id, &revision) {
+            LoadState::Loaded => true,
+            LoadState::Loading => false,
+            LoadState::Failed { .. } | LoadState::Disabled { .. } => {
+                receiver.plugin_deliver_original
+            }
+        }
+    }
+
+    /// Waits until a delivery asked for a plugin revision not loaded here.
+    pub async fn sync_requested(&self) {
+        self.sync_wanted.notified().await;
     }
 
     /// Loads what the store says is attached and drops what is not (other
-    /// processes attach and detach through the store).
-    pub async fn sync(&self, store: &Store) -> crate::store::Result<()> {
-        if self.host.is_none() {
-            return Ok(());
-        }
+    /// processes attach and detach through the store). A module that does
+    /// not compile is compiled again with backoff (2 s doubling to 5 min),
+    /// logged at each try rather than every round, and reported as the
+    /// non-blocking `plugins` component of `/readyz`.
+    pub async fn sync(&self, store: &Store, health: &Health) -> crate::store::Result<SyncReport> {
         let index = store.plugin_index().await?;
-        let current: HashMap<i64, String> = self
-            .loaded
-            .read()
-            .map(|m| m.iter().map(|(k, (v, _))| (*k, v.clone())).collect())
-            .unwrap_or_default();
-        for (receiver_id, _, _) in &index {
-            let Some(row) = store.plugin_for(*receiver_id).await? else {
-                continue;
+        if let Ok(mut attached) = self.attached.write() {
+            *attached = index
+                .iter()
+                .map(|e| (e.receiver_id, e.revision.clone()))
+                .collect();
+        }
+        if let Ok(mut slots) = self.slots.write() {
+            slots.retain(|id, _| index.iter().any(|e| e.receiver_id == *id));
+        }
+        let mut report = SyncReport::default();
+        if let Some(reason) = &self.disabled {
+            if index.is_empty() {
+                health.ready("plugins");
+            } else {
+                let receivers: Vec<String> =
+                    index.iter().map(|e| e.receiver_id.to_string()).collect();
+                health.degraded(
+                    "plugins",
+                    format!(
+                        "plugins are disabled on this gateway ({reason}), but receivers {} have one: \
+                         their deliveries are held here (sent untransformed only to receivers that \
+                         chose DELIVER_ORIGINAL)",
+                        receivers.join(", ")
+                    ),
+                );
+            }
+            return Ok(report);
+        }
+        let now = now_ms();
+        for entry in &index {
+            let (due, failures) = match self.slots.read() {
+                Ok(slots) => match slots.get(&entry.receiver_id) {
+                    Some(slot) if slot.revision == entry.revision => match &slot.state {
+                        SlotState::Loaded(_) => (false, 0),
+                        SlotState::Failed {
+                            failures, retry_at, ..
+                        } => (now >= *retry_at, *failures),
+                    },
+                    _ => (true, 0),
+                },
+                Err(_) => (false, 0),
             };
-            let key = format!("{}:{}", row.sha256, row.config);
-            if current.get(receiver_id) == Some(&key) {
+            if !due {
                 continue;
             }
+            let Some(row) = store.plugin_for(entry.receiver_id).await? else {
+                continue; // detached meanwhile
+            };
             match self.compile(row.wasm.clone()).await {
-                Ok(plugin) => self.install(*receiver_id, plugin, &row.name, &row.config),
+                Ok(plugin) => {
+                    if failures > 0 {
+                        tracing::info!(receiver = row.receiver_id, plugin = %row.name, "the plugin loads again; its deliveries resume");
+                    }
+                    self.install(
+                        row.receiver_id,
+                        &row.revision,
+                        plugin,
+                        &row.name,
+                        &row.config,
+                    );
+                    report.loaded += 1;
+                }
                 Err(err) => {
-                    tracing::error!(receiver = receiver_id, error = %err, "a stored plugin does not load; its deliveries fail with this reason")
+                    report.failed += 1;
+                    let failures = failures + 1;
+                    let wait = FIRST_RETRY
+                        .saturating_mul(1 << (failures - 1).min(16))
+                        .min(MAX_RETRY);
+                    let retry_at =
+                        now_ms() + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 4);
+                    if failures == 1 {
+                        tracing::error!(receiver = row.receiver_id, plugin = %row.name, error = %err, retry_in = ?wait,
+                            "a stored plugin does not load on this gateway; its receiver's deliveries are held until it does");
+                    } else {
+                        tracing::warn!(receiver = row.receiver_id, plugin = %row.name, error = %err, failures, retry_in = ?wait,
+                            "the stored plugin still does not load");
+                    }
+                    if let Ok(mut slots) = self.slots.write() {
+                        slots.insert(
+                            row.receiver_id,
+                            Slot {
+                                revision: row.revision.clone(),
+                                name: row.name.clone(),
+                                state: SlotState::Failed {
+                                    error: err.to_string(),
+                                    failures,
+                                    retry_at,
+                                },
+                            },
+                        );
+                    }
                 }
             }
         }
-        for receiver_id in current.keys() {
-            if !index.iter().any(|(r, _, _)| r == receiver_id) {
-                self.remove(*receiver_id);
-            }
-        }
-        Ok(())
+        self.report_health(health);
+        Ok(report)
     }
 
-    /// Runs the receiver's plugin, if any, on this task: no thread hand-off
-    /// (it cost a fifth of the throughput); a slow plugin yields the thread
-    /// every epoch tick, so it delays other receivers no more than any task.
+    /// `/readyz`'s `plugins` component: every plugin that does not load.
+    fn report_health(&self, health: &Health) {
+        let Ok(slots) = self.slots.read() else {
+            return;
+        };
+        let mut failing: Vec<(i64, String)> = slots
+            .iter()
+            .filter_map(|(id, slot)| match &slot.state {
+                SlotState::Failed { error, .. } => Some((
+                    *id,
+                    format!(
+                        "receiver {id}: plugin `{}` (revision {}) does not load: {error}",
+                        slot.name, slot.revision
+                    ),
+                )),
+                SlotState::Loaded(_) => None,
+            })
+            .collect();
+        failing.sort();
+        if failing.is_empty() {
+            health.ready("plugins");
+        } else {
+            let lines: Vec<String> = failing.into_iter().map(|(_, m)| m).collect();
+            health.degraded("plugins", lines.join("; "));
+        }
+    }
+
+    /// Runs the receiver's plugin, if the delivery has one, on this task: no
+    /// thread hand-off (it cost a fifth of the throughput); a slow plugin
+    /// yields the thread every epoch tick, so it delays other receivers no
+    /// more than any task.
     pub async fn transform(
         &self,
         receiver: &Arc<Receiver>,
         d: &LeasedDelivery,
         body: &str,
     ) -> Transform {
-        let Some(plugin) = self.get(receiver.id) else {
+        let Some(revision) = d.plugin_revision.as_deref() else {
             return Transform::Unchanged;
         };
-        plugin.transform(d, receiver, body).await
+        let loaded = match self.slots.read() {
+            Ok(slots) => match slots.get(&receiver.id) {
+                Some(slot) if slot.revision == revision => match &slot.state {
+                    SlotState::Loaded(plugin) => Ok(plugin.clone()),
+                    SlotState::Failed { error, .. } => Err(Transform::NotLoaded {
+                        reason: format!(
+                            "held: the receiver's plugin `{}` (revision {revision}) does not load on this gateway: {error}",
+                            slot.name
+                        ),
+                        permanent: true,
+                    }),
+                },
+                _ => Err(self.not_loaded(revision)),
+            },
+            Err(_) => Err(self.not_loaded(revision)),
+        };
+        match loaded {
+            Ok(plugin) => plugin.transform(d, receiver, body).await,
+            Err(not_loaded) => not_loaded,
+        }
+    }
+
+    fn not_loaded(&self, revision: &str) -> Transform {
+        if let Some(reason) = &self.disabled {
+            return Transform::NotLoaded {
+                reason: format!(
+                    "held: the receiver has a plugin, and plugins are disabled on this gateway ({reason})"
+                ),
+                permanent: true,
+            };
+        }
+        self.sync_wanted.notify_one();
+        Transform::NotLoaded {
+            reason: format!(
+                "held: the receiver's plugin (revision {revision}) is not loaded on this gateway yet"
+            ),
+            permanent: false,
+        }
     }
 }

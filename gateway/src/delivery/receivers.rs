@@ -15,7 +15,7 @@ use super::headers::Signing;
 use super::retry;
 use crate::config::DeliverySettings;
 use crate::secrets::SecretBox;
-use crate::store::receivers::ReceiverRow;
+use crate::store::receivers::{HeaderRow, ReceiverRow};
 use crate::store::{self, Store};
 
 /// Average attempt duration under which a receiver counts as fast.
@@ -234,7 +234,7 @@ impl Receivers {
         for row in changed {
             newest = newest.max(row.updated_at);
             let headers = self.store.receiver_headers(row.id).await?;
-            match self.build(row, headers.into_iter().map(|h| (h.key, h.value)).collect()) {
+            match self.build(row, headers) {
                 Ok(r) => built.push(r),
                 Err(err) => {
                     tracing::error!(error = %err, "a receiver's secret cannot be read; its deliveries wait")
@@ -254,8 +254,13 @@ impl Receivers {
     fn build(
         &self,
         row: ReceiverRow,
-        headers: Vec<(String, String)>,
+        stored_headers: Vec<HeaderRow>,
     ) -> Result<Receiver, crate::secrets::Error> {
+        let mut headers = Vec::with_capacity(stored_headers.len());
+        for h in stored_headers {
+            let value = self.secrets.open(&h.value)?;
+            headers.push((h.key, value.expose().to_string()));
+        }
         let f = &row.fields;
         let concurrency = f
             .max_concurrency

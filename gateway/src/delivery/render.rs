@@ -171,6 +171,7 @@ mod tests {
             ),
             include_full_record: Some(true),
             expand: Some(r#"["supplier_id"]"#.into()),
+            plugin_revision: None,
         }
     }
 

@@ -282,34 +282,71 @@ impl Store {
         .await)?)
     }
 
-    /// The last imported id of a cursor-based capture source (SQLite).
-    pub async fn capture_cursor(&self, source: &str) -> Result<i64> {
-        let v: Option<i64> = crate::on_pool!(self, |pool| sqlx::query_scalar::<_, i64>(
-            "SELECT last_id FROM capture_cursors WHERE source = $1"
+    /// Where a cursor-based capture source (SQLite) stands: the last
+    /// imported log id and when that log row was written (None: never
+    /// imported, or a cursor from before fingerprints were kept).
+    pub async fn capture_cursor(&self, source: &str) -> Result<CaptureCursor> {
+        let v: Option<(i64, Option<i64>)> =
+            crate::on_pool!(self, |pool| sqlx::query_as::<_, (i64, Option<i64>)>(
+                "SELECT last_id, last_occurred_at FROM capture_cursors WHERE source = $1"
+            )
+            .bind(source)
+            .fetch_optional(pool)
+            .await)?;
+        Ok(
+            v.map_or(CaptureCursor::default(), |(last_id, last_logged_at)| {
+                CaptureCursor {
+                    last_id,
+                    last_logged_at,
+                }
+            }),
         )
-        .bind(source)
-        .fetch_optional(pool)
-        .await)?;
-        Ok(v.unwrap_or(0))
     }
 
-    /// Advances a capture cursor (never backwards). Changes are idempotent
-    /// on (source, source_key), so fanning out first and moving the cursor
+    /// Advances a capture cursor (never backwards), remembering when the
+    /// log row it now points at was written. Changes are idempotent on
+    /// (source, source_key), so fanning out first and moving the cursor
     /// after is safe even if the process dies between.
-    pub async fn advance_cursor(&self, source: &str, last_id: i64) -> Result<()> {
+    pub async fn advance_cursor(&self, source: &str, to: CaptureCursor) -> Result<()> {
         crate::on_pool!(self, |pool| {
             sqlx::query(
-            "INSERT INTO capture_cursors (source, last_id) VALUES ($1, $2) \
-             ON CONFLICT (source) DO UPDATE SET last_id = excluded.last_id WHERE capture_cursors.last_id < excluded.last_id"
+            "INSERT INTO capture_cursors (source, last_id, last_occurred_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (source) DO UPDATE SET last_id = excluded.last_id, last_occurred_at = excluded.last_occurred_at \
+             WHERE capture_cursors.last_id < excluded.last_id"
         )
         .bind(source)
-        .bind(last_id)
+        .bind(to.last_id)
+        .bind(to.last_logged_at)
         .execute(pool)
             .await
             .map(|r| r.rows_affected())
         })?;
         Ok(())
     }
+
+    /// Puts a capture cursor back to the start of its log (after the log
+    /// was found purged, recreated or restored): every row now in the log
+    /// is read again. Rows already imported are recognised by their
+    /// identity and skipped; none is skipped for its id alone.
+    pub async fn rewind_cursor(&self, source: &str) -> Result<()> {
+        crate::on_pool!(self, |pool| sqlx::query(
+            "DELETE FROM capture_cursors WHERE source = $1"
+        )
+        .bind(source)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+}
+
+/// A cursor-based capture source's position.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CaptureCursor {
+    /// The last imported log id (0: none).
+    pub last_id: i64,
+    /// When that log row was written, as the log stores it.
+    pub last_logged_at: Option<i64>,
 }
 
 /// Leases each claimed receiver's share of the deliveries just created
@@ -380,7 +417,8 @@ fn stored_ids(
 /// active receiver (the first `n` of each claimed receiver born leased),
 /// and return what was written: one row per new change (`delivery_id`
 /// NULL) and one per new delivery, a claimed one with its subscription's
-/// options, so the claimed deliveries need not be read back.
+/// options and its receiver's plugin revision, so the claimed deliveries
+/// need not be read back.
 const PG_FAN_OUT: &str = "WITH u AS ( \
        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
        $7::bigint[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[]) WITH ORDINALITY \
@@ -411,10 +449,12 @@ const PG_FAN_OUT: &str = "WITH u AS ( \
        RETURNING id, change_id, subscription_id, receiver_id, lease_until, lease_owner IS NOT NULL AS claimed) \
      SELECT c.id AS change_id, c.source, c.source_key, NULL::bigint AS delivery_id, NULL::bigint AS subscription_id, \
        NULL::bigint AS receiver_id, NULL::bigint AS lease_until, NULL::boolean AS claimed, \
-       NULL::boolean AS include_full_record, NULL::text AS expand FROM c \
+       NULL::boolean AS include_full_record, NULL::text AS expand, NULL::text AS plugin_revision FROM c \
      UNION ALL \
      SELECT d.change_id, NULL, NULL, d.id, d.subscription_id, d.receiver_id, d.lease_until, d.claimed, \
-       s.include_full_record, s.expand FROM d LEFT JOIN subscriptions s ON d.claimed AND s.id = d.subscription_id";
+       s.include_full_record, s.expand, \
+       CASE WHEN d.claimed THEN (SELECT p.revision FROM plugins p WHERE p.receiver_id = d.receiver_id) END \
+       FROM d LEFT JOIN subscriptions s ON d.claimed AND s.id = d.subscription_id";
 
 /// One row of [`PG_FAN_OUT`]: a new change, or a new delivery.
 #[derive(Debug, sqlx::FromRow)]
@@ -429,6 +469,7 @@ struct PgFanoutRow {
     claimed: Option<bool>,
     include_full_record: Option<bool>,
     expand: Option<String>,
+    plugin_revision: Option<String>,
 }
 
 /// Turns [`PG_FAN_OUT`]'s rows into the outcome; the claimed deliveries are
@@ -482,6 +523,7 @@ fn pg_outcome(changes: &[NewChange], rows: Vec<PgFanoutRow>, now: i64) -> Fanout
             related: change.related.clone(),
             include_full_record: row.include_full_record,
             expand: row.expand,
+            plugin_revision: row.plugin_revision,
         });
     }
     outcome(ids, created, claimed)

@@ -83,6 +83,9 @@ pub struct LeasedDelivery {
     pub include_full_record: Option<bool>,
     /// The subscription's expansions (JSON array).
     pub expand: Option<String>,
+    /// The revision of the receiver's plugin at lease time (None: no
+    /// plugin). The delivery is sent only once transformed by exactly it.
+    pub plugin_revision: Option<String>,
 }
 
 /// How an attempt (or a decision not to attempt) ended.
@@ -101,7 +104,10 @@ pub enum Completion {
     Filtered,
     /// A plugin failed and the receiver wants that final.
     PluginError,
-    /// Not attempted (receiver paused, shutdown…): due again at this time, attempts unchanged.
+    /// Not attempted (receiver paused, shutdown, plugin not loaded…): due
+    /// again at this time, attempts unchanged. [`Finished::last_error`]
+    /// says why when it is set; when it is `None` the delivery keeps the
+    /// error of its last attempt.
     Released {
         /// When it is due again (ms).
         at: i64,
@@ -292,7 +298,8 @@ pub(super) const LEASED_COLUMNS: &str = "d.id, d.change_id, d.subscription_id, d
     d.lease_until, d.created_at, c.resource, c.action, c.row_id, c.transaction_id, \
     c.occurred_at, c.etag, c.old, c.new, c.record, c.related, \
     (SELECT s.include_full_record FROM subscriptions s WHERE s.id = d.subscription_id) AS include_full_record, \
-    (SELECT s.expand FROM subscriptions s WHERE s.id = d.subscription_id) AS expand";
+    (SELECT s.expand FROM subscriptions s WHERE s.id = d.subscription_id) AS expand, \
+    (SELECT p.revision FROM plugins p WHERE p.receiver_id = d.receiver_id) AS plugin_revision";
 
 /// Reads leased deliveries by id (SQLite), oldest first.
 pub(super) async fn leased_rows_sqlite(
@@ -412,40 +419,43 @@ impl Store {
                 sqlx::query("SET LOCAL enable_nestloop = off")
                     .execute(&mut *tx)
                     .await?;
+                // Every delivery of the batch is updated (a completion whose
+                // lease was taken over rewrites its row unchanged), so each
+                // one is row-locked before its attempt is written: a
+                // receiver deletion running meanwhile waits for this
+                // transaction and then deletes the attempts with the
+                // deliveries, or ran first and the attempts are not written.
+                // Either way no attempt outlives its delivery.
+                sqlx::query(AssertSqlSafe(PG_FINISH.as_str()))
+                    .bind(owner)
+                    .bind(now)
+                    .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+                    .bind(rows.iter().map(|r| r.lease_until).collect::<Vec<_>>())
+                    .bind(rows.iter().map(|r| r.status).collect::<Vec<_>>())
+                    .bind(rows.iter().map(|r| r.inc).collect::<Vec<_>>())
+                    .bind(rows.iter().map(|r| r.next_at).collect::<Vec<_>>())
+                    .bind(rows.iter().map(|r| r.last_status).collect::<Vec<_>>())
+                    .bind(
+                        rows.iter()
+                            .map(|r| r.last_error.clone())
+                            .collect::<Vec<_>>(),
+                    )
+                    .bind(rows.iter().map(|r| r.completed_at).collect::<Vec<_>>())
+                    .bind(rows.iter().map(|r| r.keep_error).collect::<Vec<_>>())
+                    .execute(&mut *tx)
+                    .await?;
                 if !attempts.is_empty() {
                     insert_attempts_pg(&mut tx, &attempts).await?;
                 }
-                sqlx::query(
-                    "UPDATE deliveries d SET status = u.status, attempts = d.attempts + u.inc, \
-                     next_attempt_at = u.next_at, lease_until = 0, lease_owner = NULL, last_status = COALESCE(u.last_status, d.last_status), \
-                     last_error = u.last_error, completed_at = u.completed_at, updated_at = $2 \
-                     FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::int[], $7::bigint[], $8::int[], $9::text[], \
-                     $10::bigint[]) AS u(id, lease_until, status, inc, next_at, last_status, last_error, completed_at) \
-                     WHERE d.id = ANY($3) AND d.id = u.id AND d.lease_owner = $1 AND d.lease_until = u.lease_until",
-                )
-                .bind(owner)
-                .bind(now)
-                .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.lease_until).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.status).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.inc).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.next_at).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.last_status).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.last_error.clone()).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.completed_at).collect::<Vec<_>>())
-                .execute(&mut *tx)
-                .await?;
                 tx.commit().await?;
             }
             Backend::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
-                for (delivery_id, a) in &attempts {
-                    insert_attempt_sqlite(&mut tx, *delivery_id, a).await?;
-                }
                 for r in &rows {
                     sqlx::query(
                         "UPDATE deliveries SET status = $4, attempts = attempts + $5, next_attempt_at = $6, \
-                         lease_until = 0, lease_owner = NULL, last_status = COALESCE($7, last_status), last_error = $8, \
+                         lease_until = 0, lease_owner = NULL, last_status = COALESCE($7, last_status), \
+                         last_error = CASE WHEN $11 THEN last_error ELSE $8 END, \
                          completed_at = $9, updated_at = $10 \
                          WHERE id = $1 AND lease_owner = $2 AND lease_until = $3",
                     )
@@ -459,8 +469,12 @@ impl Store {
                     .bind(&r.last_error)
                     .bind(r.completed_at)
                     .bind(now)
+                    .bind(r.keep_error)
                     .execute(&mut *tx)
                     .await?;
+                }
+                for (delivery_id, a) in &attempts {
+                    insert_attempt_sqlite(&mut tx, *delivery_id, a).await?;
                 }
                 tx.commit().await?;
             }
@@ -612,26 +626,40 @@ impl Store {
         })?)
     }
 
-    /// Deletes finished deliveries (and attempts) created before `cutoff`,
-    /// then changes older than `cutoff` left without deliveries; at most
-    /// `limit` of each per call. Returns how many deliveries went.
+    /// Deletes deliveries (and their attempts) that finished before
+    /// `cutoff`, then changes created before it that no delivery refers to
+    /// any more; at most `limit` of each per call. Retention counts from
+    /// completion: a delivery that waited long (paused receiver, open
+    /// circuit) is kept for the whole retention after it finished, and
+    /// pending work is never pruned. Returns how many deliveries went.
     pub async fn prune(&self, cutoff: i64, limit: i64) -> Result<u64> {
         let deliveries = match self.backend() {
-            // Attempts have no foreign key to cascade from (migration 0002):
-            // they go in the same statement as their deliveries.
-            Backend::Postgres(pool) => sqlx::query_scalar::<_, i64>(
-                "WITH gone AS (DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries \
-                 WHERE created_at < $1 AND status <> 'pending' LIMIT $2) RETURNING id), \
-                 attempts_gone AS (DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM gone)) \
-                 SELECT COUNT(*) FROM gone",
-            )
-            .bind(cutoff)
-            .bind(limit)
-            .fetch_one(pool)
-            .await
-            .map(|n| u64::try_from(n).unwrap_or(0))?,
+            // Attempts have no foreign key to cascade from (migration 0002).
+            // They are deleted by a second statement, which (unlike a
+            // data-modifying CTE sharing the first one's snapshot) also
+            // sees attempts a recorder committed while the first one waited
+            // for its row locks.
+            Backend::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let gone: Vec<i64> = sqlx::query_scalar(
+                    "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries \
+                     WHERE completed_at < $1 AND status <> 'pending' LIMIT $2) RETURNING id",
+                )
+                .bind(cutoff)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+                if !gone.is_empty() {
+                    sqlx::query("DELETE FROM attempts WHERE delivery_id = ANY($1)")
+                        .bind(&gone)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                gone.len() as u64
+            }
             Backend::Sqlite(pool) => sqlx::query(
-                "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE created_at < $1 \
+                "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE completed_at < $1 \
                  AND status <> 'pending' LIMIT $2)",
             )
             .bind(cutoff)
@@ -662,6 +690,29 @@ impl Store {
     }
 }
 
+/// The recorder's update (PostgreSQL). A row whose lease is still this
+/// process's (`lease_owner = $1`, same lease end) takes the outcome; the
+/// others are rewritten unchanged, which row-locks every delivery of the
+/// batch before its attempt is written (see [`Store::finish`]).
+static PG_FINISH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let mine = "(d.lease_owner = $1 AND d.lease_until = u.lease_until)";
+    format!(
+        "UPDATE deliveries d SET \
+         status = CASE WHEN {mine} THEN u.status ELSE d.status END, \
+         attempts = CASE WHEN {mine} THEN d.attempts + u.inc ELSE d.attempts END, \
+         next_attempt_at = CASE WHEN {mine} THEN u.next_at ELSE d.next_attempt_at END, \
+         last_status = CASE WHEN {mine} THEN COALESCE(u.last_status, d.last_status) ELSE d.last_status END, \
+         last_error = CASE WHEN {mine} AND NOT u.keep_error THEN u.last_error ELSE d.last_error END, \
+         completed_at = CASE WHEN {mine} THEN u.completed_at ELSE d.completed_at END, \
+         updated_at = CASE WHEN {mine} THEN $2 ELSE d.updated_at END, \
+         lease_owner = CASE WHEN {mine} THEN NULL ELSE d.lease_owner END, \
+         lease_until = CASE WHEN {mine} THEN 0 ELSE d.lease_until END \
+         FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::int[], $7::bigint[], $8::int[], $9::text[], \
+         $10::bigint[], $11::bool[]) AS u(id, lease_until, status, inc, next_at, last_status, last_error, completed_at, keep_error) \
+         WHERE d.id = ANY($3) AND d.id = u.id"
+    )
+});
+
 struct FinishRow {
     id: i64,
     lease_until: i64,
@@ -670,6 +721,8 @@ struct FinishRow {
     next_at: i64,
     last_status: Option<i32>,
     last_error: Option<String>,
+    /// A release without a reason keeps the error of the last attempt.
+    keep_error: bool,
     completed_at: Option<i64>,
 }
 
@@ -692,6 +745,8 @@ impl FinishRow {
             next_at,
             last_status: f.last_status,
             last_error: f.last_error.clone(),
+            keep_error: matches!(f.completion, Completion::Released { .. })
+                && f.last_error.is_none(),
             completed_at,
         }
     }

@@ -1,6 +1,6 @@
 //! `plugins`: the WebAssembly plugin attached to a receiver (at most one).
 
-use super::{Result, Store, now_ms, on_pool};
+use super::{Result, Store, new_etag, now_ms, on_pool};
 
 /// An attached plugin.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -19,6 +19,18 @@ pub struct PluginRow {
     pub config: String,
     /// Attached (ms).
     pub created_at: i64,
+    /// Changes at every attach: the revision a delivery must be
+    /// transformed by (leases read it).
+    pub revision: String,
+}
+
+/// One attached plugin's receiver and revision (no module bytes).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PluginIndexEntry {
+    /// The receiver.
+    pub receiver_id: i64,
+    /// The attached revision.
+    pub revision: String,
 }
 
 impl Store {
@@ -33,10 +45,10 @@ impl Store {
     ) -> Result<PluginRow> {
         Ok(on_pool!(self, |pool| {
             sqlx::query_as::<_, PluginRow>(
-            "INSERT INTO plugins (receiver_id, name, sha256, wasm, config, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+            "INSERT INTO plugins (receiver_id, name, sha256, wasm, config, created_at, revision) VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (receiver_id) DO UPDATE SET name = excluded.name, sha256 = excluded.sha256, \
-             wasm = excluded.wasm, config = excluded.config, created_at = excluded.created_at \
-             RETURNING id, receiver_id, name, sha256, wasm, config, created_at"
+             wasm = excluded.wasm, config = excluded.config, created_at = excluded.created_at, revision = excluded.revision \
+             RETURNING id, receiver_id, name, sha256, wasm, config, created_at, revision"
         )
         .bind(receiver_id)
         .bind(name)
@@ -44,6 +56,7 @@ impl Store {
         .bind(wasm)
         .bind(config)
         .bind(now_ms())
+        .bind(new_etag())
         .fetch_one(pool)
         .await
         })?)
@@ -65,7 +78,7 @@ impl Store {
     pub async fn plugin_for(&self, receiver_id: i64) -> Result<Option<PluginRow>> {
         Ok(on_pool!(self, |pool| {
             sqlx::query_as::<_, PluginRow>(
-            "SELECT id, receiver_id, name, sha256, wasm, config, created_at FROM plugins WHERE receiver_id = $1"
+            "SELECT id, receiver_id, name, sha256, wasm, config, created_at, revision FROM plugins WHERE receiver_id = $1"
         )
         .bind(receiver_id)
         .fetch_optional(pool)
@@ -73,15 +86,14 @@ impl Store {
         })?)
     }
 
-    /// Every plugin's receiver, sha256 and attach time (no module bytes).
-    pub async fn plugin_index(&self) -> Result<Vec<(i64, String, i64)>> {
-        Ok(on_pool!(self, |pool| sqlx::query_as::<
-            _,
-            (i64, String, i64),
-        >(
-            "SELECT receiver_id, sha256, created_at FROM plugins ORDER BY receiver_id"
-        )
-        .fetch_all(pool)
-        .await)?)
+    /// Every attached plugin's receiver and revision (no module bytes).
+    pub async fn plugin_index(&self) -> Result<Vec<PluginIndexEntry>> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_as::<_, PluginIndexEntry>(
+                "SELECT receiver_id, revision FROM plugins ORDER BY receiver_id",
+            )
+            .fetch_all(pool)
+            .await
+        })?)
     }
 }

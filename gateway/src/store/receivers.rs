@@ -86,7 +86,7 @@ pub struct HeaderRow {
     pub receiver_id: i64,
     /// Name as given.
     pub key: String,
-    /// Value.
+    /// Value, in its stored form (sealed when a secret key is configured).
     pub value: String,
 }
 
@@ -106,12 +106,15 @@ const COLUMNS: &str = "id, name, description, webhook_uri, content_type, expecte
     created_by_id, created_by_name, etag, created_at, updated_at";
 
 impl Store {
-    /// Inserts a receiver.
+    /// Inserts a receiver and its custom headers (`(name, stored value)`)
+    /// in one transaction: a header that cannot be written leaves no
+    /// receiver behind.
     pub async fn insert_receiver(
         &self,
         f: &ReceiverFields,
         secret: &str,
         by: &Actor,
+        headers: &[(String, String)],
     ) -> Result<ReceiverRow> {
         let now = now_ms();
         let sql = format!(
@@ -122,33 +125,58 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $21) \
              RETURNING {COLUMNS}"
         );
-        let row = on_pool!(self, |pool| sqlx::query_as::<_, ReceiverRow>(
-            AssertSqlSafe(sql.as_str())
-        )
-        .bind(&f.name)
-        .bind(&f.description)
-        .bind(&f.webhook_uri)
-        .bind(&f.content_type)
-        .bind(f.expected_response_code)
-        .bind(f.active)
-        .bind(f.timeout_ms)
-        .bind(&f.retry_policy)
-        .bind(f.max_attempts)
-        .bind(f.retry_interval_secs)
-        .bind(&f.signature_schemes)
-        .bind(&f.basic_auth_username)
-        .bind(&f.basic_auth_password)
-        .bind(f.ordered)
-        .bind(f.max_concurrency)
-        .bind(&f.plugin_failure_mode)
-        .bind(secret)
-        .bind(&by.id)
-        .bind(&by.name)
-        .bind(new_etag())
-        .bind(now)
-        .fetch_one(pool)
-        .await)?;
-        Ok(row)
+        let result = on_pool!(self, |pool| {
+            async {
+                let mut tx = pool.begin().await?;
+                let row = sqlx::query_as::<_, ReceiverRow>(AssertSqlSafe(sql.as_str()))
+                    .bind(&f.name)
+                    .bind(&f.description)
+                    .bind(&f.webhook_uri)
+                    .bind(&f.content_type)
+                    .bind(f.expected_response_code)
+                    .bind(f.active)
+                    .bind(f.timeout_ms)
+                    .bind(&f.retry_policy)
+                    .bind(f.max_attempts)
+                    .bind(f.retry_interval_secs)
+                    .bind(&f.signature_schemes)
+                    .bind(&f.basic_auth_username)
+                    .bind(&f.basic_auth_password)
+                    .bind(f.ordered)
+                    .bind(f.max_concurrency)
+                    .bind(&f.plugin_failure_mode)
+                    .bind(secret)
+                    .bind(&by.id)
+                    .bind(&by.name)
+                    .bind(new_etag())
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                for (key, value) in headers {
+                    sqlx::query(
+                        "INSERT INTO receiver_headers (receiver_id, key, key_lower, value, created_at) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(row.id)
+                    .bind(key)
+                    .bind(key.to_ascii_lowercase())
+                    .bind(value)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok::<ReceiverRow, sqlx::Error>(row)
+            }
+            .await
+        });
+        match result {
+            Ok(row) => Ok(row),
+            Err(e) if is_unique_violation(&e) => Err(Error::Duplicate(
+                "two headers share a name (names are case-insensitive); nothing was created".into(),
+            )),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// One receiver.
@@ -270,32 +298,56 @@ impl Store {
         }
     }
 
-    /// Deletes a receiver (and its subscriptions, headers, deliveries) if `etag` is current.
+    /// Deletes a receiver (and its subscriptions, headers, deliveries and
+    /// their attempts) if `etag` is current.
     pub async fn delete_receiver(&self, id: i64, etag: &str) -> Result<()> {
-        let done = on_pool!(self, |pool| {
-            async {
-            let mut tx = pool.begin().await?;
-            // Attempts have no foreign key to cascade from (PostgreSQL migration 0002).
-            sqlx::query(
-                "DELETE FROM attempts WHERE delivery_id IN (SELECT d.id FROM deliveries d WHERE d.receiver_id = $1) \
-                 AND EXISTS (SELECT 1 FROM receivers r WHERE r.id = $1 AND r.etag = $2)",
-            )
-            .bind(id)
-            .bind(etag)
-            .execute(&mut *tx)
-            .await?;
-            let deleted = sqlx::query("DELETE FROM receivers WHERE id = $1 AND etag = $2")
+        let done = match self.backend() {
+            // The receiver row is locked first, so no fan-out adds a delivery
+            // meanwhile (its foreign-key check waits for this lock). Its
+            // deliveries go next: a recorder busy with one of them holds its
+            // row lock, so this waits for it to commit, and the attempts
+            // are deleted by a later statement, whose snapshot includes
+            // what that recorder wrote. No attempt outlives its delivery.
+            super::Backend::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let found: Option<i64> = sqlx::query_scalar(
+                    "SELECT id FROM receivers WHERE id = $1 AND etag = $2 FOR UPDATE",
+                )
                 .bind(id)
                 .bind(etag)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            tx.commit().await?;
-            Ok::<u64, sqlx::Error>(deleted)
-        }
-        .await
-        })?;
-        if done == 1 {
+                .fetch_optional(&mut *tx)
+                .await?;
+                if found.is_some() {
+                    let gone: Vec<i64> = sqlx::query_scalar(
+                        "DELETE FROM deliveries WHERE receiver_id = $1 RETURNING id",
+                    )
+                    .bind(id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    sqlx::query("DELETE FROM attempts WHERE delivery_id = ANY($1)")
+                        .bind(&gone)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("DELETE FROM receivers WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                found.is_some()
+            }
+            // One writer at a time, and attempts cascade from deliveries.
+            super::Backend::Sqlite(pool) => {
+                sqlx::query("DELETE FROM receivers WHERE id = $1 AND etag = $2")
+                    .bind(id)
+                    .bind(etag)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+                    == 1
+            }
+        };
+        if done {
             Ok(())
         } else {
             Err(self.etag_failure("receiver", "receivers", id, etag).await)
@@ -422,17 +474,28 @@ impl Store {
         Ok(())
     }
 
-    /// Adds a custom header (names unique per receiver, case-insensitively).
+    /// Adds a custom header (names unique per receiver, case-insensitively);
+    /// `value` is its stored form (sealed). With `replace`, a header of the
+    /// same name gets the new name and value instead of being refused.
     pub async fn add_receiver_header(
         &self,
         receiver_id: i64,
         key: &str,
         value: &str,
+        replace: bool,
     ) -> Result<HeaderRow> {
-        let result = on_pool!(self, |pool| sqlx::query_as::<_, HeaderRow>(
+        let on_conflict = if replace {
+            "ON CONFLICT (receiver_id, key_lower) DO UPDATE SET key = excluded.key, value = excluded.value"
+        } else {
+            ""
+        };
+        let sql = format!(
             "INSERT INTO receiver_headers (receiver_id, key, key_lower, value, created_at) \
-             VALUES ($1, $2, $3, $4, $5) RETURNING id, receiver_id, key, value"
-        )
+             VALUES ($1, $2, $3, $4, $5) {on_conflict} RETURNING id, receiver_id, key, value"
+        );
+        let result = on_pool!(self, |pool| sqlx::query_as::<_, HeaderRow>(AssertSqlSafe(
+            sql.as_str()
+        ))
         .bind(receiver_id)
         .bind(key)
         .bind(key.to_ascii_lowercase())
@@ -446,7 +509,7 @@ impl Store {
                 Ok(row)
             }
             Err(e) if is_unique_violation(&e) => Err(Error::Duplicate(format!(
-                "receiver {receiver_id} already has a header named `{key}`; remove it first"
+                "receiver {receiver_id} already has a header named `{key}`; pass `replace: true` to replace it"
             ))),
             Err(e) => Err(e.into()),
         }
@@ -492,5 +555,49 @@ impl Store {
         .fetch_all(pool)
         .await
         })?)
+    }
+}
+
+/// Columns that hold secrets in their stored (possibly sealed) form.
+const SECRET_COLUMNS: &[(&str, &str)] = &[
+    ("receivers", "shared_secret"),
+    ("receivers", "previous_secret"),
+    ("receivers", "basic_auth_password"),
+    ("receiver_headers", "value"),
+];
+
+impl Store {
+    /// Encrypts every secret still stored in clear (written before a
+    /// secret key was configured): shared secrets, Basic-auth passwords and
+    /// custom header values. Returns how many values were sealed. A value
+    /// changed meanwhile by someone else is left to its new writer.
+    pub async fn seal_plain_secrets(&self, secrets: &crate::secrets::SecretBox) -> Result<u64> {
+        if !secrets.encrypts() {
+            return Ok(0);
+        }
+        let mut sealed = 0;
+        for (table, column) in SECRET_COLUMNS {
+            let select = format!(
+                "SELECT id, {column} FROM {table} WHERE {column} IS NOT NULL AND {column} NOT LIKE 'enc:v1:%'"
+            );
+            let plain: Vec<(i64, String)> =
+                on_pool!(self, |pool| sqlx::query_as::<_, (i64, String)>(
+                    AssertSqlSafe(select.as_str())
+                )
+                .fetch_all(pool)
+                .await)?;
+            let update =
+                format!("UPDATE {table} SET {column} = $1 WHERE id = $2 AND {column} = $3");
+            for (id, value) in plain {
+                sealed += on_pool!(self, |pool| sqlx::query(AssertSqlSafe(update.as_str()))
+                    .bind(secrets.seal(&value))
+                    .bind(id)
+                    .bind(&value)
+                    .execute(pool)
+                    .await
+                    .map(|r| r.rows_affected()))?;
+            }
+        }
+        Ok(sealed)
     }
 }

@@ -216,7 +216,154 @@ async fn pagination_and_totals(backend: Backend) {
     assert_eq!(names, ["r0", "r1", "r2", "r3", "r4"]);
 }
 
+/// Custom header values (often API keys) are encrypted at rest, shown in
+/// full only in the response that set them, masked for every later read
+/// (admins and viewers) and in the audit trail, and sent in full.
+async fn custom_header_values_stay_secret(backend: Backend) {
+    let gw = TestGateway::start(
+        backend,
+        "secret_key = \"a-test-key-of-reasonable-length-0123\"",
+    )
+    .await;
+    let sink = changewire_test_support::receiver::TestReceiver::start().await;
+    const KEY: &str = "sk_live_0123456789abcdef";
+    let created = gw
+        .graphql(
+            "mutation($i: CreateWebhookReceiverInput!) { createWebhookReceiver(input: $i) { webhookReceiver { id headers { key value } } } }",
+            json!({"i": {"name": "erp", "webhookUri": sink.url(), "headers": [{"key": "X-Api-Key", "value": KEY}]}}),
+        )
+        .await;
+    let receiver = &created["createWebhookReceiver"]["webhookReceiver"];
+    assert_eq!(
+        receiver["headers"][0]["value"], KEY,
+        "shown in full once, to its creator"
+    );
+    let rid = receiver["id"].as_str().unwrap().to_string();
+
+    // At rest: sealed, not the key.
+    let stored = gw
+        .gw()
+        .store
+        .receiver_headers(rid.parse().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        stored[0].value.starts_with("enc:v1:") && !stored[0].value.contains(KEY),
+        "{}",
+        stored[0].value
+    );
+
+    // Later reads, admin and viewer alike: masked.
+    let token = changewire_gateway::secrets::generate_api_token();
+    gw.gw()
+        .store
+        .insert_api_key(
+            "viewer",
+            "viewer",
+            &changewire_gateway::secrets::hash_token(token.expose()),
+            "cw_",
+        )
+        .await
+        .unwrap();
+    let read = "query($id: ID!) { webhookReceiver(id: $id) { headers { key value } } }";
+    for caller in [
+        Some(changewire_test_support::gateway::ADMIN_TOKEN),
+        Some(token.expose()),
+    ] {
+        let (_, body) = gw.graphql_as(caller, read, json!({"id": rid})).await;
+        let header = &body["data"]["webhookReceiver"]["headers"][0];
+        assert_eq!(header["key"], "X-Api-Key", "{body}");
+        assert_eq!(header["value"], "********cdef", "{body}");
+    }
+
+    // Replacing shows the new value once; the old one is gone.
+    let replaced = gw
+        .graphql(
+            "mutation($r: ID!) { addHeaderToWebhookReceiver(input: { receiverId: $r, key: \"x-api-key\", value: \"sk_live_ffffffffffffffff9999\", replace: true }) { webhookHeader { value } } }",
+            json!({"r": rid}),
+        )
+        .await;
+    assert_eq!(
+        replaced["addHeaderToWebhookReceiver"]["webhookHeader"]["value"],
+        "sk_live_ffffffffffffffff9999"
+    );
+
+    // Sent in full; masked in the audit trail.
+    gw.graphql(
+        "mutation($r: ID!) { createWebhookSubscription(input: { receiverId: $r, resource: RUNS, action: UPDATE }) { webhookSubscription { id } } }",
+        json!({"r": rid}),
+    )
+    .await;
+    // (Settings reach the delivery engine within moments, not instantly.)
+    changewire_test_support::eventually(
+        "a delivery with the new key",
+        std::time::Duration::from_secs(20),
+        || async {
+            gw.publish(
+                json!({"resource": "RUNS", "action": "UPDATE", "id": 1, "new": {"status": "x"}}),
+            )
+            .await;
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            sink.received()
+                .iter()
+                .any(|r| r.header("x-api-key") == Some("sk_live_ffffffffffffffff9999"))
+                .then_some(())
+        },
+    )
+    .await;
+    let event = changewire_test_support::eventually("the attempt is recorded", std::time::Duration::from_secs(20), || async {
+        let r: i64 = rid.parse().unwrap();
+        let events = gw
+            .graphql("query($r: Int) { webhookEvents(filters: { receiverId: $r }) { status attempts { requestHeaders } } }", json!({"r": r}))
+            .await["webhookEvents"]
+            .clone();
+        events.as_array().and_then(|e| e.iter().find(|e| e["status"] == "succeeded" && e["attempts"][0]["requestHeaders"].to_string().contains("9999"))).cloned()
+    })
+    .await;
+    let audited = event["attempts"][0]["requestHeaders"].to_string();
+    assert!(!audited.contains("sk_live_ffff"), "{audited}");
+    assert!(audited.contains("********9999"), "{audited}");
+}
+
+/// A receiver and its headers are written together: a header that cannot
+/// be stored leaves no receiver behind.
+async fn a_receiver_is_created_with_its_headers_or_not_at_all(backend: Backend) {
+    let gw = TestGateway::start(backend, "").await;
+    let store = &gw.gw().store;
+    let before = store.receivers_page(0, 100).await.unwrap().len();
+    let fields = changewire_gateway::store::receivers::ReceiverFields {
+        name: "half".into(),
+        description: None,
+        webhook_uri: "https://example.com/h".into(),
+        content_type: "json".into(),
+        expected_response_code: 200,
+        active: true,
+        timeout_ms: 1000,
+        retry_policy: "fixed".into(),
+        max_attempts: 1,
+        retry_interval_secs: 1,
+        signature_schemes: "ion".into(),
+        basic_auth_username: None,
+        basic_auth_password: None,
+        ordered: false,
+        max_concurrency: None,
+        plugin_failure_mode: "fail".into(),
+    };
+    let twice = [
+        ("X-A".to_string(), "1".to_string()),
+        ("x-a".to_string(), "2".to_string()),
+    ];
+    let err = store
+        .insert_receiver(&fields, "whsec_c2VjcmV0", &Default::default(), &twice)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("nothing was created"), "{err}");
+    assert_eq!(store.receivers_page(0, 100).await.unwrap().len(), before);
+}
+
 both_backends! {
+    header_secrets => custom_header_values_stay_secret,
+    created_whole => a_receiver_is_created_with_its_headers_or_not_at_all,
     lifecycle => receivers_lifecycle,
     racing_updates => racing_updates_one_wins,
     pagination => pagination_and_totals,

@@ -345,6 +345,109 @@ async fn listener_loss_and_restart_lose_nothing() {
     drop(gw);
 }
 
+fn created_statuses(sink: &TestReceiver) -> Vec<String> {
+    bodies(sink)
+        .iter()
+        .map(|b| {
+            b["data"]["new"]["status"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect()
+}
+
+/// `capture uninstall --purge` and a reinstall start the log's ids again at
+/// 1, while the store still holds the changes imported under the old ids:
+/// the reinstalled log is a new source, and every later row arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purged_and_reinstalled_log_delivers_every_later_row() {
+    let (db, mut app) = app_db().await;
+    let store = TestDatabase::create().await;
+    let store_url = store.url.clone();
+    let mut gw = gateway(Some(store), &store_url, &db.url, "").await;
+    let sink = TestReceiver::start().await;
+    gw.receiver_with(&sink.url(), &[("RUNS", "CREATE")], json!({}))
+        .await;
+    for i in 0..3 {
+        exec(
+            &mut app,
+            &format!("INSERT INTO runs (status) VALUES ('first-{i}')"),
+        )
+        .await;
+    }
+    sink.wait_for(3, WAIT).await;
+    gw.stop().await;
+    changewire_gateway::capture::uninstall(&gw.config, true)
+        .await
+        .unwrap();
+
+    let again = gateway(None, &store_url, &db.url, "").await;
+    for i in 0..3 {
+        exec(
+            &mut app,
+            &format!("INSERT INTO runs (status) VALUES ('after-purge-{i}')"),
+        )
+        .await;
+    }
+    sink.wait_for(6, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let statuses = created_statuses(&sink);
+    assert_eq!(statuses.len(), 6, "{statuses:?}");
+    for i in 0..3 {
+        assert!(
+            statuses.contains(&format!("after-purge-{i}")),
+            "{statuses:?}"
+        );
+    }
+    drop(again);
+}
+
+/// Two databases captured into one store, both with the default capture
+/// schema (their log ids overlap): each is a source of its own, and every
+/// change of both arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_captured_databases_in_one_store_deliver_both() {
+    let (first_db, mut first_app) = app_db().await;
+    let (second_db, mut second_app) = app_db().await;
+    let store = TestDatabase::create().await;
+    let store_url = store.url.clone();
+    let first = gateway(Some(store), &store_url, &first_db.url, "").await;
+    let second = gateway(None, &store_url, &second_db.url, "").await;
+    let sink = TestReceiver::start().await;
+    first
+        .receiver_with(&sink.url(), &[("RUNS", "CREATE")], json!({}))
+        .await;
+    for i in 0..3 {
+        exec(
+            &mut first_app,
+            &format!("INSERT INTO runs (status) VALUES ('first-db-{i}')"),
+        )
+        .await;
+        exec(
+            &mut second_app,
+            &format!("INSERT INTO runs (status) VALUES ('second-db-{i}')"),
+        )
+        .await;
+    }
+    sink.wait_for(6, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut statuses = created_statuses(&sink);
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [
+            "first-db-0",
+            "first-db-1",
+            "first-db-2",
+            "second-db-0",
+            "second-db-1",
+            "second-db-2"
+        ]
+    );
+    drop(second);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_mappings_fail_start_up_with_a_clear_message() {
     let (db, _app) = app_db().await;

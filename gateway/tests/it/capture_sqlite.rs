@@ -154,3 +154,148 @@ async fn bad_mappings_fail_start_up() {
         assert!(err.contains(needle), "{err}");
     }
 }
+
+/// A gateway capturing `app_path` on the store of `store_of` (or a new one).
+async fn capturing(app_path: &std::path::Path, store_of: Option<&TestGateway>) -> TestGateway {
+    let capture = format!(
+        "capture = \"sqlite://{}\"\n[resources]\nRUNS = \"runs\"\n",
+        app_path.display()
+    );
+    match store_of {
+        None => TestGateway::start(changewire_test_support::Backend::Sqlite, &capture).await,
+        Some(gw) => {
+            TestGateway::start_with_store(
+                gw.store_url.clone(),
+                None,
+                tempfile::tempdir().unwrap(),
+                &capture,
+            )
+            .await
+        }
+    }
+}
+
+fn created_statuses(sink: &TestReceiver) -> Vec<String> {
+    sink.received()
+        .iter()
+        .map(|r| {
+            r.json()["data"]["new"]["status"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect()
+}
+
+/// `capture uninstall --purge` and a reinstall start the log's ids again at
+/// 1: the reinstalled log is a new source, and every later row arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purged_and_reinstalled_log_delivers_every_later_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let app_path = dir.path().join("app.db");
+    let mut conn = app(&app_path).await;
+    let mut gw = capturing(&app_path, None).await;
+    let sink = TestReceiver::start().await;
+    gw.receiver_with(&sink.url(), &[("RUNS", "CREATE")], json!({}))
+        .await;
+    for i in 0..5 {
+        exec(
+            &mut conn,
+            &format!("INSERT INTO runs (status) VALUES ('first-{i}')"),
+        )
+        .await;
+    }
+    sink.wait_for(5, WAIT).await;
+    gw.stop().await;
+    changewire_gateway::capture::uninstall(&gw.config, true)
+        .await
+        .unwrap();
+
+    let again = capturing(&app_path, Some(&gw)).await;
+    for i in 0..3 {
+        exec(
+            &mut conn,
+            &format!("INSERT INTO runs (status) VALUES ('after-purge-{i}')"),
+        )
+        .await;
+    }
+    sink.wait_for(8, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let statuses = created_statuses(&sink);
+    assert_eq!(statuses.len(), 8, "{statuses:?}");
+    for i in 0..3 {
+        assert!(
+            statuses.contains(&format!("after-purge-{i}")),
+            "{statuses:?}"
+        );
+    }
+    drop(again);
+}
+
+/// A captured file restored from a backup goes back below what was
+/// imported: the gateway notices, reads the log again (rows imported
+/// before are recognised), and rows written after the restore arrive even
+/// though their ids were used before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_log_is_read_again_and_no_new_row_is_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let app_path = dir.path().join("app.db");
+    let backup = dir.path().join("backup.db");
+    let mut conn = app(&app_path).await;
+    let mut gw = capturing(&app_path, None).await;
+    let sink = TestReceiver::start().await;
+    gw.receiver_with(&sink.url(), &[("RUNS", "CREATE")], json!({}))
+        .await;
+    for i in 0..2 {
+        exec(
+            &mut conn,
+            &format!("INSERT INTO runs (status) VALUES ('before-backup-{i}')"),
+        )
+        .await;
+    }
+    sink.wait_for(2, WAIT).await;
+    exec(&mut conn, &format!("VACUUM INTO '{}'", backup.display())).await;
+    for i in 0..3 {
+        exec(
+            &mut conn,
+            &format!("INSERT INTO runs (status) VALUES ('lost-by-restore-{i}')"),
+        )
+        .await;
+    }
+    sink.wait_for(5, WAIT).await;
+    gw.stop().await;
+    drop(conn);
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", app_path.display()));
+    }
+    std::fs::copy(&backup, &app_path).unwrap();
+
+    let mut conn = SqliteConnectOptions::from_str(&format!("sqlite://{}", app_path.display()))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let again = capturing(&app_path, Some(&gw)).await;
+    for i in 0..2 {
+        exec(
+            &mut conn,
+            &format!("INSERT INTO runs (status) VALUES ('after-restore-{i}')"),
+        )
+        .await;
+    }
+    sink.wait_for(7, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let statuses = created_statuses(&sink);
+    assert_eq!(
+        statuses.len(),
+        7,
+        "imported rows are not sent again: {statuses:?}"
+    );
+    for i in 0..2 {
+        assert!(
+            statuses.contains(&format!("after-restore-{i}")),
+            "{statuses:?}"
+        );
+    }
+    drop(again);
+}

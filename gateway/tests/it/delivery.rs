@@ -499,7 +499,7 @@ async fn ssrf_is_checked_at_send_time(backend: Backend) {
     };
     let store = &gw.gw().store;
     let row = store
-        .insert_receiver(&fields, "whsec_c2VjcmV0", &Default::default())
+        .insert_receiver(&fields, "whsec_c2VjcmV0", &Default::default(), &[])
         .await
         .unwrap();
     store
@@ -531,6 +531,150 @@ async fn ssrf_is_checked_at_send_time(backend: Backend) {
         "{ev}"
     );
     assert_eq!(sink.count(), 0, "no connection was made");
+}
+
+/// A destination refused by the rules at send time fails at once: no
+/// retries (a day of them would change nothing), no circuit breaker churn.
+async fn a_refused_destination_fails_at_once(backend: Backend) {
+    let gw = TestGateway::start(
+        backend,
+        "allow_http = false\nallow_private_networks = false\n[delivery]\ncircuit_failure_threshold = 2",
+    )
+    .await;
+    let sink = TestReceiver::start().await;
+    let fields = changewire_gateway::store::receivers::ReceiverFields {
+        name: "rebound".into(),
+        description: None,
+        webhook_uri: format!("https://localhost:{}/hook", sink.addr.port()),
+        content_type: "json".into(),
+        expected_response_code: 200,
+        active: true,
+        timeout_ms: 1000,
+        retry_policy: "exponential".into(),
+        max_attempts: 8,
+        retry_interval_secs: 60,
+        signature_schemes: "ion".into(),
+        basic_auth_username: None,
+        basic_auth_password: None,
+        ordered: false,
+        max_concurrency: None,
+        plugin_failure_mode: "fail".into(),
+    };
+    let store = &gw.gw().store;
+    let row = store
+        .insert_receiver(&fields, "whsec_c2VjcmV0", &Default::default(), &[])
+        .await
+        .unwrap();
+    store
+        .insert_subscription(
+            &changewire_gateway::store::subscriptions::NewSubscription {
+                receiver_id: row.id,
+                resource: "RUNS".into(),
+                action: "UPDATE".into(),
+                active: true,
+                include_full_record: false,
+                expand: "[]".into(),
+            },
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    gw.gw().signals.receivers_changed();
+    for i in 0..3 {
+        gw.publish(run_event(i, "x")).await;
+    }
+    let evs = eventually("every refused event failed", WAIT, || async {
+        let evs = events(&gw, &row.id.to_string()).await;
+        (evs.len() == 3 && evs.iter().all(|e| e["status"] == "failed")).then_some(evs)
+    })
+    .await;
+    for ev in &evs {
+        assert_eq!(
+            ev["attempts"].as_array().unwrap().len(),
+            1,
+            "one attempt, no retries: {ev}"
+        );
+        assert_eq!(ev["attempts"][0]["errorClass"], "ssrf", "{ev}");
+    }
+    let receiver = gw
+        .graphql(
+            "query($id: ID!) { webhookReceiver(id: $id) { paused pausedReason } }",
+            json!({"id": row.id.to_string()}),
+        )
+        .await;
+    assert_eq!(
+        receiver["webhookReceiver"]["paused"], false,
+        "refusals never reached the receiver, so its circuit stays closed: {receiver}"
+    );
+    assert_eq!(sink.count(), 0, "no connection was made");
+}
+
+/// Retention counts from when a delivery finished: one that waited longer
+/// than the retention (paused receiver, open circuit) is kept for the whole
+/// retention after it finished, and pending work is never pruned.
+async fn retention_counts_from_completion(backend: Backend) {
+    let mut gw = TestGateway::start(backend, "").await;
+    let sink = TestReceiver::start().await;
+    let (rid, _) = gw
+        .receiver_with(&sink.url(), &[("RUNS", "UPDATE")], json!({}))
+        .await;
+    gw.publish(run_event(1, "done")).await;
+    let done = eventually("delivered", WAIT, || async {
+        events(&gw, &rid)
+            .await
+            .into_iter()
+            .find(|e| e["status"] == "succeeded")
+    })
+    .await;
+    let id: i64 = done["id"].as_str().unwrap().parse().unwrap();
+    // No delivery engine from here on: the pending delivery stays pending.
+    gw.stop().await;
+    let store = changewire_gateway::store::Store::connect(
+        &changewire_gateway::config::StoreUrl::parse("store", &gw.store_url).unwrap(),
+    )
+    .await
+    .unwrap();
+    let pending_id = store
+        .insert_test_delivery(
+            rid.parse().unwrap(),
+            &changewire_gateway::store::changes::NewChange {
+                source: "test".into(),
+                resource: "RUNS".into(),
+                action: "TEST".into(),
+                row_id: "0".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    // Both were created long ago (as if they had waited): the finished one
+    // finished just now, the pending one has not finished.
+    changewire_gateway::store::on_pool!(store, |pool| sqlx::query(
+        "UPDATE deliveries SET created_at = 1"
+    )
+    .execute(pool)
+    .await
+    .map(|r| r.rows_affected()))
+    .unwrap();
+    let hour_ago = changewire_gateway::store::now_ms() - 3_600_000;
+    assert_eq!(
+        store.prune(hour_ago, 1000).await.unwrap(),
+        0,
+        "finished just now: kept"
+    );
+    assert!(store.event(id).await.unwrap().is_some());
+    let later = changewire_gateway::store::now_ms() + 1000;
+    assert_eq!(
+        store.prune(later, 1000).await.unwrap(),
+        1,
+        "past retention after finishing: pruned"
+    );
+    assert!(store.event(id).await.unwrap().is_none());
+    assert!(
+        store.event(pending_id).await.unwrap().is_some(),
+        "pending work is never pruned"
+    );
+    store.close().await;
 }
 
 async fn disabled_receiver_holds_pending_deliveries(backend: Backend) {
@@ -594,6 +738,8 @@ both_backends! {
     isolation => hanging_receiver_does_not_delay_others,
     ordering => ordered_receiver_keeps_row_order,
     ssrf => ssrf_is_checked_at_send_time,
+    refused_fails_at_once => a_refused_destination_fails_at_once,
+    retention => retention_counts_from_completion,
 }
 
 #[tokio::test]

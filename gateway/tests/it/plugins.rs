@@ -577,7 +577,220 @@ async fn stateful_counter(backend: Backend) {
     );
 }
 
+/// Another gateway on the same store, with `extra` configuration.
+async fn beside(gw: &TestGateway, extra: &str) -> TestGateway {
+    TestGateway::start_with_store(
+        gw.store_url.clone(),
+        None,
+        tempfile::tempdir().unwrap(),
+        extra,
+    )
+    .await
+}
+
+async fn plugin_states(gw: &TestGateway) -> Vec<Value> {
+    gw.graphql(
+        "{ webhookPlugins { receiverId revision status error } }",
+        json!({}),
+    )
+    .await["webhookPlugins"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+async fn readyz(gw: &TestGateway) -> (u16, Value) {
+    let r =
+        changewire_test_support::http::request("GET", &format!("{}/readyz", gw.base()), &[], None)
+            .await;
+    (r.status, r.json())
+}
+
+/// A gateway with plugins disabled holds a receiver's deliveries when the
+/// store says it has a plugin (it never sends them untransformed), reports
+/// why in the API and `/readyz` (degraded, still serving), and a gateway
+/// that loads the plugin sends them transformed.
+async fn a_plugin_that_is_not_loaded_here_is_never_bypassed(backend: Backend) {
+    let mut first = TestGateway::start(backend, "").await;
+    let sink = TestReceiver::start().await;
+    let (rid, _) = first
+        .receiver_with(&sink.url(), &[("RUNS", "UPDATE")], json!({}))
+        .await;
+    attach(
+        &first,
+        &rid,
+        artifacts::REDACT_FIELDS,
+        json!({"fields": ["email"]}),
+    )
+    .await;
+    first.stop().await;
+
+    let mut off = beside(&first, "[plugins]\nenabled = false").await;
+    off.publish(run(1, "complete")).await;
+    let states = eventually("the plugin reported disabled", WAIT, || async {
+        let s = plugin_states(&off).await;
+        (s.len() == 1 && s[0]["status"] == "DISABLED").then_some(s)
+    })
+    .await;
+    assert!(
+        states[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("enabled = false"),
+        "{states:?}"
+    );
+    let (status, ready) = readyz(&off).await;
+    assert_eq!(
+        status, 200,
+        "a plugin problem does not take the API out of service: {ready}"
+    );
+    assert_eq!(ready["degraded"], true, "{ready}");
+    let plugins = &ready["components"]["plugins"];
+    assert_eq!(plugins["ready"], false, "{ready}");
+    assert!(
+        plugins["error"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("receivers {rid}")),
+        "{ready}"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(sink.count(), 0, "never sent untransformed");
+    assert_eq!(
+        statuses(&off, &rid).await[0].0,
+        "pending",
+        "held, not failed"
+    );
+    off.stop().await;
+
+    let on = beside(&first, "").await;
+    let body = sink.wait_for(1, WAIT).await[0].json();
+    assert_eq!(body["data"]["id"], 1);
+    assert_ne!(
+        body["data"]["new"]["email"], "ada@example.com",
+        "transformed: {body}"
+    );
+    drop(on);
+}
+
+/// A plugin attached through one gateway applies at once to deliveries
+/// sent by another gateway that has not loaded it yet: they wait for it
+/// instead of going out untransformed.
+async fn an_attach_on_another_gateway_applies_to_the_next_delivery(backend: Backend) {
+    let a = TestGateway::start(backend, "").await;
+    let b = beside(&a, "").await;
+    let sink = TestReceiver::start().await;
+    let (rid, _) = a
+        .receiver_with(
+            &sink.url(),
+            &[("RUNS", "UPDATE")],
+            json!({"maxConcurrency": 4}),
+        )
+        .await;
+    // `b` knows the receiver once one of its deliveries arrives.
+    eventually("gateway b sends to the receiver", WAIT, || async {
+        b.publish(run(0, "probe")).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        (sink.count() > 0).then_some(())
+    })
+    .await;
+    let before = sink.count();
+    attach(
+        &a,
+        &rid,
+        artifacts::REDACT_FIELDS,
+        json!({"fields": ["email"]}),
+    )
+    .await;
+    for i in 1..=20 {
+        b.publish(run(i, "complete")).await;
+    }
+    let got = sink.wait_for(before + 20, WAIT).await;
+    for req in &got[before..] {
+        let body = req.json();
+        assert_ne!(
+            body["data"]["new"]["email"], "ada@example.com",
+            "a delivery went out without the plugin attached before it: {body}"
+        );
+    }
+}
+
+/// A stored plugin that does not compile on this gateway holds the
+/// receiver's deliveries (FAILED, with the compiler's reason, retried with
+/// backoff), or sends the original body to a receiver that chose
+/// DELIVER_ORIGINAL.
+async fn a_plugin_that_does_not_compile_holds_or_sends_the_original_as_chosen(backend: Backend) {
+    let gw = TestGateway::start(backend, "").await;
+    let held_sink = TestReceiver::start().await;
+    let original_sink = TestReceiver::start().await;
+    let (held, _) = gw
+        .receiver_with(&held_sink.url(), &[("RUNS", "UPDATE")], json!({}))
+        .await;
+    let (original, _) = gw
+        .receiver_with(
+            &original_sink.url(),
+            &[("RUNS", "UPDATE")],
+            json!({"pluginFailureMode": "DELIVER_ORIGINAL"}),
+        )
+        .await;
+    // As if stored by a gateway whose engine accepted it (an older version,
+    // other limits): this one cannot compile it.
+    let store = &gw.gw().store;
+    for rid in [&held, &original] {
+        store
+            .attach_plugin(
+                rid.parse().unwrap(),
+                "broken",
+                "00",
+                b"\0asm\x01\0\0\0garbage",
+                "{}",
+            )
+            .await
+            .unwrap();
+    }
+    let states = eventually("both plugins reported failing", WAIT, || async {
+        let s = plugin_states(&gw).await;
+        (s.len() == 2 && s.iter().all(|p| p["status"] == "FAILED")).then_some(s)
+    })
+    .await;
+    assert!(
+        states[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("compiled again at"),
+        "{states:?}"
+    );
+    let (status, ready) = readyz(&gw).await;
+    assert_eq!(status, 200, "{ready}");
+    assert!(
+        ready["components"]["plugins"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("does not load"),
+        "{ready}"
+    );
+    gw.publish(run(7, "complete")).await;
+    let body = original_sink.wait_for(1, WAIT).await[0].json();
+    assert_eq!(
+        body["data"]["new"]["email"], "ada@example.com",
+        "the original body, as chosen"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(held_sink.count(), 0, "never sent untransformed");
+    assert_eq!(statuses(&gw, &held).await[0].0, "pending");
+    // Detaching the plugin releases the held delivery, as it is.
+    gw.graphql(
+        "mutation($r: ID!) { detachWebhookPlugin(input: { receiverId: $r }) { detached } }",
+        json!({"r": held}),
+    )
+    .await;
+    assert_eq!(held_sink.wait_for(1, WAIT).await[0].json()["data"]["id"], 7);
+}
+
 both_backends! {
+    not_loaded_never_bypassed => a_plugin_that_is_not_loaded_here_is_never_bypassed,
+    attach_elsewhere_applies_at_once => an_attach_on_another_gateway_applies_to_the_next_delivery,
+    not_compiling_holds_or_sends_original => a_plugin_that_does_not_compile_holds_or_sends_the_original_as_chosen,
     filter_by_field => filter_by_field_case,
     redact_fields => redact_fields_case,
     slack_format => slack_format_case,

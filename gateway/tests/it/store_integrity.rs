@@ -106,6 +106,182 @@ async fn deletes_take_attempts_along(backend: Backend) {
     assert_eq!(rows(backend, &url).await, (0, 0));
 }
 
+/// A store of its own on `backend`, with one receiver and no gateway
+/// running (nothing leases behind the test's back).
+async fn quiet_store(backend: Backend) -> (TestGateway, Store, i64) {
+    let mut gw = TestGateway::start(backend, "").await;
+    let (rid, _) = gw
+        .receiver_with("http://127.0.0.1:9/h", &[("RUNS", "UPDATE")], json!({}))
+        .await;
+    gw.stop().await;
+    let store = Store::connect(&StoreUrl::parse("store", &gw.store_url).unwrap())
+        .await
+        .unwrap();
+    (gw, store, rid.parse().unwrap())
+}
+
+async fn lease_one(
+    store: &Store,
+    receiver_id: i64,
+) -> changewire_gateway::store::deliveries::LeasedDelivery {
+    let now = now_ms();
+    let mut leased = store
+        .lease(
+            "test-owner",
+            now,
+            &[changewire_gateway::store::deliveries::LeaseRequest {
+                receiver_id,
+                limit: 1,
+                ordered: false,
+                lease_until: now + 60_000,
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(leased.len(), 1);
+    leased.remove(0)
+}
+
+fn test_change() -> changewire_gateway::store::changes::NewChange {
+    changewire_gateway::store::changes::NewChange {
+        source: "test".into(),
+        resource: "RUNS".into(),
+        action: "TEST".into(),
+        row_id: "0".into(),
+        ..Default::default()
+    }
+}
+
+fn failed_attempt(url: &str) -> AttemptRecord {
+    AttemptRecord {
+        attempt: 1,
+        request_url: url.into(),
+        request_headers: "{}".into(),
+        response_status: Some(500),
+        outcome: "failed".into(),
+        error_class: Some("status".into()),
+        error: Some("HTTP 500 (expected 200)".into()),
+        ..AttemptRecord::default()
+    }
+}
+
+/// A delivery given back unattempted (receiver paused, shutdown) keeps the
+/// error of its last attempt, so nobody loses sight of why it is failing;
+/// a release with a reason (held for a plugin) shows that reason.
+async fn a_release_keeps_the_last_error(backend: Backend) {
+    let (_gw, store, rid) = quiet_store(backend).await;
+    let id = store
+        .insert_test_delivery(rid, &test_change())
+        .await
+        .unwrap();
+    let d = lease_one(&store, rid).await;
+    let retry = Finished {
+        delivery_id: id,
+        lease_until: d.lease_until,
+        completion: Completion::Retry { at: now_ms() },
+        last_status: Some(500),
+        last_error: Some("HTTP 500 (expected 200)".into()),
+        attempt: Some(failed_attempt("http://127.0.0.1:9/h")),
+    };
+    store.finish("test-owner", &[retry]).await.unwrap();
+    let d = lease_one(&store, rid).await;
+    let release = Finished {
+        delivery_id: id,
+        lease_until: d.lease_until,
+        completion: Completion::Released { at: now_ms() },
+        last_status: None,
+        last_error: None,
+        attempt: None,
+    };
+    store.finish("test-owner", &[release]).await.unwrap();
+    let ev = store.event(id).await.unwrap().unwrap();
+    assert_eq!(ev.status, "pending");
+    assert_eq!(ev.last_error.as_deref(), Some("HTTP 500 (expected 200)"));
+    assert_eq!(ev.attempts, 1, "a release is not an attempt");
+
+    let d = lease_one(&store, rid).await;
+    let held = Finished {
+        delivery_id: id,
+        lease_until: d.lease_until,
+        completion: Completion::Released { at: now_ms() },
+        last_status: None,
+        last_error: Some("held: the receiver's plugin is not loaded".into()),
+        attempt: None,
+    };
+    store.finish("test-owner", &[held]).await.unwrap();
+    let ev = store.event(id).await.unwrap().unwrap();
+    assert_eq!(
+        ev.last_error.as_deref(),
+        Some("held: the receiver's plugin is not loaded")
+    );
+    store.close().await;
+}
+
+/// A receiver deleted while its attempts are being recorded leaves no
+/// attempt behind (PostgreSQL, where attempts have no foreign key): the
+/// deletion waits for the recorder's row locks and then takes the
+/// attempts along, or the recorder finds the delivery gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_attempt_outlives_its_receiver() {
+    let (gw, store, _) = quiet_store(Backend::Postgres).await;
+    let url = gw.store_url.clone();
+    for round in 0..40 {
+        let fields = store.receiver(1).await.unwrap().unwrap().fields;
+        let receiver = store
+            .insert_receiver(&fields, "whsec_c2VjcmV0", &Default::default(), &[])
+            .await
+            .unwrap();
+        let mut batch = Vec::new();
+        for _ in 0..20 {
+            store
+                .insert_test_delivery(receiver.id, &test_change())
+                .await
+                .unwrap();
+        }
+        let now = now_ms();
+        let leased = store
+            .lease(
+                "test-owner",
+                now,
+                &[changewire_gateway::store::deliveries::LeaseRequest {
+                    receiver_id: receiver.id,
+                    limit: 20,
+                    ordered: false,
+                    lease_until: now + 60_000,
+                }],
+            )
+            .await
+            .unwrap();
+        for d in &leased {
+            batch.push(Finished {
+                delivery_id: d.id,
+                lease_until: d.lease_until,
+                completion: Completion::Retry { at: now },
+                last_status: Some(500),
+                last_error: Some("HTTP 500 (expected 200)".into()),
+                attempt: Some(failed_attempt("http://127.0.0.1:9/h")),
+            });
+        }
+        let pause = Duration::from_micros(200 * (round % 10));
+        let (recorded, deleted) = tokio::join!(store.finish("test-owner", &batch), async {
+            tokio::time::sleep(pause).await;
+            store.delete_receiver(receiver.id, &receiver.etag).await
+        });
+        recorded.unwrap();
+        deleted.unwrap();
+    }
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let orphans: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM changewire.attempts a WHERE NOT EXISTS (SELECT 1 FROM changewire.deliveries d WHERE d.id = a.delivery_id)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(orphans, 0, "attempts outlived their deliveries");
+    store.close().await;
+}
+
 both_backends! {
     deletes => deletes_take_attempts_along,
+    release_keeps_error => a_release_keeps_the_last_error,
 }

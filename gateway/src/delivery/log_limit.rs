@@ -1,0 +1,101 @@
+//! Warnings that repeat once per delivery (a refused destination, a plugin
+//! that does not load) are logged at most once per receiver and kind per
+//! interval, with the number of repeats left out, so a burst of a thousand
+//! events gives one line rather than thousands.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How often one (receiver, kind) may log.
+pub const INTERVAL: Duration = Duration::from_secs(60);
+
+/// A rate limit on repeated warnings.
+#[derive(Debug, Default)]
+pub struct LogLimiter {
+    seen: Mutex<HashMap<(i64, &'static str), Window>>,
+}
+
+#[derive(Debug)]
+struct Window {
+    logged_at: Instant,
+    suppressed: u64,
+}
+
+impl LogLimiter {
+    /// Logs `message` as a warning about `receiver`, unless the same kind
+    /// was logged for it within [`INTERVAL`]; then only counts it. Returns
+    /// whether a line was written.
+    pub fn warn(&self, receiver: i64, kind: &'static str, message: &str) -> bool {
+        let Some(suppressed) = self.admit(receiver, kind, Instant::now()) else {
+            return false;
+        };
+        if suppressed > 0 {
+            tracing::warn!(
+                receiver,
+                kind,
+                repeated = suppressed,
+                "{message} (and {suppressed} more like it since the last line)"
+            );
+        } else {
+            tracing::warn!(receiver, kind, "{message}");
+        }
+        true
+    }
+
+    /// Whether a line may be written at `now`: `Some(repeats left out since
+    /// the last one)`, or `None` to stay quiet.
+    fn admit(&self, receiver: i64, kind: &'static str, now: Instant) -> Option<u64> {
+        let Ok(mut seen) = self.seen.lock() else {
+            return Some(0);
+        };
+        if seen.len() > 10_000 {
+            seen.retain(|_, w| now.duration_since(w.logged_at) < INTERVAL);
+        }
+        match seen.get_mut(&(receiver, kind)) {
+            Some(w) if now.duration_since(w.logged_at) < INTERVAL => {
+                w.suppressed += 1;
+                None
+            }
+            Some(w) => {
+                let suppressed = w.suppressed;
+                *w = Window {
+                    logged_at: now,
+                    suppressed: 0,
+                };
+                Some(suppressed)
+            }
+            None => {
+                seen.insert(
+                    (receiver, kind),
+                    Window {
+                        logged_at: now,
+                        suppressed: 0,
+                    },
+                );
+                Some(0)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_of_the_same_warning_gives_one_line_per_interval() {
+        let limiter = LogLimiter::default();
+        let start = Instant::now();
+        assert_eq!(limiter.admit(1, "refused", start), Some(0));
+        for _ in 0..999 {
+            assert_eq!(limiter.admit(1, "refused", start), None);
+        }
+        // Another receiver and another kind have their own windows.
+        assert_eq!(limiter.admit(2, "refused", start), Some(0));
+        assert_eq!(limiter.admit(1, "plugin", start), Some(0));
+        // After the interval, one line that counts what was left out.
+        assert_eq!(limiter.admit(1, "refused", start + INTERVAL), Some(999));
+        assert_eq!(limiter.admit(1, "refused", start + INTERVAL), None);
+    }
+}
