@@ -67,6 +67,13 @@ impl RunningGateway {
             source,
         })?;
         let store = Store::connect(&config.store).await?;
+        // Secrets written before a key was configured are sealed now.
+        let sealed = store
+            .seal_plain_secrets(&crate::secrets::SecretBox::new(config.secret_key.as_ref()))
+            .await?;
+        if sealed > 0 {
+            tracing::info!(sealed, "encrypted secrets that were stored in clear");
+        }
         let signals = Arc::new(Signals::default());
         let health = Arc::new(Health::default());
         let shutdown = CancellationToken::new();

@@ -325,6 +325,65 @@ async fn custom_header_values_stay_secret(backend: Backend) {
     assert!(audited.contains("********9999"), "{audited}");
 }
 
+/// Secrets stored in clear before a key was configured (shared secret,
+/// header values) are encrypted when a gateway starts with a key, and
+/// keep working.
+async fn secrets_stored_in_clear_are_sealed_once_a_key_is_set(backend: Backend) {
+    let mut clear = TestGateway::start(backend, "").await;
+    let sink = changewire_test_support::receiver::TestReceiver::start().await;
+    let created = clear
+        .graphql(
+            "mutation($i: CreateWebhookReceiverInput!) { createWebhookReceiver(input: $i) { webhookReceiver { id sharedSecret } } }",
+            json!({"i": {"name": "erp", "webhookUri": sink.url(), "headers": [{"key": "X-Api-Key", "value": "sk_plain_0123456789"}]}}),
+        )
+        .await;
+    let rid: i64 = created["createWebhookReceiver"]["webhookReceiver"]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let stored = clear.gw().store.receiver_headers(rid).await.unwrap();
+    assert_eq!(
+        stored[0].value, "sk_plain_0123456789",
+        "no key: stored in clear"
+    );
+    clear.stop().await;
+
+    let keyed = TestGateway::start_with_store(
+        clear.store_url.clone(),
+        None,
+        tempfile::tempdir().unwrap(),
+        "secret_key = \"a-test-key-of-reasonable-length-0123\"",
+    )
+    .await;
+    let store = &keyed.gw().store;
+    assert!(
+        store.receiver_headers(rid).await.unwrap()[0]
+            .value
+            .starts_with("enc:v1:")
+    );
+    assert!(
+        store
+            .receiver(rid)
+            .await
+            .unwrap()
+            .unwrap()
+            .shared_secret
+            .starts_with("enc:v1:")
+    );
+    keyed
+        .graphql(
+            "mutation($r: ID!) { createWebhookSubscription(input: { receiverId: $r, resource: RUNS, action: UPDATE }) { webhookSubscription { id } } }",
+            json!({"r": rid.to_string()}),
+        )
+        .await;
+    keyed
+        .publish(json!({"resource": "RUNS", "action": "UPDATE", "id": 1, "new": {"status": "x"}}))
+        .await;
+    let got = sink.wait_for(1, std::time::Duration::from_secs(20)).await;
+    assert_eq!(got[0].header("x-api-key"), Some("sk_plain_0123456789"));
+}
+
 /// A receiver and its headers are written together: a header that cannot
 /// be stored leaves no receiver behind.
 async fn a_receiver_is_created_with_its_headers_or_not_at_all(backend: Backend) {
@@ -364,6 +423,7 @@ async fn a_receiver_is_created_with_its_headers_or_not_at_all(backend: Backend) 
 both_backends! {
     header_secrets => custom_header_values_stay_secret,
     created_whole => a_receiver_is_created_with_its_headers_or_not_at_all,
+    sealed_once_keyed => secrets_stored_in_clear_are_sealed_once_a_key_is_set,
     lifecycle => receivers_lifecycle,
     racing_updates => racing_updates_one_wins,
     pagination => pagination_and_totals,
