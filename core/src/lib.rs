@@ -44,6 +44,7 @@ pub mod canonical;
 pub mod diagnose;
 pub mod envelope;
 mod error;
+pub mod headers;
 pub mod ion;
 pub mod json;
 pub mod manual;

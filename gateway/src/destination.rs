@@ -6,10 +6,19 @@
 //! accepted even when it does not resolve here. At send time the addresses a
 //! name resolves to are checked again, and the connection goes only to an
 //! allowed one, so DNS rebinding cannot reach an internal service.
+//!
+//! - `address.rs` — which IP addresses are public ([`non_public_kind`]).
+//! - `uri.rs` — a URL is stored only in a form the HTTP client sends as
+//!   checked ([`Policy::accept_url`], [`Policy::check_sendable`]).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+mod address;
+mod uri;
+
+use std::net::IpAddr;
 
 use url::{Host, Url};
+
+pub use address::non_public_kind;
 
 /// The rules in force.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -47,67 +56,35 @@ pub enum Refusal {
     /// A refused name.
     #[error("points to `{0}`, a local name, which is refused without --allow-private-networks")]
     LocalName(String),
-}
-
-/// The kind of a non-public address, if it is one.
-pub fn non_public_kind(ip: IpAddr) -> Option<&'static str> {
-    match ip {
-        IpAddr::V4(v4) => v4_kind(v4),
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return v4_kind(v4);
-            }
-            v6_kind(v6)
-        }
-    }
-}
-
-fn v4_kind(ip: Ipv4Addr) -> Option<&'static str> {
-    let o = ip.octets();
-    Some(match o {
-        [127, ..] => "a loopback",
-        [10, ..] | [172, 16..=31, ..] | [192, 168, ..] => "a private",
-        [169, 254, 169, 254] | [100, 100, 100, 200] => "a cloud metadata",
-        [169, 254, ..] => "a link-local",
-        [100, 64..=127, ..] => "a carrier-grade NAT",
-        [0, ..] => "an unspecified",
-        [224..=239, ..] => "a multicast",
-        [255, 255, 255, 255] => "a broadcast",
-        [240..=255, ..] => "a reserved",
-        [192, 0, 0, _] => "an IETF protocol",
-        [192, 0, 2, _] | [198, 51, 100, _] | [203, 0, 113, _] => "a documentation",
-        [198, 18..=19, ..] => "a benchmarking",
-        _ => return None,
-    })
-}
-
-fn v6_kind(ip: Ipv6Addr) -> Option<&'static str> {
-    let s = ip.segments();
-    if ip.is_loopback() {
-        return Some("a loopback");
-    }
-    if ip.is_unspecified() {
-        return Some("an unspecified");
-    }
-    if ip == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254) {
-        return Some("a cloud metadata");
-    }
-    Some(match s[0] {
-        0xfc00..=0xfdff => "a private",
-        0xfe80..=0xfebf => "a link-local",
-        0xfec0..=0xfeff => "a site-local",
-        0xff00..=0xffff => "a multicast",
-        0x2001 if s[1] == 0x0db8 => "a documentation",
-        0x0064 if s[1] == 0xff9b => {
-            return v4_kind(Ipv4Addr::new(
-                (s[6] >> 8) as u8,
-                s[6] as u8,
-                (s[7] >> 8) as u8,
-                s[7] as u8,
-            ));
-        }
-        _ => return None,
-    })
+    /// A character that an HTTP request cannot carry, or that the URL check
+    /// and the HTTP client would read differently.
+    #[error(
+        "contains {what} at character {position}, which cannot be sent in an HTTP request as written; {fix}"
+    )]
+    Character {
+        /// The character, described ("a space", "`é`").
+        what: String,
+        /// Its position in the URL, counted in characters from 1.
+        position: usize,
+        /// How to write it instead.
+        fix: String,
+    },
+    /// Not written as `scheme://host…`.
+    #[error("must be written as scheme://host/path (for example https://hooks.example.com/events)")]
+    NotHierarchical,
+    /// The HTTP client cannot build a request from it.
+    #[error("cannot be sent as an HTTP request ({0})")]
+    Unsendable(String),
+    /// The URL check and the HTTP client see different destinations.
+    #[error(
+        "is read as {checked} by the URL check but as {sent} by the HTTP client; register it again in its plain form"
+    )]
+    Ambiguous {
+        /// scheme://host:port as the policy checked it.
+        checked: String,
+        /// scheme://host:port as the request would go.
+        sent: String,
+    },
 }
 
 /// Names that always mean "this machine" or "this network".
@@ -122,7 +99,10 @@ fn is_local_name(host: &str) -> bool {
 }
 
 impl Policy {
-    /// Checks a receiver URL without touching the network.
+    /// Checks a receiver URL without touching the network, as the WHATWG
+    /// parser reads it. Registration uses [`Policy::accept_url`] and sending
+    /// [`Policy::check_sendable`], which both start here and also check what
+    /// the HTTP client will make of it.
     pub fn check_url(&self, raw: &str) -> Result<Url, Refusal> {
         let url = Url::parse(raw.trim()).map_err(|e| Refusal::Malformed(e.to_string()))?;
         match url.scheme() {

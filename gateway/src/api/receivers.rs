@@ -171,7 +171,8 @@ impl WebhookReceiver {
         self.row.fields.description.as_deref()
     }
 
-    /// Where deliveries are POSTed, exactly as registered (part of the ION signature).
+    /// Where deliveries are POSTed: the string the ION signature covers (scheme and host
+    /// normalised at registration, path and query exactly as registered).
     async fn webhook_uri(&self) -> &str {
         &self.row.fields.webhook_uri
     }

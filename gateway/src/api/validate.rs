@@ -1,27 +1,9 @@
 //! Input checks. Each returns a `BAD_USER_INPUT` error naming the field.
 
+use changewire_core::headers;
+
 use super::error::{Error, Result};
 use crate::destination::Policy;
-
-/// Headers a receiver may not set: changewire owns them.
-pub const RESERVED_HEADERS: &[&str] = &[
-    "content-type",
-    "content-length",
-    "host",
-    "authorization",
-    "proxy-authorization",
-    "x-ion-signature",
-    "x-ion-signature-next",
-    "webhook-id",
-    "webhook-timestamp",
-    "webhook-signature",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "te",
-    "trailer",
-    "upgrade",
-];
 
 /// A short single-line text (names).
 pub fn name(field: &str, value: &str, max: usize) -> Result<String> {
@@ -55,17 +37,16 @@ pub fn text(field: &str, value: &str, max: usize) -> Result<String> {
     Ok(value.to_string())
 }
 
-/// A receiver URL, checked without network access.
+/// A receiver URL, checked without network access; returns the form to
+/// store (see [`Policy::accept_url`]: scheme and host normalised, path and
+/// query as given). Every `webhookUri` the API accepts goes through here.
 pub fn webhook_uri(field: &str, value: &str, policy: &Policy) -> Result<String> {
     if value.len() > 2048 {
         return Err(Error::bad_input(field, "is longer than 2048 characters"));
     }
-    let url = policy
-        .check_url(value)
-        .map_err(|r| Error::bad_input(field, r.to_string()))?;
-    // Keep the URL exactly as given (it is part of the ION signature), only trimmed.
-    let _ = url;
-    Ok(value.trim().to_string())
+    policy
+        .accept_url(value)
+        .map_err(|r| Error::bad_input(field, r.to_string()))
 }
 
 /// A status code that can count as success.
@@ -105,13 +86,10 @@ pub fn header(field: &str, key: &str, value: &str) -> Result<(String, String)> {
             format!("`{key}` is not a valid header name (letters, digits and !#$%&'*+-.^_`|~)"),
         ));
     }
-    let lower = key.to_ascii_lowercase();
-    if RESERVED_HEADERS.contains(&lower.as_str()) {
+    if let Some(why) = headers::reserved(key) {
         return Err(Error::bad_input(
             format!("{field}.key"),
-            format!(
-                "`{key}` is set by changewire itself (content type, signatures, auth) and cannot be overridden"
-            ),
+            format!("`{key}` is reserved and cannot be set as a custom header: {why}"),
         ));
     }
     if value.len() > 8192 {
@@ -149,6 +127,12 @@ mod tests {
             ("Content-Type", "text/plain"),
             ("x-ion-signature", "forged"),
             ("Authorization", "Bearer x"),
+            ("User-Agent", "mine/1"),
+            ("Expect", "100-continue"),
+            ("Content-Encoding", "gzip"),
+            ("Proxy-Connection", "keep-alive"),
+            ("X-Ion-Signature-V2", "forged"),
+            ("webhook-signature-x", "forged"),
             ("", "v"),
         ] {
             let err = header("input", k, v).unwrap_err();

@@ -5,7 +5,9 @@
 //! the destination policy allows; the connector can therefore never reach a
 //! refused address, even if DNS changes between registration and delivery
 //! (rebinding). URLs with an IP literal never reach the resolver, so
-//! [`Client::send`] checks them first with the same policy.
+//! [`Client::send`] checks every URL first with the same policy, and checks
+//! that the request it builds goes where the policy looked
+//! ([`Policy::check_sendable`]).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -199,9 +201,13 @@ impl Client {
         timeout: Duration,
     ) -> (Result<Answer, SendError>, Duration) {
         let started = Instant::now();
-        let result = match self.policy.check_url(url) {
+        // A stored URL the client cannot send (a row from before URLs were
+        // checked as sent) is refused like a private address: permanently,
+        // with the reason, not as a connection error worth retrying.
+        let result = match self.policy.check_sendable(url) {
             Err(refusal) => Err(SendError::Refused(refusal.to_string())),
-            Ok(_) => match tokio::time::timeout(timeout, self.exchange(url, headers, body)).await {
+            Ok(uri) => match tokio::time::timeout(timeout, self.exchange(uri, headers, body)).await
+            {
                 Ok(r) => r,
                 Err(_) => Err(SendError::Timeout),
             },
@@ -211,11 +217,11 @@ impl Client {
 
     async fn exchange(
         &self,
-        url: &str,
+        uri: http::Uri,
         headers: &[(String, String)],
         body: Bytes,
     ) -> Result<Answer, SendError> {
-        let mut builder = Request::builder().method(Method::POST).uri(url);
+        let mut builder = Request::builder().method(Method::POST).uri(uri);
         for (k, v) in headers {
             builder = builder.header(k.as_str(), v.as_str());
         }
@@ -289,4 +295,28 @@ fn classify(err: hyper_util::client::legacy::Error) -> SendError {
         return SendError::Connect(chain);
     }
     SendError::Io(chain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stored_url_the_client_cannot_send_is_refused_not_an_io_error() {
+        // As a row stored before URLs were checked as sent could hold. The
+        // refusal comes before any connection (and the host is not reachable
+        // from tests anyway: nothing here may connect).
+        let client = Client::new(Policy::default(), 1024);
+        let (result, _) = client
+            .send(
+                "https://hooks.example.com/a b",
+                &[],
+                Bytes::from_static(b"{}"),
+                Duration::from_secs(1),
+            )
+            .await;
+        let err = result.expect_err("a URL with a space cannot be sent");
+        assert_eq!(err.class(), "ssrf", "{err}");
+        assert!(err.to_string().contains("a space at character 28"), "{err}");
+    }
 }

@@ -1,5 +1,7 @@
 //! Checking what a plugin returned before the gateway signs and sends it.
 
+use changewire_core::headers;
+
 use super::bindings::Outcome;
 use super::host::truncate;
 use super::{Error, PluginHeader, PluginLimits, PluginOutcome};
@@ -11,27 +13,6 @@ pub const MAX_REASON_BYTES: usize = 1024;
 pub const MAX_HEADERS: usize = 32;
 /// The longest header value accepted, in bytes.
 pub const MAX_HEADER_VALUE_BYTES: usize = 4096;
-
-/// Headers a plugin may not set: the gateway owns them (framing, target,
-/// credentials, signatures) or they are hop-by-hop.
-const RESERVED: &[&str] = &[
-    "authorization",
-    "connection",
-    "content-encoding",
-    "content-length",
-    "content-type",
-    "expect",
-    "host",
-    "keep-alive",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
-/// Prefixes of reserved header names: ION and Standard Webhooks signatures.
-const RESERVED_PREFIXES: &[&str] = &["x-ion-signature", "webhook-"];
 
 /// Check the size, the body and the headers; return the outcome with
 /// header names lowercased.
@@ -99,9 +80,9 @@ fn check_header(name: &str, value: &str) -> Result<(), String> {
             "header name {name:?} is not a valid HTTP header name"
         ));
     }
-    if RESERVED.contains(&name) || RESERVED_PREFIXES.iter().any(|p| name.starts_with(p)) {
+    if let Some(why) = headers::reserved(name) {
         return Err(format!(
-            "header `{name}` is set by the gateway and cannot be set by a plugin"
+            "header `{name}` is set by the gateway and cannot be set by a plugin: {why}"
         ));
     }
     if value.len() > MAX_HEADER_VALUE_BYTES {
@@ -207,6 +188,27 @@ mod tests {
             (0..=MAX_HEADERS).map(|i| (format!("x-{i}"), "1")).collect();
         let many: Vec<(&str, &str)> = many.iter().map(|(n, v)| (n.as_str(), *v)).collect();
         assert!(reason(deliver(None, &many)).contains("more than the 32 allowed"));
+    }
+
+    #[test]
+    fn refuses_every_header_on_the_shared_reserved_list() {
+        use changewire_core::headers::{RESERVED_NAMES, RESERVED_PREFIXES};
+        let names = RESERVED_NAMES.iter().map(|(n, _)| n.to_string());
+        // A prefix alone and a look-alike that merely starts with it.
+        let prefixed = RESERVED_PREFIXES
+            .iter()
+            .flat_map(|(p, _)| [p.to_string(), format!("{p}x-v2")]);
+        for name in names.chain(prefixed) {
+            let upper = name.to_ascii_uppercase();
+            let got = reason(deliver(None, &[(&upper, "1")]));
+            assert!(
+                got.starts_with(&format!("header `{name}` is set by the gateway")),
+                "{name}: {got}"
+            );
+        }
+        // The two the old plugin list let through.
+        assert!(reason(deliver(None, &[("User-Agent", "evil/1")])).contains("identity"));
+        assert!(reason(deliver(None, &[("Proxy-Status", "x")])).contains("credentials"));
     }
 
     #[test]

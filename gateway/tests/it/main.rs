@@ -25,6 +25,7 @@ macro_rules! both_backends {
 
 mod api_auth;
 mod api_bad_input;
+mod api_destinations;
 mod api_ion_docs;
 mod api_receivers;
 mod capture_pg;
