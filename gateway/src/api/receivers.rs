@@ -269,6 +269,9 @@ impl WebhookReceiver {
     }
 
     /// Subscriptions of this receiver.
+    #[graphql(
+        complexity = "super::limits::bounded(super::limits::SUBSCRIPTIONS_PER_RECEIVER, child_complexity)"
+    )]
     async fn subscriptions(&self, ctx: &Context<'_>) -> FieldResult<Vec<WebhookSubscription>> {
         caller(ctx)?;
         let filter = crate::store::subscriptions::SubscriptionFilter {
@@ -283,6 +286,9 @@ impl WebhookReceiver {
     }
 
     /// Custom headers sent with every delivery.
+    #[graphql(
+        complexity = "super::limits::bounded(super::limits::HEADERS_PER_RECEIVER, child_complexity)"
+    )]
     async fn headers(&self, ctx: &Context<'_>) -> FieldResult<Vec<WebhookHeader>> {
         caller(ctx)?;
         let rows = api(ctx).store.receiver_headers(self.row.id).await?;
@@ -290,6 +296,7 @@ impl WebhookReceiver {
     }
 
     /// Recent events of this receiver, newest first.
+    #[graphql(complexity = "super::limits::list(first, child_complexity)")]
     async fn events(
         &self,
         ctx: &Context<'_>,
@@ -561,6 +568,7 @@ pub struct ReceiverQuery;
 #[Object]
 impl ReceiverQuery {
     /// Receivers, oldest first.
+    #[graphql(complexity = "super::limits::connection(first, child_complexity)")]
     async fn webhook_receivers(
         &self,
         ctx: &Context<'_>,
