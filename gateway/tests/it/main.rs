@@ -25,6 +25,7 @@ macro_rules! both_backends {
 
 mod api_auth;
 mod api_bad_input;
+mod api_http_bodies;
 mod api_ion_docs;
 mod api_limits;
 mod api_receivers;
