@@ -58,6 +58,16 @@ impl Caller {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` value. The scheme is
+/// case-insensitive (RFC 7235 §2.1) and must start the value, followed by a
+/// space; whitespace around the token is ignored. Another scheme, or no
+/// token, is not a bearer token.
+pub fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, rest) = header.split_once(' ')?;
+    let token = rest.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// Resolves an `Authorization` header value to a caller.
 pub async fn authenticate(
     header: Option<&str>,
@@ -65,12 +75,7 @@ pub async fn authenticate(
     store: &Store,
 ) -> Result<Caller, Error> {
     let token = header
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
+        .and_then(bearer_token)
         .ok_or(Error::Unauthenticated)?;
     if let Some(admin) = admin_token
         && constant_time_eq(admin.expose().as_bytes(), token.as_bytes())
@@ -104,5 +109,39 @@ mod subtle_eq {
     pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         use subtle::ConstantTimeEq;
         a.ct_eq(b).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for header in [
+            "Bearer tok",
+            "bearer tok",
+            "BEARER tok",
+            "bEaReR tok",
+            "Bearer   tok  ",
+        ] {
+            assert_eq!(bearer_token(header), Some("tok"), "{header:?}");
+        }
+    }
+
+    #[test]
+    fn other_schemes_and_empty_tokens_are_not_bearer_tokens() {
+        for header in [
+            "Basic dXNlcjpwdw==",
+            "Bearer",
+            "Bearer ",
+            "Bearer    ",
+            "Bearertok",
+            "Bearer\ttok",
+            " Bearer tok",
+            "Token tok",
+        ] {
+            assert_eq!(bearer_token(header), None, "{header:?}");
+        }
     }
 }

@@ -17,6 +17,16 @@ pub enum Error {
         /// Why it is refused.
         reason: String,
     },
+    /// The request body is not the JSON expected; nothing was done.
+    #[error("`body`: {reason}")]
+    BadBody {
+        /// Why, with the JSON parser's words and position.
+        reason: String,
+        /// Line of the parser's position (1-based).
+        line: usize,
+        /// Column of the parser's position (1-based; 0 before the first character).
+        column: usize,
+    },
     /// The object does not exist.
     #[error("{entity} {id} does not exist")]
     NotFound {
@@ -50,10 +60,46 @@ impl Error {
         }
     }
 
+    /// A body that did not parse as `expected` (e.g. "a GraphQL request").
+    pub fn bad_body(err: &serde_json::Error, expected: &str) -> Self {
+        use serde_json::error::Category;
+        let reason = match err.classify() {
+            Category::Eof if err.line() == 1 && err.column() == 0 => {
+                format!("is empty; expected {expected} in JSON")
+            }
+            Category::Syntax | Category::Eof => format!("is not valid JSON: {err}"),
+            Category::Data => format!("is not {expected}: {err}"),
+            Category::Io => format!("could not be read: {err}"),
+        };
+        Error::BadBody {
+            reason,
+            line: err.line(),
+            column: err.column(),
+        }
+    }
+
+    /// The input field at fault, if any (`extensions.field`).
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Error::BadInput { field, .. } => Some(field),
+            Error::BadBody { .. } => Some("body"),
+            _ => None,
+        }
+    }
+
+    /// Where in the body the JSON parser stopped, if that is the fault
+    /// (`extensions.line` and `extensions.column`).
+    pub fn position(&self) -> Option<(usize, usize)> {
+        match self {
+            Error::BadBody { line, column, .. } => Some((*line, *column)),
+            _ => None,
+        }
+    }
+
     /// The stable code clients switch on.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::BadInput { .. } => "BAD_USER_INPUT",
+            Error::BadInput { .. } | Error::BadBody { .. } => "BAD_USER_INPUT",
             Error::NotFound { .. } => "NOT_FOUND",
             Error::Conflict(_) => "CONFLICT",
             Error::Unauthenticated => "UNAUTHENTICATED",
@@ -101,15 +147,14 @@ impl From<Failure> for async_graphql::Error {
         if let Error::Internal(detail) = &err {
             tracing::error!(error = %detail, "internal error in the API");
         }
-        let code = err.code();
-        let field = match &err {
-            Error::BadInput { field, .. } => Some(field.clone()),
-            _ => None,
-        };
         async_graphql::Error::new(err.to_string()).extend_with(|_, ext| {
-            ext.set("code", code);
-            if let Some(field) = &field {
-                ext.set("field", field.as_str());
+            ext.set("code", err.code());
+            if let Some(field) = err.field() {
+                ext.set("field", field);
+            }
+            if let Some((line, column)) = err.position() {
+                ext.set("line", line);
+                ext.set("column", column);
             }
         })
     }

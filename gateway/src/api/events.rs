@@ -4,6 +4,7 @@ use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 
 use super::context::{admin, api, caller};
 use super::error::{Error, FieldResult, Result};
+use super::limits;
 use super::scalars::{ResourceName, SubscriptionAction, id, parse_id};
 use crate::store::attempts::AttemptRow;
 use crate::store::changes::NewChange;
@@ -143,6 +144,7 @@ impl WebhookEvent {
     }
 
     /// Every attempt, oldest first: request, response, latency, error.
+    #[graphql(complexity = "limits::bounded(limits::ATTEMPTS_PER_EVENT, child_complexity)")]
     async fn attempts(&self, ctx: &Context<'_>) -> FieldResult<Vec<WebhookEventAttempt>> {
         caller(ctx)?;
         let rows = api(ctx).store.attempts(self.row.id).await?;
@@ -311,6 +313,7 @@ pub struct EventQuery;
 impl EventQuery {
     /// Events, newest first, as a list (ION's shape). Page with `first` and
     /// `before` (an event id).
+    #[graphql(complexity = "limits::list(first, child_complexity)")]
     async fn webhook_events(
         &self,
         ctx: &Context<'_>,
@@ -331,6 +334,7 @@ impl EventQuery {
     }
 
     /// Events, newest first, as a connection with cursors and a total count.
+    #[graphql(complexity = "limits::connection(first, child_complexity)")]
     async fn webhook_event_connection(
         &self,
         ctx: &Context<'_>,
@@ -340,7 +344,7 @@ impl EventQuery {
     ) -> FieldResult<super::pagination::Page<WebhookEvent>> {
         caller(ctx)?;
         let filter = to_filter(filters)?;
-        let limit = page_size(ctx, first.unwrap_or(100))?;
+        let limit = page_size(ctx, first.unwrap_or(limits::DEFAULT_PAGE_SIZE))?;
         let before = super::pagination::decode_cursor("after", after.as_deref())?;
         let store = &api(ctx).store;
         let mut rows = store.events_page(&filter, before, limit + 1).await?;
@@ -412,6 +416,7 @@ impl EventMutation {
 
     /// Sends every failed event of a receiver in a time range again; follow
     /// progress with `webhookRedeliveryJob`.
+    #[graphql(complexity = "limits::counted(child_complexity)")]
     async fn redeliver_failed_webhook_events(
         &self,
         ctx: &Context<'_>,

@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql_axum::GraphQLResponse;
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -64,8 +65,12 @@ async fn graphiql() -> Html<String> {
 
 fn error_body(status: StatusCode, err: &Error) -> Response {
     let mut extensions = serde_json::json!({ "code": err.code() });
-    if let Error::BadInput { field, .. } = err {
-        extensions["field"] = serde_json::Value::String(field.clone());
+    if let Some(field) = err.field() {
+        extensions["field"] = field.into();
+    }
+    if let Some((line, column)) = err.position() {
+        extensions["line"] = line.into();
+        extensions["column"] = column.into();
     }
     let body =
         serde_json::json!({ "errors": [{ "message": err.to_string(), "extensions": extensions }] });
@@ -89,16 +94,94 @@ async fn caller_from(state: &HttpState, headers: &HeaderMap) -> Result<Caller, E
     .await
 }
 
+/// A body that could not be read: too large (413, as when the declared
+/// length is), or cut short.
+fn unreadable(rejection: &BytesRejection, limit: usize) -> Response {
+    let status = rejection.status();
+    let reason = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        format!("is larger than {limit} bytes (`api.max_body_bytes`)")
+    } else {
+        format!("could not be read: {}", rejection.body_text())
+    };
+    error_body(status, &Error::bad_input("body", reason))
+}
+
+/// The body of `POST /graphql` as a GraphQL request.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GraphQLBody {
+    query: String,
+    #[serde(default)]
+    operation_name: Option<String>,
+    #[serde(default)]
+    variables: Option<async_graphql::Variables>,
+    #[serde(default)]
+    extensions: Option<async_graphql::Extensions>,
+}
+
+/// Reads one GraphQL request: a JSON object (whatever the content type, as
+/// before), or a multipart request. A batch (a JSON array) is refused.
+async fn graphql_request(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<async_graphql::Request, Error> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    if let Some(multipart) =
+        content_type.filter(|ct| ct.to_ascii_lowercase().starts_with("multipart/"))
+    {
+        let options = async_graphql::http::MultipartOptions::default();
+        return async_graphql::http::receive_body(Some(multipart), body, options)
+            .await
+            .map_err(|e| {
+                Error::bad_input("body", format!("is not a GraphQL multipart request: {e}"))
+            });
+    }
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(Error::bad_input(
+            "body",
+            "is a batch (a JSON array); batches are not supported: send one request object",
+        ));
+    }
+    let parsed: GraphQLBody = serde_json::from_slice(body).map_err(|e| {
+        let mut err = Error::bad_body(
+            &e,
+            "a GraphQL request ({\"query\": \"…\", \"variables\": {…}})",
+        );
+        if let (Error::BadBody { reason, .. }, Some(ct)) = (&mut err, content_type)
+            && !ct.to_ascii_lowercase().contains("json")
+        {
+            reason.push_str(&format!(" (content-type `{ct}`: send application/json)"));
+        }
+        err
+    })?;
+    let mut request = async_graphql::Request::new(parsed.query);
+    request.operation_name = parsed.operation_name;
+    request.variables = parsed.variables.unwrap_or_default();
+    request.extensions = parsed.extensions.unwrap_or_default();
+    Ok(request)
+}
+
 async fn graphql(
     State(state): State<HttpState>,
     headers: HeaderMap,
-    request: GraphQLRequest,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return unreadable(&rejection, state.api.config.api.max_body_bytes),
+    };
     let caller = match caller_from(&state, &headers).await {
         Ok(caller) => caller,
         Err(err) => return error_body(status_of(&err), &err),
     };
-    let mut request = request.into_inner();
+    let mut request = match graphql_request(&headers, &body).await {
+        Ok(request) => request,
+        Err(err) => return error_body(status_of(&err), &err),
+    };
     if request.query.contains('\u{a0}') {
         request.query = normalize_nbsp(&request.query);
     }
@@ -178,7 +261,7 @@ pub fn normalize_nbsp(query: &str) -> String {
 
 fn status_of(err: &Error) -> StatusCode {
     match err {
-        Error::BadInput { .. } => StatusCode::BAD_REQUEST,
+        Error::BadInput { .. } | Error::BadBody { .. } => StatusCode::BAD_REQUEST,
         Error::NotFound { .. } => StatusCode::NOT_FOUND,
         Error::Conflict(_) => StatusCode::CONFLICT,
         Error::Unauthenticated => StatusCode::UNAUTHORIZED,
@@ -230,8 +313,16 @@ impl<'a> IngestBody<'a> {
 /// `POST /v1/events`: one event (an object) or several (an array of them,
 /// stored in one transaction). 202 when something was stored, 200 when every
 /// event was a duplicate.
-async fn ingest(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
-    let bad_body = |e: serde_json::Error| Error::bad_input("body", e.to_string());
+async fn ingest(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return unreadable(&rejection, state.api.config.api.max_body_bytes),
+    };
+    let bad_body = |e: serde_json::Error| Error::bad_body(&e, "an event or a list of events");
     let result = async {
         let caller = caller_from(&state, &headers).await?;
         caller.require_admin()?;
@@ -315,7 +406,45 @@ async fn metrics() -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::normalize_nbsp;
+    use super::{Error, HeaderMap, graphql_request, header, normalize_nbsp};
+
+    fn multipart(boundary: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        let value = format!("multipart/form-data; boundary={boundary}");
+        headers.insert(header::CONTENT_TYPE, value.parse().expect("a header value"));
+        headers
+    }
+
+    #[tokio::test]
+    async fn multipart_requests_are_still_read() {
+        let body = "--xyz\r\nContent-Disposition: form-data; name=\"operations\"\r\n\r\n\
+                    {\"query\": \"{ resources { name } }\", \"operationName\": null}\r\n\
+                    --xyz\r\nContent-Disposition: form-data; name=\"map\"\r\n\r\n{}\r\n--xyz--\r\n";
+        let request = graphql_request(&multipart("xyz"), body.as_bytes())
+            .await
+            .expect("read");
+        assert_eq!(request.query, "{ resources { name } }");
+        let err = graphql_request(&multipart("xyz"), b"--nope--")
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(&err, Error::BadInput { field, reason } if field == "body" && reason.contains("multipart")),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn json_requests_keep_their_operation_and_variables() {
+        let body = br#"{"query": "query A { a } query B { b }", "operationName": "B", "variables": {"x": [1]}, "id": "ignored"}"#;
+        let request = graphql_request(&HeaderMap::new(), body)
+            .await
+            .expect("read");
+        assert_eq!(request.operation_name.as_deref(), Some("B"));
+        assert_eq!(
+            request.variables.into_value().into_json().expect("json"),
+            serde_json::json!({"x": [1]})
+        );
+    }
 
     #[test]
     fn nbsp_outside_strings_becomes_space() {

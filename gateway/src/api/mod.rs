@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod ingest;
+pub mod limits;
 pub mod pagination;
 pub mod plugins;
 pub mod receivers;

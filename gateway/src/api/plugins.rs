@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 
 use super::context::{admin, api, caller};
 use super::error::{Error, FieldResult};
+use super::limits;
 use super::scalars::{id, parse_id};
 use crate::config::Config;
 use crate::delivery::PluginRuntime;
@@ -184,12 +185,18 @@ pub struct PluginQuery;
 
 #[Object]
 impl PluginQuery {
-    /// Every attached plugin.
-    async fn webhook_plugins(&self, ctx: &Context<'_>) -> FieldResult<Vec<WebhookPlugin>> {
+    /// Attached plugins, by receiver id: the first `first` of them.
+    #[graphql(complexity = "limits::list(first, child_complexity)")]
+    async fn webhook_plugins(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 100)] first: i32,
+    ) -> FieldResult<Vec<WebhookPlugin>> {
         caller(ctx)?;
+        let limit = usize::try_from(super::events::page_size(ctx, first)?).unwrap_or(usize::MAX);
         let state = api(ctx);
         let mut out = Vec::new();
-        for entry in state.store.plugin_index().await? {
+        for entry in state.store.plugin_index().await?.into_iter().take(limit) {
             if let Some(row) = state.store.plugin_for(entry.receiver_id).await? {
                 out.push(WebhookPlugin::new(row, &state.plugins));
             }

@@ -290,6 +290,9 @@ impl WebhookReceiver {
     }
 
     /// Subscriptions of this receiver.
+    #[graphql(
+        complexity = "super::limits::bounded(super::limits::SUBSCRIPTIONS_PER_RECEIVER, child_complexity)"
+    )]
     async fn subscriptions(&self, ctx: &Context<'_>) -> FieldResult<Vec<WebhookSubscription>> {
         caller(ctx)?;
         let filter = crate::store::subscriptions::SubscriptionFilter {
@@ -305,6 +308,9 @@ impl WebhookReceiver {
 
     /// Custom headers sent with every delivery: values masked, except in the
     /// response of the mutation that created the receiver.
+    #[graphql(
+        complexity = "super::limits::bounded(super::limits::HEADERS_PER_RECEIVER, child_complexity)"
+    )]
     async fn headers(&self, ctx: &Context<'_>) -> FieldResult<Vec<WebhookHeader>> {
         caller(ctx)?;
         let state = api(ctx);
@@ -325,6 +331,7 @@ impl WebhookReceiver {
     }
 
     /// Recent events of this receiver, newest first.
+    #[graphql(complexity = "super::limits::list(first, child_complexity)")]
     async fn events(
         &self,
         ctx: &Context<'_>,
@@ -600,6 +607,7 @@ pub struct ReceiverQuery;
 #[Object]
 impl ReceiverQuery {
     /// Receivers, oldest first.
+    #[graphql(complexity = "super::limits::connection(first, child_complexity)")]
     async fn webhook_receivers(
         &self,
         ctx: &Context<'_>,

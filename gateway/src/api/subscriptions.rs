@@ -5,6 +5,7 @@ use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use super::context::{admin, api, caller};
 use super::error::{Error, FieldResult, Result};
 use super::events::WebhookEvent;
+use super::limits;
 use super::receivers::{CreatedBy, WebhookReceiver};
 use super::scalars::{ResourceName, SubscriptionAction, id, parse_id};
 use crate::store::deliveries::EventFilter;
@@ -81,6 +82,7 @@ impl WebhookSubscription {
     }
 
     /// Recent events of this subscription, newest first.
+    #[graphql(complexity = "limits::list(first, child_complexity)")]
     async fn events(
         &self,
         ctx: &Context<'_>,
@@ -233,6 +235,7 @@ pub struct SubscriptionQuery;
 #[Object]
 impl SubscriptionQuery {
     /// Subscriptions, oldest first.
+    #[graphql(complexity = "limits::connection(first, child_complexity)")]
     async fn webhook_subscriptions(
         &self,
         ctx: &Context<'_>,
@@ -253,7 +256,7 @@ impl SubscriptionQuery {
             active: f.active,
         };
         let store = &api(ctx).store;
-        let limit = super::events::page_size(ctx, first.unwrap_or(100))?;
+        let limit = super::events::page_size(ctx, first.unwrap_or(limits::DEFAULT_PAGE_SIZE))?;
         let after_id = super::pagination::decode_cursor("after", after.as_deref())?;
         let mut rows = store
             .subscriptions_page(&filter, after_id, limit + 1)

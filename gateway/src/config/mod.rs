@@ -105,8 +105,10 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     /// Deepest GraphQL query.
     pub max_query_depth: usize,
-    /// Most complex GraphQL query.
+    /// Most expensive GraphQL document (see `api::limits` for the cost model).
     pub max_query_complexity: usize,
+    /// Most root fields (aliases included) in one GraphQL operation.
+    pub max_root_fields: usize,
     /// Largest page.
     pub max_page_size: usize,
 }
@@ -306,6 +308,12 @@ impl Config {
         if api.max_page_size == 0 {
             return Err(invalid("api.max_page_size", "must be at least 1"));
         }
+        if api.max_query_complexity == 0 {
+            return Err(invalid("api.max_query_complexity", "must be at least 1"));
+        }
+        if api.max_root_fields == 0 {
+            return Err(invalid("api.max_root_fields", "must be at least 1"));
+        }
         let d = raw.delivery;
         if d.max_in_flight == 0 {
             return Err(invalid("delivery.max_in_flight", "must be at least 1"));
@@ -391,6 +399,7 @@ impl Config {
                 max_body_bytes: api.max_body_bytes,
                 max_query_depth: api.max_query_depth,
                 max_query_complexity: api.max_query_complexity,
+                max_root_fields: api.max_root_fields,
                 max_page_size: api.max_page_size,
             },
             delivery: DeliverySettings {
@@ -452,6 +461,12 @@ mod tests {
         assert!(err.contains("no resource is mapped"), "{err}");
         let err = Config::from_toml("bogus = 1").unwrap_err().to_string();
         assert!(err.contains("bogus"), "{err}");
+        for key in ["max_root_fields", "max_query_complexity"] {
+            let err = Config::from_toml(&format!("[api]\n{key} = 0"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(&format!("`api.{key}`")), "{err}");
+        }
     }
 
     #[test]

@@ -129,8 +129,10 @@ pub struct RawApi {
     pub max_body_bytes: usize,
     /// Deepest GraphQL query.
     pub max_query_depth: usize,
-    /// Most complex GraphQL query.
+    /// Most expensive GraphQL document.
     pub max_query_complexity: usize,
+    /// Most root fields in one GraphQL operation.
+    pub max_root_fields: usize,
     /// Largest page.
     pub max_page_size: usize,
 }

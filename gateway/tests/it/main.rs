@@ -26,7 +26,9 @@ macro_rules! both_backends {
 mod api_auth;
 mod api_bad_input;
 mod api_destinations;
+mod api_http_bodies;
 mod api_ion_docs;
+mod api_limits;
 mod api_receivers;
 mod capture_pg;
 mod capture_sqlite;

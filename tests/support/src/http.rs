@@ -11,6 +11,8 @@ use hyper_util::rt::TokioExecutor;
 pub struct Response {
     /// Status.
     pub status: u16,
+    /// The `content-type` header, if any.
+    pub content_type: Option<String>,
     /// Body.
     pub body: String,
 }
@@ -52,6 +54,11 @@ pub async fn try_request(
         .map_err(|e| e.to_string())?;
     let response = client.request(request).await.map_err(|e| e.to_string())?;
     let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let bytes = response
         .into_body()
         .collect()
@@ -60,6 +67,7 @@ pub async fn try_request(
         .unwrap_or_default();
     Ok(Response {
         status,
+        content_type,
         body: String::from_utf8_lossy(&bytes).into_owned(),
     })
 }
