@@ -43,7 +43,7 @@ pub enum Error {
     MissingExport(String),
 
     /// The on-disk cache of compiled plugins could not be set up.
-    #[error("plugin cache: {0}")]
+    #[error("plugin cache")]
     Cache(#[source] std::io::Error),
 
     // ----- per call -----------------------------------------------------

@@ -29,9 +29,11 @@ mod api_ion_docs;
 mod api_receivers;
 mod capture_pg;
 mod capture_sqlite;
+mod cli_start;
 mod delivery;
 mod handoff;
 mod ingest;
+mod metrics;
 mod plugins;
 mod store_integrity;
 
