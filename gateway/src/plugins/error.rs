@@ -42,7 +42,9 @@ pub enum Error {
     #[error("plugin does not implement the changewire:plugin 0.1 interface: {0}")]
     MissingExport(String),
 
-    /// The on-disk cache of compiled plugins could not be set up.
+    /// The on-disk cache of compiled plugins could not be used. Not returned
+    /// by [`PluginHost::with_disk_cache`](super::PluginHost::with_disk_cache),
+    /// which logs cache problems and runs without the cache.
     #[error("plugin cache")]
     Cache(#[source] std::io::Error),
 

@@ -83,12 +83,15 @@ impl PluginHost {
     }
 
     /// A host with these limits that keeps compiled plugins in `dir` across
-    /// restarts (created, mode 0700, if missing). Only the gateway may write
-    /// there: a compiled plugin is native code and is loaded as such.
+    /// restarts (created, mode 0700, if missing). Only the gateway's user
+    /// may write there: a compiled plugin is native code and is loaded as
+    /// such. A directory that cannot be created, or that is not owned by
+    /// this process's effective user or is writable by group or others
+    /// (Unix), is not used: the host logs a warning and compiles every
+    /// plugin, as [`PluginHost::new`] does.
     pub fn with_disk_cache(limits: PluginLimits, dir: impl AsRef<Path>) -> Result<Self, Error> {
         let mut host = PluginHost::new(limits)?;
-        host.cache =
-            Some(DiskCache::open(dir.as_ref(), &host.shared.engine).map_err(Error::Cache)?);
+        host.cache = DiskCache::open(dir.as_ref(), &host.shared.engine);
         Ok(host)
     }
 
