@@ -21,6 +21,7 @@ pub mod health;
 pub mod maintenance;
 pub mod plugins;
 pub mod redelivery;
+pub mod report;
 pub mod secrets;
 pub mod server;
 pub mod signals;

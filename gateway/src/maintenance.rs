@@ -8,6 +8,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::report::Report;
 use crate::signals::Signals;
 use crate::store::{Store, now_ms, on_pool};
 
@@ -37,7 +38,7 @@ pub fn start(
                         }
                         Ok(_) => break,
                         Err(err) => {
-                            tracing::warn!(error = %err, "pruning failed");
+                            tracing::warn!(error = %Report(&err), "pruning failed");
                             break;
                         }
                     }
@@ -84,7 +85,7 @@ pub fn start(
                 if let Ok(Some(job)) = store.redelivery_job(id).await {
                     tracing::info!(job = id, "resuming an interrupted redelivery job");
                     if let Err(err) = crate::redelivery::run(&store, &signals, &job).await {
-                        tracing::warn!(job = id, error = %err, "resuming the redelivery job failed");
+                        tracing::warn!(job = id, error = %Report(&err), "resuming the redelivery job failed");
                     }
                 }
             }

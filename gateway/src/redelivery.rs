@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use crate::report::Report;
 use crate::signals::Signals;
 use crate::store::Store;
 use crate::store::redelivery::RedeliveryJobRow;
@@ -16,7 +17,7 @@ const BATCH: i64 = 500;
 pub fn spawn(store: Store, signals: Arc<Signals>, job: RedeliveryJobRow) {
     tokio::spawn(async move {
         if let Err(err) = run(&store, &signals, &job).await {
-            tracing::warn!(job = job.id, error = %err, "redelivery job stopped; it resumes at the next start");
+            tracing::warn!(job = job.id, error = %Report(&err), "redelivery job stopped; it resumes at the next start");
         }
     });
 }

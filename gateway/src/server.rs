@@ -18,11 +18,19 @@ use crate::store::Store;
 /// Why a gateway could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// `require_secret_key` is set and no secret key is configured; nothing
+    /// was opened or changed.
+    #[error(
+        "a secret key is required (`require_secret_key`, --require-secret-key, \
+         CHANGEWIRE_REQUIRE_SECRET_KEY) but none is set: set CHANGEWIRE_SECRET_KEY (or \
+         `secret_key` in the config file) to 16+ characters, e.g. `openssl rand -hex 32`"
+    )]
+    SecretKeyRequired,
     /// The store is unreachable or its migrations failed.
-    #[error("store: {0}")]
+    #[error("store")]
     Store(#[from] crate::store::Error),
     /// The listen address is unavailable.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Listen {
         /// The address.
         addr: SocketAddr,
@@ -30,14 +38,22 @@ pub enum StartError {
         source: std::io::Error,
     },
     /// Capture could not be set up (missing table, no primary key…).
-    #[error("capture: {0}")]
+    #[error("capture")]
     Capture(#[from] crate::capture::Error),
     /// A plugin named in the configuration file cannot be attached.
     #[error("plugins: {0}")]
     Plugin(String),
     /// The delivery engine could not start.
-    #[error("delivery: {0}")]
+    #[error("delivery")]
     Delivery(#[from] crate::delivery::Error),
+}
+
+/// Refuses a configuration that requires a secret key and has none.
+fn check_secret_key(config: &Config) -> Result<(), StartError> {
+    if config.require_secret_key && config.secret_key.is_none() {
+        return Err(StartError::SecretKeyRequired);
+    }
+    Ok(())
 }
 
 /// A gateway that is running.
@@ -58,10 +74,14 @@ pub struct RunningGateway {
 
 impl RunningGateway {
     /// Starts everything on an already bound listener (tests bind port 0).
+    ///
+    /// Refuses, before opening anything, when `require_secret_key` is set
+    /// and no secret key is: that gateway would store secrets in clear.
     pub async fn start_on(
         config: Arc<Config>,
         listener: TcpListener,
     ) -> Result<RunningGateway, StartError> {
+        check_secret_key(&config)?;
         let addr = listener.local_addr().map_err(|source| StartError::Listen {
             addr: config.listen,
             source,
@@ -79,6 +99,7 @@ impl RunningGateway {
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
         let _ = crate::telemetry::metrics_handle();
+        crate::telemetry::register_start_series(&config, &store).await;
         let plugins = Arc::new(crate::delivery::PluginRuntime::new(&config.plugins));
         crate::api::plugins::attach_from_config(&config, &store, &plugins).await?;
         plugins.sync(&store, &health).await?;
@@ -129,6 +150,7 @@ impl RunningGateway {
 
     /// Binds `config.listen` and starts.
     pub async fn start(config: Arc<Config>) -> Result<RunningGateway, StartError> {
+        check_secret_key(&config)?;
         let listener =
             TcpListener::bind(config.listen)
                 .await

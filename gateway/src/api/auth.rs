@@ -91,7 +91,7 @@ pub async fn authenticate(
     let key = store
         .api_key_by_hash(&hash_token(token))
         .await
-        .map_err(|e| Error::Internal(e.to_string()))?
+        .map_err(|e| Error::Internal(crate::report::Report(&e).to_string()))?
         .ok_or(Error::Unauthenticated)?;
     let role = Role::parse(&key.role)
         .ok_or_else(|| Error::Internal(format!("key {} has role {}", key.id, key.role)))?;

@@ -119,7 +119,7 @@ impl From<store::Error> for Error {
             store::Error::Conflict { .. } | store::Error::Duplicate(_) => {
                 Error::Conflict(err.to_string())
             }
-            other => Error::Internal(other.to_string()),
+            other => Error::Internal(crate::report::Report(&other).to_string()),
         }
     }
 }

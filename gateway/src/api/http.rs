@@ -368,7 +368,7 @@ async fn readyz(State(state): State<HttpState>) -> Response {
         Ok(()) => crate::health::ComponentState::working(),
         Err(e) => crate::health::ComponentState {
             ready: false,
-            error: Some(e.to_string()),
+            error: Some(crate::report::Report(&e).to_string()),
             blocks_readiness: true,
         },
     };

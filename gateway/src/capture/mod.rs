@@ -35,7 +35,7 @@ use crate::store::Store;
 #[non_exhaustive]
 pub enum Error {
     /// The captured database cannot be reached or refused a statement.
-    #[error("capture database: {0}")]
+    #[error("capture database")]
     Database(#[from] sqlx::Error),
     /// A mapped table does not exist.
     #[error("resource {resource}: table `{table}` does not exist in the captured database")]
@@ -67,7 +67,7 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] crate::store::Error),
     /// The importer's thread could not be started.
-    #[error("starting the capture thread: {0}")]
+    #[error("starting the capture thread")]
     Thread(#[source] std::io::Error),
 }
 

@@ -263,8 +263,9 @@ impl PgCapture {
                     }
                 }
                 Err(err) => {
-                    ctx.health.failing("capture", err.to_string());
-                    tracing::warn!(error = %err, retry_in = ?backoff, "capture import failed; retrying");
+                    ctx.health
+                        .failing("capture", crate::report::Report(&err).to_string());
+                    tracing::warn!(error = %crate::report::Report(&err), retry_in = ?backoff, "capture import failed; retrying");
                     tokio::select! {
                         _ = ctx.shutdown.cancelled() => return,
                         _ = tokio::time::sleep(backoff) => {}

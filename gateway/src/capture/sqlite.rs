@@ -282,12 +282,12 @@ impl SqliteCapture {
                         last_logged_at: None,
                     };
                     if let Err(err) = ctx.store.advance_cursor(&self.source, taken).await {
-                        tracing::warn!(error = %err, "taking over the capture cursor of {legacy} failed; the log is read from its start");
+                        tracing::warn!(error = %crate::report::Report(&err), "taking over the capture cursor of {legacy} failed; the log is read from its start");
                     }
                 }
                 Ok(_) => {}
                 Err(err) => {
-                    tracing::warn!(error = %err, "reading the capture cursor of {legacy} failed; the log is read from its start")
+                    tracing::warn!(error = %crate::report::Report(&err), "reading the capture cursor of {legacy} failed; the log is read from its start")
                 }
             }
         }
@@ -323,8 +323,9 @@ impl SqliteCapture {
                             pace.saw_changes();
                         }
                         Err(err) => {
-                            ctx.health.failing("capture", err.to_string());
-                            tracing::warn!(error = %err, retry_in = ?backoff, "capture import failed; retrying");
+                            ctx.health
+                                .failing("capture", crate::report::Report(&err).to_string());
+                            tracing::warn!(error = %crate::report::Report(&err), retry_in = ?backoff, "capture import failed; retrying");
                             tokio::select! {
                                 _ = ctx.shutdown.cancelled() => return,
                                 _ = tokio::time::sleep(backoff) => {}

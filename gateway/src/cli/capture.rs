@@ -51,15 +51,26 @@ pub(super) fn run(args: &CaptureArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let advised = |doing: &'static str| {
+        let config = &config;
+        move |err: crate::capture::Error| {
+            let advice = super::advice::for_capture(&err, config);
+            super::advice::Advised::wrap(err, doing, advice)
+        }
+    };
     runtime.block_on(async {
         match &args.action {
             CaptureAction::Install { .. } => {
                 match config.capture.as_ref() {
                     Some(crate::config::StoreUrl::Postgres(url)) => {
-                        crate::capture::postgres::PgCapture::setup(url, &config).await?;
+                        crate::capture::postgres::PgCapture::setup(url, &config)
+                            .await
+                            .map_err(advised("installing capture"))?;
                     }
                     Some(crate::config::StoreUrl::Sqlite(url)) => {
-                        crate::capture::sqlite::SqliteCapture::setup(url, &config).await?;
+                        crate::capture::sqlite::SqliteCapture::setup(url, &config)
+                            .await
+                            .map_err(advised("installing capture"))?;
                     }
                     None => {}
                 }
@@ -69,7 +80,9 @@ pub(super) fn run(args: &CaptureArgs) -> anyhow::Result<ExitCode> {
                 );
             }
             CaptureAction::Uninstall { purge, .. } => {
-                crate::capture::uninstall(&config, *purge).await?;
+                crate::capture::uninstall(&config, *purge)
+                    .await
+                    .map_err(advised("removing capture"))?;
                 println!(
                     "capture triggers removed{}",
                     if *purge {

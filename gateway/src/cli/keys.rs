@@ -65,9 +65,11 @@ pub(super) fn run(args: &KeysArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let store = Store::connect(&config.store)
-            .await
-            .context("opening the store")?;
+        let store = Store::connect(&config.store).await.map_err(|err| {
+            let advice =
+                super::advice::database("the store", &config.store, super::advice::STORE_SETTING);
+            super::advice::Advised::wrap(err, "opening the store", Some(advice))
+        })?;
         let code = match &args.action {
             KeysAction::Create { name, role } => {
                 let name = name.trim();

@@ -1,6 +1,7 @@
 //! Command line: one file per subcommand. `anyhow` lives here and in `main`
 //! only; library code returns typed errors.
 
+mod advice;
 mod capture;
 mod keys;
 mod quickstart;
@@ -76,10 +77,24 @@ pub fn run() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("changewire: {err:#}");
+            eprintln!("{}", error_text(&err));
             ExitCode::from(2)
         }
     }
+}
+
+/// What the CLI prints for an error: each distinct cause once, then the
+/// advice (what was tried, which setting to check) on a line of its own.
+fn error_text(err: &anyhow::Error) -> String {
+    let mut text = format!("changewire: {}", crate::report::Report(err.as_ref()));
+    if let Some(advice) = err
+        .downcast_ref::<advice::Advised>()
+        .and_then(|a| a.advice.as_deref())
+    {
+        text.push_str("\nchangewire: ");
+        text.push_str(advice);
+    }
+    text
 }
 
 /// Reads the whole of stdin (the webhook body, byte for byte).

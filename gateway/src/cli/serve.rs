@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Args;
 
+use super::advice::Advised;
 use crate::config::{Config, FlagOverrides, RawResources};
 use crate::server::RunningGateway;
 
@@ -39,6 +40,11 @@ pub struct ServeArgs {
     /// [env: CHANGEWIRE_ALLOW_PRIVATE_NETWORKS].
     #[arg(long)]
     pub allow_private_networks: bool,
+    /// Refuse to start without a secret key (CHANGEWIRE_SECRET_KEY), so that
+    /// receivers' shared secrets and Basic-auth passwords are never stored in
+    /// clear [env: CHANGEWIRE_REQUIRE_SECRET_KEY].
+    #[arg(long)]
+    pub require_secret_key: bool,
 }
 
 impl ServeArgs {
@@ -52,9 +58,17 @@ impl ServeArgs {
                 .then(|| RawResources::List(self.resources.clone())),
             allow_http: self.allow_http.then_some(true),
             allow_private_networks: self.allow_private_networks.then_some(true),
+            require_secret_key: self.require_secret_key.then_some(true),
         }
     }
 }
+
+/// What `serve` says at start without a secret key.
+const SECRET_KEY_WARNING: &str = "CHANGEWIRE_SECRET_KEY is not set: receivers' shared secrets, \
+     Basic-auth passwords and custom header values are stored in clear in the store. Set \
+     CHANGEWIRE_SECRET_KEY to 16+ characters (e.g. `openssl rand -hex 32`) to encrypt them (values \
+     already stored are encrypted at the next start); --require-secret-key \
+     (CHANGEWIRE_REQUIRE_SECRET_KEY=true) refuses to start without it";
 
 /// Loads the configuration, starts the gateway, and runs until SIGINT/SIGTERM.
 pub(super) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
@@ -65,12 +79,20 @@ pub(super) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        if config.secret_key.is_none() && !config.require_secret_key {
+            tracing::warn!("{SECRET_KEY_WARNING}");
+        }
         if config.admin_token.is_none() {
             tracing::warn!(
                 "CHANGEWIRE_ADMIN_TOKEN is not set: only API keys from `changewire keys create` can use the API"
             );
         }
-        let gateway = RunningGateway::start(config).await.context("starting changewire")?;
+        let gateway = RunningGateway::start(config.clone())
+            .await
+            .map_err(|err| {
+                let advice = super::advice::for_start(&err, &config);
+                Advised::wrap(err, "starting changewire", advice)
+            })?;
         let token = gateway.shutdown_token();
         tokio::spawn(async move {
             wait_for_signal().await;

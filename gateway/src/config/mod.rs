@@ -24,7 +24,7 @@ pub const DEFAULT_TOML: &str = include_str!("config.default.toml");
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// Reading or merging the layers failed (bad TOML, wrong type, unknown key).
-    #[error("{0}")]
+    #[error(transparent)]
     Load(#[from] Box<figment::Error>),
     /// A value is present but unusable.
     #[error("`{key}`: {reason}")]
@@ -78,15 +78,31 @@ impl StoreUrl {
     }
 }
 
-/// A database URL with any password replaced, for logs and errors.
+/// A database URL with any password (`user:password@` or `?password=`)
+/// replaced, for logs and errors.
 pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_string(),
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return url.to_string();
+    };
+    let is_password = |key: &str| key.eq_ignore_ascii_case("password");
+    let in_query = parsed.query_pairs().any(|(k, _)| is_password(&k));
+    if parsed.password().is_none() && !in_query {
+        return url.to_string();
     }
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("***"));
+    }
+    if in_query {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if is_password(&k) { "***".into() } else { v };
+                (k.into_owned(), v.into_owned())
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
 }
 
 /// `[log]`, validated.
@@ -200,6 +216,8 @@ pub struct Config {
     pub admin_token: Option<Secret>,
     /// Key for secrets at rest.
     pub secret_key: Option<Secret>,
+    /// Refuse to start a gateway without `secret_key`.
+    pub require_secret_key: bool,
     /// Logging.
     pub log: LogSettings,
     /// API limits.
@@ -391,6 +409,7 @@ impl Config {
             allow_private_networks: raw.allow_private_networks,
             admin_token: admin_token.map(Secret::new),
             secret_key: secret_key.map(Secret::new),
+            require_secret_key: raw.require_secret_key,
             log: LogSettings {
                 json,
                 level: raw.log.level,
@@ -504,5 +523,10 @@ mod tests {
     #[test]
     fn passwords_are_redacted() {
         assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            redact_url("postgres://u@h/db?sslmode=require&password=pw"),
+            "postgres://u@h/db?sslmode=require&password=***"
+        );
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
     }
 }

@@ -64,6 +64,9 @@ pub struct RawConfig {
     #[serde(default)]
     pub secret_key: Option<String>,
     /// See `config.default.toml`.
+    #[serde(default)]
+    pub require_secret_key: bool,
+    /// See `config.default.toml`.
     pub log: RawLog,
     /// See `config.default.toml`.
     pub api: RawApi,
@@ -206,4 +209,7 @@ pub struct FlagOverrides {
     /// `--allow-private-networks`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allow_private_networks: Option<bool>,
+    /// `--require-secret-key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub require_secret_key: Option<bool>,
 }

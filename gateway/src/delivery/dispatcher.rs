@@ -16,6 +16,7 @@ use tokio::task::JoinSet;
 use super::Engine;
 use super::attempt::{self, Outcome};
 use super::receivers::{Eligibility, Receiver};
+use crate::report::Report;
 use crate::store::deliveries::{LeaseRequest, LeasedDelivery};
 use crate::store::now_ms;
 
@@ -63,8 +64,8 @@ pub async fn run(
                     }
                 }
                 Err(err) => {
-                    engine.health.failing("delivery", err.to_string());
-                    tracing::warn!(error = %err, retry_in = ?backoff, "leasing deliveries failed; retrying");
+                    engine.health.failing("delivery", Report(&err).to_string());
+                    tracing::warn!(error = %Report(&err), retry_in = ?backoff, "leasing deliveries failed; retrying");
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                     round = Some(Scope::All);
                     tokio::select! {
@@ -86,14 +87,14 @@ pub async fn run(
             _ = engine.signals.work_available.notified() => round = Some(Scope::All),
             _ = engine.signals.receivers_changed.notified() => {
                 if let Err(err) = engine.receivers.refresh().await {
-                    tracing::warn!(error = %err, "reloading receivers failed");
+                    tracing::warn!(error = %Report(&err), "reloading receivers failed");
                 }
                 round = Some(Scope::All);
             }
             _ = engine.freed.notified() => round = Some(Scope::Backlogged),
             _ = refresh_tick.tick() => {
                 if let Err(err) = engine.receivers.refresh().await {
-                    tracing::warn!(error = %err, "reloading receivers failed");
+                    tracing::warn!(error = %Report(&err), "reloading receivers failed");
                 }
             }
             _ = tokio::time::sleep_until(last_full_round + engine.settings.poll_interval) => {

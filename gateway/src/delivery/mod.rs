@@ -137,7 +137,9 @@ async fn sync_plugins(engine: Arc<Engine>) {
         match engine.plugins.sync(&engine.store, &engine.health).await {
             Ok(report) if report.loaded > 0 => engine.signals.wake_delivery(),
             Ok(_) => {}
-            Err(err) => tracing::warn!(error = %err, "reloading plugins failed"),
+            Err(err) => {
+                tracing::warn!(error = %crate::report::Report(&err), "reloading plugins failed")
+            }
         }
     }
 }

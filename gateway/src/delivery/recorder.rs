@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use super::Engine;
 use super::attempt::Outcome;
+use crate::report::Report;
 use crate::store::now_ms;
 
 const MAX_BATCH: usize = 1000;
@@ -41,8 +42,10 @@ async fn write(engine: &Engine, batch: &[Outcome]) {
         match engine.store.finish(&engine.owner, &finished).await {
             Ok(()) => return,
             Err(err) => {
-                engine.health.failing("delivery_recorder", err.to_string());
-                tracing::warn!(error = %err, retry_in = ?backoff, "recording attempts failed; retrying");
+                engine
+                    .health
+                    .failing("delivery_recorder", Report(&err).to_string());
+                tracing::warn!(error = %Report(&err), retry_in = ?backoff, "recording attempts failed; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(10));
             }
@@ -96,7 +99,7 @@ async fn circuit_step(engine: &Engine, receiver_id: i64, success: bool, error: O
                 .record_receiver_health(receiver_id, 0, None, true)
                 .await
             {
-                tracing::warn!(error = %err, "recording a receiver's recovery failed");
+                tracing::warn!(error = %Report(&err), "recording a receiver's recovery failed");
             }
             state.open_until.store(0, Ordering::SeqCst);
             state.trips.store(0, Ordering::SeqCst);
@@ -137,7 +140,7 @@ async fn circuit_step(engine: &Engine, receiver_id: i64, success: bool, error: O
                 metrics::gauge!("changewire_receiver_circuit_open", "receiver" => receiver_id.to_string()).set(1.0);
                 tracing::warn!(receiver = receiver_id, %reason, "receiver paused by the circuit breaker");
             }
-            Err(err) => tracing::warn!(error = %err, "recording a circuit trip failed"),
+            Err(err) => tracing::warn!(error = %Report(&err), "recording a circuit trip failed"),
         }
     } else if failures % 10 == 0 {
         let _ = engine

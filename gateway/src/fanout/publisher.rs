@@ -13,6 +13,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::Error;
+use crate::report::Report;
 use crate::signals::Signals;
 use crate::store::Store;
 use crate::store::changes::NewChange;
@@ -119,7 +120,7 @@ async fn commit(store: &Store, signals: &Signals, batch: Vec<Job>) {
             }
         }
         Err(err) => {
-            let message = err.to_string();
+            let message = Report(&err).to_string();
             let mut jobs = batch.into_iter();
             let first = jobs.next();
             for job in jobs {

@@ -42,8 +42,10 @@ pub enum Error {
     #[error("plugin does not implement the changewire:plugin 0.1 interface: {0}")]
     MissingExport(String),
 
-    /// The on-disk cache of compiled plugins could not be set up.
-    #[error("plugin cache: {0}")]
+    /// The on-disk cache of compiled plugins could not be used. Not returned
+    /// by [`PluginHost::with_disk_cache`](super::PluginHost::with_disk_cache),
+    /// which logs cache problems and runs without the cache.
+    #[error("plugin cache")]
     Cache(#[source] std::io::Error),
 
     // ----- per call -----------------------------------------------------
@@ -54,15 +56,16 @@ pub enum Error {
         limit_ms: u64,
     },
 
-    /// The plugin tried to grow its memory past the cap and was stopped.
+    /// The plugin tried to grow its memories past the cap (all of an
+    /// instance's memories together) and was stopped.
     #[error(
         "plugin exceeded its memory limit of {limit_bytes} bytes \
-         (tried to grow a memory to {requested_bytes} bytes)"
+         (its memories would total {requested_bytes} bytes)"
     )]
     MemoryLimit {
         /// The configured cap, in bytes.
         limit_bytes: u64,
-        /// The size the plugin asked for, in bytes.
+        /// What all the instance's memories would have totalled, in bytes.
         requested_bytes: u64,
     },
 

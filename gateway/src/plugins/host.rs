@@ -15,18 +15,26 @@ use wasmtime::{
 
 use super::bindings::{BindingsPre, Level, LogHost, TRANSFORMER_EXPORT, TypesHost};
 use super::cache::DiskCache;
-use super::limits::Limiter;
+use super::limits::{InstanceBounds, Limiter};
 use super::pool::Plugin;
 use super::{Error, PluginLimits, imports, metric};
 
-/// Per-component allowances of the pooling allocator. A Rust guest has one
-/// memory, a few tables and about four core instances; these leave room for
-/// components composed of several modules or written in other languages.
+/// Per-component allowances of the pooling allocator, and of each store's
+/// limiter. A Rust guest has one memory, a few tables and about four core
+/// instances; these leave room for components composed of several modules
+/// or written in other languages.
 const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 16;
 const MAX_MEMORIES_PER_COMPONENT: u32 = 2;
 const MAX_TABLES_PER_COMPONENT: u32 = 8;
 /// Elements per table (pointer-sized; reserved per table slot).
 const TABLE_ELEMENTS: usize = 20_000;
+/// The same allowances, for the limiter of each instance's store.
+const BOUNDS: InstanceBounds = InstanceBounds {
+    core_instances: MAX_CORE_INSTANCES_PER_COMPONENT as usize,
+    memories: MAX_MEMORIES_PER_COMPONENT as usize,
+    tables: MAX_TABLES_PER_COMPONENT as usize,
+    table_elements: TABLE_ELEMENTS,
+};
 
 /// Compiles plugins and owns what they share: one wasmtime [`Engine`] with the
 /// component model, epoch interruption and the pooling allocator, the thread
@@ -83,12 +91,15 @@ impl PluginHost {
     }
 
     /// A host with these limits that keeps compiled plugins in `dir` across
-    /// restarts (created, mode 0700, if missing). Only the gateway may write
-    /// there: a compiled plugin is native code and is loaded as such.
+    /// restarts (created, mode 0700, if missing). Only the gateway's user
+    /// may write there: a compiled plugin is native code and is loaded as
+    /// such. A directory that cannot be created, or that is not owned by
+    /// this process's effective user or is writable by group or others
+    /// (Unix), is not used: the host logs a warning and compiles every
+    /// plugin, as [`PluginHost::new`] does.
     pub fn with_disk_cache(limits: PluginLimits, dir: impl AsRef<Path>) -> Result<Self, Error> {
         let mut host = PluginHost::new(limits)?;
-        host.cache =
-            Some(DiskCache::open(dir.as_ref(), &host.shared.engine).map_err(Error::Cache)?);
+        host.cache = DiskCache::open(dir.as_ref(), &host.shared.engine);
         Ok(host)
     }
 
@@ -273,7 +284,7 @@ const LOG_BYTES_PER_MESSAGE: usize = 1024;
 impl HostState {
     pub(crate) fn new(limits: &PluginLimits, plugin: Arc<str>) -> Self {
         HostState {
-            limiter: Limiter::new(limits, TABLE_ELEMENTS),
+            limiter: Limiter::new(limits, BOUNDS),
             plugin,
             log_budget: LOG_BYTES_PER_CALL,
             last_error: None,

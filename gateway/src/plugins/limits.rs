@@ -19,9 +19,10 @@ pub struct PluginLimits {
     /// 1 to 2 ms) after `time_limit_ms`; until then it yields its thread to
     /// other work at every tick. Default: 100.
     pub time_limit_ms: u64,
-    /// The most each linear memory of a plugin instance may grow to, in
-    /// bytes (1 MiB..=4 GiB). Growing past it traps the call. Default:
-    /// 64 MiB.
+    /// The most all linear memories of a plugin instance together may grow
+    /// to, in bytes (1 MiB..=4 GiB): a component made of several core
+    /// instances, each with its own memory, shares one cap. A growth past
+    /// it traps the call. Default: 64 MiB.
     pub memory_limit_bytes: u64,
     /// The most a plugin may return (new body, headers and drop reason
     /// together), in bytes. Keep it at least as large as the largest
@@ -98,30 +99,58 @@ impl PluginLimits {
     }
 }
 
-/// The store's resource limiter: caps each memory at the configured size and
-/// remembers that it refused, so the call's error is a precise
-/// [`Error::MemoryLimit`] rather than whatever trap follows.
+/// How many of each thing one plugin instance (one store) may have. The
+/// pooling allocator reserves slots by the same numbers; the limiter
+/// enforces them per store as well.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct InstanceBounds {
+    /// Core module instances.
+    pub(crate) core_instances: usize,
+    /// Linear memories (defined, across all core instances).
+    pub(crate) memories: usize,
+    /// Tables (defined, across all core instances).
+    pub(crate) tables: usize,
+    /// Elements per table.
+    pub(crate) table_elements: usize,
+}
+
+/// The store's resource limiter: caps the sum of all the instance's
+/// memories at the configured size, bounds the number of instances,
+/// memories and tables, and remembers that it refused a growth, so the
+/// call's error is a precise [`Error::MemoryLimit`] rather than whatever
+/// trap follows.
+///
+/// A store holds one plugin instance, whose memories only grow, so the sum
+/// is kept by adding each granted growth (the initial size of a memory is
+/// its first growth, from 0).
 #[derive(Debug)]
 pub(crate) struct Limiter {
     memory_limit: u64,
-    table_elements: usize,
-    /// The size a refused `memory.grow` asked for, if any during this call.
+    bounds: InstanceBounds,
+    /// Bytes of all linear memories of the store, as granted.
+    memory_total: u64,
+    /// The last growth granted, taken back if wasmtime then fails it.
+    last_grant: u64,
+    /// The total a refused `memory.grow` would have reached, if any during
+    /// this call.
     pub(crate) memory_refused: Option<u64>,
 }
 
 /// The error a refused growth traps with.
 #[derive(Debug, thiserror::Error)]
-#[error("memory limit of {limit} bytes reached (requested {requested})")]
+#[error("memory limit of {limit} bytes reached (the memories would total {requested})")]
 pub(crate) struct MemoryLimitHit {
     pub(crate) limit: u64,
     pub(crate) requested: u64,
 }
 
 impl Limiter {
-    pub(crate) fn new(limits: &PluginLimits, table_elements: usize) -> Self {
+    pub(crate) fn new(limits: &PluginLimits, bounds: InstanceBounds) -> Self {
         Limiter {
             memory_limit: limits.memory_limit_bytes,
-            table_elements,
+            bounds,
+            memory_total: 0,
+            last_grant: 0,
             memory_refused: None,
         }
     }
@@ -130,22 +159,28 @@ impl Limiter {
 impl wasmtime::ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let desired = desired as u64;
-        if desired > self.memory_limit {
-            self.memory_refused = Some(desired);
+        let growth = u64::try_from(desired.saturating_sub(current)).unwrap_or(u64::MAX);
+        let total = self.memory_total.saturating_add(growth);
+        if total > self.memory_limit {
+            self.memory_refused = Some(total);
             return Err(wasmtime::Error::new(MemoryLimitHit {
                 limit: self.memory_limit,
-                requested: desired,
+                requested: total,
             }));
         }
+        self.memory_total = total;
+        self.last_grant = growth;
         Ok(true)
     }
 
     fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        // The growth did not happen: it no longer counts.
+        self.memory_total = self.memory_total.saturating_sub(self.last_grant);
+        self.last_grant = 0;
         // Growth refused by the pool itself: trap too, never hand the guest
         // a failed `memory.grow` it might mishandle.
         self.memory_refused.get_or_insert(self.memory_limit);
@@ -158,7 +193,19 @@ impl wasmtime::ResourceLimiter for Limiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= self.table_elements)
+        Ok(desired <= self.bounds.table_elements)
+    }
+
+    fn instances(&self) -> usize {
+        self.bounds.core_instances
+    }
+
+    fn tables(&self) -> usize {
+        self.bounds.tables
+    }
+
+    fn memories(&self) -> usize {
+        self.bounds.memories
     }
 }
 

@@ -91,12 +91,33 @@ pub struct PluginHeader {
 }
 
 /// Metric names.
-mod metric {
+pub(crate) mod metric {
     pub(crate) const CALLS: &str = "changewire_plugin_calls_total";
     pub(crate) const CALL_SECONDS: &str = "changewire_plugin_call_duration_seconds";
     pub(crate) const INSTANCES_CREATED: &str = "changewire_plugin_instances_created_total";
     pub(crate) const COMPILE_SECONDS: &str = "changewire_plugin_compile_duration_seconds";
     pub(crate) const CACHE_HITS: &str = "changewire_plugin_cache_hits_total";
+
+    /// Every plugin metric family.
+    pub(crate) const ALL: [&str; 5] = [
+        CALLS,
+        CALL_SECONDS,
+        INSTANCES_CREATED,
+        COMPILE_SECONDS,
+        CACHE_HITS,
+    ];
+
+    /// Register every plugin series that is known before any call, at zero,
+    /// so `/metrics` lists the families from the start.
+    pub(crate) fn register_zero() {
+        for outcome in ["deliver", "drop"] {
+            metrics::counter!(CALLS, "outcome" => outcome).increment(0);
+        }
+        let _ = metrics::histogram!(CALL_SECONDS);
+        metrics::counter!(INSTANCES_CREATED).increment(0);
+        let _ = metrics::histogram!(COMPILE_SECONDS);
+        metrics::counter!(CACHE_HITS).increment(0);
+    }
 
     /// Register descriptions with whatever recorder is installed.
     pub(crate) fn describe() {

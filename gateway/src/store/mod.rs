@@ -17,6 +17,7 @@ pub mod deliveries;
 pub mod plugins;
 pub mod receivers;
 pub mod redelivery;
+mod sqlite_file;
 pub mod subscriptions;
 
 use std::str::FromStr;
@@ -33,10 +34,10 @@ use crate::config::{StoreUrl, redact_url};
 #[non_exhaustive]
 pub enum Error {
     /// The database refused or failed a statement.
-    #[error("database error: {0}")]
+    #[error("database error")]
     Database(#[from] sqlx::Error),
     /// Running the embedded migrations failed.
-    #[error("migrating the store failed: {0}")]
+    #[error("migrating the store failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// The row does not exist.
     #[error("{entity} {id} does not exist")]
@@ -126,11 +127,13 @@ pub fn new_etag() -> String {
 pub const PG_SCHEMA: &str = "changewire";
 
 impl Store {
-    /// Connects, creating the SQLite file or the PostgreSQL schema if needed,
-    /// and runs the embedded migrations.
+    /// Connects, creating the SQLite file (mode 0600) or the PostgreSQL
+    /// schema if needed, and runs the embedded migrations. An existing
+    /// SQLite file that other users may read is made private.
     pub async fn connect(url: &StoreUrl) -> Result<Store> {
         let store = match url {
             StoreUrl::Sqlite(url) => {
+                sqlite_file::make_private(url);
                 let options = SqliteConnectOptions::from_str(url)?
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)

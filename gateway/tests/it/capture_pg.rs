@@ -465,7 +465,7 @@ async fn bad_mappings_fail_start_up_with_a_clear_message() {
         let err = match changewire_gateway::server::RunningGateway::start_on(config, listener).await
         {
             Ok(_) => panic!("{mapping} must not start"),
-            Err(e) => e.to_string(),
+            Err(e) => changewire_gateway::report::Report(&e).to_string(),
         };
         assert!(err.contains(needle) && err.contains("RUNS"), "{err}");
     }

@@ -149,7 +149,7 @@ async fn bad_mappings_fail_start_up() {
         let err = match changewire_gateway::server::RunningGateway::start_on(config, listener).await
         {
             Ok(_) => panic!("must not start"),
-            Err(e) => e.to_string(),
+            Err(e) => changewire_gateway::report::Report(&e).to_string(),
         };
         assert!(err.contains(needle), "{err}");
     }

@@ -32,9 +32,11 @@ mod api_limits;
 mod api_receivers;
 mod capture_pg;
 mod capture_sqlite;
+mod cli_start;
 mod delivery;
 mod handoff;
 mod ingest;
+mod metrics;
 mod plugins;
 mod store_integrity;
 

@@ -485,6 +485,17 @@ async fn alloc_unbounded(backend: Backend) {
     )
     .await;
 }
+async fn two_memories(backend: Backend) {
+    // The gateway's cap is 16 MiB (256 pages): two memories of 155 pages
+    // each are over it together, though each is under it.
+    hostile(
+        backend,
+        artifacts::HOSTILE_TWO_MEMORIES,
+        json!({"grow": [154, 2]}),
+        "memory limit",
+    )
+    .await;
+}
 async fn stack_overflow(backend: Backend) {
     hostile(
         backend,
@@ -797,6 +808,7 @@ both_backends! {
     add_header => add_header_case,
     hostile_loop_forever => loop_forever,
     hostile_alloc_unbounded => alloc_unbounded,
+    hostile_two_memories => two_memories,
     hostile_stack_overflow => stack_overflow,
     hostile_panic => panic,
     hostile_unreachable => unreachable,

@@ -68,7 +68,9 @@ impl TestGateway {
             .expect("bind");
         let gateway = RunningGateway::start_on(config.clone(), listener)
             .await
-            .unwrap_or_else(|e| panic!("gateway start: {e}"));
+            .unwrap_or_else(|e| {
+                panic!("gateway start: {}", changewire_gateway::report::Report(&e))
+            });
         TestGateway {
             gateway: Some(gateway),
             store_url,

@@ -173,6 +173,56 @@ fn hostile_alloc_unbounded() {
 }
 
 #[test]
+fn hostile_two_memories() {
+    // 8 MiB = 128 pages for all memories together; each of the two starts
+    // at one page. No warm reuse: every call starts from a fresh instance.
+    const PAGE: u64 = 64 << 10;
+    let limits = PluginLimits {
+        memory_limit_bytes: 128 * PAGE,
+        time_limit_ms: 5_000,
+        max_warm_instances: 0,
+        ..PluginLimits::default()
+    };
+    let host = PluginHost::new(limits).expect("host");
+    let p = host
+        .compile(&read(artifacts::HOSTILE_TWO_MEMORIES))
+        .expect("compiles");
+    let delivered = Some(PluginOutcome::Deliver {
+        body: None,
+        headers: vec![],
+    });
+    // One memory may take the whole cap (beside the other's one page)...
+    assert_eq!(p.call(&input(r#"{"grow":[126,1]}"#)).ok(), delivered);
+    // ...but not a page more.
+    assert!(matches!(
+        p.call(&input(r#"{"grow":[127,1]}"#)),
+        Err(Error::MemoryLimit { .. })
+    ));
+    // Each memory grown to 60% of the cap: the second growth is refused.
+    let err = p.call(&input(r#"{"grow":[77,2]}"#)).unwrap_err();
+    match err {
+        Error::MemoryLimit {
+            limit_bytes,
+            requested_bytes,
+        } => {
+            assert_eq!(limit_bytes, 128 * PAGE);
+            assert_eq!(requested_bytes, (78 + 78) * PAGE);
+        }
+        other => panic!("expected MemoryLimit, got {other:?}"),
+    }
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "plugin exceeded its memory limit of {} bytes (its memories would total {} bytes)",
+            128 * PAGE,
+            156 * PAGE
+        )
+    );
+    // The plugin still works within the cap.
+    assert_eq!(p.call(&input(r#"{"grow":[10,2]}"#)).ok(), delivered);
+}
+
+#[test]
 fn hostile_panic() {
     let err = plugin(artifacts::HOSTILE_PANIC)
         .call(&input("{}"))

@@ -378,6 +378,91 @@ fn disk_cache_survives_restart() {
     assert!(std::fs::metadata(&files[0]).expect("meta").len() > 1000);
 }
 
+/// A compiled artifact of `add-header` named as the cache would name the
+/// artifact of `slack-format` (a plugin swapped for another: loading it
+/// would make `slack-format` add headers), written to `dest`. Returns
+/// `slack-format`'s bytes.
+#[cfg(unix)]
+fn swapped_artifact(mut dest: impl FnMut(&str) -> std::path::PathBuf) -> Vec<u8> {
+    let honest = tempfile::tempdir().expect("tempdir");
+    let host = PluginHost::with_disk_cache(PluginLimits::default(), honest.path()).expect("host");
+    host.compile(&read(artifacts::ADD_HEADER))
+        .expect("compiles");
+    let artifact = std::fs::read_dir(honest.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .expect("add-header was cached");
+    let name = artifact.file_name().and_then(|n| n.to_str()).expect("name");
+    let fingerprint = name.split_once('-').expect("sha-fingerprint").1;
+    let slack = read(artifacts::SLACK_FORMAT);
+    let slack_sha = crate::plugins::host::hex(&<sha2::Sha256 as sha2::Digest>::digest(&slack));
+    std::fs::copy(&artifact, dest(&format!("{slack_sha}-{fingerprint}"))).expect("plant");
+    slack
+}
+
+/// Whether `p` is the real `slack-format` (and not add-header loaded in
+/// its place from a planted artifact).
+#[cfg(unix)]
+fn is_slack_format(p: &Plugin) -> bool {
+    let planted = p.call(&input(r#"{"headers":{"x-planted":"1"}}"#));
+    let planted_ran = planted.is_ok_and(|o| header(&o, "x-planted").is_some());
+    let formatted = p
+        .call(&input(r#"{"prefix":"[ION] "}"#))
+        .is_ok_and(|o| deliver_body(o)["text"].is_string());
+    !planted_ran && formatted
+}
+
+#[cfg(unix)]
+#[test]
+fn a_disk_cache_directory_writable_by_others_is_never_loaded_from() {
+    use std::os::unix::fs::PermissionsExt;
+
+    // Control: in a private directory the swapped artifact is loaded, so
+    // the check below would see it.
+    let private = tempfile::tempdir().expect("tempdir");
+    let slack = swapped_artifact(|name| private.path().join(name));
+    let host = PluginHost::with_disk_cache(PluginLimits::default(), private.path()).expect("host");
+    assert!(!is_slack_format(&host.compile(&slack).expect("loads")));
+
+    // World-writable: anyone could have planted it; it is not loaded.
+    let open = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(open.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    swapped_artifact(|name| open.path().join(name));
+    let host = PluginHost::with_disk_cache(PluginLimits::default(), open.path()).expect("host");
+    assert!(is_slack_format(&host.compile(&slack).expect("compiles")));
+    // Not used at all: nothing was written there either.
+    assert_eq!(std::fs::read_dir(open.path()).expect("dir").count(), 1);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlinked_artifact_in_the_disk_cache_is_not_followed() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let mut link = None;
+    let slack = swapped_artifact(|name| {
+        let target = elsewhere.path().join("planted.cwasm");
+        std::os::unix::fs::symlink(&target, cache.path().join(name)).expect("symlink");
+        link = Some(cache.path().join(name));
+        target
+    });
+    let link = link.expect("planted");
+    let planted = std::fs::read(elsewhere.path().join("planted.cwasm")).expect("target");
+    let host = PluginHost::with_disk_cache(PluginLimits::default(), cache.path()).expect("host");
+    assert!(is_slack_format(&host.compile(&slack).expect("compiles")));
+    // The link was replaced by the real artifact; its target is untouched.
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .expect("artifact")
+            .is_file()
+    );
+    assert_eq!(
+        std::fs::read(elsewhere.path().join("planted.cwasm")).expect("target"),
+        planted
+    );
+}
+
 #[test]
 fn plugin_and_host_are_shareable_across_threads() {
     fn assert_send_sync<T: Send + Sync + Clone + 'static>() {}
