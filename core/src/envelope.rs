@@ -29,6 +29,17 @@ impl Action {
         }
     }
 
+    /// The name as ION's API spells it (`WebhookSubscriptionActions`) and
+    /// the gateway stores it: `CREATE`, `UPDATE`, `DELETE`, `TEST`.
+    pub fn api_name(self) -> &'static str {
+        match self {
+            Action::Create => "CREATE",
+            Action::Update => "UPDATE",
+            Action::Delete => "DELETE",
+            Action::Test => "TEST",
+        }
+    }
+
     /// Parses a name in any case (`UPDATE`, `update`).
     pub fn parse(name: &str) -> Option<Action> {
         match name.to_ascii_lowercase().as_str() {
@@ -38,6 +49,46 @@ impl Action {
             "test" => Some(Action::Test),
             _ => None,
         }
+    }
+}
+
+/// A name that is not an [`Action`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownAction(pub String);
+
+impl std::fmt::Display for UnknownAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`{}` is not an action (CREATE, UPDATE, DELETE or TEST)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownAction {}
+
+impl std::str::FromStr for Action {
+    type Err = UnknownAction;
+
+    /// Any case: `update`, `UPDATE`.
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Action::parse(name).ok_or_else(|| UnknownAction(name.to_string()))
+    }
+}
+
+impl TryFrom<String> for Action {
+    type Error = UnknownAction;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        name.parse()
+    }
+}
+
+impl std::fmt::Display for Action {
+    /// The body's lowercase name.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -99,5 +150,19 @@ mod tests {
         let event: Event = serde_json::from_str(create).unwrap();
         assert_eq!(event.data.old, None);
         assert_eq!(Action::parse("DELETE"), Some(Action::Delete));
+    }
+
+    #[test]
+    fn every_action_round_trips_through_both_of_its_names() {
+        for action in [Action::Create, Action::Update, Action::Delete, Action::Test] {
+            assert_eq!(action.as_str().parse::<Action>(), Ok(action));
+            assert_eq!(Action::try_from(action.api_name().to_string()), Ok(action));
+            assert_eq!(action.api_name().to_ascii_lowercase(), action.as_str());
+        }
+        let err = "upsert".parse::<Action>().unwrap_err();
+        assert!(
+            err.to_string().contains("`upsert` is not an action"),
+            "{err}"
+        );
     }
 }

@@ -52,7 +52,7 @@ mod request;
 mod secret;
 pub mod standard;
 
-pub use envelope::{Action, Event, EventData};
+pub use envelope::{Action, Event, EventData, UnknownAction};
 pub use error::{Error, JsonError};
 pub use request::{Headers, Scheme, VerifyOptions, verify_request};
 pub use secret::Secret;

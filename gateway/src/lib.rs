@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod destination;
+pub mod envelope;
 pub mod fanout;
 pub mod health;
 pub mod maintenance;

@@ -6,6 +6,7 @@ use super::context::{admin, api, caller};
 use super::error::{Error, FieldResult, Result};
 use super::limits;
 use super::scalars::{ResourceName, SubscriptionAction, id, parse_id};
+use crate::envelope::{Action, ChangePayload};
 use crate::store::attempts::AttemptRow;
 use crate::store::changes::NewChange;
 use crate::store::deliveries::{EventFilter, EventRow, status};
@@ -69,7 +70,7 @@ impl WebhookEvent {
 
     /// When the change committed.
     async fn occurred_at(&self) -> String {
-        format_ms(self.row.occurred_at)
+        format_ms(self.row.payload.occurred_at)
     }
 
     /// The body of the last attempt.
@@ -100,22 +101,22 @@ impl WebhookEvent {
 
     /// The resource.
     async fn resource(&self) -> &str {
-        &self.row.resource
+        &self.row.payload.resource
     }
 
     /// The action.
     async fn action(&self) -> &str {
-        &self.row.action
+        self.row.payload.action.api_name()
     }
 
     /// The changed row's primary key (JSON).
     async fn row_id(&self) -> &str {
-        &self.row.row_id
+        &self.row.payload.row_id
     }
 
     /// The database transaction.
     async fn transaction_id(&self) -> String {
-        self.row.transaction_id.to_string()
+        self.row.payload.transaction_id.to_string()
     }
 
     /// Attempts made.
@@ -471,17 +472,16 @@ impl EventMutation {
             .into());
         }
         let now = crate::store::now_ms();
+        let mut payload = ChangePayload::new("TEST", Action::Test, "0", now, now);
+        payload.new = Some(
+            serde_json::json!({"message": "changewire test ping", "requested_by": caller.actor.name})
+                .to_string(),
+        );
         let change = NewChange {
             source: "test".into(),
-            resource: "TEST".into(),
-            action: "TEST".into(),
-            row_id: "0".into(),
-            transaction_id: now,
-            occurred_at: now,
-            new: Some(
-                serde_json::json!({"message": "changewire test ping", "requested_by": caller.actor.name}).to_string(),
-            ),
-            ..Default::default()
+            source_key: None,
+            table_name: None,
+            payload,
         };
         let eid = state.store.insert_test_delivery(rid, &change).await?;
         state.signals.wake_delivery();

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 
 use sqlx::{AssertSqlSafe, PgPool, SqlitePool};
 
-use super::diff::RawObject;
 use super::{Error, TableInfo};
+use crate::envelope::{Action, RawObject};
 use crate::store::changes::NewChange;
 use crate::store::{Store, on_pool};
 
@@ -58,8 +58,10 @@ impl Needs {
     /// the full row is `new` or `old`, which the renderer uses instead.
     pub fn trim_records(&self, changes: &mut [NewChange]) {
         for change in changes.iter_mut() {
-            if change.action != "UPDATE" || !self.full_record.contains(&change.resource) {
-                change.record = None;
+            if change.payload.action != Action::Update
+                || !self.full_record.contains(&change.payload.resource)
+            {
+                change.payload.record = None;
             }
         }
     }
@@ -67,7 +69,7 @@ impl Needs {
 
 /// The referencing value of `column` in a change's row, as text, or None if null/absent.
 fn key_text(change: &NewChange, column: &str) -> Option<String> {
-    let record = RawObject::parse(change.record.as_deref()?).ok()?;
+    let record = RawObject::parse(change.payload.record.as_deref()?).ok()?;
     let raw = record.get(column)?.get().to_string();
     match serde_json::from_str::<serde_json::Value>(&raw).ok()? {
         serde_json::Value::Null => None,
@@ -85,7 +87,7 @@ fn set_related(change: &mut NewChange, related: Vec<(String, String)>) {
         .map(|(k, v)| format!("{}: {v}", serde_json::to_string(k).unwrap_or_default()))
         .collect::<Vec<_>>()
         .join(", ");
-    change.related = Some(format!("{{{body}}}"));
+    change.payload.related = Some(format!("{{{body}}}"));
 }
 
 /// Fills `related` for PostgreSQL changes.
@@ -100,9 +102,10 @@ pub async fn related_pg(
         return Ok(());
     }
     for change in changes.iter_mut() {
-        let (Some(columns), Some(table)) =
-            (wanted.get(&change.resource), tables.get(&change.resource))
-        else {
+        let (Some(columns), Some(table)) = (
+            wanted.get(&change.payload.resource),
+            tables.get(&change.payload.resource),
+        ) else {
             continue;
         };
         let mut related = Vec::new();
@@ -145,9 +148,10 @@ pub async fn related_sqlite(
         return Ok(());
     }
     for change in changes.iter_mut() {
-        let (Some(columns), Some(table)) =
-            (wanted.get(&change.resource), tables.get(&change.resource))
-        else {
+        let (Some(columns), Some(table)) = (
+            wanted.get(&change.payload.resource),
+            tables.get(&change.payload.resource),
+        ) else {
             continue;
         };
         let mut related = Vec::new();

@@ -1,7 +1,8 @@
 //! From a logged row change to a store change: diff, row id, etag, record.
 
-use super::diff::{RawObject, changed_fields};
+use super::diff::changed_fields;
 use super::{Error, TableInfo};
+use crate::envelope::{Action, ChangePayload, RawObject};
 use crate::fanout::row_etag;
 use crate::store::changes::NewChange;
 
@@ -54,9 +55,16 @@ pub fn to_change(
             id: row.id,
             reason: "neither an old nor a new row".into(),
         })?;
-    let (old_diff, new_diff) = match row.action.as_str() {
-        "CREATE" => (None, Some(current.to_text())),
-        "DELETE" => (Some(current.to_text()), None),
+    let action: Action = row
+        .action
+        .parse()
+        .map_err(|e: changewire_core::UnknownAction| Error::BadLogRow {
+            id: row.id,
+            reason: e.to_string(),
+        })?;
+    let (old_diff, new_diff) = match action {
+        Action::Create => (None, Some(current.to_text())),
+        Action::Delete => (Some(current.to_text()), None),
         _ => match (&old, &new) {
             (Some(o), Some(n)) => match changed_fields(o, n) {
                 Some((o, n)) => (Some(o), Some(n)),
@@ -101,17 +109,19 @@ pub fn to_change(
     Ok(Some(NewChange {
         source: source.to_string(),
         source_key: Some(format!("{}@{}", row.id, row.logged_at)),
-        resource: row.resource.clone(),
-        action: row.action.clone(),
         table_name: Some(table.table.clone()),
-        row_id,
-        transaction_id: row.transaction_id,
-        occurred_at: row.occurred_at,
-        etag,
-        old: old_diff,
-        new: new_diff,
-        record: Some(record),
-        related: None,
+        payload: ChangePayload {
+            resource: row.resource.clone(),
+            action,
+            row_id,
+            transaction_id: row.transaction_id,
+            occurred_at: row.occurred_at,
+            etag,
+            old: old_diff,
+            new: new_diff,
+            record: Some(record),
+            related: None,
+        },
     }))
 }
 
@@ -155,9 +165,12 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        assert_eq!(c.row_id, "5");
-        assert_eq!(c.etag.as_deref(), Some("e2"));
-        assert_eq!(c.old.as_deref(), Some(r#"{"status": "a", "etag": "e1"}"#));
+        assert_eq!(c.payload.row_id, "5");
+        assert_eq!(c.payload.etag.as_deref(), Some("e2"));
+        assert_eq!(
+            c.payload.old.as_deref(),
+            Some(r#"{"status": "a", "etag": "e1"}"#)
+        );
         assert_eq!(c.source_key.as_deref(), Some("9@1700000000123"));
     }
 
@@ -171,10 +184,13 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        assert_eq!(c.row_id, r#"{"a": 1, "b": "x"}"#);
-        assert_eq!(c.old, None);
-        assert_eq!(c.new.as_deref(), Some(r#"{"a": 1, "b": "x", "v": null}"#));
-        assert_eq!(c.etag.as_deref().map(str::len), Some(16));
+        assert_eq!(c.payload.row_id, r#"{"a": 1, "b": "x"}"#);
+        assert_eq!(c.payload.old, None);
+        assert_eq!(
+            c.payload.new.as_deref(),
+            Some(r#"{"a": 1, "b": "x", "v": null}"#)
+        );
+        assert_eq!(c.payload.etag.as_deref().map(str::len), Some(16));
         let same = r#"{"a": 1, "b": "x", "v": 2}"#;
         assert_eq!(
             to_change("s", &t, &logged("UPDATE", Some(same), Some(same))).unwrap(),
@@ -183,7 +199,7 @@ mod tests {
         let d = to_change("s", &t, &logged("DELETE", Some(same), None))
             .unwrap()
             .unwrap();
-        assert_eq!(d.new, None);
-        assert_eq!(d.old.as_deref(), Some(same));
+        assert_eq!(d.payload.new, None);
+        assert_eq!(d.payload.old.as_deref(), Some(same));
     }
 }

@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 use super::rows::{LoggedRow, to_change};
 use super::{Error, ForeignKey, Importer, PollPace, TableInfo};
 use crate::config::Config;
+use crate::envelope::Action;
 use crate::store::changes::CaptureCursor;
 
 /// The log table in the captured file.
@@ -151,15 +152,15 @@ fn trigger_sql(info: &TableInfo, columns: &[String]) -> Vec<String> {
         format!("DROP TRIGGER IF EXISTS \"changewire_{t}_delete\""),
         format!(
             "CREATE TRIGGER \"changewire_{t}_insert\" AFTER INSERT ON \"{t}\" BEGIN {} END",
-            insert("CREATE", "NULL", &new)
+            insert(Action::Create.api_name(), "NULL", &new)
         ),
         format!(
             "CREATE TRIGGER \"changewire_{t}_update\" AFTER UPDATE ON \"{t}\" WHEN {changed} BEGIN {} END",
-            insert("UPDATE", &old, &new)
+            insert(Action::Update.api_name(), &old, &new)
         ),
         format!(
             "CREATE TRIGGER \"changewire_{t}_delete\" AFTER DELETE ON \"{t}\" BEGIN {} END",
-            insert("DELETE", &old, "NULL")
+            insert(Action::Delete.api_name(), &old, "NULL")
         ),
     ]
 }

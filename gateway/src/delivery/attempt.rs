@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::client::SendError;
 use super::receivers::Receiver;
-use super::{Engine, headers, render};
+use super::{Engine, headers};
 use crate::store::deliveries::{AttemptRecord, Completion, Finished, LeasedDelivery};
 use crate::store::now_ms;
 
@@ -92,8 +92,7 @@ pub async fn run(
 
 async fn attempt(engine: &Engine, receiver: &Arc<Receiver>, d: &LeasedDelivery) -> Outcome {
     let started_at = now_ms();
-    let parts = render::Parts::from(d);
-    let original = render::render(&parts);
+    let original = d.body();
     let transform = engine.plugins.transform(receiver, d, &original).await;
     let mut body_changed = false;
     let (body, plugin_headers, plugin_outcome) = match transform {
@@ -195,7 +194,7 @@ async fn attempt(engine: &Engine, receiver: &Arc<Receiver>, d: &LeasedDelivery) 
     // exactly from the stored change (a plugin changed it, or it depends on
     // subscription options that may change later). Headers a plugin added
     // are in the stored request headers either way.
-    let keep_body = body_changed || !parts.is_reproducible();
+    let keep_body = body_changed || !d.view.is_reproducible();
     let (result, elapsed) = engine
         .client
         .send(

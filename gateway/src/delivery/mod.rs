@@ -23,7 +23,6 @@ pub mod log_limit;
 pub mod plugin;
 pub mod receivers;
 pub mod recorder;
-pub mod render;
 pub mod retry;
 
 use std::sync::Arc;

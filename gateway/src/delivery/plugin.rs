@@ -109,8 +109,8 @@ impl LoadedPlugin {
     /// at its time limit).
     async fn transform(&self, d: &LeasedDelivery, receiver: &Receiver, body: &str) -> Transform {
         let input = PluginInput {
-            resource: &d.resource.to_ascii_lowercase(),
-            action: &d.action.to_ascii_lowercase(),
+            resource: &d.payload.resource.to_ascii_lowercase(),
+            action: d.payload.action.as_str(),
             body,
             receiver_id: receiver.id,
             receiver_name: &receiver.name,

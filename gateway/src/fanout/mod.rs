@@ -14,6 +14,7 @@ pub use publisher::{Published, Publisher};
 
 use crate::config::Resources;
 use crate::delivery::handoff::Reservation;
+use crate::envelope::{Action, ChangePayload};
 use crate::signals::Signals;
 use crate::store::changes::{FanoutOutcome, NewChange};
 use crate::store::{self, Store};
@@ -117,13 +118,15 @@ pub fn to_change(resources: &Resources, e: &PublishedEvent<'_>) -> Result<NewCha
             ),
         ));
     }
-    let action = e.action.to_ascii_uppercase();
-    if !["CREATE", "UPDATE", "DELETE"].contains(&action.as_str()) {
-        return Err(bad(
-            "action",
-            format!("`{}` is not CREATE, UPDATE or DELETE", e.action),
-        ));
-    }
+    let action = match Action::parse(e.action) {
+        Some(a @ (Action::Create | Action::Update | Action::Delete)) => a,
+        _ => {
+            return Err(bad(
+                "action",
+                format!("`{}` is not CREATE, UPDATE or DELETE", e.action),
+            ));
+        }
+    };
     let id = e.id.get().trim();
     match serde_json::from_str::<serde_json::Value>(id) {
         Ok(serde_json::Value::Number(_) | serde_json::Value::String(_)) => {}
@@ -138,12 +141,12 @@ pub fn to_change(resources: &Resources, e: &PublishedEvent<'_>) -> Result<NewCha
     let old = object("old", e.old)?;
     let new = object("new", e.new)?;
     let record = object("record", e.record)?;
-    match action.as_str() {
-        "CREATE" if new.is_none() => return Err(bad("new", "is required for CREATE")),
-        "DELETE" if old.is_none() && record.is_none() => {
+    match action {
+        Action::Create if new.is_none() => return Err(bad("new", "is required for CREATE")),
+        Action::Delete if old.is_none() && record.is_none() => {
             return Err(bad("old", "is required for DELETE (or give `record`)"));
         }
-        "UPDATE" if new.is_none() => return Err(bad("new", "is required for UPDATE")),
+        Action::Update if new.is_none() => return Err(bad("new", "is required for UPDATE")),
         _ => {}
     }
     if let Some(key) = e.idempotency_key
@@ -164,27 +167,21 @@ pub fn to_change(resources: &Resources, e: &PublishedEvent<'_>) -> Result<NewCha
     Ok(NewChange {
         source: "api".into(),
         source_key: e.idempotency_key.map(str::to_string),
-        resource: e.resource.to_string(),
-        action,
         table_name: None,
-        row_id: id.to_string(),
-        transaction_id: e
-            .transaction_id
-            .unwrap_or_else(|| rand::random::<i64>().abs().max(1)),
-        occurred_at: e.occurred_at.unwrap_or(now),
-        etag,
-        old: if e.action.eq_ignore_ascii_case("CREATE") {
-            None
-        } else {
-            old
+        payload: ChangePayload {
+            resource: e.resource.to_string(),
+            action,
+            row_id: id.to_string(),
+            transaction_id: e
+                .transaction_id
+                .unwrap_or_else(|| rand::random::<i64>().abs().max(1)),
+            occurred_at: e.occurred_at.unwrap_or(now),
+            etag,
+            old: if action == Action::Create { None } else { old },
+            new: if action == Action::Delete { None } else { new },
+            record,
+            related: None,
         },
-        new: if e.action.eq_ignore_ascii_case("DELETE") {
-            None
-        } else {
-            new
-        },
-        record,
-        related: None,
     })
 }
 
@@ -252,13 +249,13 @@ mod tests {
             occurred_at: None,
         };
         let change = to_change(&resources, &ok).unwrap();
-        assert_eq!(change.action, "UPDATE");
+        assert_eq!(change.payload.action, Action::Update);
         assert_eq!(
-            change.new.as_deref(),
+            change.payload.new.as_deref(),
             Some(r#"{"b": 1, "a": 2}"#),
             "key order is kept"
         );
-        assert_eq!(change.etag.as_deref().map(str::len), Some(16));
+        assert_eq!(change.payload.etag.as_deref().map(str::len), Some(16));
         let err = to_change(
             &resources,
             &PublishedEvent {

@@ -142,7 +142,14 @@ mod tests {
         let change = NewChange {
             source: "api".into(),
             source_key: key.map(str::to_string),
-            ..NewChange::default()
+            table_name: None,
+            payload: crate::envelope::ChangePayload::new(
+                "RUNS",
+                crate::envelope::Action::Update,
+                "1",
+                1,
+                1,
+            ),
         };
         (Job { change, reply }, rx)
     }

@@ -13,36 +13,20 @@ use sqlx::AssertSqlSafe;
 
 use super::deliveries::LeasedDelivery;
 use super::{Backend, Result, Store, now_ms};
+use crate::envelope::{ChangePayload, SubscriptionView};
 
-/// A change about to be stored.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// A change about to be stored: the payload, and where it comes from.
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewChange {
-    /// Where it comes from: `pg:<capture>`, `sqlite:<capture>`, `api`, `test`.
+    /// Where it comes from: `pg:<schema>@<install id>`, `sqlite:<install
+    /// id>`, `api`, `test`.
     pub source: String,
     /// Its identity at the source (None: no deduplication).
     pub source_key: Option<String>,
-    /// `ResourceEnum` value.
-    pub resource: String,
-    /// `CREATE`, `UPDATE`, `DELETE` (or `TEST` for pings).
-    pub action: String,
-    /// Captured table, if any.
+    /// The captured table, if any.
     pub table_name: Option<String>,
-    /// The row's primary key, as JSON text.
-    pub row_id: String,
-    /// The source transaction.
-    pub transaction_id: i64,
-    /// When it happened (ms).
-    pub occurred_at: i64,
-    /// The row's new etag.
-    pub etag: Option<String>,
-    /// Changed fields before (JSON object text), None on CREATE.
-    pub old: Option<String>,
-    /// Changed fields after (JSON object text), None on DELETE.
-    pub new: Option<String>,
-    /// The full row (JSON object text).
-    pub record: Option<String>,
-    /// Expanded foreign keys: `{"column": {row}}` (JSON object text).
-    pub related: Option<String>,
+    /// The change itself.
+    pub payload: ChangePayload,
 }
 
 /// What a fan-out wrote.
@@ -92,20 +76,13 @@ pub struct Claim {
 /// A stored change.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct ChangeRow {
-    /// Id.
+    /// Its id in the store.
     pub id: i64,
-    /// Source.
+    /// Where it came from.
     pub source: String,
-    /// Resource.
-    pub resource: String,
-    /// Action.
-    pub action: String,
-    /// Row id (JSON).
-    pub row_id: String,
-    /// Transaction.
-    pub transaction_id: i64,
-    /// Occurred (ms).
-    pub occurred_at: i64,
+    /// The change itself.
+    #[sqlx(flatten)]
+    pub payload: ChangePayload,
 }
 
 const DELIVERY_COLUMNS: &str = "change_id, subscription_id, receiver_id, status, next_attempt_at, order_key, created_at, updated_at";
@@ -132,20 +109,33 @@ impl Store {
                 let claims = claims.unwrap_or(&empty);
                 let col =
                     |f: fn(&NewChange) -> Option<String>| changes.iter().map(f).collect::<Vec<_>>();
+                let p = |f: fn(&ChangePayload) -> Option<String>| {
+                    changes.iter().map(|c| f(&c.payload)).collect::<Vec<_>>()
+                };
                 let rows: Vec<PgFanoutRow> = sqlx::query_as(AssertSqlSafe(PG_FAN_OUT))
                     .bind(col(|c| Some(c.source.clone())))
                     .bind(col(|c| c.source_key.clone()))
-                    .bind(col(|c| Some(c.resource.clone())))
-                    .bind(col(|c| Some(c.action.clone())))
+                    .bind(p(|c| Some(c.resource.clone())))
+                    .bind(p(|c| Some(c.action.api_name().to_string())))
                     .bind(col(|c| c.table_name.clone()))
-                    .bind(col(|c| Some(c.row_id.clone())))
-                    .bind(changes.iter().map(|c| c.transaction_id).collect::<Vec<_>>())
-                    .bind(changes.iter().map(|c| c.occurred_at).collect::<Vec<_>>())
-                    .bind(col(|c| c.etag.clone()))
-                    .bind(col(|c| c.old.clone()))
-                    .bind(col(|c| c.new.clone()))
-                    .bind(col(|c| c.record.clone()))
-                    .bind(col(|c| c.related.clone()))
+                    .bind(p(|c| Some(c.row_id.clone())))
+                    .bind(
+                        changes
+                            .iter()
+                            .map(|c| c.payload.transaction_id)
+                            .collect::<Vec<_>>(),
+                    )
+                    .bind(
+                        changes
+                            .iter()
+                            .map(|c| c.payload.occurred_at)
+                            .collect::<Vec<_>>(),
+                    )
+                    .bind(p(|c| c.etag.clone()))
+                    .bind(p(|c| c.old.clone()))
+                    .bind(p(|c| c.new.clone()))
+                    .bind(p(|c| c.record.clone()))
+                    .bind(p(|c| c.related.clone()))
                     .bind(now)
                     .bind(
                         claims
@@ -180,17 +170,17 @@ impl Store {
                     )
                     .bind(&c.source)
                     .bind(&c.source_key)
-                    .bind(&c.resource)
-                    .bind(&c.action)
+                    .bind(&c.payload.resource)
+                    .bind(c.payload.action.api_name())
                     .bind(&c.table_name)
-                    .bind(&c.row_id)
-                    .bind(c.transaction_id)
-                    .bind(c.occurred_at)
-                    .bind(&c.etag)
-                    .bind(&c.old)
-                    .bind(&c.new)
-                    .bind(&c.record)
-                    .bind(&c.related)
+                    .bind(&c.payload.row_id)
+                    .bind(c.payload.transaction_id)
+                    .bind(c.payload.occurred_at)
+                    .bind(&c.payload.etag)
+                    .bind(&c.payload.old)
+                    .bind(&c.payload.new)
+                    .bind(&c.payload.record)
+                    .bind(&c.payload.related)
                     .bind(now)
                     .fetch_optional(&mut *tx)
                     .await?;
@@ -205,10 +195,10 @@ impl Store {
                          ON CONFLICT (change_id, subscription_id) DO NOTHING RETURNING id, receiver_id"
                     )))
                     .bind(id)
-                    .bind(&c.resource)
-                    .bind(&c.action)
+                    .bind(&c.payload.resource)
+                    .bind(c.payload.action.api_name())
                     .bind(now)
-                    .bind(&c.row_id)
+                    .bind(&c.payload.row_id)
                     .fetch_all(&mut *tx)
                     .await?;
                     created.extend(got.into_iter().map(|(d, r)| (d, r, id)));
@@ -236,14 +226,14 @@ impl Store {
                  VALUES ($1, NULL, $2, $3, NULL, $4, $5, $6, $7, $8, $9, NULL, NULL, $10) RETURNING id",
             )
             .bind(&change.source)
-            .bind(&change.resource)
-            .bind(&change.action)
-            .bind(&change.row_id)
-            .bind(change.transaction_id)
-            .bind(change.occurred_at)
-            .bind(&change.etag)
-            .bind(&change.old)
-            .bind(&change.new)
+            .bind(&change.payload.resource)
+            .bind(change.payload.action.api_name())
+            .bind(&change.payload.row_id)
+            .bind(change.payload.transaction_id)
+            .bind(change.payload.occurred_at)
+            .bind(&change.payload.etag)
+            .bind(&change.payload.old)
+            .bind(&change.payload.new)
             .bind(now)
             .fetch_one(&mut *tx)
             .await?;
@@ -265,7 +255,8 @@ impl Store {
     pub async fn change(&self, id: i64) -> Result<Option<ChangeRow>> {
         Ok(crate::on_pool!(self, |pool| {
             sqlx::query_as::<_, ChangeRow>(
-            "SELECT id, source, resource, action, row_id, transaction_id, occurred_at FROM changes WHERE id = $1"
+            "SELECT id, source, resource, action, row_id, transaction_id, occurred_at, etag, old, new, record, related \
+             FROM changes WHERE id = $1"
         )
         .bind(id)
         .fetch_optional(pool)
@@ -511,18 +502,11 @@ fn pg_outcome(changes: &[NewChange], rows: Vec<PgFanoutRow>, now: i64) -> Fanout
             retry_base: 0,
             lease_until: row.lease_until.unwrap_or(0),
             created_at: now,
-            resource: change.resource.clone(),
-            action: change.action.clone(),
-            row_id: change.row_id.clone(),
-            transaction_id: change.transaction_id,
-            occurred_at: change.occurred_at,
-            etag: change.etag.clone(),
-            old: change.old.clone(),
-            new: change.new.clone(),
-            record: change.record.clone(),
-            related: change.related.clone(),
-            include_full_record: row.include_full_record,
-            expand: row.expand,
+            payload: change.payload.clone(),
+            view: SubscriptionView {
+                include_full_record: row.include_full_record,
+                expand: row.expand,
+            },
             plugin_revision: row.plugin_revision,
         });
     }

@@ -10,6 +10,7 @@
 use sqlx::AssertSqlSafe;
 
 use super::{Backend, Error, Result, Store, now_ms, on_pool};
+use crate::envelope::{ChangePayload, EventIds, SubscriptionView, render};
 
 /// Delivery statuses.
 pub mod status {
@@ -43,49 +44,46 @@ pub struct LeaseRequest {
 /// A leased delivery with everything needed to render its body.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct LeasedDelivery {
-    /// Delivery id: the `event_id`.
+    /// The delivery's id: the body's `event_id`.
     pub id: i64,
-    /// Change.
+    /// The change it delivers.
     pub change_id: i64,
-    /// Subscription (None for a test ping).
+    /// The subscription that matched (None for a test ping).
     pub subscription_id: Option<i64>,
-    /// Receiver.
+    /// Where it goes.
     pub receiver_id: i64,
     /// Attempts made so far.
     pub attempts: i32,
-    /// Attempts made before the last manual redelivery.
+    /// Attempts made before the last manual redelivery (the retry
+    /// schedule starts again from there).
     pub retry_base: i32,
-    /// The lease's end (ms): the fencing token.
+    /// The lease's end (ms): the fencing token of its completion.
     pub lease_until: i64,
     /// When fan-out created it (ms).
     pub created_at: i64,
-    /// Resource.
-    pub resource: String,
-    /// Action.
-    pub action: String,
-    /// Row id (JSON).
-    pub row_id: String,
-    /// Transaction.
-    pub transaction_id: i64,
-    /// Occurred (ms).
-    pub occurred_at: i64,
-    /// Row etag.
-    pub etag: Option<String>,
-    /// Changed fields before.
-    pub old: Option<String>,
-    /// Changed fields after.
-    pub new: Option<String>,
-    /// Full row.
-    pub record: Option<String>,
-    /// Expanded foreign keys.
-    pub related: Option<String>,
-    /// The subscription wants the full row.
-    pub include_full_record: Option<bool>,
-    /// The subscription's expansions (JSON array).
-    pub expand: Option<String>,
+    /// The change.
+    #[sqlx(flatten)]
+    pub payload: ChangePayload,
+    /// What its subscription asks for beyond the diff.
+    #[sqlx(flatten)]
+    pub view: SubscriptionView,
     /// The revision of the receiver's plugin at lease time (None: no
     /// plugin). The delivery is sent only once transformed by exactly it.
     pub plugin_revision: Option<String>,
+}
+
+impl LeasedDelivery {
+    /// The body, before any plugin.
+    pub fn body(&self) -> String {
+        render(
+            EventIds {
+                event_id: self.id,
+                subscription_id: self.subscription_id,
+            },
+            &self.payload,
+            &self.view,
+        )
+    }
 }
 
 /// How an attempt (or a decision not to attempt) ended.
@@ -180,89 +178,58 @@ pub struct EventFilter {
 /// A delivery as the API shows it, with its change and last attempt.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct EventRow {
-    /// Id (`event_id`).
+    /// The delivery's id (`event_id`).
     pub id: i64,
-    /// Change.
+    /// The change it delivers.
     pub change_id: i64,
-    /// Subscription.
+    /// The subscription that matched (None for a test ping).
     pub subscription_id: Option<i64>,
-    /// Receiver.
+    /// Where it goes.
     pub receiver_id: i64,
-    /// Status.
+    /// See [`status`].
     pub status: String,
     /// Attempts made.
     pub attempts: i32,
-    /// Next attempt (ms) while pending.
+    /// When the next attempt is due (ms), while pending.
     pub next_attempt_at: i64,
-    /// Last response status.
+    /// The last response status.
     pub last_status: Option<i32>,
-    /// Last error.
+    /// Why the last attempt failed, or why the delivery waits.
     pub last_error: Option<String>,
-    /// Created (ms).
+    /// Created by fan-out (ms).
     pub created_at: i64,
-    /// Updated (ms).
+    /// Last changed (ms).
     pub updated_at: i64,
     /// Finished (ms).
     pub completed_at: Option<i64>,
-    /// Resource.
-    pub resource: String,
-    /// Action.
-    pub action: String,
-    /// Row id (JSON).
-    pub row_id: String,
-    /// Transaction.
-    pub transaction_id: i64,
-    /// When the change happened (ms).
-    pub occurred_at: i64,
-    /// Last attempt's request body.
+    /// The change.
+    #[sqlx(flatten)]
+    pub payload: ChangePayload,
+    /// What its subscription asks for beyond the diff.
+    #[sqlx(flatten)]
+    pub view: SubscriptionView,
+    /// The last attempt's request body, when the audit trail stored it.
     pub request_data: Option<String>,
-    /// Last attempt's response status.
+    /// The last attempt's response status.
     pub response_status: Option<i32>,
-    /// Last attempt's response body.
+    /// The last attempt's response body (its first bytes).
     pub response_data: Option<String>,
-    /// Row etag (to render the body again).
-    pub etag: Option<String>,
-    /// Changed fields before.
-    pub old: Option<String>,
-    /// Changed fields after.
-    pub new: Option<String>,
-    /// Full row, when stored.
-    pub record: Option<String>,
-    /// Expanded foreign keys.
-    pub related: Option<String>,
-    /// The subscription wants the full row.
-    pub include_full_record: Option<bool>,
-    /// The subscription's expansions.
-    pub expand: Option<String>,
 }
 
 impl EventRow {
-    /// What its body is made of.
-    pub fn parts(&self) -> crate::delivery::render::Parts<'_> {
-        crate::delivery::render::Parts {
-            event_id: self.id,
-            subscription_id: self.subscription_id,
-            resource: &self.resource,
-            action: &self.action,
-            transaction_id: self.transaction_id,
-            occurred_at: self.occurred_at,
-            row_id: &self.row_id,
-            etag: self.etag.as_deref(),
-            old: self.old.as_deref(),
-            new: self.new.as_deref(),
-            record: self.record.as_deref(),
-            related: self.related.as_deref(),
-            include_full_record: self.include_full_record,
-            expand: self.expand.as_deref(),
-        }
-    }
-
     /// The body sent: as recorded, or rendered again when the audit trail
     /// left it out because it is reproducible.
     pub fn sent_body(&self, recorded: Option<&str>) -> String {
         match recorded {
             Some(body) => body.to_string(),
-            None => crate::delivery::render::render(&self.parts()),
+            None => render(
+                EventIds {
+                    event_id: self.id,
+                    subscription_id: self.subscription_id,
+                },
+                &self.payload,
+                &self.view,
+            ),
         }
     }
 }

@@ -639,10 +639,15 @@ async fn retention_counts_from_completion(backend: Backend) {
             rid.parse().unwrap(),
             &changewire_gateway::store::changes::NewChange {
                 source: "test".into(),
-                resource: "RUNS".into(),
-                action: "TEST".into(),
-                row_id: "0".into(),
-                ..Default::default()
+                source_key: None,
+                table_name: None,
+                payload: changewire_gateway::envelope::ChangePayload::new(
+                    "RUNS",
+                    changewire_gateway::envelope::Action::Test,
+                    "0",
+                    0,
+                    0,
+                ),
             },
         )
         .await

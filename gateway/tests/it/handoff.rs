@@ -2,6 +2,7 @@
 //! process, within each receiver's claim, and leaves the rest in the queue.
 
 use changewire_gateway::config::StoreUrl;
+use changewire_gateway::envelope::{Action, ChangePayload};
 use changewire_gateway::store::Store;
 use changewire_gateway::store::changes::{Claim, Claims, NewChange};
 use changewire_gateway::store::deliveries::LeaseRequest;
@@ -11,16 +12,13 @@ use changewire_test_support::gateway::TestGateway;
 use serde_json::json;
 
 fn change(key: i64) -> NewChange {
+    let mut payload = ChangePayload::new("RUNS", Action::Update, key.to_string(), key, 1);
+    payload.new = Some(r#"{"status": "done"}"#.into());
     NewChange {
         source: "test-handoff".into(),
         source_key: Some(key.to_string()),
-        resource: "RUNS".into(),
-        action: "UPDATE".into(),
-        row_id: key.to_string(),
-        transaction_id: key,
-        occurred_at: 1,
-        new: Some(r#"{"status": "done"}"#.into()),
-        ..NewChange::default()
+        table_name: None,
+        payload,
     }
 }
 
@@ -64,11 +62,11 @@ async fn fan_out_claims_within_limits(backend: Backend) {
             .iter()
             .all(|d| d.receiver_id == a && d.lease_until == lease_until)
     );
-    assert_eq!(outcome.claimed[0].row_id, "1");
-    assert_eq!(outcome.claimed[1].row_id, "2");
+    assert_eq!(outcome.claimed[0].payload.row_id, "1");
+    assert_eq!(outcome.claimed[1].payload.row_id, "2");
     assert!(outcome.claimed[0].id < outcome.claimed[1].id);
     assert_eq!(
-        outcome.claimed[0].new.as_deref(),
+        outcome.claimed[0].payload.new.as_deref(),
         Some(r#"{"status": "done"}"#),
         "ready to render"
     );
@@ -89,7 +87,7 @@ async fn fan_out_claims_within_limits(backend: Backend) {
     let for_a: Vec<_> = leased
         .iter()
         .filter(|d| d.receiver_id == a)
-        .map(|d| d.row_id.as_str())
+        .map(|d| d.payload.row_id.as_str())
         .collect();
     assert_eq!(for_a, vec!["3"], "the claimed two are leased already");
     assert_eq!(leased.iter().filter(|d| d.receiver_id == b).count(), 3);
@@ -107,7 +105,7 @@ async fn fan_out_claims_within_limits(backend: Backend) {
         )
         .await
         .unwrap();
-    let ids: Vec<_> = retaken.iter().map(|d| d.row_id.as_str()).collect();
+    let ids: Vec<_> = retaken.iter().map(|d| d.payload.row_id.as_str()).collect();
     assert_eq!(ids, vec!["1", "2"]);
 
     // Fanning out the same changes again writes and claims nothing.

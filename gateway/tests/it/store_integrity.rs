@@ -145,10 +145,15 @@ async fn lease_one(
 fn test_change() -> changewire_gateway::store::changes::NewChange {
     changewire_gateway::store::changes::NewChange {
         source: "test".into(),
-        resource: "RUNS".into(),
-        action: "TEST".into(),
-        row_id: "0".into(),
-        ..Default::default()
+        source_key: None,
+        table_name: None,
+        payload: changewire_gateway::envelope::ChangePayload::new(
+            "RUNS",
+            changewire_gateway::envelope::Action::Test,
+            "0",
+            0,
+            0,
+        ),
     }
 }
 
