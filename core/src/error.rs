@@ -1,4 +1,7 @@
-//! The one error type of the signing core.
+//! The error types of the signing core: [`Error`] for signing and verifying,
+//! [`JsonError`] inside it, and [`UnknownScheme`] for a bad scheme name.
+
+use std::fmt;
 
 /// Where and why a body is not JSON that Python's `json.loads` would accept.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -8,6 +11,48 @@ pub struct JsonError {
     pub offset: usize,
     /// What the reader expected or refused there.
     pub reason: &'static str,
+}
+
+/// A signature scheme name that is none of [`Scheme::ALL`](crate::Scheme::ALL),
+/// from [`Scheme`](crate::Scheme)'s `FromStr`.
+///
+/// It is about an argument, not a request, so it is not an [`Error`] and has
+/// no [`Error::code`]: the SDKs raise it as their usual bad-argument error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown signature scheme `{}`; expected {}", .input.escape_debug(), SchemeNames)]
+pub struct UnknownScheme {
+    input: String,
+}
+
+impl UnknownScheme {
+    pub(crate) fn new(input: &str) -> Self {
+        UnknownScheme {
+            input: input.to_owned(),
+        }
+    }
+
+    /// The name as given.
+    pub fn input(&self) -> &str {
+        &self.input
+    }
+}
+
+/// Writes the accepted names: "`ion` or `standard`".
+struct SchemeNames;
+
+impl fmt::Display for SchemeNames {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let all = crate::Scheme::ALL;
+        for (i, scheme) in all.iter().enumerate() {
+            let separator = match i {
+                0 => "",
+                _ if i + 1 == all.len() => " or ",
+                _ => ", ",
+            };
+            write!(f, "{separator}`{scheme}`")?;
+        }
+        Ok(())
+    }
 }
 
 /// Everything that can go wrong while signing or verifying.

@@ -53,6 +53,6 @@ mod secret;
 pub mod standard;
 
 pub use envelope::{Action, Event, EventData, UnknownAction};
-pub use error::{Error, JsonError};
+pub use error::{Error, JsonError, UnknownScheme};
 pub use request::{Headers, Scheme, VerifyOptions, verify_request};
 pub use secret::Secret;

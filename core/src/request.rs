@@ -1,6 +1,9 @@
 //! Verifying a whole request: pick the scheme from its headers.
 
-use crate::error::Error;
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::{Error, UnknownScheme};
 use crate::{ion, standard};
 
 /// Read access to request headers, by lowercase name, case-insensitively.
@@ -42,12 +45,46 @@ pub enum Scheme {
 }
 
 impl Scheme {
-    /// The scheme's name in configuration and the API: `ion` or `standard`.
-    pub fn as_str(self) -> &'static str {
+    /// Every scheme, in the order help texts and error messages list them.
+    pub const ALL: &'static [Scheme] = &[Scheme::Ion, Scheme::Standard];
+
+    /// The scheme's name in configuration, the API and the SDKs: `ion` or
+    /// `standard`. [`FromStr`] reads it back (in any ASCII case).
+    pub const fn as_str(self) -> &'static str {
         match self {
             Scheme::Ion => "ion",
             Scheme::Standard => "standard",
         }
+    }
+}
+
+impl fmt::Display for Scheme {
+    /// Writes [`Scheme::as_str`].
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl FromStr for Scheme {
+    type Err = UnknownScheme;
+
+    /// Reads a scheme's name as [`Scheme::as_str`] writes it, ignoring ASCII
+    /// case: `ion`, `ION`, `standard`, `Standard`, …
+    ///
+    /// ```
+    /// use changewire_core::Scheme;
+    ///
+    /// assert_eq!("ion".parse(), Ok(Scheme::Ion));
+    /// assert_eq!("Standard".parse(), Ok(Scheme::Standard));
+    /// let err = "hmac".parse::<Scheme>().unwrap_err();
+    /// assert_eq!(err.to_string(), "unknown signature scheme `hmac`; expected `ion` or `standard`");
+    /// ```
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Scheme::ALL
+            .iter()
+            .copied()
+            .find(|scheme| scheme.as_str().eq_ignore_ascii_case(name))
+            .ok_or_else(|| UnknownScheme::new(name))
     }
 }
 
@@ -134,6 +171,64 @@ mod tests {
     use super::*;
 
     const BODY: &[u8] = br#"{"event_id": 1, "data": {"id": 7, "new": {"a": 1}}}"#;
+
+    #[test]
+    fn all_lists_every_scheme_once_in_declaration_order() {
+        // Exhaustive on purpose: a new variant does not compile here until it
+        // is given a place, and then the assertions below want it in `ALL`.
+        let place = |scheme: Scheme| match scheme {
+            Scheme::Ion => 0,
+            Scheme::Standard => 1,
+        };
+        assert_eq!(Scheme::ALL.len(), 2);
+        for (i, scheme) in Scheme::ALL.iter().enumerate() {
+            assert_eq!(place(*scheme), i, "{scheme:?}");
+        }
+    }
+
+    #[test]
+    fn every_scheme_round_trips_through_its_name_and_display() {
+        for &scheme in Scheme::ALL {
+            let name = scheme.as_str();
+            assert_eq!(scheme.to_string(), name);
+            assert_eq!(name.parse::<Scheme>(), Ok(scheme));
+            assert_eq!(name.to_ascii_uppercase().parse::<Scheme>(), Ok(scheme));
+        }
+        assert_eq!(format!("[{:>5}]", Scheme::Ion), "[  ion]");
+    }
+
+    #[test]
+    fn scheme_names_are_read_in_any_ascii_case() {
+        for (name, scheme) in [
+            ("ion", Scheme::Ion),
+            ("ION", Scheme::Ion),
+            ("Ion", Scheme::Ion),
+            ("standard", Scheme::Standard),
+            ("Standard", Scheme::Standard),
+            ("STANDARD", Scheme::Standard),
+        ] {
+            assert_eq!(name.parse(), Ok(scheme), "{name}");
+        }
+    }
+
+    #[test]
+    fn unknown_scheme_names_are_refused_with_the_accepted_ones() {
+        for name in ["", "hmac", " ion", "ion ", "ions", "x-ion-signature", "İON"] {
+            let err = name.parse::<Scheme>().unwrap_err();
+            assert_eq!(err.input(), name);
+        }
+        let err = "hmac".parse::<Scheme>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown signature scheme `hmac`; expected `ion` or `standard`"
+        );
+        // Control characters are escaped, so the message stays on one line.
+        let err = "a\nb".parse::<Scheme>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown signature scheme `a\\nb`; expected `ion` or `standard`"
+        );
+    }
 
     #[test]
     fn ion_header_verifies_and_next_header_covers_rotation() {

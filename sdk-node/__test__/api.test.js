@@ -135,8 +135,12 @@ test('the API of every build', async (t) => {
         'invalid secret: a Standard Webhooks secret is `whsec_` followed by base64')
       assert.throws(() => cw.verifyRequest(STD_SECRET, URL, BODY, headers, { require: 'hmac' }), {
         name: 'TypeError',
-        message: 'require must be "ion" or "standard", not "hmac"',
+        message: 'require: unknown signature scheme `hmac`; expected `ion` or `standard`',
       })
+      // Scheme names are read in any case; the scheme returned is always lowercase.
+      assert.equal(cw.verifyRequest(STD_SECRET, URL, BODY, headers, { require: 'Standard' }), 'standard')
+      throwsCode(cw, () => cw.verifyRequest(STD_SECRET, URL, BODY, headers, { require: 'ION' }), 'missing_header',
+        'missing `x-ion-signature` header')
       assert.throws(() => cw.verifyRequest(STD_SECRET, URL, BODY, headers, { now: 'soon' }), TypeError)
     })
 

@@ -36,17 +36,11 @@ pub fn verify_request(
     tolerance: u32,
     require: Option<String>,
 ) -> Result<String> {
-    let require = match require.as_deref() {
-        None => None,
-        Some("ion") => Some(Scheme::Ion),
-        Some("standard") => Some(Scheme::Standard),
-        Some(other) => {
-            return Err(fail_with(
-                "invalid_option",
-                format!("require must be \"ion\" or \"standard\", not {other:?}"),
-            ));
-        }
-    };
+    let require = require
+        .as_deref()
+        .map(str::parse::<Scheme>)
+        .transpose()
+        .map_err(|err| fail_with("invalid_option", format!("require: {err}")))?;
     let pairs: Vec<(&str, &str)> = headers
         .chunks_exact(2)
         .map(|pair| (pair[0].as_str(), pair[1].as_str()))

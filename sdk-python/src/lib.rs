@@ -15,7 +15,8 @@ mod fast;
 
 use changewire_core::json::{MAX_DEPTH, Object, Text, Value};
 use changewire_core::{
-    Error, Headers as _, Scheme, VerifyOptions, diagnose as core_diagnose, ion, standard,
+    Error, Headers as _, Scheme, UnknownScheme, VerifyOptions, diagnose as core_diagnose, ion,
+    standard,
 };
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -384,15 +385,12 @@ fn header_pairs(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
     Ok(out)
 }
 
+/// `require=`: a scheme name in any ASCII case, or `None` for either scheme.
 fn scheme_arg(require: Option<&str>) -> PyResult<Option<Scheme>> {
-    match require {
-        None => Ok(None),
-        Some("ion") => Ok(Some(Scheme::Ion)),
-        Some("standard") => Ok(Some(Scheme::Standard)),
-        Some(other) => Err(PyValueError::new_err(format!(
-            "require must be 'ion' or 'standard', not {other:?}"
-        ))),
-    }
+    require
+        .map(str::parse)
+        .transpose()
+        .map_err(|err: UnknownScheme| PyValueError::new_err(format!("require: {err}")))
 }
 
 fn unix_now() -> i64 {
@@ -486,8 +484,8 @@ fn verify_request<'py>(
             None => changewire_core::verify_request(secret, url, body, &found, now, &options),
         });
         match result {
-            Ok(Scheme::Ion) => Ok(intern!(py, "ion").clone()),
-            Ok(Scheme::Standard) => Ok(intern!(py, "standard").clone()),
+            Ok(Scheme::Ion) => Ok(intern!(py, Scheme::Ion.as_str()).clone()),
+            Ok(Scheme::Standard) => Ok(intern!(py, Scheme::Standard.as_str()).clone()),
             Ok(other) => Ok(PyString::new(py, other.as_str())),
             Err(err) => Err(verification_error(py, &err)),
         }

@@ -161,8 +161,14 @@ def test_standard_webhooks_scheme_options_and_clock():
     assert str(info.value) == "timestamp is 11s in the future, beyond the 10s tolerance (clock skew?)"
     with pytest.raises(changewire.WebhookVerificationError, match="missing `x-ion-signature`"):
         changewire.verify_request(secret, URL, BODY, headers, require="ion")
-    with pytest.raises(ValueError, match="require must be"):
+    with pytest.raises(ValueError) as info:
         changewire.verify_request(secret, URL, BODY, headers, require="hmac")
+    assert type(info.value) is ValueError
+    assert str(info.value) == "require: unknown signature scheme `hmac`; expected `ion` or `standard`"
+    # Scheme names are read in any case; the scheme returned is always lowercase.
+    assert changewire.verify_request(secret, URL, BODY, headers, require="Standard") == "standard"
+    with pytest.raises(changewire.WebhookVerificationError, match="missing `x-ion-signature`"):
+        changewire.verify_request(secret, URL, BODY, headers, require="ION")
     with pytest.raises(changewire.WebhookVerificationError) as info:
         changewire.verify_request("not base64!", URL, BODY, headers)
     assert info.value.code == "invalid_secret"

@@ -69,8 +69,8 @@
 #![deny(missing_docs)]
 
 pub use changewire_core::{
-    Action, Error, Event, EventData, Headers, JsonError, Scheme, Secret, VerifyOptions, canonical,
-    diagnose, ion, json, manual, standard,
+    Action, Error, Event, EventData, Headers, JsonError, Scheme, Secret, UnknownScheme,
+    VerifyOptions, canonical, diagnose, ion, json, manual, standard,
 };
 
 mod event;

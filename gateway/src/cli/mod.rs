@@ -15,6 +15,7 @@ pub use serve::ServeArgs;
 use std::io::Read;
 use std::process::ExitCode;
 
+use changewire_core::Scheme;
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// changewire — committed database changes become signed webhooks.
@@ -49,13 +50,24 @@ pub enum Command {
     Verify(verify::VerifyArgs),
 }
 
-/// Which signature to make or check.
+/// Which signature to make or check: [`Scheme`] as a clap value, so `--help`
+/// lists the names with these descriptions (a test pins them to
+/// [`Scheme::as_str`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SchemeArg {
     /// `x-ion-signature`: HMAC-SHA1 over the receiver URL and `data`, as ION computes it.
     Ion,
     /// Standard Webhooks `webhook-signature`: HMAC-SHA256 over `id.timestamp.body`.
     Standard,
+}
+
+impl From<SchemeArg> for Scheme {
+    fn from(arg: SchemeArg) -> Self {
+        match arg {
+            SchemeArg::Ion => Scheme::Ion,
+            SchemeArg::Standard => Scheme::Standard,
+        }
+    }
 }
 
 /// Parses the command line and runs it.
@@ -131,4 +143,54 @@ fn print_schema(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let sdl = runtime.block_on(async { crate::api::schema::sdl_for_config(config) });
     print!("{sdl}");
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scheme_args_are_named_as_core_names_the_schemes() {
+        for arg in SchemeArg::value_variants() {
+            let value = arg.to_possible_value().unwrap();
+            assert_eq!(value.get_name(), Scheme::from(*arg).as_str());
+        }
+        let converted: Vec<Scheme> = SchemeArg::value_variants()
+            .iter()
+            .map(|arg| Scheme::from(*arg))
+            .collect();
+        assert_eq!(converted, Scheme::ALL);
+    }
+
+    #[test]
+    fn scheme_flags_default_to_ion_and_ignore_case() {
+        let scheme_of = |args: &[&str]| {
+            let mut line = vec!["changewire", "sign", "--secret", "s", "--url", "u"];
+            line.extend_from_slice(args);
+            match Cli::try_parse_from(line).unwrap().command {
+                Command::Sign(sign) => sign.scheme,
+                other => panic!("parsed as {other:?}"),
+            }
+        };
+        assert_eq!(scheme_of(&[]), SchemeArg::Ion);
+        assert_eq!(scheme_of(&["--scheme", "standard"]), SchemeArg::Standard);
+        assert_eq!(scheme_of(&["--scheme", "STANDARD"]), SchemeArg::Standard);
+        let err = Cli::try_parse_from([
+            "changewire",
+            "verify",
+            "--secret",
+            "s",
+            "--url",
+            "u",
+            "--signature",
+            "x",
+            "--scheme",
+            "hmac",
+        ])
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("[possible values: ion, standard]"),
+            "{err}"
+        );
+    }
 }

@@ -18,7 +18,7 @@ pub struct SignArgs {
     #[arg(long)]
     pub url: String,
     /// Which signature to print.
-    #[arg(long, value_enum, default_value = "ion")]
+    #[arg(long, value_enum, ignore_case = true, default_value_t = SchemeArg::Ion)]
     pub scheme: SchemeArg,
     /// Standard Webhooks message id (default: the body's `event_id`).
     #[arg(long)]

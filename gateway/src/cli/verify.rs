@@ -22,7 +22,7 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub signature: String,
     /// Which signature to check.
-    #[arg(long, value_enum, default_value = "ion")]
+    #[arg(long, value_enum, ignore_case = true, default_value_t = SchemeArg::Ion)]
     pub scheme: SchemeArg,
     /// Standard Webhooks message id (`webhook-id`; default: the body's `event_id`).
     #[arg(long)]
