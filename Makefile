@@ -63,7 +63,7 @@ bench-core: ## sign/verify throughput (criterion)
 	$(CARGO) bench -p changewire-core --bench signing
 
 bench-plugins: ## per-call plugin overhead (criterion + p50/p99)
-	$(CARGO) bench -p changewire-gateway --bench plugin_call
+	$(CARGO) bench -p changewire-plugin-host --bench plugin_call
 
 bench-delivery: ## end to end: delivery, fan-out, capture, latency, isolation, trigger overhead, RSS (JSON)
 	$(CARGO) build --release -p changewire-gateway

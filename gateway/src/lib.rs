@@ -4,10 +4,9 @@
 //! changes, fans them out to subscribed receivers and delivers them signed,
 //! at least once. See `ARCHITECTURE.md` at the repository root for the map.
 
-// Unsafe code is denied everywhere; the one exception (loading compiled
-// plugins from the on-disk cache, `plugins/cache.rs`) allows it locally with
-// a SAFETY comment.
-#![deny(unsafe_code)]
+// No unsafe code: the one use that plugins need (loading compiled plugins
+// from the on-disk cache) is in `changewire-plugin-host`.
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod api;

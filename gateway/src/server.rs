@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, ApiContext};
 use crate::config::Config;
 use crate::health::Health;
+use crate::plugins::PluginRuntime;
 use crate::signals::Signals;
 use crate::store::Store;
 
@@ -41,8 +42,8 @@ pub enum StartError {
     #[error("capture")]
     Capture(#[from] crate::capture::Error),
     /// A plugin named in the configuration file cannot be attached.
-    #[error("plugins: {0}")]
-    Plugin(String),
+    #[error("plugins")]
+    Plugin(#[from] crate::plugins::Error),
     /// The delivery engine could not start.
     #[error("delivery")]
     Delivery(#[from] crate::delivery::Error),
@@ -100,8 +101,8 @@ impl RunningGateway {
         let mut tasks = JoinSet::new();
         let _ = crate::telemetry::metrics_handle();
         crate::telemetry::register_start_series(&config, &store).await;
-        let plugins = Arc::new(crate::delivery::PluginRuntime::new(&config.plugins));
-        crate::api::plugins::attach_from_config(&config, &store, &plugins).await?;
+        let plugins = Arc::new(PluginRuntime::new(&config.plugins));
+        crate::plugins::attach_from_config(&config, &store, &plugins).await?;
         plugins.sync(&store, &health).await?;
 
         crate::capture::start(&config, &store, &signals, &health, &shutdown, &mut tasks).await?;

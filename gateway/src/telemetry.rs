@@ -41,7 +41,7 @@ const QUEUE_OLDEST: &str = "changewire_queue_oldest_pending_seconds";
 const CIRCUIT_OPEN: &str = "changewire_receiver_circuit_open";
 
 /// The gateway's own metric families (the plugin host's are in
-/// `plugins::metric`).
+/// `changewire_plugin_host::metric`).
 const GATEWAY_FAMILIES: [&str; 7] = [
     CHANGES_CAPTURED,
     DELIVERIES_CREATED,
@@ -61,7 +61,7 @@ const HTTP_OUTCOMES: [&str; 3] = ["succeeded", "retry", "failed"];
 pub fn metric_families() -> Vec<&'static str> {
     GATEWAY_FAMILIES
         .iter()
-        .chain(crate::plugins::metric::ALL.iter())
+        .chain(changewire_plugin_host::metric::ALL.iter())
         .copied()
         .collect()
 }
@@ -86,7 +86,7 @@ fn describe() {
         CIRCUIT_OPEN,
         "1 while a receiver's circuit breaker is open."
     );
-    crate::plugins::metric::describe();
+    changewire_plugin_host::metric::describe();
 }
 
 /// A receiver that exists when the gateway starts.
@@ -123,7 +123,7 @@ pub fn register_known_series(sources: &[&'static str], receivers: &[KnownReceive
         metrics::gauge!(QUEUE_OLDEST, "receiver" => id.clone()).increment(0.0);
         metrics::gauge!(CIRCUIT_OPEN, "receiver" => id).set(if r.circuit_open { 1.0 } else { 0.0 });
     }
-    crate::plugins::metric::register_zero();
+    changewire_plugin_host::metric::register_zero();
 }
 
 /// [`register_known_series`] for this configuration and the receivers in

@@ -8,6 +8,7 @@ use super::auth::Caller;
 use super::error::{Error, Result};
 use crate::config::Config;
 use crate::destination::Policy;
+use crate::plugins::PluginRuntime;
 use crate::secrets::SecretBox;
 use crate::signals::Signals;
 use crate::store::Store;
@@ -26,7 +27,7 @@ pub struct ApiContext {
     /// Destination rules.
     pub policy: Policy,
     /// The plugin host and registry.
-    pub plugins: Arc<crate::delivery::PluginRuntime>,
+    pub plugins: Arc<PluginRuntime>,
     /// Producer events, committed in groups.
     pub publisher: crate::fanout::Publisher,
 }
@@ -37,7 +38,7 @@ impl ApiContext {
         store: Store,
         config: Arc<Config>,
         signals: Arc<Signals>,
-        plugins: Arc<crate::delivery::PluginRuntime>,
+        plugins: Arc<PluginRuntime>,
     ) -> Self {
         ApiContext {
             secrets: SecretBox::new(config.secret_key.as_ref()),

@@ -1,18 +1,15 @@
 //! Plugins: attach a WebAssembly component to a receiver, detach it, list them.
+//! The GraphQL side only; the rules are in [`crate::plugins`].
 
 use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use sha2::{Digest, Sha256};
 
 use super::context::{admin, api, caller};
 use super::error::{Error, FieldResult};
 use super::limits;
 use super::scalars::{id, parse_id};
-use crate::config::Config;
-use crate::delivery::PluginRuntime;
-use crate::delivery::plugin::{AttachError, LoadState};
-use crate::store::Store;
+use crate::plugins::{self, LoadState, PluginRuntime};
 use crate::store::plugins::PluginRow;
 use crate::timefmt::format_ms;
 
@@ -123,60 +120,23 @@ pub struct DetachWebhookPluginPayload {
     pub detached: bool,
 }
 
-/// Validates, compiles and stores a plugin, and installs it here.
-pub async fn attach(
-    store: &Store,
-    runtime: &PluginRuntime,
-    receiver_id: i64,
-    name: &str,
-    wasm: Vec<u8>,
-    config: &str,
-) -> Result<PluginRow, Error> {
-    if store.receiver(receiver_id).await?.is_none() {
-        return Err(Error::NotFound {
+/// The API error for a refused attach: `FORBIDDEN` while plugins are off
+/// here, `BAD_USER_INPUT` on `input.wasm` for a module that is not a
+/// runnable plugin, `NOT_FOUND` for a receiver that does not exist.
+fn attach_error(err: plugins::Error) -> Error {
+    match err {
+        plugins::Error::Disabled { .. } => Error::Forbidden(err.to_string()),
+        plugins::Error::Invalid { reason } => Error::bad_input("input.wasm", reason),
+        plugins::Error::NotFound { receiver_id } => Error::NotFound {
             entity: "receiver",
             id: receiver_id.to_string(),
-        });
+        },
+        plugins::Error::Store(err) => err.into(),
+        // Only start-up attaches read files.
+        plugins::Error::Read { .. } | plugins::Error::FromConfig { .. } => {
+            Error::Internal(crate::report::Report(&err).to_string())
+        }
     }
-    let plugin = runtime.compile(wasm.clone()).await.map_err(|e| match e {
-        AttachError::Disabled(_) => Error::Forbidden(e.to_string()),
-        AttachError::Invalid(reason) => Error::bad_input("input.wasm", reason),
-    })?;
-    let sha: String = Sha256::digest(&wasm)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let row = store
-        .attach_plugin(receiver_id, name, &sha, &wasm, config)
-        .await?;
-    runtime.install(receiver_id, &row.revision, plugin, name, config);
-    Ok(row)
-}
-
-/// Attaches the plugins named in the configuration file (at start-up).
-pub async fn attach_from_config(
-    config: &Config,
-    store: &Store,
-    runtime: &PluginRuntime,
-) -> Result<(), crate::server::StartError> {
-    for (receiver_id, path, plugin_config) in &config.plugins.attach {
-        let wasm = std::fs::read(path)
-            .map_err(|e| crate::server::StartError::Plugin(format!("{}: {e}", path.display())))?;
-        let name = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("plugin")
-            .to_string();
-        attach(store, runtime, *receiver_id, &name, wasm, plugin_config)
-            .await
-            .map_err(|e| {
-                crate::server::StartError::Plugin(format!(
-                    "{} for receiver {receiver_id}: {e}",
-                    path.display()
-                ))
-            })?;
-    }
-    Ok(())
 }
 
 /// Plugin queries.
@@ -240,7 +200,9 @@ impl PluginMutation {
             Some(n) => super::validate::name("input.name", n, 200)?,
             None => "plugin".into(),
         };
-        let row = attach(&state.store, &state.plugins, rid, &name, wasm, &config).await?;
+        let row = plugins::attach(&state.store, &state.plugins, rid, &name, wasm, &config)
+            .await
+            .map_err(attach_error)?;
         state.signals.receivers_changed();
         Ok(AttachWebhookPluginPayload {
             plugin: WebhookPlugin::new(row, &state.plugins),

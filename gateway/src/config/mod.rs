@@ -192,7 +192,7 @@ pub struct PluginSettings {
     /// Disk cache directory.
     pub cache_dir: Option<std::path::PathBuf>,
     /// Limits of every call.
-    pub limits: crate::plugins::PluginLimits,
+    pub limits: changewire_plugin_host::PluginLimits,
     /// Plugins attached from the configuration file: (receiver, path, config JSON).
     pub attach: Vec<(i64, std::path::PathBuf, String)>,
 }
@@ -366,7 +366,7 @@ impl Config {
             ));
         }
         let p = raw.plugins;
-        let limits = crate::plugins::PluginLimits {
+        let limits = changewire_plugin_host::PluginLimits {
             time_limit_ms: p.time_limit_ms,
             memory_limit_bytes: p.memory_limit_bytes,
             max_output_bytes: p.max_output_bytes,

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use super::client::SendError;
 use super::receivers::Receiver;
 use super::{Engine, headers};
+use crate::plugins::Transform;
 use crate::store::deliveries::{AttemptRecord, Completion, Finished, LeasedDelivery};
 use crate::store::now_ms;
 
@@ -96,12 +97,12 @@ async fn attempt(engine: &Engine, receiver: &Arc<Receiver>, d: &LeasedDelivery) 
     let transform = engine.plugins.transform(receiver, d, &original).await;
     let mut body_changed = false;
     let (body, plugin_headers, plugin_outcome) = match transform {
-        super::plugin::Transform::Unchanged => (original, Vec::new(), None),
-        super::plugin::Transform::Replaced { body, headers } => {
+        Transform::Unchanged => (original, Vec::new(), None),
+        Transform::Replaced { body, headers } => {
             body_changed = body.is_some();
             (body.unwrap_or(original), headers, None)
         }
-        super::plugin::Transform::Dropped { reason } => (
+        Transform::Dropped { reason } => (
             original,
             Vec::new(),
             Some((
@@ -110,11 +111,11 @@ async fn attempt(engine: &Engine, receiver: &Arc<Receiver>, d: &LeasedDelivery) 
                 format!("dropped by plugin: {reason}"),
             )),
         ),
-        super::plugin::Transform::Busy { reason } => {
+        Transform::Busy { reason } => {
             tracing::debug!(receiver = receiver.id, event = d.id, %reason, "plugin host busy; delivery released");
             return released(d, receiver.id, now_ms() + 1_000);
         }
-        super::plugin::Transform::NotLoaded { reason, permanent } => {
+        Transform::NotLoaded { reason, permanent } => {
             if permanent && receiver.plugin_deliver_original {
                 engine.log_limiter.warn(
                     receiver.id,
@@ -130,7 +131,7 @@ async fn attempt(engine: &Engine, receiver: &Arc<Receiver>, d: &LeasedDelivery) 
                 return held(d, receiver.id, now_ms() + again, Some(reason));
             }
         }
-        super::plugin::Transform::Failed { error } => {
+        Transform::Failed { error } => {
             if receiver.plugin_deliver_original {
                 tracing::warn!(receiver = receiver.id, event = d.id, %error, "plugin failed; delivering the original body");
                 (original, Vec::new(), None)

@@ -12,7 +12,8 @@
 //! sending without the queue), [`attempt`] (one request),
 //! [`client`] (HTTP + SSRF guard), [`headers`] (signatures), [`render`]
 //! (body), [`retry`] (schedule), [`recorder`] (audit trail + circuit
-//! breaker), [`receivers`] (settings cache), [`plugin`] (the plugin hook).
+//! breaker), [`receivers`] (settings cache). The plugin hook is
+//! [`crate::plugins`].
 
 pub mod attempt;
 pub mod client;
@@ -20,7 +21,6 @@ pub mod dispatcher;
 pub mod handoff;
 pub mod headers;
 pub mod log_limit;
-pub mod plugin;
 pub mod receivers;
 pub mod recorder;
 pub mod retry;
@@ -30,11 +30,10 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-pub use plugin::PluginRuntime;
-
 use crate::config::{Config, DeliverySettings};
 use crate::destination::Policy;
 use crate::health::Health;
+use crate::plugins::PluginRuntime;
 use crate::secrets::SecretBox;
 use crate::signals::Signals;
 use crate::store::Store;

@@ -1,148 +1,94 @@
-//! WebAssembly plugins: per-receiver transform and filter, run in
-//! microseconds, safely.
-//!
-//! A plugin is a WebAssembly component implementing
-//! `plugins/wit/plugin.wit` (`changewire:plugin/transformer@0.1.0`). Just
-//! before a delivery is signed, the gateway calls it with the event; it
-//! answers deliver (a new body and extra headers), drop (recorded as
-//! `filtered`), or an error.
+//! The plugin registry: which receiver has which WebAssembly plugin on this
+//! gateway, attaching one, and the hook that runs it just before signing.
+//! The host that compiles and runs plugins is the `changewire-plugin-host`
+//! crate; this module decides which plugin applies to which delivery.
 //!
 //! ```text
-//! upload ──▶ PluginHost::compile ──▶ Plugin ──(clone, any thread)──▶ Plugin::call_async(&PluginInput)
-//!             header check              InstancePre                     check out a warm instance
-//!             compile (or disk cache)   pool of warm instances            (or instantiate: ~30 µs)
-//!             imports: provide / stub                                   epoch ticks: yield, or stop at
-//!               / refuse                                                  the time limit; memory cap
-//!             export check                                              call transform (~1 µs + guest)
-//!             one warm instance                                         validate output
-//!                                                                       return the instance, or
-//!                                                                         discard it after a trap
+//! attachWebhookPlugin ─┐                                   ┌─ sync (every 2 s, or when a delivery
+//! [[plugins.attach]] ──┴▶ attach: compile ▶ store ▶ install │   asks for a revision not loaded here):
+//!                                               │           │   store index ▶ compile ▶ install
+//!                                               ▼           ▼
+//!                              PluginRuntime: receiver → (revision, loaded plugin | failed | disabled)
+//!                                               │
+//!            dispatcher / hand-off: ready_for ──┤── attempt: transform ▶ Transform
 //! ```
 //!
-//! What a plugin gets: no filesystem, network, clock, randomness or
-//! environment (see [`imports`] for the table); a time limit (epoch
-//! interruption), a memory cap, and an output cap, all in [`PluginLimits`].
-//! Every way a call can fail is an [`Error`] variant whose `Display` is the
-//! reason to record in the delivery's attempt; [`Error::kind`] is a stable
-//! code, and [`Error::is_plugin_fault`] says whether the receiver's
-//! "on plugin error" choice applies.
+//! [`PluginRuntime`] owns the host and the registry of compiled plugins by
+//! receiver. Replacing a plugin swaps an `Arc`: calls in flight finish with
+//! the plugin they started with, the next call uses the new one, so no
+//! delivery ever sees half of one.
 //!
-//! Metrics (via the `metrics` facade):
-//! `changewire_plugin_calls_total{outcome}` (outcome: `deliver`, `drop`, or
-//! an [`Error::kind`]), `changewire_plugin_call_duration_seconds`,
-//! `changewire_plugin_instances_created_total`,
-//! `changewire_plugin_compile_duration_seconds`,
-//! `changewire_plugin_cache_hits_total`.
+//! **A plugin is never bypassed.** The store is the truth: every attach
+//! gives the plugin a new revision, and every lease reads the revision
+//! attached at that moment
+//! ([`LeasedDelivery::plugin_revision`](crate::store::deliveries::LeasedDelivery::plugin_revision)).
+//! A delivery is sent only once transformed by exactly that revision. When
+//! this gateway has not loaded it (plugins disabled here, a module that no
+//! longer compiles, the seconds before [`PluginRuntime::sync`] sees an
+//! attach made by another gateway) the delivery is held: released
+//! unattempted with the reason as its last error, and the receiver is not
+//! leased for until the plugin loads. Only a receiver that chose
+//! `DELIVER_ORIGINAL` gets the original body when its plugin cannot load.
 //!
-//! Threads: async code calls [`Plugin::call_async`] on its own task: the
-//! guest runs on a stack of its own and yields to the executor at every
-//! epoch tick (1–2 ms), so a fast plugin costs no thread hand-off (a
-//! `spawn_blocking` per call cost a fifth of the delivery throughput) and a
-//! slow one holds a runtime thread no longer than a tick at a time.
-//! [`Plugin::call`] blocks the calling thread instead (tools, tests).
-//! [`PluginHost::compile`] takes tens to hundreds of milliseconds: call it
-//! through `spawn_blocking`.
+//! Files: `runtime` (the registry: load states, revisions, `ready_for`,
+//! `sync`, `transform`), `transform` (what a plugin decided, as
+//! [`Transform`]), `attach` (compile, store, install; and the start-up
+//! attach of `[[plugins.attach]]`).
 
-mod bindings;
-mod cache;
-mod error;
-mod host;
-pub mod imports;
-mod limits;
-mod output;
-mod pool;
+mod attach;
+mod runtime;
+mod transform;
 
-#[cfg(test)]
-mod tests;
+use std::path::PathBuf;
 
-pub use error::Error;
-pub use host::PluginHost;
-pub use limits::PluginLimits;
-pub use output::{MAX_HEADER_VALUE_BYTES, MAX_HEADERS, MAX_REASON_BYTES};
-pub use pool::{Plugin, PluginInput};
+pub use attach::{attach, attach_from_config};
+pub use runtime::{LoadState, PluginRuntime, SyncReport};
+pub use transform::Transform;
 
-/// What the plugin decided, after validation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PluginOutcome {
-    /// Send the webhook.
-    Deliver {
-        /// The body to send instead of the original (valid JSON), or `None`
-        /// to send the original.
-        body: Option<String>,
-        /// Headers to add, names lowercased; none is reserved by the gateway
-        /// and no name repeats. They go after the receiver's custom headers
-        /// and win over a custom header of the same name.
-        headers: Vec<PluginHeader>,
-    },
-    /// Do not send; record the delivery as `filtered` with this reason.
-    Drop {
-        /// The plugin's reason, cut to [`MAX_REASON_BYTES`].
+/// Why a plugin cannot be attached.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Plugins are off on this gateway (by configuration, or the host could
+    /// not start).
+    #[error("plugins are disabled on this gateway: {reason}")]
+    Disabled {
+        /// Why they are off, e.g. `[plugins] enabled = false`.
         reason: String,
     },
-}
-
-/// A header a plugin adds to the request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PluginHeader {
-    /// Lowercase HTTP token.
-    pub name: String,
-    /// Printable ASCII, space and tab only.
-    pub value: String,
-}
-
-/// Metric names.
-pub(crate) mod metric {
-    pub(crate) const CALLS: &str = "changewire_plugin_calls_total";
-    pub(crate) const CALL_SECONDS: &str = "changewire_plugin_call_duration_seconds";
-    pub(crate) const INSTANCES_CREATED: &str = "changewire_plugin_instances_created_total";
-    pub(crate) const COMPILE_SECONDS: &str = "changewire_plugin_compile_duration_seconds";
-    pub(crate) const CACHE_HITS: &str = "changewire_plugin_cache_hits_total";
-
-    /// Every plugin metric family.
-    pub(crate) const ALL: [&str; 5] = [
-        CALLS,
-        CALL_SECONDS,
-        INSTANCES_CREATED,
-        COMPILE_SECONDS,
-        CACHE_HITS,
-    ];
-
-    /// Register every plugin series that is known before any call, at zero,
-    /// so `/metrics` lists the families from the start.
-    pub(crate) fn register_zero() {
-        for outcome in ["deliver", "drop"] {
-            metrics::counter!(CALLS, "outcome" => outcome).increment(0);
-        }
-        let _ = metrics::histogram!(CALL_SECONDS);
-        metrics::counter!(INSTANCES_CREATED).increment(0);
-        let _ = metrics::histogram!(COMPILE_SECONDS);
-        metrics::counter!(CACHE_HITS).increment(0);
-    }
-
-    /// Register descriptions with whatever recorder is installed.
-    pub(crate) fn describe() {
-        use metrics::{Unit, describe_counter, describe_histogram};
-        describe_counter!(
-            CALLS,
-            "Plugin calls, by outcome (deliver, drop, or the error kind)."
-        );
-        describe_histogram!(
-            CALL_SECONDS,
-            Unit::Seconds,
-            "Time of one plugin call, all outcomes."
-        );
-        describe_counter!(
-            INSTANCES_CREATED,
-            "Plugin instances created (warm-up and pool misses)."
-        );
-        describe_histogram!(
-            COMPILE_SECONDS,
-            Unit::Seconds,
-            "Time to compile an uploaded plugin."
-        );
-        describe_counter!(
-            CACHE_HITS,
-            "Plugins loaded from the on-disk compiled cache."
-        );
-    }
+    /// The module is not a plugin this gateway can run: not a component,
+    /// does not compile, imports something not provided, lacks the
+    /// transformer export.
+    #[error("{reason}")]
+    Invalid {
+        /// The host's reason (the compiler's words, the refused imports…).
+        reason: String,
+    },
+    /// The receiver does not exist.
+    #[error("receiver {receiver_id} does not exist")]
+    NotFound {
+        /// The receiver asked for.
+        receiver_id: i64,
+    },
+    /// A module named in the configuration file cannot be read.
+    #[error("cannot read {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A plugin named in the configuration file (`[[plugins.attach]]`)
+    /// cannot be attached; the source says why.
+    #[error("cannot attach {} to receiver {receiver_id}", path.display())]
+    FromConfig {
+        /// The module's file.
+        path: PathBuf,
+        /// The receiver it is for.
+        receiver_id: i64,
+        /// Why.
+        source: Box<Error>,
+    },
+    /// Reading or writing the store failed.
+    #[error("store")]
+    Store(#[from] crate::store::Error),
 }

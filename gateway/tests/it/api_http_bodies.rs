@@ -306,7 +306,7 @@ async fn router_refuses_a_truncated_body_without_a_socket() {
     let store = changewire_gateway::store::Store::connect(&config.store)
         .await
         .unwrap();
-    let plugins = Arc::new(changewire_gateway::delivery::PluginRuntime::new(
+    let plugins = Arc::new(changewire_gateway::plugins::PluginRuntime::new(
         &config.plugins,
     ));
     let api = changewire_gateway::api::ApiContext::new(

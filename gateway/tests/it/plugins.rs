@@ -794,6 +794,89 @@ async fn a_plugin_that_does_not_compile_holds_or_sends_the_original_as_chosen(ba
     assert_eq!(held_sink.wait_for(1, WAIT).await[0].json()["data"]["id"], 7);
 }
 
+/// A second gateway on `store_url` whose configuration file attaches the
+/// plugin at `path` to `receiver`; the error, as the CLI reports it.
+async fn start_attaching(
+    store_url: &str,
+    receiver: &str,
+    path: &str,
+) -> Result<changewire_gateway::server::RunningGateway, String> {
+    let toml = format!(
+        "listen = \"127.0.0.1:0\"\nstore = \"{store_url}\"\n[[plugins.attach]]\nreceiver = {receiver}\n\
+         path = {path:?}\nconfig = {{ headers = {{ x-team = \"payments\" }} }}\n"
+    );
+    let config = std::sync::Arc::new(changewire_gateway::config::Config::from_toml(&toml).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    changewire_gateway::server::RunningGateway::start_on(config, listener)
+        .await
+        .map_err(|e| changewire_gateway::report::Report(&e).to_string())
+}
+
+/// `[[plugins.attach]]`: a plugin that cannot be attached stops the start,
+/// saying which file, which receiver and why, each once; one that can is
+/// attached at start, named after its file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_named_in_the_config_file_are_attached_at_start_or_stop_it() {
+    let gw = TestGateway::start(Backend::Sqlite, "").await;
+    let (rid, _) = gw
+        .receiver_with("https://hooks.example.com/h", &[], json!({}))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.wasm");
+    let missing = missing.to_str().unwrap();
+
+    let err = start_attaching(&gw.store_url, &rid, missing)
+        .await
+        .err()
+        .expect("a missing file stops the start");
+    assert!(
+        err.starts_with(&format!("plugins: cannot read {missing}: ")),
+        "{err}"
+    );
+    assert_eq!(err.matches(missing).count(), 1, "{err}");
+
+    let err = start_attaching(&gw.store_url, "999999", artifacts::ADD_HEADER)
+        .await
+        .err()
+        .expect("an unknown receiver stops the start");
+    assert_eq!(
+        err,
+        format!(
+            "plugins: cannot attach {} to receiver 999999: receiver 999999 does not exist",
+            artifacts::ADD_HEADER
+        )
+    );
+
+    let err = start_attaching(&gw.store_url, &rid, artifacts::HOSTILE_CORE_MODULE)
+        .await
+        .err()
+        .expect("a module that is not a plugin stops the start");
+    assert!(
+        err.starts_with(&format!(
+            "plugins: cannot attach {} to receiver {rid}: not a WebAssembly component: this is a \
+             core WebAssembly module",
+            artifacts::HOSTILE_CORE_MODULE
+        )),
+        "{err}"
+    );
+
+    let second = start_attaching(&gw.store_url, &rid, artifacts::ADD_HEADER)
+        .await
+        .expect("attaches and starts");
+    let listed = gw
+        .graphql("{ webhookPlugins { receiverId name config } }", json!({}))
+        .await;
+    let stem = std::path::Path::new(artifacts::ADD_HEADER)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap();
+    assert_eq!(
+        listed["webhookPlugins"],
+        json!([{"receiverId": rid, "name": stem, "config": {"headers": {"x-team": "payments"}}}])
+    );
+    second.shutdown().await;
+}
+
 both_backends! {
     not_loaded_never_bypassed => a_plugin_that_is_not_loaded_here_is_never_bypassed,
     attach_elsewhere_applies_at_once => an_attach_on_another_gateway_applies_to_the_next_delivery,

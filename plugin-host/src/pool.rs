@@ -6,11 +6,11 @@ use std::time::Instant;
 
 use wasmtime::{Store, Trap};
 
-use super::bindings::{Bindings, BindingsPre, Event};
-use super::host::{HostState, Shared, truncate};
-use super::imports::NotProvided;
-use super::limits::MemoryLimitHit;
-use super::{Error, PluginOutcome, metric, output};
+use crate::bindings::{Bindings, BindingsPre, Event};
+use crate::host::{HostState, Shared, truncate};
+use crate::imports::NotProvided;
+use crate::limits::MemoryLimitHit;
+use crate::{Error, PluginOutcome, metric, output};
 
 /// The most of a plugin's own error message that is kept.
 const PLUGIN_ERROR_BYTES: usize = 1024;

@@ -1,32 +1,18 @@
-//! The plugin hook, just before signing: each receiver may have one
-//! WebAssembly plugin that rewrites the body, adds headers, or drops the event.
-//!
-//! [`PluginRuntime`] owns the wasmtime host and the registry of compiled
-//! plugins by receiver. Replacing a plugin swaps an `Arc`: calls in flight
-//! finish with the plugin they started with, the next call uses the new one,
-//! so no delivery ever sees half of one.
-//!
-//! **A plugin is never bypassed.** The store is the truth: every attach
-//! gives the plugin a new revision, and every lease reads the revision
-//! attached at that moment ([`LeasedDelivery::plugin_revision`]). A delivery
-//! is sent only once transformed by exactly that revision. When this
-//! gateway has not loaded it (plugins disabled here, a module that no
-//! longer compiles, the seconds before [`PluginRuntime::sync`] sees an
-//! attach made by another gateway) the delivery is held: released
-//! unattempted with the reason as its last error, and the receiver is not
-//! leased for until the plugin loads. Only a receiver that chose
-//! `DELIVER_ORIGINAL` gets the original body when its plugin cannot load.
+//! The registry of compiled plugins by receiver, kept equal to what the
+//! store says is attached, and the hook that runs a delivery's plugin.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use changewire_plugin_host::{Plugin, PluginHost};
 use tokio::sync::Notify;
 
-use super::receivers::Receiver;
+use super::Error;
+use super::transform::{LoadedPlugin, Transform};
 use crate::config::PluginSettings;
+use crate::delivery::receivers::Receiver;
 use crate::health::Health;
-use crate::plugins::{Plugin, PluginHost, PluginInput, PluginOutcome};
 use crate::store::deliveries::LeasedDelivery;
 use crate::store::{Store, now_ms};
 
@@ -35,45 +21,6 @@ use crate::store::{Store, now_ms};
 const FIRST_RETRY: Duration = Duration::from_secs(2);
 /// The longest wait between two compilations of a failing plugin.
 const MAX_RETRY: Duration = Duration::from_secs(300);
-
-/// What a plugin decided.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Transform {
-    /// No plugin, or the plugin kept the body and added no header.
-    Unchanged,
-    /// A new body, extra headers, or both.
-    Replaced {
-        /// The body to send (valid JSON), or `None` to send the original
-        /// (a plugin that only adds headers, or returned the body as it was).
-        body: Option<String>,
-        /// Extra headers (they override custom headers of the same name).
-        headers: Vec<(String, String)>,
-    },
-    /// The plugin dropped the event (status `filtered`).
-    Dropped {
-        /// Why.
-        reason: String,
-    },
-    /// The plugin failed (trap, timeout, memory, bad output).
-    Failed {
-        /// The cause, recorded with the attempt.
-        error: String,
-    },
-    /// The host had no capacity; try again shortly (not the plugin's fault).
-    Busy {
-        /// Why.
-        reason: String,
-    },
-    /// The receiver's plugin (the revision leased with the delivery) is not
-    /// loaded on this gateway: the delivery must not be sent untransformed.
-    NotLoaded {
-        /// Why, in words (recorded as the delivery's last error).
-        reason: String,
-        /// It cannot load here until something changes (plugins disabled,
-        /// the module does not compile); otherwise it is about to load.
-        permanent: bool,
-    },
-}
 
 /// Whether a receiver's attached plugin is loaded on this gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,46 +41,6 @@ pub enum LoadState {
         /// Why.
         reason: String,
     },
-}
-
-/// A compiled plugin and its configuration.
-#[derive(Clone)]
-struct LoadedPlugin {
-    plugin: Plugin,
-    config: String,
-    name: String,
-}
-
-impl LoadedPlugin {
-    /// Runs the plugin on one event (yielding at every epoch tick, stopped
-    /// at its time limit).
-    async fn transform(&self, d: &LeasedDelivery, receiver: &Receiver, body: &str) -> Transform {
-        let input = PluginInput {
-            resource: &d.payload.resource.to_ascii_lowercase(),
-            action: d.payload.action.as_str(),
-            body,
-            receiver_id: receiver.id,
-            receiver_name: &receiver.name,
-            config: &self.config,
-        };
-        match self.plugin.call_async(&input).await {
-            Ok(PluginOutcome::Deliver {
-                body: None,
-                headers,
-            }) if headers.is_empty() => Transform::Unchanged,
-            Ok(PluginOutcome::Deliver { body: new, headers }) => Transform::Replaced {
-                body: new.filter(|new| new != body),
-                headers: headers.into_iter().map(|h| (h.name, h.value)).collect(),
-            },
-            Ok(PluginOutcome::Drop { reason }) => Transform::Dropped { reason },
-            Err(e) if !e.is_plugin_fault() => Transform::Busy {
-                reason: e.to_string(),
-            },
-            Err(e) => Transform::Failed {
-                error: format!("{} ({})", e, self.name),
-            },
-        }
-    }
 }
 
 /// One receiver's plugin on this gateway.
@@ -162,17 +69,6 @@ pub struct PluginRuntime {
     /// Asks the sync task to read the store now (a delivery arrived for a
     /// revision not loaded here).
     sync_wanted: Notify,
-}
-
-/// Why a plugin cannot be attached.
-#[derive(Debug, thiserror::Error)]
-pub enum AttachError {
-    /// Plugins are off (by configuration, or the host could not start).
-    #[error("plugins are disabled on this gateway: {0}")]
-    Disabled(String),
-    /// The module is not a valid plugin; the compiler's reason.
-    #[error("{0}")]
-    Invalid(String),
 }
 
 /// What one [`PluginRuntime::sync`] changed.
@@ -225,17 +121,21 @@ impl PluginRuntime {
     }
 
     /// Validates and compiles a module off the async threads.
-    pub async fn compile(&self, wasm: Vec<u8>) -> Result<Plugin, AttachError> {
+    pub async fn compile(&self, wasm: Vec<u8>) -> Result<Plugin, Error> {
         let Some(host) = &self.host else {
-            return Err(AttachError::Disabled(
-                self.disabled.clone().unwrap_or_default(),
-            ));
+            return Err(Error::Disabled {
+                reason: self.disabled.clone().unwrap_or_default(),
+            });
         };
         let host = host.clone();
         tokio::task::spawn_blocking(move || host.compile(&wasm))
             .await
-            .map_err(|e| AttachError::Invalid(format!("compilation failed: {e}")))?
-            .map_err(|e| AttachError::Invalid(e.to_string()))
+            .map_err(|e| Error::Invalid {
+                reason: format!("compilation failed: {e}"),
+            })?
+            .map_err(|e| Error::Invalid {
+                reason: e.to_string(),
+            })
     }
 
     /// Installs (or replaces) a receiver's plugin, as attached at `revision`.

@@ -2,9 +2,9 @@
 
 use changewire_core::headers;
 
-use super::bindings::Outcome;
-use super::host::truncate;
-use super::{Error, PluginHeader, PluginLimits, PluginOutcome};
+use crate::bindings::Outcome;
+use crate::host::truncate;
+use crate::{Error, PluginHeader, PluginLimits, PluginOutcome};
 
 /// The most of a drop reason that is kept (longer ones are cut, on a
 /// character boundary).
@@ -103,8 +103,8 @@ fn check_header(name: &str, value: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::bindings::{Deliver, Header};
     use super::*;
+    use crate::bindings::{Deliver, Header};
 
     /// The outcome a guest would return, in the generated types.
     fn deliver(body: Option<&str>, headers: &[(&str, &str)]) -> Outcome {

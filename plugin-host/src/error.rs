@@ -10,7 +10,7 @@
 #[non_exhaustive]
 pub enum Error {
     // ----- configuration and upload -------------------------------------
-    /// The [`PluginLimits`](super::PluginLimits) are out of range, or the
+    /// The [`PluginLimits`](crate::PluginLimits) are out of range, or the
     /// engine could not be created with them.
     #[error("invalid plugin configuration: {0}")]
     Config(String),
@@ -43,7 +43,7 @@ pub enum Error {
     MissingExport(String),
 
     /// The on-disk cache of compiled plugins could not be used. Not returned
-    /// by [`PluginHost::with_disk_cache`](super::PluginHost::with_disk_cache),
+    /// by [`PluginHost::with_disk_cache`](crate::PluginHost::with_disk_cache),
     /// which logs cache problems and runs without the cache.
     #[error("plugin cache")]
     Cache(#[source] std::io::Error),

@@ -2,21 +2,18 @@
 //! a JSON-rewriting one (parse, redact, re-serialize), with a reused (warm)
 //! instance, and with a fresh instance per call for comparison.
 //!
-//! `cargo bench --bench plugin_call` prints criterion's estimates, then p50
-//! and p99 from a plain loop of timed calls. Needs the plugins built by
+//! `cargo bench -p changewire-plugin-host --bench plugin_call` (or `make
+//! bench-plugins`) prints criterion's estimates, then p50 and p99 from a
+//! plain loop of timed calls. Needs the plugins built by
 //! `changewire-plugin-artifacts` (a dev-dependency).
-//!
-//! To move into the gateway as `gateway/benches/plugin_call.rs`, change the
-//! import below to `changewire_gateway::plugins` and add
-//! `[[bench]] name = "plugin_call" harness = false`.
 #![allow(missing_docs)] // criterion's macros generate undocumented items
 #![allow(clippy::unwrap_used)] // a benchmark: panicking on setup failure is the point
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use changewire_gateway::plugins::{Plugin, PluginHost, PluginInput, PluginLimits};
 use changewire_plugin_artifacts as artifacts;
+use changewire_plugin_host::{Plugin, PluginHost, PluginInput, PluginLimits};
 use criterion::{Criterion, criterion_group};
 
 /// An ION `update` event of about 1 KB.

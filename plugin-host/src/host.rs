@@ -13,11 +13,11 @@ use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, UpdateDeadline,
 };
 
-use super::bindings::{BindingsPre, Level, LogHost, TRANSFORMER_EXPORT, TypesHost};
-use super::cache::DiskCache;
-use super::limits::{InstanceBounds, Limiter};
-use super::pool::Plugin;
-use super::{Error, PluginLimits, imports, metric};
+use crate::bindings::{BindingsPre, Level, LogHost, TRANSFORMER_EXPORT, TypesHost};
+use crate::cache::DiskCache;
+use crate::limits::{InstanceBounds, Limiter};
+use crate::pool::Plugin;
+use crate::{Error, PluginLimits, imports, metric};
 
 /// Per-component allowances of the pooling allocator, and of each store's
 /// limiter. A Rust guest has one memory, a few tables and about four core

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::Error;
+use crate::Error;
 
-/// Limits for plugins, shared by every plugin of one [`PluginHost`](super::PluginHost).
+/// Limits for plugins, shared by every plugin of one [`PluginHost`](crate::PluginHost).
 ///
 /// Embed it in the gateway configuration (`[plugins]` in TOML); unknown keys
 /// are refused and missing ones take the defaults below.

@@ -19,8 +19,8 @@ use wasmtime::Engine;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker, ResourceType};
 
-use super::Error;
-use super::host::HostState;
+use crate::Error;
+use crate::host::HostState;
 
 /// The fixed value `wasi:random/insecure-seed` returns. It only seeds hash
 /// maps against collision attacks, which a plugin handling one event in
@@ -55,7 +55,7 @@ fn policy(import: &str) -> Policy {
 /// The linker every plugin starts from: the provided imports.
 pub(crate) fn base_linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
-    super::bindings::Bindings::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(
+    crate::bindings::Bindings::add_to_linker::<HostState, wasmtime::component::HasSelf<HostState>>(
         &mut linker,
         |state| state,
     )?;

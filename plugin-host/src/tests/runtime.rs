@@ -396,7 +396,7 @@ fn swapped_artifact(mut dest: impl FnMut(&str) -> std::path::PathBuf) -> Vec<u8>
     let name = artifact.file_name().and_then(|n| n.to_str()).expect("name");
     let fingerprint = name.split_once('-').expect("sha-fingerprint").1;
     let slack = read(artifacts::SLACK_FORMAT);
-    let slack_sha = crate::plugins::host::hex(&<sha2::Sha256 as sha2::Digest>::digest(&slack));
+    let slack_sha = crate::host::hex(&<sha2::Sha256 as sha2::Digest>::digest(&slack));
     std::fs::copy(&artifact, dest(&format!("{slack_sha}-{fingerprint}"))).expect("plant");
     slack
 }

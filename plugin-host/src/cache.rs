@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-use super::host::hex;
+use crate::host::hex;
 
 const MAGIC: &[u8] = b"changewire-plugin-cache 1\n";
 const EXTENSION: &str = "cwasm";
@@ -313,7 +313,7 @@ fn fingerprint(engine: &Engine) -> String {
 
 /// Load a compiled component from bytes this cache wrote.
 ///
-/// This is the only `unsafe` in the gateway.
+/// This is the only `unsafe` in this crate, and the gateway has none.
 #[allow(unsafe_code)] // Component::deserialize is unsafe; see SAFETY below.
 fn deserialize_trusted(engine: &Engine, artifact: &[u8]) -> wasmtime::Result<Component> {
     // SAFETY: `Component::deserialize` requires bytes produced by
