@@ -19,6 +19,7 @@ pub mod envelope;
 pub mod fanout;
 pub mod health;
 pub mod maintenance;
+pub mod model;
 pub mod plugins;
 pub mod redelivery;
 pub mod report;

@@ -8,6 +8,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::model::ReceiverId;
 use crate::report::Report;
 use crate::signals::Signals;
 use crate::store::{Store, now_ms, on_pool};
@@ -50,7 +51,7 @@ pub fn start(
         let (store, shutdown) = (store.clone(), shutdown.clone());
         tasks.spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(5));
-            let mut known: Vec<i64> = Vec::new();
+            let mut known: Vec<ReceiverId> = Vec::new();
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
@@ -58,7 +59,7 @@ pub fn start(
                 }
                 let Ok(stats) = store.queue_stats().await else { continue };
                 let now = now_ms();
-                let current: Vec<i64> = stats.iter().map(|s| s.receiver_id).collect();
+                let current: Vec<ReceiverId> = stats.iter().map(|s| s.receiver_id).collect();
                 for id in known.iter().filter(|id| !current.contains(id)) {
                     metrics::gauge!("changewire_queue_depth", "receiver" => id.to_string()).set(0.0);
                     metrics::gauge!("changewire_queue_oldest_pending_seconds", "receiver" => id.to_string()).set(0.0);

@@ -37,7 +37,7 @@ pub async fn run(
         if ids.is_empty() {
             break;
         }
-        after = ids.iter().copied().max().unwrap_or(after);
+        after = ids.iter().map(|id| id.get()).max().unwrap_or(after);
         done = done.saturating_add(i32::try_from(ids.len()).unwrap_or(i32::MAX));
         store
             .update_redelivery_job(job.id, done.min(job.total.max(done)), false)
@@ -47,7 +47,7 @@ pub async fn run(
     store.update_redelivery_job(job.id, done, true).await?;
     tracing::info!(
         job = job.id,
-        receiver = job.receiver_id,
+        receiver = %job.receiver_id,
         redelivered = done,
         "redelivery job finished"
     );

@@ -93,7 +93,7 @@ fn describe() {
 #[derive(Debug, Clone, Copy)]
 pub struct KnownReceiver {
     /// Its id (the `receiver` label).
-    pub id: i64,
+    pub id: crate::model::ReceiverId,
     /// Whether its circuit breaker is open.
     pub circuit_open: bool,
 }
@@ -141,7 +141,7 @@ pub async fn register_start_series(config: &Config, store: &Store) {
         match store.receivers_page(after, 1_000).await {
             Ok(page) if page.is_empty() => break,
             Ok(page) => {
-                after = page.last().map_or(after, |r| r.id);
+                after = page.last().map_or(after, |r| r.id.get());
                 receivers.extend(page.iter().map(|r| KnownReceiver {
                     id: r.id,
                     circuit_open: r.circuit_open_until.is_some(),
@@ -186,11 +186,11 @@ mod tests {
                 &["api", "sqlite"],
                 &[
                     KnownReceiver {
-                        id: 7,
+                        id: crate::model::ReceiverId(7),
                         circuit_open: false,
                     },
                     KnownReceiver {
-                        id: 8,
+                        id: crate::model::ReceiverId(8),
                         circuit_open: true,
                     },
                 ],

@@ -124,6 +124,15 @@ impl From<store::Error> for Error {
     }
 }
 
+impl From<crate::model::Invalid> for Error {
+    fn from(err: crate::model::Invalid) -> Self {
+        Error::BadInput {
+            field: err.field,
+            reason: err.reason,
+        }
+    }
+}
+
 impl From<crate::secrets::Error> for Error {
     fn from(err: crate::secrets::Error) -> Self {
         Error::Internal(err.to_string())

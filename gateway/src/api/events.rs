@@ -7,27 +7,29 @@ use super::error::{Error, FieldResult, Result};
 use super::limits;
 use super::scalars::{ResourceName, SubscriptionAction, id, parse_id};
 use crate::envelope::{Action, ChangePayload};
+use crate::model::{DeliveryId, DeliveryStatus, ReceiverId, SubscriptionId};
 use crate::store::attempts::AttemptRow;
 use crate::store::changes::NewChange;
-use crate::store::deliveries::{EventFilter, EventRow, status};
+use crate::store::deliveries::{EventFilter, EventRow};
 use crate::store::redelivery::RedeliveryJobRow;
 use crate::timefmt::{format_ms, parse_rfc3339_ms};
 
 /// Checks an event status filter.
-pub fn check_status(field: &str, value: Option<String>) -> Result<Option<String>> {
+pub fn check_status(field: &str, value: Option<String>) -> Result<Option<DeliveryStatus>> {
     match value {
         None => Ok(None),
-        Some(s) => {
-            let lower = s.trim().to_ascii_lowercase();
-            if status::ALL.contains(&lower.as_str()) {
-                Ok(Some(lower))
-            } else {
-                Err(Error::bad_input(
+        Some(s) => s
+            .trim()
+            .to_ascii_lowercase()
+            .parse()
+            .map(Some)
+            .map_err(|_| {
+                let names: Vec<&str> = DeliveryStatus::ALL.iter().map(|s| s.as_str()).collect();
+                Error::bad_input(
                     field,
-                    format!("`{s}` is not a status (one of {})", status::ALL.join(", ")),
-                ))
-            }
-        }
+                    format!("`{s}` is not a status (one of {})", names.join(", ")),
+                )
+            }),
     }
 }
 
@@ -65,7 +67,7 @@ impl WebhookEvent {
 
     /// `pending`, `succeeded`, `failed`, `filtered` (a plugin dropped it) or `plugin_error`.
     async fn status(&self) -> &str {
-        &self.row.status
+        self.row.status.as_str()
     }
 
     /// When the change committed.
@@ -126,7 +128,7 @@ impl WebhookEvent {
 
     /// When the next attempt is due (pending events).
     async fn next_attempt_at(&self) -> Option<String> {
-        (self.row.status == status::PENDING).then(|| format_ms(self.row.next_attempt_at))
+        (self.row.status == DeliveryStatus::Pending).then(|| format_ms(self.row.next_attempt_at))
     }
 
     /// The last error, in words.
@@ -238,11 +240,11 @@ fn to_filter(f: Option<WebhookEventFilters>) -> Result<EventFilter> {
             .transpose()
     };
     Ok(EventFilter {
-        receiver_id: f.receiver_id,
-        subscription_id: f.subscription_id,
+        receiver_id: f.receiver_id.map(ReceiverId),
+        subscription_id: f.subscription_id.map(SubscriptionId),
         status: check_status("filters.status", f.status)?,
         resource: f.resource.map(|r| r.0),
-        action: f.action.map(|a| a.as_str().to_string()),
+        action: f.action.map(Into::into),
         from_ms: time("filters.createdAfter", &f.created_after)?,
         to_ms: time("filters.createdBefore", &f.created_before)?,
     })
@@ -354,7 +356,7 @@ impl EventQuery {
         let total = store.event_count(&filter).await?;
         Ok(super::pagination::page(
             rows.into_iter()
-                .map(|r| (r.id, WebhookEvent::new(r)))
+                .map(|r| (r.id.get(), WebhookEvent::new(r)))
                 .collect(),
             has_next,
             before > 0,
@@ -365,7 +367,7 @@ impl EventQuery {
     /// One event.
     async fn webhook_event(&self, ctx: &Context<'_>, id: ID) -> FieldResult<WebhookEvent> {
         caller(ctx)?;
-        let eid = parse_id("id", &id)?;
+        let eid = DeliveryId(parse_id("id", &id)?);
         let row = api(ctx).store.event(eid).await?.ok_or(Error::NotFound {
             entity: "event",
             id: eid.to_string(),
@@ -407,7 +409,7 @@ impl EventMutation {
     ) -> FieldResult<WebhookEventPayload> {
         admin(ctx)?;
         let state = api(ctx);
-        let eid = parse_id("id", &id)?;
+        let eid = DeliveryId(parse_id("id", &id)?);
         let row = state.store.retry_delivery(eid).await?;
         state.signals.wake_delivery();
         Ok(WebhookEventPayload {
@@ -425,7 +427,7 @@ impl EventMutation {
     ) -> FieldResult<RedeliveryPayload> {
         admin(ctx)?;
         let state = api(ctx);
-        let rid = parse_id("input.receiverId", &input.receiver_id)?;
+        let rid = ReceiverId(parse_id("input.receiverId", &input.receiver_id)?);
         if state.store.receiver(rid).await?.is_none() {
             return Err(Error::NotFound {
                 entity: "receiver",
@@ -463,7 +465,7 @@ impl EventMutation {
     ) -> FieldResult<WebhookEventPayload> {
         let caller = admin(ctx)?;
         let state = api(ctx);
-        let rid = parse_id("receiverId", &receiver_id)?;
+        let rid = ReceiverId(parse_id("receiverId", &receiver_id)?);
         if state.store.receiver(rid).await?.is_none() {
             return Err(Error::NotFound {
                 entity: "receiver",

@@ -163,7 +163,7 @@ impl IngestMutation {
             .transpose()?;
         let event = PublishedEvent {
             resource: &input.resource.0,
-            action: input.action.as_str(),
+            action: crate::envelope::Action::from(input.action).api_name(),
             id: &id,
             etag: input.etag.as_deref(),
             old: old.as_deref(),

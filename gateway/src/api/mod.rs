@@ -16,7 +16,6 @@ pub mod receivers;
 pub mod scalars;
 pub mod schema;
 pub mod subscriptions;
-pub mod validate;
 
 pub use context::ApiContext;
 pub use http::router;

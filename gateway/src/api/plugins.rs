@@ -9,6 +9,7 @@ use super::context::{admin, api, caller};
 use super::error::{Error, FieldResult};
 use super::limits;
 use super::scalars::{id, parse_id};
+use crate::model::ReceiverId;
 use crate::plugins::{self, LoadState, PluginRuntime};
 use crate::store::plugins::PluginRow;
 use crate::timefmt::format_ms;
@@ -180,7 +181,7 @@ impl PluginMutation {
     ) -> FieldResult<AttachWebhookPluginPayload> {
         admin(ctx)?;
         let state = api(ctx);
-        let rid = parse_id("input.receiverId", &input.receiver_id)?;
+        let rid = ReceiverId(parse_id("input.receiverId", &input.receiver_id)?);
         let wasm = BASE64
             .decode(input.wasm.trim())
             .map_err(|e| Error::bad_input("input.wasm", format!("is not base64: {e}")))?;
@@ -197,7 +198,7 @@ impl PluginMutation {
             Some(_) => return Err(Error::bad_input("input.config", "must be a JSON object").into()),
         };
         let name = match input.name.as_deref() {
-            Some(n) => super::validate::name("input.name", n, 200)?,
+            Some(n) => crate::model::validate::name("input.name", n, 200)?,
             None => "plugin".into(),
         };
         let row = plugins::attach(&state.store, &state.plugins, rid, &name, wasm, &config)
@@ -217,7 +218,7 @@ impl PluginMutation {
     ) -> FieldResult<DetachWebhookPluginPayload> {
         admin(ctx)?;
         let state = api(ctx);
-        let rid = parse_id("input.receiverId", &input.receiver_id)?;
+        let rid = ReceiverId(parse_id("input.receiverId", &input.receiver_id)?);
         let detached = state.store.detach_plugin(rid).await?;
         state.plugins.remove(rid);
         state.signals.receivers_changed();

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 
+use crate::envelope::Action;
 use async_graphql::parser::types::Field;
 use async_graphql::registry::{MetaEnumValue, MetaType, MetaTypeId, Registry};
 use async_graphql::{
@@ -122,22 +123,23 @@ pub enum SubscriptionAction {
     Delete,
 }
 
-impl SubscriptionAction {
-    /// The stored form: `CREATE`, `UPDATE`, `DELETE`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SubscriptionAction::Create => "CREATE",
-            SubscriptionAction::Update => "UPDATE",
-            SubscriptionAction::Delete => "DELETE",
+impl From<SubscriptionAction> for Action {
+    fn from(a: SubscriptionAction) -> Self {
+        match a {
+            SubscriptionAction::Create => Action::Create,
+            SubscriptionAction::Update => Action::Update,
+            SubscriptionAction::Delete => Action::Delete,
         }
     }
+}
 
-    /// From the stored form.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "CREATE" => Some(SubscriptionAction::Create),
-            "UPDATE" => Some(SubscriptionAction::Update),
-            "DELETE" => Some(SubscriptionAction::Delete),
+impl SubscriptionAction {
+    /// The API value of a stored action (None for a test ping's).
+    pub fn of(action: Action) -> Option<Self> {
+        match action {
+            Action::Create => Some(SubscriptionAction::Create),
+            Action::Update => Some(SubscriptionAction::Update),
+            Action::Delete => Some(SubscriptionAction::Delete),
             _ => None,
         }
     }
@@ -159,6 +161,6 @@ pub fn parse_id(field: &str, id: &ID) -> Result<i64, Error> {
 }
 
 /// Formats a stored id.
-pub fn id(v: i64) -> ID {
-    ID(v.to_string())
+pub fn id(v: impl Into<i64>) -> ID {
+    ID(v.into().to_string())
 }

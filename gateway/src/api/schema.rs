@@ -10,7 +10,10 @@ use super::events::{EventMutation, EventQuery};
 use super::ingest::IngestMutation;
 use super::limits::QueryLimits;
 use super::plugins::{PluginMutation, PluginQuery};
-use super::receivers::{ReceiverMutation, ReceiverQuery};
+use super::receivers::{
+    ReceiverHeaderMutation, ReceiverMutation, ReceiverPauseMutation, ReceiverQuery,
+    ReceiverSecretMutation,
+};
 use super::scalars::with_resources;
 use super::subscriptions::{SubscriptionMutation, SubscriptionQuery};
 use crate::config::Config;
@@ -59,6 +62,9 @@ pub struct QueryRoot(
 #[derive(MergedObject, Default)]
 pub struct MutationRoot(
     ReceiverMutation,
+    ReceiverHeaderMutation,
+    ReceiverSecretMutation,
+    ReceiverPauseMutation,
     SubscriptionMutation,
     EventMutation,
     IngestMutation,

@@ -8,8 +8,9 @@ use super::events::WebhookEvent;
 use super::limits;
 use super::receivers::{CreatedBy, WebhookReceiver};
 use super::scalars::{ResourceName, SubscriptionAction, id, parse_id};
+use crate::model::{ReceiverId, SubscriptionId, SubscriptionSpec};
 use crate::store::deliveries::EventFilter;
-use crate::store::subscriptions::{NewSubscription, SubscriptionFilter, SubscriptionRow};
+use crate::store::subscriptions::{SubscriptionFilter, SubscriptionRow};
 use crate::timefmt::format_ms;
 
 /// A receiver's subscription to one (resource, action).
@@ -44,7 +45,7 @@ impl WebhookSubscription {
 
     /// The action.
     async fn action(&self) -> Option<SubscriptionAction> {
-        SubscriptionAction::parse(&self.row.action)
+        SubscriptionAction::of(self.row.action)
     }
 
     /// Whether it fires.
@@ -188,44 +189,8 @@ pub struct DeleteWebhookSubscriptionPayload {
     pub id: ID,
 }
 
-fn check_resource(ctx: &Context<'_>, field: &str, resource: &ResourceName) -> Result<String> {
-    let resources = &api(ctx).config.resources;
-    if resources.get(&resource.0).is_none() {
-        return Err(Error::bad_input(
-            field,
-            format!(
-                "`{}` is not a configured resource (ResourceEnum: {})",
-                resource.0,
-                resources.names().join(", ")
-            ),
-        ));
-    }
-    Ok(resource.0.clone())
-}
-
-fn check_expand(ctx: &Context<'_>, resource: &str, expand: Option<&[String]>) -> Result<String> {
-    let Some(columns) = expand.filter(|c| !c.is_empty()) else {
-        return Ok("[]".into());
-    };
-    let res = api(ctx).config.resources.get(resource);
-    if res.and_then(|r| r.table.as_ref()).is_none() {
-        return Err(Error::bad_input(
-            "input.expand",
-            format!("`{resource}` is not a captured table, so it has no foreign keys to expand"),
-        ));
-    }
-    for (i, c) in columns.iter().enumerate() {
-        crate::config::resources::check_table(c)
-            .ok()
-            .filter(|_| !c.contains('.'))
-            .ok_or_else(|| {
-                Error::bad_input(
-                    format!("input.expand[{i}]"),
-                    format!("`{c}` is not a column name"),
-                )
-            })?;
-    }
-    Ok(serde_json::to_string(columns).unwrap_or_else(|_| "[]".into()))
+fn subscription_id(field: &str, id: &ID) -> Result<SubscriptionId> {
+    parse_id(field, id).map(SubscriptionId)
 }
 
 /// Subscription queries.
@@ -249,10 +214,10 @@ impl SubscriptionQuery {
             receiver_id: f
                 .receiver_id
                 .as_ref()
-                .map(|r| parse_id("filters.receiverId", r))
+                .map(|r| parse_id("filters.receiverId", r).map(ReceiverId))
                 .transpose()?,
             resource: f.resource.map(|r| r.0),
-            action: f.action.map(|a| a.as_str().to_string()),
+            action: f.action.map(Into::into),
             active: f.active,
         };
         let store = &api(ctx).store;
@@ -266,7 +231,7 @@ impl SubscriptionQuery {
         let total = store.subscription_count(&filter).await?;
         Ok(super::pagination::page(
             rows.into_iter()
-                .map(|r| (r.id, WebhookSubscription::new(r)))
+                .map(|r| (r.id.get(), WebhookSubscription::new(r)))
                 .collect(),
             has_next,
             after_id > 0,
@@ -281,7 +246,7 @@ impl SubscriptionQuery {
         id: ID,
     ) -> FieldResult<WebhookSubscription> {
         caller(ctx)?;
-        let sid = parse_id("id", &id)?;
+        let sid = subscription_id("id", &id)?;
         let row = api(ctx)
             .store
             .subscription(sid)
@@ -308,9 +273,20 @@ impl SubscriptionMutation {
     ) -> FieldResult<WebhookSubscriptionPayload> {
         let caller = admin(ctx)?;
         let state = api(ctx);
-        let receiver_id = parse_id("input.receiverId", &input.receiver_id)?;
-        let resource = check_resource(ctx, "input.resource", &input.resource)?;
-        let expand = check_expand(ctx, &resource, input.expand.as_deref())?;
+        let receiver_id = ReceiverId(parse_id("input.receiverId", &input.receiver_id)?);
+        let spec = SubscriptionSpec {
+            active: input.active,
+            include_full_record: input.include_full_record,
+            expand: input.expand,
+        };
+        let new = spec
+            .create(
+                receiver_id,
+                &input.resource.0,
+                input.action.into(),
+                &state.config.resources,
+            )
+            .map_err(|e| e.under("input"))?;
         if state.store.receiver(receiver_id).await?.is_none() {
             return Err(Error::bad_input(
                 "input.receiverId",
@@ -318,14 +294,6 @@ impl SubscriptionMutation {
             )
             .into());
         }
-        let new = NewSubscription {
-            receiver_id,
-            resource,
-            action: input.action.as_str().to_string(),
-            active: input.active.unwrap_or(true),
-            include_full_record: input.include_full_record.unwrap_or(false),
-            expand,
-        };
         let row = state.store.insert_subscription(&new, &caller.actor).await?;
         state.signals.receivers_changed();
         Ok(WebhookSubscriptionPayload {
@@ -341,7 +309,7 @@ impl SubscriptionMutation {
     ) -> FieldResult<WebhookSubscriptionPayload> {
         admin(ctx)?;
         let state = api(ctx);
-        let sid = parse_id("input.id", &input.id)?;
+        let sid = subscription_id("input.id", &input.id)?;
         let current = state
             .store
             .subscription(sid)
@@ -350,21 +318,21 @@ impl SubscriptionMutation {
                 entity: "subscription",
                 id: sid.to_string(),
             })?;
-        let expand = match &input.expand {
-            Some(e) => check_expand(ctx, &current.resource, Some(e))?,
-            None => current.expand.clone(),
+        let spec = SubscriptionSpec {
+            active: input.active,
+            include_full_record: input.include_full_record,
+            expand: input.expand.clone(),
         };
+        let settings = spec
+            .update(
+                &current.resource,
+                &current.settings(),
+                &state.config.resources,
+            )
+            .map_err(|e| e.under("input"))?;
         let row = state
             .store
-            .update_subscription(
-                sid,
-                &input.etag,
-                input.active.unwrap_or(current.active),
-                input
-                    .include_full_record
-                    .unwrap_or(current.include_full_record),
-                &expand,
-            )
+            .update_subscription(sid, &input.etag, &settings)
             .await?;
         state.signals.receivers_changed();
         Ok(WebhookSubscriptionPayload {
@@ -380,7 +348,7 @@ impl SubscriptionMutation {
     ) -> FieldResult<DeleteWebhookSubscriptionPayload> {
         admin(ctx)?;
         let state = api(ctx);
-        let sid = parse_id("input.id", &input.id)?;
+        let sid = subscription_id("input.id", &input.id)?;
         state.store.delete_subscription(sid, &input.etag).await?;
         state.signals.receivers_changed();
         Ok(DeleteWebhookSubscriptionPayload { id: id(sid) })

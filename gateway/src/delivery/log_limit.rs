@@ -7,13 +7,15 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::model::ReceiverId;
+
 /// How often one (receiver, kind) may log.
 pub const INTERVAL: Duration = Duration::from_secs(60);
 
 /// A rate limit on repeated warnings.
 #[derive(Debug, Default)]
 pub struct LogLimiter {
-    seen: Mutex<HashMap<(i64, &'static str), Window>>,
+    seen: Mutex<HashMap<(ReceiverId, &'static str), Window>>,
 }
 
 #[derive(Debug)]
@@ -26,26 +28,26 @@ impl LogLimiter {
     /// Logs `message` as a warning about `receiver`, unless the same kind
     /// was logged for it within [`INTERVAL`]; then only counts it. Returns
     /// whether a line was written.
-    pub fn warn(&self, receiver: i64, kind: &'static str, message: &str) -> bool {
+    pub fn warn(&self, receiver: ReceiverId, kind: &'static str, message: &str) -> bool {
         let Some(suppressed) = self.admit(receiver, kind, Instant::now()) else {
             return false;
         };
         if suppressed > 0 {
             tracing::warn!(
-                receiver,
+                receiver = %receiver,
                 kind,
                 repeated = suppressed,
                 "{message} (and {suppressed} more like it since the last line)"
             );
         } else {
-            tracing::warn!(receiver, kind, "{message}");
+            tracing::warn!(receiver = %receiver, kind, "{message}");
         }
         true
     }
 
     /// Whether a line may be written at `now`: `Some(repeats left out since
     /// the last one)`, or `None` to stay quiet.
-    fn admit(&self, receiver: i64, kind: &'static str, now: Instant) -> Option<u64> {
+    fn admit(&self, receiver: ReceiverId, kind: &'static str, now: Instant) -> Option<u64> {
         let Ok(mut seen) = self.seen.lock() else {
             return Some(0);
         };
@@ -87,15 +89,21 @@ mod tests {
     fn a_burst_of_the_same_warning_gives_one_line_per_interval() {
         let limiter = LogLimiter::default();
         let start = Instant::now();
-        assert_eq!(limiter.admit(1, "refused", start), Some(0));
+        assert_eq!(limiter.admit(ReceiverId(1), "refused", start), Some(0));
         for _ in 0..999 {
-            assert_eq!(limiter.admit(1, "refused", start), None);
+            assert_eq!(limiter.admit(ReceiverId(1), "refused", start), None);
         }
         // Another receiver and another kind have their own windows.
-        assert_eq!(limiter.admit(2, "refused", start), Some(0));
-        assert_eq!(limiter.admit(1, "plugin", start), Some(0));
+        assert_eq!(limiter.admit(ReceiverId(2), "refused", start), Some(0));
+        assert_eq!(limiter.admit(ReceiverId(1), "plugin", start), Some(0));
         // After the interval, one line that counts what was left out.
-        assert_eq!(limiter.admit(1, "refused", start + INTERVAL), Some(999));
-        assert_eq!(limiter.admit(1, "refused", start + INTERVAL), None);
+        assert_eq!(
+            limiter.admit(ReceiverId(1), "refused", start + INTERVAL),
+            Some(999)
+        );
+        assert_eq!(
+            limiter.admit(ReceiverId(1), "refused", start + INTERVAL),
+            None
+        );
     }
 }

@@ -8,12 +8,13 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use changewire_core::Secret;
+use changewire_core::{Scheme, Secret};
 use tokio::sync::Semaphore;
 
 use super::headers::Signing;
 use super::retry;
 use crate::config::DeliverySettings;
+use crate::model::{PluginFailureMode, ReceiverId};
 use crate::secrets::SecretBox;
 use crate::store::receivers::{HeaderRow, ReceiverRow};
 use crate::store::{self, Store};
@@ -91,7 +92,7 @@ impl ReceiverState {
 #[derive(Debug)]
 pub struct Receiver {
     /// Id.
-    pub id: i64,
+    pub id: ReceiverId,
     /// Name (for plugins and logs).
     pub name: String,
     /// URL, exactly as registered.
@@ -189,7 +190,7 @@ pub struct Receivers {
     store: Store,
     secrets: SecretBox,
     default_concurrency: usize,
-    map: RwLock<HashMap<i64, Arc<Receiver>>>,
+    map: RwLock<HashMap<ReceiverId, Arc<Receiver>>>,
     last_seen: AtomicI64,
 }
 
@@ -208,7 +209,7 @@ impl Receivers {
     }
 
     /// One receiver.
-    pub fn get(&self, id: i64) -> Option<Arc<Receiver>> {
+    pub fn get(&self, id: ReceiverId) -> Option<Arc<Receiver>> {
         self.map.read().ok()?.get(&id).cloned()
     }
 
@@ -261,7 +262,7 @@ impl Receivers {
             let value = self.secrets.open(&h.value)?;
             headers.push((h.key, value.expose().to_string()));
         }
-        let f = &row.fields;
+        let f = &row.settings;
         let concurrency = f
             .max_concurrency
             .and_then(|c| usize::try_from(c).ok())
@@ -291,20 +292,19 @@ impl Receivers {
             (Some(u), Some(p)) => Some((u.clone(), self.secrets.open(p)?)),
             _ => None,
         };
-        let schemes: Vec<&str> = f.signature_schemes.split(',').map(str::trim).collect();
         Ok(Receiver {
             id: row.id,
             name: f.name.clone(),
             url: f.webhook_uri.clone(),
             secret: self.secrets.open(&row.shared_secret)?,
             previous,
-            ion: schemes.contains(&"ion"),
-            standard: schemes.contains(&"standard"),
+            ion: f.signature_schemes.contains(Scheme::Ion),
+            standard: f.signature_schemes.contains(Scheme::Standard),
             headers,
             basic_auth,
             timeout: Duration::from_millis(u64::try_from(f.timeout_ms.max(1)).unwrap_or(5000)),
-            retry: retry::Policy::from_stored(
-                &f.retry_policy,
+            retry: retry::Policy::from_settings(
+                f.retry_policy,
                 f.max_attempts,
                 f.retry_interval_secs,
             ),
@@ -312,7 +312,7 @@ impl Receivers {
             ordered: f.ordered,
             concurrency,
             active: f.active,
-            plugin_deliver_original: f.plugin_failure_mode == "deliver_original",
+            plugin_deliver_original: f.plugin_failure_mode == PluginFailureMode::DeliverOriginal,
             updated_at: row.updated_at,
             state,
         })

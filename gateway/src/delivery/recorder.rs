@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use super::Engine;
 use super::attempt::Outcome;
+use crate::model::ReceiverId;
 use crate::report::Report;
 use crate::store::now_ms;
 
@@ -55,7 +56,7 @@ async fn write(engine: &Engine, batch: &[Outcome]) {
 
 async fn after_write(engine: &Engine, batch: &[Outcome]) {
     engine.health.ready("delivery_recorder");
-    let mut last_by_receiver: HashMap<i64, (bool, Option<String>)> = HashMap::new();
+    let mut last_by_receiver: HashMap<ReceiverId, (bool, Option<String>)> = HashMap::new();
     for o in batch {
         let receiver = o.receiver_id.to_string();
         metrics::counter!("changewire_delivery_attempts_total", "receiver" => receiver.clone(), "outcome" => o.label).increment(1);
@@ -83,7 +84,12 @@ async fn after_write(engine: &Engine, batch: &[Outcome]) {
 /// The circuit breaker: count consecutive failures; trip after the
 /// threshold (the receiver is paused with a reason, its deliveries wait);
 /// probe with backoff; close on the first success.
-async fn circuit_step(engine: &Engine, receiver_id: i64, success: bool, error: Option<&str>) {
+async fn circuit_step(
+    engine: &Engine,
+    receiver_id: ReceiverId,
+    success: bool,
+    error: Option<&str>,
+) {
     let Some(receiver) = engine.receivers.get(receiver_id) else {
         return;
     };
@@ -105,7 +111,7 @@ async fn circuit_step(engine: &Engine, receiver_id: i64, success: bool, error: O
             state.trips.store(0, Ordering::SeqCst);
             if was_open {
                 metrics::gauge!("changewire_receiver_circuit_open", "receiver" => receiver_id.to_string()).set(0.0);
-                tracing::info!(receiver = receiver_id, "receiver recovered; circuit closed");
+                tracing::info!(receiver = %receiver_id, "receiver recovered; circuit closed");
                 engine.signals.wake_delivery();
             }
         }
@@ -138,7 +144,7 @@ async fn circuit_step(engine: &Engine, receiver_id: i64, success: bool, error: O
                 state.open_until.store(until, Ordering::SeqCst);
                 state.trips.fetch_add(1, Ordering::SeqCst);
                 metrics::gauge!("changewire_receiver_circuit_open", "receiver" => receiver_id.to_string()).set(1.0);
-                tracing::warn!(receiver = receiver_id, %reason, "receiver paused by the circuit breaker");
+                tracing::warn!(receiver = %receiver_id, %reason, "receiver paused by the circuit breaker");
             }
             Err(err) => tracing::warn!(error = %Report(&err), "recording a circuit trip failed"),
         }

@@ -6,6 +6,7 @@
 //! (Inspectorio's "3 more tries, 60 s apart"): the same interval each time.
 //! A receiver's `Retry-After` replaces the computed delay, within bounds.
 
+use crate::model::RetryPolicy;
 use std::time::Duration;
 
 use rand::Rng;
@@ -31,16 +32,15 @@ pub enum Policy {
 }
 
 impl Policy {
-    /// From the stored fields.
-    pub fn from_stored(kind: &str, max_attempts: i32, interval_secs: i32) -> Policy {
+    /// From a receiver's settings.
+    pub fn from_settings(kind: RetryPolicy, max_attempts: i32, interval_secs: i32) -> Policy {
         let max_attempts = u32::try_from(max_attempts.max(1)).unwrap_or(1);
-        if kind == "fixed" {
-            Policy::Fixed {
+        match kind {
+            RetryPolicy::Fixed => Policy::Fixed {
                 max_attempts,
                 interval: Duration::from_secs(u64::try_from(interval_secs.max(1)).unwrap_or(60)),
-            }
-        } else {
-            Policy::Exponential { max_attempts }
+            },
+            RetryPolicy::Exponential => Policy::Exponential { max_attempts },
         }
     }
 
@@ -116,7 +116,7 @@ mod tests {
 
     #[test]
     fn fixed_and_retry_after() {
-        let p = Policy::from_stored("fixed", 4, 60);
+        let p = Policy::from_settings(RetryPolicy::Fixed, 4, 60);
         assert_eq!(
             p.next_delay(1, None, Duration::from_secs(3600)),
             Some(Duration::from_secs(60))

@@ -25,7 +25,7 @@ const MAX_BATCH: usize = 500;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Published {
     /// The stored change, or None when its idempotency key was seen before.
-    pub change_id: Option<i64>,
+    pub change_id: Option<crate::model::ChangeId>,
     /// Deliveries created for it.
     pub deliveries: u64,
 }

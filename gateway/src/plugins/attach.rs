@@ -4,6 +4,7 @@
 
 use super::{Error, PluginRuntime};
 use crate::config::Config;
+use crate::model::ReceiverId;
 use crate::store::Store;
 use crate::store::plugins::PluginRow;
 
@@ -16,7 +17,7 @@ use crate::store::plugins::PluginRow;
 pub async fn attach(
     store: &Store,
     runtime: &PluginRuntime,
-    receiver_id: i64,
+    receiver_id: ReceiverId,
     name: &str,
     wasm: Vec<u8>,
     config: &str,
@@ -49,13 +50,20 @@ pub async fn attach_from_config(
             .and_then(|s| s.to_str())
             .unwrap_or("plugin")
             .to_string();
-        attach(store, runtime, *receiver_id, &name, wasm, plugin_config)
-            .await
-            .map_err(|source| Error::FromConfig {
-                path: path.clone(),
-                receiver_id: *receiver_id,
-                source: Box::new(source),
-            })?;
+        attach(
+            store,
+            runtime,
+            ReceiverId(*receiver_id),
+            &name,
+            wasm,
+            plugin_config,
+        )
+        .await
+        .map_err(|source| Error::FromConfig {
+            path: path.clone(),
+            receiver_id: *receiver_id,
+            source: Box::new(source),
+        })?;
     }
     Ok(())
 }

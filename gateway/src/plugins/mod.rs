@@ -41,6 +41,8 @@ mod transform;
 
 use std::path::PathBuf;
 
+use crate::model::ReceiverId;
+
 pub use attach::{attach, attach_from_config};
 pub use runtime::{LoadState, PluginRuntime, SyncReport};
 pub use transform::Transform;
@@ -67,7 +69,7 @@ pub enum Error {
     #[error("receiver {receiver_id} does not exist")]
     NotFound {
         /// The receiver asked for.
-        receiver_id: i64,
+        receiver_id: ReceiverId,
     },
     /// A module named in the configuration file cannot be read.
     #[error("cannot read {}", path.display())]

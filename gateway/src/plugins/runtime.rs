@@ -13,6 +13,7 @@ use super::transform::{LoadedPlugin, Transform};
 use crate::config::PluginSettings;
 use crate::delivery::receivers::Receiver;
 use crate::health::Health;
+use crate::model::ReceiverId;
 use crate::store::deliveries::LeasedDelivery;
 use crate::store::{Store, now_ms};
 
@@ -63,9 +64,9 @@ enum SlotState {
 pub struct PluginRuntime {
     host: Option<Arc<PluginHost>>,
     disabled: Option<String>,
-    slots: RwLock<HashMap<i64, Slot>>,
+    slots: RwLock<HashMap<ReceiverId, Slot>>,
     /// What the store says is attached: receiver → revision.
-    attached: RwLock<HashMap<i64, String>>,
+    attached: RwLock<HashMap<ReceiverId, String>>,
     /// Asks the sync task to read the store now (a delivery arrived for a
     /// revision not loaded here).
     sync_wanted: Notify,
@@ -141,7 +142,7 @@ impl PluginRuntime {
     /// Installs (or replaces) a receiver's plugin, as attached at `revision`.
     pub fn install(
         &self,
-        receiver_id: i64,
+        receiver_id: ReceiverId,
         revision: &str,
         plugin: Plugin,
         name: &str,
@@ -168,7 +169,7 @@ impl PluginRuntime {
     }
 
     /// Removes a receiver's plugin (it was detached).
-    pub fn remove(&self, receiver_id: i64) {
+    pub fn remove(&self, receiver_id: ReceiverId) {
         if let Ok(mut slots) = self.slots.write() {
             slots.remove(&receiver_id);
         }
@@ -178,7 +179,7 @@ impl PluginRuntime {
     }
 
     /// Whether a receiver's plugin at `revision` is loaded here.
-    pub fn load_state(&self, receiver_id: i64, revision: &str) -> LoadState {
+    pub fn load_state(&self, receiver_id: ReceiverId, revision: &str) -> LoadState {
         if let Some(reason) = &self.disabled {
             return LoadState::Disabled {
                 reason: reason.clone(),
@@ -285,7 +286,7 @@ impl PluginRuntime {
             match self.compile(row.wasm.clone()).await {
                 Ok(plugin) => {
                     if failures > 0 {
-                        tracing::info!(receiver = row.receiver_id, plugin = %row.name, "the plugin loads again; its deliveries resume");
+                        tracing::info!(receiver = %row.receiver_id, plugin = %row.name, "the plugin loads again; its deliveries resume");
                     }
                     self.install(
                         row.receiver_id,
@@ -305,10 +306,10 @@ impl PluginRuntime {
                     let retry_at =
                         now_ms() + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 4);
                     if failures == 1 {
-                        tracing::error!(receiver = row.receiver_id, plugin = %row.name, error = %err, retry_in = ?wait,
+                        tracing::error!(receiver = %row.receiver_id, plugin = %row.name, error = %err, retry_in = ?wait,
                             "a stored plugin does not load on this gateway; its receiver's deliveries are held until it does");
                     } else {
-                        tracing::warn!(receiver = row.receiver_id, plugin = %row.name, error = %err, failures, retry_in = ?wait,
+                        tracing::warn!(receiver = %row.receiver_id, plugin = %row.name, error = %err, failures, retry_in = ?wait,
                             "the stored plugin still does not load");
                     }
                     if let Ok(mut slots) = self.slots.write() {
@@ -337,7 +338,7 @@ impl PluginRuntime {
         let Ok(slots) = self.slots.read() else {
             return;
         };
-        let mut failing: Vec<(i64, String)> = slots
+        let mut failing: Vec<(ReceiverId, String)> = slots
             .iter()
             .filter_map(|(id, slot)| match &slot.state {
                 SlotState::Failed { error, .. } => Some((
@@ -365,7 +366,7 @@ impl PluginRuntime {
     /// more than any task.
     pub async fn transform(
         &self,
-        receiver: &Arc<Receiver>,
+        receiver: &Receiver,
         d: &LeasedDelivery,
         body: &str,
     ) -> Transform {

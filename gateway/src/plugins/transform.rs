@@ -65,7 +65,7 @@ impl LoadedPlugin {
             resource: &d.payload.resource.to_ascii_lowercase(),
             action: d.payload.action.as_str(),
             body,
-            receiver_id: receiver.id,
+            receiver_id: receiver.id.get(),
             receiver_name: &receiver.name,
             config: &self.config,
         };

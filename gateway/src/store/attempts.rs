@@ -1,6 +1,7 @@
 //! `attempts`: the audit trail of every request sent.
 
 use super::{Result, Store, on_pool};
+use crate::model::DeliveryId;
 
 /// One recorded attempt.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -8,7 +9,7 @@ pub struct AttemptRow {
     /// Id.
     pub id: i64,
     /// Delivery.
-    pub delivery_id: i64,
+    pub delivery_id: DeliveryId,
     /// 1-based number.
     pub attempt: i32,
     /// Started (ms).
@@ -35,7 +36,7 @@ pub struct AttemptRow {
 
 impl Store {
     /// Attempts of one delivery, oldest first.
-    pub async fn attempts(&self, delivery_id: i64) -> Result<Vec<AttemptRow>> {
+    pub async fn attempts(&self, delivery_id: DeliveryId) -> Result<Vec<AttemptRow>> {
         Ok(on_pool!(self, |pool| {
             sqlx::query_as::<_, AttemptRow>(
             "SELECT id, delivery_id, attempt, started_at, duration_ms, request_url, request_headers, request_body, \

@@ -14,6 +14,7 @@ use sqlx::AssertSqlSafe;
 use super::deliveries::LeasedDelivery;
 use super::{Backend, Result, Store, now_ms};
 use crate::envelope::{ChangePayload, SubscriptionView};
+use crate::model::{ChangeId, DeliveryId, ReceiverId, SubscriptionId};
 
 /// A change about to be stored: the payload, and where it comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,15 +38,15 @@ pub struct FanoutOutcome {
     /// Deliveries created.
     pub deliveries: u64,
     /// Receivers that got new deliveries (to wake their workers).
-    pub receivers: Vec<i64>,
+    pub receivers: Vec<ReceiverId>,
     /// Receivers that got new deliveries this fan-out did not lease to the
     /// caller: the dispatcher has to lease them from the queue.
-    pub unclaimed_receivers: Vec<i64>,
+    pub unclaimed_receivers: Vec<ReceiverId>,
     /// Ids of the newly stored changes, in input order.
-    pub change_ids: Vec<i64>,
+    pub change_ids: Vec<ChangeId>,
     /// Per input change, in input order: its id and how many deliveries it
     /// got, or None when it was skipped as a duplicate.
-    pub per_change: Vec<Option<(i64, u64)>>,
+    pub per_change: Vec<Option<(ChangeId, u64)>>,
     /// New deliveries leased to the caller in the same transaction
     /// (in-process hand-off), oldest first.
     pub claimed: Vec<LeasedDelivery>,
@@ -66,7 +67,7 @@ pub struct Claims {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Claim {
     /// Receiver.
-    pub receiver_id: i64,
+    pub receiver_id: ReceiverId,
     /// At most this many of its new deliveries.
     pub limit: i64,
     /// The lease's end (ms).
@@ -77,7 +78,7 @@ pub struct Claim {
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct ChangeRow {
     /// Its id in the store.
-    pub id: i64,
+    pub id: ChangeId,
     /// Where it came from.
     pub source: String,
     /// The change itself.
@@ -160,9 +161,9 @@ impl Store {
             Backend::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
                 let mut ids = Vec::with_capacity(changes.len());
-                let mut created: Vec<(i64, i64, i64)> = Vec::new();
+                let mut created: Vec<(DeliveryId, ReceiverId, ChangeId)> = Vec::new();
                 for c in changes {
-                    let id: Option<i64> = sqlx::query_scalar(
+                    let id: Option<ChangeId> = sqlx::query_scalar(
                         "INSERT INTO changes (source, source_key, resource, action, table_name, row_id, \
                          transaction_id, occurred_at, etag, old, new, record, related, created_at) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
@@ -186,7 +187,7 @@ impl Store {
                     .await?;
                     ids.push(id);
                     let Some(id) = id else { continue };
-                    let got: Vec<(i64, i64)> = sqlx::query_as(AssertSqlSafe(format!(
+                    let got: Vec<(DeliveryId, ReceiverId)> = sqlx::query_as(AssertSqlSafe(format!(
                         "INSERT INTO deliveries ({DELIVERY_COLUMNS}) \
                          SELECT $1, s.id, s.receiver_id, 'pending', $4, \
                          CASE WHEN r.ordered THEN $2 || ':' || $5 END, $4, $4 \
@@ -216,7 +217,11 @@ impl Store {
     }
 
     /// Stores a test ping for one receiver (no subscription) and its delivery.
-    pub async fn insert_test_delivery(&self, receiver_id: i64, change: &NewChange) -> Result<i64> {
+    pub async fn insert_test_delivery(
+        &self,
+        receiver_id: ReceiverId,
+        change: &NewChange,
+    ) -> Result<DeliveryId> {
         let now = now_ms();
         let id = crate::on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
@@ -237,7 +242,7 @@ impl Store {
             .bind(now)
             .fetch_one(&mut *tx)
             .await?;
-            let id: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+            let id: DeliveryId = sqlx::query_scalar(AssertSqlSafe(format!(
                 "INSERT INTO deliveries ({DELIVERY_COLUMNS}) VALUES ($1, NULL, $2, 'pending', $3, NULL, $3, $3) RETURNING id"
             )))
             .bind(change_id)
@@ -246,13 +251,13 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
             tx.commit().await?;
-            Ok::<i64, sqlx::Error>(id)
+            Ok::<DeliveryId, sqlx::Error>(id)
         })?;
         Ok(id)
     }
 
     /// One stored change.
-    pub async fn change(&self, id: i64) -> Result<Option<ChangeRow>> {
+    pub async fn change(&self, id: ChangeId) -> Result<Option<ChangeRow>> {
         Ok(crate::on_pool!(self, |pool| {
             sqlx::query_as::<_, ChangeRow>(
             "SELECT id, source, resource, action, row_id, transaction_id, occurred_at, etag, old, new, record, related \
@@ -345,15 +350,15 @@ pub struct CaptureCursor {
 /// all it takes).
 async fn claim_sqlite(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    created: &[(i64, i64, i64)],
+    created: &[(DeliveryId, ReceiverId, ChangeId)],
     claims: Option<&Claims>,
-) -> Result<Vec<i64>> {
+) -> Result<Vec<DeliveryId>> {
     let mut claimed = Vec::new();
     let Some(claims) = claims else {
         return Ok(claimed);
     };
     for claim in &claims.receivers {
-        let ids: Vec<i64> = created
+        let ids: Vec<DeliveryId> = created
             .iter()
             .filter(|(_, receiver, _)| *receiver == claim.receiver_id)
             .map(|(id, _, _)| *id)
@@ -379,10 +384,10 @@ async fn claim_sqlite(
 /// a duplicate.
 fn stored_ids(
     changes: &[NewChange],
-    mut inserted: Vec<(i64, String, Option<String>)>,
-) -> Vec<Option<i64>> {
+    mut inserted: Vec<(ChangeId, String, Option<String>)>,
+) -> Vec<Option<ChangeId>> {
     inserted.sort_unstable_by_key(|(id, _, _)| *id);
-    let mut keyed: HashMap<(&str, &str), i64> = HashMap::new();
+    let mut keyed: HashMap<(&str, &str), ChangeId> = HashMap::new();
     let mut unkeyed = Vec::new();
     for (id, source, key) in &inserted {
         match key {
@@ -450,12 +455,12 @@ const PG_FAN_OUT: &str = "WITH u AS ( \
 /// One row of [`PG_FAN_OUT`]: a new change, or a new delivery.
 #[derive(Debug, sqlx::FromRow)]
 struct PgFanoutRow {
-    change_id: i64,
+    change_id: ChangeId,
     source: Option<String>,
     source_key: Option<String>,
-    delivery_id: Option<i64>,
-    subscription_id: Option<i64>,
-    receiver_id: Option<i64>,
+    delivery_id: Option<DeliveryId>,
+    subscription_id: Option<SubscriptionId>,
+    receiver_id: Option<ReceiverId>,
     lease_until: Option<i64>,
     claimed: Option<bool>,
     include_full_record: Option<bool>,
@@ -479,7 +484,7 @@ fn pg_outcome(changes: &[NewChange], rows: Vec<PgFanoutRow>, now: i64) -> Fanout
         }
     }
     let ids = stored_ids(changes, inserted);
-    let by_id: HashMap<i64, &NewChange> = ids
+    let by_id: HashMap<ChangeId, &NewChange> = ids
         .iter()
         .zip(changes)
         .filter_map(|(id, change)| id.map(|id| (id, change)))
@@ -514,22 +519,22 @@ fn pg_outcome(changes: &[NewChange], rows: Vec<PgFanoutRow>, now: i64) -> Fanout
 }
 
 fn outcome(
-    ids: Vec<Option<i64>>,
-    created: Vec<(i64, i64, bool, i64)>,
+    ids: Vec<Option<ChangeId>>,
+    created: Vec<(DeliveryId, ReceiverId, bool, ChangeId)>,
     claimed: Vec<LeasedDelivery>,
 ) -> FanoutOutcome {
     let deliveries = created.len() as u64;
-    let mut receivers: Vec<i64> = created.iter().map(|(_, r, _, _)| *r).collect();
+    let mut receivers: Vec<ReceiverId> = created.iter().map(|(_, r, _, _)| *r).collect();
     receivers.sort_unstable();
     receivers.dedup();
-    let mut unclaimed_receivers: Vec<i64> = created
+    let mut unclaimed_receivers: Vec<ReceiverId> = created
         .iter()
         .filter(|(_, _, claimed, _)| !claimed)
         .map(|(_, r, _, _)| *r)
         .collect();
     unclaimed_receivers.sort_unstable();
     unclaimed_receivers.dedup();
-    let mut per_id: HashMap<i64, u64> = HashMap::new();
+    let mut per_id: HashMap<ChangeId, u64> = HashMap::new();
     for (_, _, _, change) in &created {
         *per_id.entry(*change).or_default() += 1;
     }
@@ -537,7 +542,7 @@ fn outcome(
         .iter()
         .map(|id| id.map(|id| (id, per_id.get(&id).copied().unwrap_or(0))))
         .collect();
-    let change_ids: Vec<i64> = ids.iter().flatten().copied().collect();
+    let change_ids: Vec<ChangeId> = ids.iter().flatten().copied().collect();
     FanoutOutcome {
         changes: change_ids.len() as u64,
         deliveries,

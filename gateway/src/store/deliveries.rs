@@ -10,29 +10,14 @@
 use sqlx::AssertSqlSafe;
 
 use super::{Backend, Error, Result, Store, now_ms, on_pool};
-use crate::envelope::{ChangePayload, EventIds, SubscriptionView, render};
-
-/// Delivery statuses.
-pub mod status {
-    /// Waiting for its next attempt (or leased and in flight).
-    pub const PENDING: &str = "pending";
-    /// The receiver answered with its expected status.
-    pub const SUCCEEDED: &str = "succeeded";
-    /// Every attempt failed, or the failure is permanent.
-    pub const FAILED: &str = "failed";
-    /// A plugin dropped it.
-    pub const FILTERED: &str = "filtered";
-    /// A plugin failed and the receiver asked for that to be final.
-    pub const PLUGIN_ERROR: &str = "plugin_error";
-    /// Every status, for validation.
-    pub const ALL: &[&str] = &[PENDING, SUCCEEDED, FAILED, FILTERED, PLUGIN_ERROR];
-}
+use crate::envelope::{Action, ChangePayload, EventIds, SubscriptionView, render};
+use crate::model::{ChangeId, DeliveryId, DeliveryStatus, ReceiverId, SubscriptionId};
 
 /// How many due deliveries to lease for one receiver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LeaseRequest {
     /// Receiver.
-    pub receiver_id: i64,
+    pub receiver_id: ReceiverId,
     /// At most this many.
     pub limit: i32,
     /// Per-row ordering: skip a delivery while an earlier one for the same row is pending.
@@ -45,13 +30,13 @@ pub struct LeaseRequest {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct LeasedDelivery {
     /// The delivery's id: the body's `event_id`.
-    pub id: i64,
+    pub id: DeliveryId,
     /// The change it delivers.
-    pub change_id: i64,
+    pub change_id: ChangeId,
     /// The subscription that matched (None for a test ping).
-    pub subscription_id: Option<i64>,
+    pub subscription_id: Option<SubscriptionId>,
     /// Where it goes.
-    pub receiver_id: i64,
+    pub receiver_id: ReceiverId,
     /// Attempts made so far.
     pub attempts: i32,
     /// Attempts made before the last manual redelivery (the retry
@@ -77,8 +62,8 @@ impl LeasedDelivery {
     pub fn body(&self) -> String {
         render(
             EventIds {
-                event_id: self.id,
-                subscription_id: self.subscription_id,
+                event_id: self.id.get(),
+                subscription_id: self.subscription_id.map(SubscriptionId::get),
             },
             &self.payload,
             &self.view,
@@ -143,7 +128,7 @@ pub struct AttemptRecord {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finished {
     /// Delivery.
-    pub delivery_id: i64,
+    pub delivery_id: DeliveryId,
     /// The lease's end (fencing token).
     pub lease_until: i64,
     /// What happened.
@@ -160,15 +145,15 @@ pub struct Finished {
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
     /// Receiver.
-    pub receiver_id: Option<i64>,
+    pub receiver_id: Option<ReceiverId>,
     /// Subscription.
-    pub subscription_id: Option<i64>,
+    pub subscription_id: Option<SubscriptionId>,
     /// Status.
-    pub status: Option<String>,
+    pub status: Option<DeliveryStatus>,
     /// Resource.
     pub resource: Option<String>,
     /// Action.
-    pub action: Option<String>,
+    pub action: Option<Action>,
     /// Created at or after (ms).
     pub from_ms: Option<i64>,
     /// Created before (ms).
@@ -179,15 +164,15 @@ pub struct EventFilter {
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct EventRow {
     /// The delivery's id (`event_id`).
-    pub id: i64,
+    pub id: DeliveryId,
     /// The change it delivers.
-    pub change_id: i64,
+    pub change_id: ChangeId,
     /// The subscription that matched (None for a test ping).
-    pub subscription_id: Option<i64>,
+    pub subscription_id: Option<SubscriptionId>,
     /// Where it goes.
-    pub receiver_id: i64,
-    /// See [`status`].
-    pub status: String,
+    pub receiver_id: ReceiverId,
+    /// Where it stands.
+    pub status: DeliveryStatus,
     /// Attempts made.
     pub attempts: i32,
     /// When the next attempt is due (ms), while pending.
@@ -224,8 +209,8 @@ impl EventRow {
             Some(body) => body.to_string(),
             None => render(
                 EventIds {
-                    event_id: self.id,
-                    subscription_id: self.subscription_id,
+                    event_id: self.id.get(),
+                    subscription_id: self.subscription_id.map(SubscriptionId::get),
                 },
                 &self.payload,
                 &self.view,
@@ -238,7 +223,7 @@ impl EventRow {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct QueueStat {
     /// Receiver.
-    pub receiver_id: i64,
+    pub receiver_id: ReceiverId,
     /// Pending deliveries.
     pub pending: i64,
     /// Oldest pending delivery's creation (ms).
@@ -271,7 +256,7 @@ pub(super) const LEASED_COLUMNS: &str = "d.id, d.change_id, d.subscription_id, d
 /// Reads leased deliveries by id (SQLite), oldest first.
 pub(super) async fn leased_rows_sqlite(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    ids: &[i64],
+    ids: &[DeliveryId],
 ) -> Result<Vec<LeasedDelivery>> {
     let mut rows = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
@@ -335,9 +320,9 @@ impl Store {
             }
             Backend::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
-                let mut ids: Vec<i64> = Vec::new();
+                let mut ids: Vec<DeliveryId> = Vec::new();
                 for r in requests {
-                    let picked: Vec<i64> = sqlx::query_scalar(
+                    let picked: Vec<DeliveryId> = sqlx::query_scalar(
                         "UPDATE deliveries SET lease_until = $4, lease_owner = $5 WHERE id IN ( \
                            SELECT d.id FROM deliveries d WHERE d.receiver_id = $1 AND d.status = 'pending' \
                            AND d.next_attempt_at <= $2 AND d.lease_until <= $2 AND ($6 = FALSE OR NOT EXISTS (SELECT 1 FROM deliveries e \
@@ -371,7 +356,7 @@ impl Store {
         }
         let now = now_ms();
         let rows: Vec<FinishRow> = batch.iter().map(|f| FinishRow::from(f, now)).collect();
-        let attempts: Vec<(i64, &AttemptRecord)> = batch
+        let attempts: Vec<(DeliveryId, &AttemptRecord)> = batch
             .iter()
             .filter_map(|f| f.attempt.as_ref().map(|a| (f.delivery_id, a)))
             .collect();
@@ -398,7 +383,7 @@ impl Store {
                     .bind(now)
                     .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
                     .bind(rows.iter().map(|r| r.lease_until).collect::<Vec<_>>())
-                    .bind(rows.iter().map(|r| r.status).collect::<Vec<_>>())
+                    .bind(rows.iter().map(|r| r.status.as_str()).collect::<Vec<_>>())
                     .bind(rows.iter().map(|r| r.inc).collect::<Vec<_>>())
                     .bind(rows.iter().map(|r| r.next_at).collect::<Vec<_>>())
                     .bind(rows.iter().map(|r| r.last_status).collect::<Vec<_>>())
@@ -450,7 +435,7 @@ impl Store {
     }
 
     /// One event.
-    pub async fn event(&self, id: i64) -> Result<Option<EventRow>> {
+    pub async fn event(&self, id: DeliveryId) -> Result<Option<EventRow>> {
         let sql = format!("{EVENT_SELECT} WHERE d.id = $1");
         Ok(on_pool!(self, |pool| sqlx::query_as::<_, EventRow>(
             AssertSqlSafe(sql.as_str())
@@ -480,9 +465,9 @@ impl Store {
         .bind(before)
         .bind(filter.receiver_id)
         .bind(filter.subscription_id)
-        .bind(&filter.status)
+        .bind(filter.status)
         .bind(&filter.resource)
-        .bind(&filter.action)
+        .bind(filter.action.map(Action::api_name))
         .bind(filter.from_ms)
         .bind(filter.to_ms)
         .bind(limit)
@@ -501,9 +486,9 @@ impl Store {
         )
         .bind(filter.receiver_id)
         .bind(filter.subscription_id)
-        .bind(&filter.status)
+        .bind(filter.status)
         .bind(&filter.resource)
-        .bind(&filter.action)
+        .bind(filter.action.map(Action::api_name))
         .bind(filter.from_ms)
         .bind(filter.to_ms)
         .fetch_one(pool)
@@ -512,7 +497,7 @@ impl Store {
     }
 
     /// Makes a finished delivery pending again, due now, with a fresh retry budget.
-    pub async fn retry_delivery(&self, id: i64) -> Result<EventRow> {
+    pub async fn retry_delivery(&self, id: DeliveryId) -> Result<EventRow> {
         let now = now_ms();
         let done = on_pool!(self, |pool| {
             sqlx::query(
@@ -527,7 +512,7 @@ impl Store {
         })?;
         let row = self.event(id).await?.ok_or(Error::NotFound {
             entity: "event",
-            id,
+            id: id.get(),
         })?;
         if done == 0 {
             return Err(Error::Duplicate(format!(
@@ -541,15 +526,15 @@ impl Store {
     /// `[from, to)`, with ids above `after`, pending again. Returns their ids.
     pub async fn redeliver_failed(
         &self,
-        receiver_id: i64,
+        receiver_id: ReceiverId,
         from: i64,
         to: i64,
         after: i64,
         limit: i64,
-    ) -> Result<Vec<i64>> {
+    ) -> Result<Vec<DeliveryId>> {
         let now = now_ms();
-        let ids: Vec<i64> = on_pool!(self, |pool| {
-            sqlx::query_scalar::<_, i64>(
+        let ids: Vec<DeliveryId> = on_pool!(self, |pool| {
+            sqlx::query_scalar::<_, DeliveryId>(
             "UPDATE deliveries SET status = 'pending', next_attempt_at = $5, retry_base = attempts, \
              completed_at = NULL, lease_until = 0, lease_owner = NULL, updated_at = $5 WHERE id IN ( \
                SELECT id FROM deliveries WHERE receiver_id = $1 AND status = 'failed' AND created_at >= $2 \
@@ -568,7 +553,7 @@ impl Store {
     }
 
     /// Failed deliveries of a receiver created in `[from, to)`.
-    pub async fn failed_count(&self, receiver_id: i64, from: i64, to: i64) -> Result<i64> {
+    pub async fn failed_count(&self, receiver_id: ReceiverId, from: i64, to: i64) -> Result<i64> {
         Ok(on_pool!(self, |pool| {
             sqlx::query_scalar::<_, i64>(
             "SELECT COUNT(*) FROM deliveries WHERE receiver_id = $1 AND status = 'failed' AND created_at >= $2 AND created_at < $3"
@@ -608,7 +593,7 @@ impl Store {
             // for its row locks.
             Backend::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                let gone: Vec<i64> = sqlx::query_scalar(
+                let gone: Vec<DeliveryId> = sqlx::query_scalar(
                     "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries \
                      WHERE completed_at < $1 AND status <> 'pending' LIMIT $2) RETURNING id",
                 )
@@ -648,8 +633,11 @@ impl Store {
     }
 
     /// Counts deliveries by status (tests and the quick start).
-    pub async fn delivery_status_counts(&self) -> Result<Vec<(String, i64)>> {
-        Ok(on_pool!(self, |pool| sqlx::query_as::<_, (String, i64)>(
+    pub async fn delivery_status_counts(&self) -> Result<Vec<(DeliveryStatus, i64)>> {
+        Ok(on_pool!(self, |pool| sqlx::query_as::<
+            _,
+            (DeliveryStatus, i64),
+        >(
             "SELECT status, COUNT(*) FROM deliveries GROUP BY status ORDER BY status"
         )
         .fetch_all(pool)
@@ -681,9 +669,9 @@ static PG_FINISH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 });
 
 struct FinishRow {
-    id: i64,
+    id: DeliveryId,
     lease_until: i64,
-    status: &'static str,
+    status: DeliveryStatus,
     inc: i32,
     next_at: i64,
     last_status: Option<i32>,
@@ -697,12 +685,12 @@ impl FinishRow {
     fn from(f: &Finished, now: i64) -> Self {
         let attempted = i32::from(f.attempt.is_some());
         let (status, next_at, completed_at) = match f.completion {
-            Completion::Succeeded => (status::SUCCEEDED, now, Some(now)),
-            Completion::Retry { at } => (status::PENDING, at, None),
-            Completion::Failed => (status::FAILED, now, Some(now)),
-            Completion::Filtered => (status::FILTERED, now, Some(now)),
-            Completion::PluginError => (status::PLUGIN_ERROR, now, Some(now)),
-            Completion::Released { at } => (status::PENDING, at, None),
+            Completion::Succeeded => (DeliveryStatus::Succeeded, now, Some(now)),
+            Completion::Retry { at } => (DeliveryStatus::Pending, at, None),
+            Completion::Failed => (DeliveryStatus::Failed, now, Some(now)),
+            Completion::Filtered => (DeliveryStatus::Filtered, now, Some(now)),
+            Completion::PluginError => (DeliveryStatus::PluginError, now, Some(now)),
+            Completion::Released { at } => (DeliveryStatus::Pending, at, None),
         };
         FinishRow {
             id: f.delivery_id,
@@ -724,7 +712,7 @@ impl FinishRow {
 /// the rest, see migration 0002).
 async fn insert_attempts_pg(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    attempts: &[(i64, &AttemptRecord)],
+    attempts: &[(DeliveryId, &AttemptRecord)],
 ) -> Result<(), sqlx::Error> {
     let col = |f: fn(&AttemptRecord) -> Option<String>| {
         attempts.iter().map(|(_, a)| f(a)).collect::<Vec<_>>()
@@ -760,7 +748,7 @@ async fn insert_attempts_pg(
 /// the whole batch, again and again).
 async fn insert_attempt_sqlite(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    delivery_id: i64,
+    delivery_id: DeliveryId,
     a: &AttemptRecord,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(

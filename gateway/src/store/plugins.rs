@@ -1,6 +1,7 @@
 //! `plugins`: the WebAssembly plugin attached to a receiver (at most one).
 
 use super::{Result, Store, new_etag, now_ms, on_pool};
+use crate::model::ReceiverId;
 
 /// An attached plugin.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -8,7 +9,7 @@ pub struct PluginRow {
     /// Id.
     pub id: i64,
     /// Receiver.
-    pub receiver_id: i64,
+    pub receiver_id: ReceiverId,
     /// Name.
     pub name: String,
     /// SHA-256 of the module, hex.
@@ -28,7 +29,7 @@ pub struct PluginRow {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct PluginIndexEntry {
     /// The receiver.
-    pub receiver_id: i64,
+    pub receiver_id: ReceiverId,
     /// The attached revision.
     pub revision: String,
 }
@@ -37,7 +38,7 @@ impl Store {
     /// Attaches (or replaces) a receiver's plugin.
     pub async fn attach_plugin(
         &self,
-        receiver_id: i64,
+        receiver_id: ReceiverId,
         name: &str,
         sha256: &str,
         wasm: &[u8],
@@ -63,7 +64,7 @@ impl Store {
     }
 
     /// Detaches a receiver's plugin; false if it had none.
-    pub async fn detach_plugin(&self, receiver_id: i64) -> Result<bool> {
+    pub async fn detach_plugin(&self, receiver_id: ReceiverId) -> Result<bool> {
         let done = on_pool!(self, |pool| sqlx::query(
             "DELETE FROM plugins WHERE receiver_id = $1"
         )
@@ -75,7 +76,7 @@ impl Store {
     }
 
     /// A receiver's plugin.
-    pub async fn plugin_for(&self, receiver_id: i64) -> Result<Option<PluginRow>> {
+    pub async fn plugin_for(&self, receiver_id: ReceiverId) -> Result<Option<PluginRow>> {
         Ok(on_pool!(self, |pool| {
             sqlx::query_as::<_, PluginRow>(
             "SELECT id, receiver_id, name, sha256, wasm, config, created_at, revision FROM plugins WHERE receiver_id = $1"

@@ -3,87 +3,95 @@
 use sqlx::AssertSqlSafe;
 
 use super::{Error, Result, Store, is_unique_violation, new_etag, now_ms, on_pool};
+use crate::model::{NewReceiver, ReceiverId, ReceiverSettings};
 
-/// A receiver as stored (secrets as stored: possibly encrypted).
+/// Binds a [`ReceiverSettings`]' columns, in [`SETTINGS_COLUMNS`]' order:
+/// the one binding shared by the insert and the update.
+macro_rules! bind_settings {
+    ($query:expr, $s:expr) => {
+        $query
+            .bind(&$s.name)
+            .bind(&$s.description)
+            .bind(&$s.webhook_uri)
+            .bind(&$s.content_type)
+            .bind($s.expected_response_code)
+            .bind($s.active)
+            .bind($s.timeout_ms)
+            .bind($s.retry_policy)
+            .bind($s.max_attempts)
+            .bind($s.retry_interval_secs)
+            .bind($s.signature_schemes)
+            .bind(&$s.basic_auth_username)
+            .bind(&$s.basic_auth_password)
+            .bind($s.ordered)
+            .bind($s.max_concurrency)
+            .bind($s.plugin_failure_mode)
+    };
+}
+
+/// The settings' columns, in [`bind_settings!`]'s order.
+const SETTINGS_COLUMNS: [&str; 16] = [
+    "name",
+    "description",
+    "webhook_uri",
+    "content_type",
+    "expected_response_code",
+    "active",
+    "timeout_ms",
+    "retry_policy",
+    "max_attempts",
+    "retry_interval_secs",
+    "signature_schemes",
+    "basic_auth_username",
+    "basic_auth_password",
+    "ordered",
+    "max_concurrency",
+    "plugin_failure_mode",
+];
+
+/// A receiver as stored (secrets as stored: possibly sealed).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ReceiverRow {
-    /// Id.
-    pub id: i64,
-    /// Editable fields.
+    /// Its id.
+    pub id: ReceiverId,
+    /// What a client sets.
     #[sqlx(flatten)]
-    pub fields: ReceiverFields,
-    /// Current shared secret (stored form).
+    pub settings: ReceiverSettings,
+    /// The current shared secret (stored form).
     pub shared_secret: String,
-    /// Previous secret during a rotation's overlap (stored form).
+    /// The previous secret during a rotation's overlap (stored form).
     pub previous_secret: Option<String>,
     /// When the previous secret stops signing (ms).
     pub previous_secret_expires_at: Option<i64>,
-    /// Paused (manually or by the circuit breaker).
+    /// Paused, by hand or by the circuit breaker.
     pub paused: bool,
     /// Why it is paused.
     pub paused_reason: Option<String>,
-    /// Circuit breaker: next probe time (ms) while open.
+    /// The circuit breaker's next probe (ms), while its circuit is open.
     pub circuit_open_until: Option<i64>,
-    /// Consecutive failed attempts.
+    /// Failed attempts in a row.
     pub consecutive_failures: i32,
-    /// Times the circuit opened since the last success (probe backoff).
+    /// Times the circuit opened since the last success (the probe backoff).
     pub circuit_trips: i32,
-    /// Creator's key id.
+    /// The id of the API key that created it (`admin` for the bootstrap token).
     pub created_by_id: Option<String>,
-    /// Creator's key name.
+    /// That key's name.
     pub created_by_name: Option<String>,
     /// Optimistic-concurrency tag.
     pub etag: String,
     /// Created (ms).
     pub created_at: i64,
-    /// Updated (ms).
+    /// Last changed (ms).
     pub updated_at: i64,
-}
-
-/// The fields a client sets.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct ReceiverFields {
-    /// Name.
-    pub name: String,
-    /// Description.
-    pub description: Option<String>,
-    /// Where deliveries go.
-    pub webhook_uri: String,
-    /// `json` (ION's only content type).
-    pub content_type: String,
-    /// Status that counts as success.
-    pub expected_response_code: i32,
-    /// Receives new events.
-    pub active: bool,
-    /// Request timeout, ms.
-    pub timeout_ms: i32,
-    /// `exponential` or `fixed`.
-    pub retry_policy: String,
-    /// Attempts before `failed`.
-    pub max_attempts: i32,
-    /// Interval of the fixed policy, seconds.
-    pub retry_interval_secs: i32,
-    /// Comma-separated schemes: `ion`, `standard`.
-    pub signature_schemes: String,
-    /// Basic-auth user.
-    pub basic_auth_username: Option<String>,
-    /// Basic-auth password (stored form).
-    pub basic_auth_password: Option<String>,
-    /// Per-row ordering.
-    pub ordered: bool,
-    /// Concurrency cap (None: the configured default).
-    pub max_concurrency: Option<i32>,
-    /// `fail` or `deliver_original` when a plugin errs.
-    pub plugin_failure_mode: String,
 }
 
 /// A custom header.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct HeaderRow {
-    /// Id.
+    /// Its id.
     pub id: i64,
-    /// Receiver.
-    pub receiver_id: i64,
+    /// Whose.
+    pub receiver_id: ReceiverId,
     /// Name as given.
     pub key: String,
     /// Value, in its stored form (sealed when a secret key is configured).
@@ -106,53 +114,46 @@ const COLUMNS: &str = "id, name, description, webhook_uri, content_type, expecte
     created_by_id, created_by_name, etag, created_at, updated_at";
 
 impl Store {
-    /// Inserts a receiver and its custom headers (`(name, stored value)`)
-    /// in one transaction: a header that cannot be written leaves no
-    /// receiver behind.
-    pub async fn insert_receiver(
+    /// Stores a new receiver and its custom headers in one transaction: a
+    /// header that cannot be written leaves no receiver behind.
+    pub async fn create_receiver(
         &self,
-        f: &ReceiverFields,
-        secret: &str,
+        new: &NewReceiver,
+        sealed_secret: &str,
         by: &Actor,
-        headers: &[(String, String)],
     ) -> Result<ReceiverRow> {
         let now = now_ms();
+        let n = SETTINGS_COLUMNS.len();
         let sql = format!(
-            "INSERT INTO receivers (name, description, webhook_uri, content_type, expected_response_code, active, \
-             timeout_ms, retry_policy, max_attempts, retry_interval_secs, signature_schemes, basic_auth_username, \
-             basic_auth_password, ordered, max_concurrency, plugin_failure_mode, shared_secret, created_by_id, \
-             created_by_name, etag, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $21) \
-             RETURNING {COLUMNS}"
+            "INSERT INTO receivers ({}, shared_secret, created_by_id, created_by_name, etag, created_at, updated_at) \
+             VALUES ({}, ${}, ${}, ${}, ${}, ${}, ${}) RETURNING {COLUMNS}",
+            SETTINGS_COLUMNS.join(", "),
+            (1..=n)
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            n + 1,
+            n + 2,
+            n + 3,
+            n + 4,
+            n + 5,
+            n + 5,
         );
         let result = on_pool!(self, |pool| {
             async {
                 let mut tx = pool.begin().await?;
-                let row = sqlx::query_as::<_, ReceiverRow>(AssertSqlSafe(sql.as_str()))
-                    .bind(&f.name)
-                    .bind(&f.description)
-                    .bind(&f.webhook_uri)
-                    .bind(&f.content_type)
-                    .bind(f.expected_response_code)
-                    .bind(f.active)
-                    .bind(f.timeout_ms)
-                    .bind(&f.retry_policy)
-                    .bind(f.max_attempts)
-                    .bind(f.retry_interval_secs)
-                    .bind(&f.signature_schemes)
-                    .bind(&f.basic_auth_username)
-                    .bind(&f.basic_auth_password)
-                    .bind(f.ordered)
-                    .bind(f.max_concurrency)
-                    .bind(&f.plugin_failure_mode)
-                    .bind(secret)
-                    .bind(&by.id)
-                    .bind(&by.name)
-                    .bind(new_etag())
-                    .bind(now)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                for (key, value) in headers {
+                let row = bind_settings!(
+                    sqlx::query_as::<_, ReceiverRow>(AssertSqlSafe(sql.as_str())),
+                    new.settings
+                )
+                .bind(sealed_secret)
+                .bind(&by.id)
+                .bind(&by.name)
+                .bind(new_etag())
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                for (key, value) in &new.headers {
                     sqlx::query(
                         "INSERT INTO receiver_headers (receiver_id, key, key_lower, value, created_at) \
                          VALUES ($1, $2, $3, $4, $5)",
@@ -180,7 +181,7 @@ impl Store {
     }
 
     /// One receiver.
-    pub async fn receiver(&self, id: i64) -> Result<Option<ReceiverRow>> {
+    pub async fn receiver(&self, id: ReceiverId) -> Result<Option<ReceiverRow>> {
         let sql = format!("SELECT {COLUMNS} FROM receivers WHERE id = $1");
         Ok(on_pool!(self, |pool| sqlx::query_as::<_, ReceiverRow>(
             AssertSqlSafe(sql.as_str())
@@ -214,8 +215,8 @@ impl Store {
     }
 
     /// All receiver ids (to notice deletions).
-    pub async fn receiver_ids(&self) -> Result<Vec<i64>> {
-        Ok(on_pool!(self, |pool| sqlx::query_scalar::<_, i64>(
+    pub async fn receiver_ids(&self) -> Result<Vec<ReceiverId>> {
+        Ok(on_pool!(self, |pool| sqlx::query_scalar::<_, ReceiverId>(
             "SELECT id FROM receivers ORDER BY id"
         )
         .fetch_all(pool)
@@ -253,54 +254,48 @@ impl Store {
         }
     }
 
-    /// Replaces a receiver's editable fields if `etag` is current.
+    /// Replaces a receiver's settings if `etag` is current.
     pub async fn update_receiver(
         &self,
-        id: i64,
+        id: ReceiverId,
         etag: &str,
-        f: &ReceiverFields,
+        settings: &ReceiverSettings,
     ) -> Result<ReceiverRow> {
+        let n = SETTINGS_COLUMNS.len();
+        let assignments: Vec<String> = SETTINGS_COLUMNS
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c} = ${}", i + 1))
+            .collect();
         let sql = format!(
-            "UPDATE receivers SET name = $3, description = $4, webhook_uri = $5, content_type = $6, \
-             expected_response_code = $7, active = $8, timeout_ms = $9, retry_policy = $10, max_attempts = $11, \
-             retry_interval_secs = $12, signature_schemes = $13, basic_auth_username = $14, basic_auth_password = $15, \
-             ordered = $16, max_concurrency = $17, plugin_failure_mode = $18, etag = $19, updated_at = $20 \
-             WHERE id = $1 AND etag = $2 RETURNING {COLUMNS}"
+            "UPDATE receivers SET {}, etag = ${}, updated_at = ${} WHERE id = ${} AND etag = ${} RETURNING {COLUMNS}",
+            assignments.join(", "),
+            n + 1,
+            n + 2,
+            n + 3,
+            n + 4,
         );
-        let row = on_pool!(self, |pool| sqlx::query_as::<_, ReceiverRow>(
-            AssertSqlSafe(sql.as_str())
+        let row = on_pool!(self, |pool| bind_settings!(
+            sqlx::query_as::<_, ReceiverRow>(AssertSqlSafe(sql.as_str())),
+            settings
         )
-        .bind(id)
-        .bind(etag)
-        .bind(&f.name)
-        .bind(&f.description)
-        .bind(&f.webhook_uri)
-        .bind(&f.content_type)
-        .bind(f.expected_response_code)
-        .bind(f.active)
-        .bind(f.timeout_ms)
-        .bind(&f.retry_policy)
-        .bind(f.max_attempts)
-        .bind(f.retry_interval_secs)
-        .bind(&f.signature_schemes)
-        .bind(&f.basic_auth_username)
-        .bind(&f.basic_auth_password)
-        .bind(f.ordered)
-        .bind(f.max_concurrency)
-        .bind(&f.plugin_failure_mode)
         .bind(new_etag())
         .bind(now_ms())
+        .bind(id)
+        .bind(etag)
         .fetch_optional(pool)
         .await)?;
         match row {
             Some(row) => Ok(row),
-            None => Err(self.etag_failure("receiver", "receivers", id, etag).await),
+            None => Err(self
+                .etag_failure("receiver", "receivers", id.get(), etag)
+                .await),
         }
     }
 
     /// Deletes a receiver (and its subscriptions, headers, deliveries and
     /// their attempts) if `etag` is current.
-    pub async fn delete_receiver(&self, id: i64, etag: &str) -> Result<()> {
+    pub async fn delete_receiver(&self, id: ReceiverId, etag: &str) -> Result<()> {
         let done = match self.backend() {
             // The receiver row is locked first, so no fan-out adds a delivery
             // meanwhile (its foreign-key check waits for this lock). Its
@@ -350,14 +345,16 @@ impl Store {
         if done {
             Ok(())
         } else {
-            Err(self.etag_failure("receiver", "receivers", id, etag).await)
+            Err(self
+                .etag_failure("receiver", "receivers", id.get(), etag)
+                .await)
         }
     }
 
     /// Installs a new secret; the old one keeps signing until `previous_expires_at`.
     pub async fn rotate_receiver_secret(
         &self,
-        id: i64,
+        id: ReceiverId,
         etag: &str,
         new_secret: &str,
         previous: Option<(&str, i64)>,
@@ -380,7 +377,9 @@ impl Store {
         .await)?;
         match row {
             Some(row) => Ok(row),
-            None => Err(self.etag_failure("receiver", "receivers", id, etag).await),
+            None => Err(self
+                .etag_failure("receiver", "receivers", id.get(), etag)
+                .await),
         }
     }
 
@@ -389,7 +388,7 @@ impl Store {
     /// the circuit breaker itself).
     pub async fn set_receiver_paused(
         &self,
-        id: i64,
+        id: ReceiverId,
         etag: Option<&str>,
         paused: bool,
         reason: Option<&str>,
@@ -414,7 +413,7 @@ impl Store {
         match row {
             Some(row) => Ok(row),
             None => Err(self
-                .etag_failure("receiver", "receivers", id, etag.unwrap_or(""))
+                .etag_failure("receiver", "receivers", id.get(), etag.unwrap_or(""))
                 .await),
         }
     }
@@ -423,7 +422,7 @@ impl Store {
     /// failure count, and, when it trips, the probe time and reason.
     pub async fn record_receiver_health(
         &self,
-        id: i64,
+        id: ReceiverId,
         consecutive_failures: i32,
         trip: Option<(i64, &str)>,
         closed: bool,
@@ -479,7 +478,7 @@ impl Store {
     /// same name gets the new name and value instead of being refused.
     pub async fn add_receiver_header(
         &self,
-        receiver_id: i64,
+        receiver_id: ReceiverId,
         key: &str,
         value: &str,
         replace: bool,
@@ -516,13 +515,14 @@ impl Store {
     }
 
     /// Removes a custom header; returns its receiver.
-    pub async fn remove_receiver_header(&self, header_id: i64) -> Result<i64> {
-        let receiver: Option<i64> = on_pool!(self, |pool| sqlx::query_scalar::<_, i64>(
-            "DELETE FROM receiver_headers WHERE id = $1 RETURNING receiver_id"
-        )
-        .bind(header_id)
-        .fetch_optional(pool)
-        .await)?;
+    pub async fn remove_receiver_header(&self, header_id: i64) -> Result<ReceiverId> {
+        let receiver: Option<ReceiverId> =
+            on_pool!(self, |pool| sqlx::query_scalar::<_, ReceiverId>(
+                "DELETE FROM receiver_headers WHERE id = $1 RETURNING receiver_id"
+            )
+            .bind(header_id)
+            .fetch_optional(pool)
+            .await)?;
         let receiver = receiver.ok_or(Error::NotFound {
             entity: "header",
             id: header_id,
@@ -532,7 +532,7 @@ impl Store {
     }
 
     /// New etag and updated_at, so caches and clients see a change.
-    async fn touch_receiver(&self, id: i64) -> Result<()> {
+    async fn touch_receiver(&self, id: ReceiverId) -> Result<()> {
         on_pool!(self, |pool| sqlx::query(
             "UPDATE receivers SET etag = $2, updated_at = $3 WHERE id = $1"
         )
@@ -546,7 +546,7 @@ impl Store {
     }
 
     /// Custom headers of one receiver, in creation order.
-    pub async fn receiver_headers(&self, receiver_id: i64) -> Result<Vec<HeaderRow>> {
+    pub async fn receiver_headers(&self, receiver_id: ReceiverId) -> Result<Vec<HeaderRow>> {
         Ok(on_pool!(self, |pool| {
             sqlx::query_as::<_, HeaderRow>(
             "SELECT id, receiver_id, key, value FROM receiver_headers WHERE receiver_id = $1 ORDER BY id"

@@ -3,6 +3,7 @@
 use sqlx::AssertSqlSafe;
 
 use super::{Result, Store, now_ms, on_pool};
+use crate::model::ReceiverId;
 
 /// A bulk redelivery.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -10,7 +11,7 @@ pub struct RedeliveryJobRow {
     /// Id.
     pub id: i64,
     /// Receiver.
-    pub receiver_id: i64,
+    pub receiver_id: ReceiverId,
     /// Range start (ms).
     pub from_ms: i64,
     /// Range end (ms, exclusive).
@@ -34,7 +35,7 @@ impl Store {
     /// Starts a job.
     pub async fn insert_redelivery_job(
         &self,
-        receiver_id: i64,
+        receiver_id: ReceiverId,
         from: i64,
         to: i64,
         total: i32,

@@ -4,62 +4,59 @@ use sqlx::AssertSqlSafe;
 
 use super::receivers::Actor;
 use super::{Error, Result, Store, is_unique_violation, new_etag, now_ms, on_pool};
+use crate::envelope::Action;
+use crate::model::{NewSubscription, ReceiverId, SubscriptionId, SubscriptionSettings};
 
 /// A subscription: one (resource, action) for one receiver.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct SubscriptionRow {
-    /// Id.
-    pub id: i64,
-    /// Receiver.
-    pub receiver_id: i64,
-    /// `ResourceEnum` value.
+    /// Its id.
+    pub id: SubscriptionId,
+    /// Whose.
+    pub receiver_id: ReceiverId,
+    /// A `ResourceEnum` value.
     pub resource: String,
-    /// `CREATE`, `UPDATE` or `DELETE`.
-    pub action: String,
-    /// Fires.
+    /// CREATE, UPDATE or DELETE.
+    #[sqlx(try_from = "String")]
+    pub action: Action,
+    /// Whether it fires.
     pub active: bool,
-    /// Adds the full current row as `data.record`.
+    /// Deliveries carry the whole row as `data.record`.
     pub include_full_record: bool,
-    /// JSON array of foreign-key columns to expand into `data.related`.
+    /// Foreign-key columns expanded into `data.related` (JSON array).
     pub expand: String,
-    /// Creator's key id.
+    /// The id of the API key that created it.
     pub created_by_id: Option<String>,
-    /// Creator's key name.
+    /// That key's name.
     pub created_by_name: Option<String>,
     /// Optimistic-concurrency tag.
     pub etag: String,
     /// Created (ms).
     pub created_at: i64,
-    /// Updated (ms).
+    /// Last changed (ms).
     pub updated_at: i64,
 }
 
-/// Fields of a new subscription.
-#[derive(Debug, Clone)]
-pub struct NewSubscription {
-    /// Receiver.
-    pub receiver_id: i64,
-    /// Resource.
-    pub resource: String,
-    /// Action.
-    pub action: String,
-    /// Fires.
-    pub active: bool,
-    /// Full row.
-    pub include_full_record: bool,
-    /// Foreign keys to expand (JSON array).
-    pub expand: String,
+impl SubscriptionRow {
+    /// Its settings, in the model's terms.
+    pub fn settings(&self) -> SubscriptionSettings {
+        SubscriptionSettings {
+            active: self.active,
+            include_full_record: self.include_full_record,
+            expand: serde_json::from_str(&self.expand).unwrap_or_default(),
+        }
+    }
 }
 
 /// Filters of a subscription listing.
 #[derive(Debug, Clone, Default)]
 pub struct SubscriptionFilter {
     /// Only this receiver's.
-    pub receiver_id: Option<i64>,
+    pub receiver_id: Option<ReceiverId>,
     /// Only this resource.
     pub resource: Option<String>,
     /// Only this action.
-    pub action: Option<String>,
+    pub action: Option<Action>,
     /// Only active or inactive ones.
     pub active: Option<bool>,
 }
@@ -85,10 +82,10 @@ impl Store {
         )
         .bind(s.receiver_id)
         .bind(&s.resource)
-        .bind(&s.action)
-        .bind(s.active)
-        .bind(s.include_full_record)
-        .bind(&s.expand)
+        .bind(s.action.api_name())
+        .bind(s.settings.active)
+        .bind(s.settings.include_full_record)
+        .bind(s.settings.expand_json())
         .bind(&by.id)
         .bind(&by.name)
         .bind(new_etag())
@@ -99,14 +96,16 @@ impl Store {
             Ok(row) => Ok(row),
             Err(e) if is_unique_violation(&e) => Err(Error::Duplicate(format!(
                 "receiver {} already subscribes to {} {}; update that subscription instead",
-                s.receiver_id, s.resource, s.action
+                s.receiver_id,
+                s.resource,
+                s.action.api_name()
             ))),
             Err(e) => Err(e.into()),
         }
     }
 
     /// One subscription.
-    pub async fn subscription(&self, id: i64) -> Result<Option<SubscriptionRow>> {
+    pub async fn subscription(&self, id: SubscriptionId) -> Result<Option<SubscriptionRow>> {
         let sql = format!("SELECT {COLUMNS} FROM subscriptions WHERE id = $1");
         Ok(on_pool!(self, |pool| {
             sqlx::query_as::<_, SubscriptionRow>(AssertSqlSafe(sql.as_str()))
@@ -133,7 +132,7 @@ impl Store {
                 .bind(after)
                 .bind(filter.receiver_id)
                 .bind(&filter.resource)
-                .bind(&filter.action)
+                .bind(filter.action.map(Action::api_name))
                 .bind(filter.active)
                 .bind(limit)
                 .fetch_all(pool)
@@ -150,7 +149,7 @@ impl Store {
         )
         .bind(filter.receiver_id)
         .bind(&filter.resource)
-        .bind(&filter.action)
+        .bind(filter.action.map(Action::api_name))
         .bind(filter.active)
         .fetch_one(pool)
         .await
@@ -160,11 +159,9 @@ impl Store {
     /// Updates the mutable fields if `etag` is current.
     pub async fn update_subscription(
         &self,
-        id: i64,
+        id: SubscriptionId,
         etag: &str,
-        active: bool,
-        include_full_record: bool,
-        expand: &str,
+        settings: &SubscriptionSettings,
     ) -> Result<SubscriptionRow> {
         let sql = format!(
             "UPDATE subscriptions SET active = $3, include_full_record = $4, expand = $5, etag = $6, updated_at = $7 \
@@ -175,9 +172,9 @@ impl Store {
         )
         .bind(id)
         .bind(etag)
-        .bind(active)
-        .bind(include_full_record)
-        .bind(expand)
+        .bind(settings.active)
+        .bind(settings.include_full_record)
+        .bind(settings.expand_json())
         .bind(new_etag())
         .bind(now_ms())
         .fetch_optional(pool)
@@ -189,7 +186,7 @@ impl Store {
     }
 
     /// Deletes a subscription if `etag` is current (its past events stay).
-    pub async fn delete_subscription(&self, id: i64, etag: &str) -> Result<()> {
+    pub async fn delete_subscription(&self, id: SubscriptionId, etag: &str) -> Result<()> {
         let done = on_pool!(self, |pool| sqlx::query(
             "DELETE FROM subscriptions WHERE id = $1 AND etag = $2"
         )
@@ -205,7 +202,7 @@ impl Store {
         }
     }
 
-    async fn subscription_etag_failure(&self, id: i64, given: &str) -> Error {
+    async fn subscription_etag_failure(&self, id: SubscriptionId, given: &str) -> Error {
         let current: Result<Option<String>, sqlx::Error> =
             on_pool!(self, |pool| sqlx::query_scalar::<_, String>(
                 "SELECT etag FROM subscriptions WHERE id = $1"
@@ -216,39 +213,15 @@ impl Store {
         match current {
             Ok(Some(current)) => Error::Conflict {
                 entity: "subscription",
-                id,
+                id: id.get(),
                 given: given.to_string(),
                 current,
             },
             Ok(None) => Error::NotFound {
                 entity: "subscription",
-                id,
+                id: id.get(),
             },
             Err(e) => Error::Database(e),
         }
-    }
-
-    /// Active subscriptions of active receivers for (resource, action): what a change fans out to.
-    pub async fn matching_subscriptions(
-        &self,
-        resource: &str,
-        action: &str,
-    ) -> Result<Vec<SubscriptionRow>> {
-        let sql = format!(
-            "SELECT {} FROM subscriptions s JOIN receivers r ON r.id = s.receiver_id \
-             WHERE s.resource = $1 AND s.action = $2 AND s.active = TRUE AND r.active = TRUE ORDER BY s.id",
-            COLUMNS
-                .split(", ")
-                .map(|c| format!("s.{}", c.trim()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        Ok(on_pool!(self, |pool| {
-            sqlx::query_as::<_, SubscriptionRow>(AssertSqlSafe(sql.as_str()))
-                .bind(resource)
-                .bind(action)
-                .fetch_all(pool)
-                .await
-        })?)
     }
 }

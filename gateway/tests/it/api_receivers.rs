@@ -337,11 +337,12 @@ async fn secrets_stored_in_clear_are_sealed_once_a_key_is_set(backend: Backend) 
             json!({"i": {"name": "erp", "webhookUri": sink.url(), "headers": [{"key": "X-Api-Key", "value": "sk_plain_0123456789"}]}}),
         )
         .await;
-    let rid: i64 = created["createWebhookReceiver"]["webhookReceiver"]["id"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let rid: changewire_gateway::model::ReceiverId =
+        created["createWebhookReceiver"]["webhookReceiver"]["id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
     let stored = clear.gw().store.receiver_headers(rid).await.unwrap();
     assert_eq!(
         stored[0].value, "sk_plain_0123456789",
@@ -390,7 +391,7 @@ async fn a_receiver_is_created_with_its_headers_or_not_at_all(backend: Backend) 
     let gw = TestGateway::start(backend, "").await;
     let store = &gw.gw().store;
     let before = store.receivers_page(0, 100).await.unwrap().len();
-    let fields = changewire_gateway::store::receivers::ReceiverFields {
+    let fields = changewire_gateway::model::ReceiverSettings {
         name: "half".into(),
         description: None,
         webhook_uri: "https://example.com/h".into(),
@@ -398,22 +399,29 @@ async fn a_receiver_is_created_with_its_headers_or_not_at_all(backend: Backend) 
         expected_response_code: 200,
         active: true,
         timeout_ms: 1000,
-        retry_policy: "fixed".into(),
+        retry_policy: changewire_gateway::model::RetryPolicy::Fixed,
         max_attempts: 1,
         retry_interval_secs: 1,
-        signature_schemes: "ion".into(),
+        signature_schemes: Default::default(),
         basic_auth_username: None,
         basic_auth_password: None,
         ordered: false,
         max_concurrency: None,
-        plugin_failure_mode: "fail".into(),
+        plugin_failure_mode: changewire_gateway::model::PluginFailureMode::Fail,
     };
     let twice = [
         ("X-A".to_string(), "1".to_string()),
         ("x-a".to_string(), "2".to_string()),
     ];
     let err = store
-        .insert_receiver(&fields, "whsec_c2VjcmV0", &Default::default(), &twice)
+        .create_receiver(
+            &changewire_gateway::model::NewReceiver {
+                settings: fields.clone(),
+                headers: twice.to_vec(),
+            },
+            "whsec_c2VjcmV0",
+            &Default::default(),
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("nothing was created"), "{err}");

@@ -479,7 +479,7 @@ async fn ssrf_is_checked_at_send_time(backend: Backend) {
     )
     .await;
     let sink = TestReceiver::start().await;
-    let fields = changewire_gateway::store::receivers::ReceiverFields {
+    let fields = changewire_gateway::model::ReceiverSettings {
         name: "rebound".into(),
         description: None,
         webhook_uri: format!("https://localhost:{}/hook", sink.addr.port()),
@@ -487,30 +487,39 @@ async fn ssrf_is_checked_at_send_time(backend: Backend) {
         expected_response_code: 200,
         active: true,
         timeout_ms: 1000,
-        retry_policy: "fixed".into(),
+        retry_policy: changewire_gateway::model::RetryPolicy::Fixed,
         max_attempts: 1,
         retry_interval_secs: 1,
-        signature_schemes: "ion".into(),
+        signature_schemes: Default::default(),
         basic_auth_username: None,
         basic_auth_password: None,
         ordered: false,
         max_concurrency: None,
-        plugin_failure_mode: "fail".into(),
+        plugin_failure_mode: changewire_gateway::model::PluginFailureMode::Fail,
     };
     let store = &gw.gw().store;
     let row = store
-        .insert_receiver(&fields, "whsec_c2VjcmV0", &Default::default(), &[])
+        .create_receiver(
+            &changewire_gateway::model::NewReceiver {
+                settings: fields.clone(),
+                headers: Vec::new(),
+            },
+            "whsec_c2VjcmV0",
+            &Default::default(),
+        )
         .await
         .unwrap();
     store
         .insert_subscription(
-            &changewire_gateway::store::subscriptions::NewSubscription {
+            &changewire_gateway::model::NewSubscription {
                 receiver_id: row.id,
                 resource: "RUNS".into(),
-                action: "UPDATE".into(),
-                active: true,
-                include_full_record: false,
-                expand: "[]".into(),
+                action: changewire_gateway::envelope::Action::Update,
+                settings: changewire_gateway::model::SubscriptionSettings {
+                    active: true,
+                    include_full_record: false,
+                    expand: Vec::new(),
+                },
             },
             &Default::default(),
         )
@@ -542,7 +551,7 @@ async fn a_refused_destination_fails_at_once(backend: Backend) {
     )
     .await;
     let sink = TestReceiver::start().await;
-    let fields = changewire_gateway::store::receivers::ReceiverFields {
+    let fields = changewire_gateway::model::ReceiverSettings {
         name: "rebound".into(),
         description: None,
         webhook_uri: format!("https://localhost:{}/hook", sink.addr.port()),
@@ -550,30 +559,39 @@ async fn a_refused_destination_fails_at_once(backend: Backend) {
         expected_response_code: 200,
         active: true,
         timeout_ms: 1000,
-        retry_policy: "exponential".into(),
+        retry_policy: changewire_gateway::model::RetryPolicy::Exponential,
         max_attempts: 8,
         retry_interval_secs: 60,
-        signature_schemes: "ion".into(),
+        signature_schemes: Default::default(),
         basic_auth_username: None,
         basic_auth_password: None,
         ordered: false,
         max_concurrency: None,
-        plugin_failure_mode: "fail".into(),
+        plugin_failure_mode: changewire_gateway::model::PluginFailureMode::Fail,
     };
     let store = &gw.gw().store;
     let row = store
-        .insert_receiver(&fields, "whsec_c2VjcmV0", &Default::default(), &[])
+        .create_receiver(
+            &changewire_gateway::model::NewReceiver {
+                settings: fields.clone(),
+                headers: Vec::new(),
+            },
+            "whsec_c2VjcmV0",
+            &Default::default(),
+        )
         .await
         .unwrap();
     store
         .insert_subscription(
-            &changewire_gateway::store::subscriptions::NewSubscription {
+            &changewire_gateway::model::NewSubscription {
                 receiver_id: row.id,
                 resource: "RUNS".into(),
-                action: "UPDATE".into(),
-                active: true,
-                include_full_record: false,
-                expand: "[]".into(),
+                action: changewire_gateway::envelope::Action::Update,
+                settings: changewire_gateway::model::SubscriptionSettings {
+                    active: true,
+                    include_full_record: false,
+                    expand: Vec::new(),
+                },
             },
             &Default::default(),
         )
@@ -626,7 +644,7 @@ async fn retention_counts_from_completion(backend: Backend) {
             .find(|e| e["status"] == "succeeded")
     })
     .await;
-    let id: i64 = done["id"].as_str().unwrap().parse().unwrap();
+    let id: changewire_gateway::model::DeliveryId = done["id"].as_str().unwrap().parse().unwrap();
     // No delivery engine from here on: the pending delivery stays pending.
     gw.stop().await;
     let store = changewire_gateway::store::Store::connect(

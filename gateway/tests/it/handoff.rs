@@ -3,6 +3,7 @@
 
 use changewire_gateway::config::StoreUrl;
 use changewire_gateway::envelope::{Action, ChangePayload};
+use changewire_gateway::model::ReceiverId;
 use changewire_gateway::store::Store;
 use changewire_gateway::store::changes::{Claim, Claims, NewChange};
 use changewire_gateway::store::deliveries::LeaseRequest;
@@ -25,13 +26,13 @@ fn change(key: i64) -> NewChange {
 async fn fan_out_claims_within_limits(backend: Backend) {
     let mut gw = TestGateway::start(backend, "").await;
     let url = "http://127.0.0.1:9/unused";
-    let a: i64 = gw
+    let a: ReceiverId = gw
         .receiver_with(url, &[("RUNS", "UPDATE")], json!({}))
         .await
         .0
         .parse()
         .unwrap();
-    let b: i64 = gw
+    let b: ReceiverId = gw
         .receiver_with(url, &[("RUNS", "UPDATE")], json!({}))
         .await
         .0

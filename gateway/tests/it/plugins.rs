@@ -75,9 +75,11 @@ async fn audited_body(gw: &TestGateway, receiver: &str) -> (String, Option<Strin
             .cloned()
     })
     .await;
-    let id: i64 = ev["id"]
-        .as_str()
-        .map_or_else(|| ev["id"].as_i64().unwrap(), |s| s.parse().unwrap());
+    let id = changewire_gateway::model::DeliveryId(
+        ev["id"]
+            .as_str()
+            .map_or_else(|| ev["id"].as_i64().unwrap(), |s| s.parse().unwrap()),
+    );
     let attempts = gw.gw().store.attempts(id).await.unwrap();
     (
         ev["requestData"].as_str().unwrap().to_string(),

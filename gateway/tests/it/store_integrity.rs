@@ -84,7 +84,7 @@ async fn deletes_take_attempts_along(backend: Backend) {
         .unwrap();
     // An attempt of a delivery that no longer exists is not recorded.
     let gone = Finished {
-        delivery_id: 1_000_000,
+        delivery_id: changewire_gateway::model::DeliveryId(1_000_000),
         lease_until: 1,
         completion: Completion::Succeeded,
         last_status: Some(200),
@@ -108,7 +108,9 @@ async fn deletes_take_attempts_along(backend: Backend) {
 
 /// A store of its own on `backend`, with one receiver and no gateway
 /// running (nothing leases behind the test's back).
-async fn quiet_store(backend: Backend) -> (TestGateway, Store, i64) {
+async fn quiet_store(
+    backend: Backend,
+) -> (TestGateway, Store, changewire_gateway::model::ReceiverId) {
     let mut gw = TestGateway::start(backend, "").await;
     let (rid, _) = gw
         .receiver_with("http://127.0.0.1:9/h", &[("RUNS", "UPDATE")], json!({}))
@@ -122,7 +124,7 @@ async fn quiet_store(backend: Backend) -> (TestGateway, Store, i64) {
 
 async fn lease_one(
     store: &Store,
-    receiver_id: i64,
+    receiver_id: changewire_gateway::model::ReceiverId,
 ) -> changewire_gateway::store::deliveries::LeasedDelivery {
     let now = now_ms();
     let mut leased = store
@@ -200,7 +202,10 @@ async fn a_release_keeps_the_last_error(backend: Backend) {
     };
     store.finish("test-owner", &[release]).await.unwrap();
     let ev = store.event(id).await.unwrap().unwrap();
-    assert_eq!(ev.status, "pending");
+    assert_eq!(
+        ev.status,
+        changewire_gateway::model::DeliveryStatus::Pending
+    );
     assert_eq!(ev.last_error.as_deref(), Some("HTTP 500 (expected 200)"));
     assert_eq!(ev.attempts, 1, "a release is not an attempt");
 
@@ -231,9 +236,16 @@ async fn no_attempt_outlives_its_receiver() {
     let (gw, store, _) = quiet_store(Backend::Postgres).await;
     let url = gw.store_url.clone();
     for round in 0..40 {
-        let fields = store.receiver(1).await.unwrap().unwrap().fields;
+        let fields = store.receiver(1.into()).await.unwrap().unwrap().settings;
         let receiver = store
-            .insert_receiver(&fields, "whsec_c2VjcmV0", &Default::default(), &[])
+            .create_receiver(
+                &changewire_gateway::model::NewReceiver {
+                    settings: fields.clone(),
+                    headers: Vec::new(),
+                },
+                "whsec_c2VjcmV0",
+                &Default::default(),
+            )
             .await
             .unwrap();
         let mut batch = Vec::new();
