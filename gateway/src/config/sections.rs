@@ -1,0 +1,247 @@
+//! The sections of the configuration (`[log]`, `[api]`, `[delivery]`,
+//! `[capture_options]`, `[plugins]`), each validated by its own function,
+//! every error naming its key.
+
+use std::time::Duration;
+
+use super::raw::{RawApi, RawCaptureOptions, RawDelivery, RawLog, RawPlugins};
+use super::{ConfigError, invalid, resources};
+
+/// `[log]`, validated.
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    /// JSON lines instead of text.
+    pub json: bool,
+    /// The tracing filter.
+    pub level: String,
+}
+
+/// `[api]`, validated.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Deepest GraphQL query.
+    pub max_query_depth: usize,
+    /// Most expensive GraphQL document (see `api::limits` for the cost model).
+    pub max_query_complexity: usize,
+    /// Most root fields (aliases included) in one GraphQL operation.
+    pub max_root_fields: usize,
+    /// Largest page.
+    pub max_page_size: usize,
+}
+
+/// `[delivery]`, validated.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// Deliveries in flight in this process.
+    pub max_in_flight: usize,
+    /// Default concurrency per receiver.
+    pub default_concurrency: u32,
+    /// Lease margin beyond the timeout.
+    pub lease_margin: Duration,
+    /// Poll interval.
+    pub poll_interval: Duration,
+    /// Default timeout.
+    pub default_timeout: Duration,
+    /// Largest timeout.
+    pub max_timeout: Duration,
+    /// Consecutive failures that open the circuit (0: never).
+    pub circuit_failure_threshold: u32,
+    /// First probe delay.
+    pub circuit_probe: Duration,
+    /// Longest Retry-After honoured.
+    pub max_retry_after: Duration,
+    /// Response bytes kept.
+    pub response_body_bytes: usize,
+    /// Retention of finished deliveries (None: forever).
+    pub retention: Option<Duration>,
+    /// Shutdown grace.
+    pub shutdown_grace: Duration,
+}
+
+/// `[capture_options]`, validated.
+#[derive(Debug, Clone)]
+pub struct CaptureOptions {
+    /// Schema for capture objects (PostgreSQL).
+    pub schema: String,
+    /// NOTIFY from the trigger and LISTEN (else poll).
+    pub notify: bool,
+    /// Polling interval without NOTIFY, once no change arrived for a second.
+    pub poll_interval: Duration,
+    /// Polling interval while changes arrived within the last second.
+    pub busy_poll_interval: Duration,
+    /// Sweep interval.
+    pub sweep_interval: Duration,
+    /// Changes per batch.
+    pub batch_size: usize,
+}
+
+/// `$XDG_CACHE_HOME/changewire/plugins`, or `~/.cache/changewire/plugins`.
+fn default_cache_dir() -> Option<std::path::PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))?;
+    Some(base.join("changewire").join("plugins"))
+}
+
+/// `[plugins]`, validated.
+#[derive(Debug, Clone)]
+pub struct PluginSettings {
+    /// Run the plugin host.
+    pub enabled: bool,
+    /// Disk cache directory.
+    pub cache_dir: Option<std::path::PathBuf>,
+    /// Limits of every call.
+    pub limits: changewire_plugin_host::PluginLimits,
+    /// Plugins attached from the configuration file: (receiver, path, config JSON).
+    pub attach: Vec<(i64, std::path::PathBuf, String)>,
+}
+
+impl LogSettings {
+    /// `[log]`.
+    pub(super) fn validate(raw: RawLog) -> Result<Self, ConfigError> {
+        let json = match raw.format.as_str() {
+            "json" => true,
+            "text" => false,
+            other => {
+                return Err(invalid(
+                    "log.format",
+                    format!("`{other}` is not `text` or `json`"),
+                ));
+            }
+        };
+        Ok(LogSettings {
+            json,
+            level: raw.level,
+        })
+    }
+}
+
+impl ApiSettings {
+    /// `[api]`.
+    pub(super) fn validate(api: RawApi) -> Result<Self, ConfigError> {
+        if api.max_body_bytes < 1024 {
+            return Err(invalid("api.max_body_bytes", "must be at least 1024"));
+        }
+        if api.max_page_size == 0 {
+            return Err(invalid("api.max_page_size", "must be at least 1"));
+        }
+        if api.max_query_complexity == 0 {
+            return Err(invalid("api.max_query_complexity", "must be at least 1"));
+        }
+        if api.max_root_fields == 0 {
+            return Err(invalid("api.max_root_fields", "must be at least 1"));
+        }
+        Ok(ApiSettings {
+            max_body_bytes: api.max_body_bytes,
+            max_query_depth: api.max_query_depth,
+            max_query_complexity: api.max_query_complexity,
+            max_root_fields: api.max_root_fields,
+            max_page_size: api.max_page_size,
+        })
+    }
+}
+
+impl DeliverySettings {
+    /// `[delivery]`.
+    pub(super) fn validate(d: RawDelivery) -> Result<Self, ConfigError> {
+        if d.max_in_flight == 0 {
+            return Err(invalid("delivery.max_in_flight", "must be at least 1"));
+        }
+        if d.default_concurrency == 0 {
+            return Err(invalid(
+                "delivery.default_concurrency",
+                "must be at least 1",
+            ));
+        }
+        if d.default_timeout_ms == 0 || d.default_timeout_ms > d.max_timeout_ms {
+            return Err(invalid(
+                "delivery.default_timeout_ms",
+                "must be between 1 and delivery.max_timeout_ms",
+            ));
+        }
+        if d.poll_interval_ms == 0 {
+            return Err(invalid("delivery.poll_interval_ms", "must be at least 1"));
+        }
+        Ok(DeliverySettings {
+            max_in_flight: d.max_in_flight,
+            default_concurrency: d.default_concurrency,
+            lease_margin: Duration::from_secs(d.lease_margin_secs),
+            poll_interval: Duration::from_millis(d.poll_interval_ms),
+            default_timeout: Duration::from_millis(d.default_timeout_ms),
+            max_timeout: Duration::from_millis(d.max_timeout_ms),
+            circuit_failure_threshold: d.circuit_failure_threshold,
+            circuit_probe: Duration::from_secs(d.circuit_probe_secs.max(1)),
+            max_retry_after: Duration::from_secs(d.max_retry_after_secs),
+            response_body_bytes: d.response_body_bytes,
+            retention: (d.retention_days > 0)
+                .then(|| Duration::from_secs(u64::from(d.retention_days) * 86_400)),
+            shutdown_grace: Duration::from_secs(d.shutdown_grace_secs),
+        })
+    }
+}
+
+impl CaptureOptions {
+    /// `[capture_options]`.
+    pub(super) fn validate(c: RawCaptureOptions) -> Result<Self, ConfigError> {
+        resources::check_table(&c.schema).map_err(|e| invalid("capture_options.schema", e.0))?;
+        if c.batch_size == 0 || c.batch_size > 10_000 {
+            return Err(invalid(
+                "capture_options.batch_size",
+                "must be between 1 and 10000",
+            ));
+        }
+        Ok(CaptureOptions {
+            poll_interval: Duration::from_millis(c.poll_interval_ms.max(1)),
+            busy_poll_interval: Duration::from_millis(
+                c.busy_poll_interval_ms.clamp(1, c.poll_interval_ms.max(1)),
+            ),
+            sweep_interval: Duration::from_millis(c.sweep_interval_ms.max(10)),
+            batch_size: c.batch_size,
+            schema: c.schema,
+            notify: c.notify,
+        })
+    }
+}
+
+impl PluginSettings {
+    /// `[plugins]`.
+    pub(super) fn validate(p: RawPlugins) -> Result<Self, ConfigError> {
+        let limits = changewire_plugin_host::PluginLimits {
+            time_limit_ms: p.time_limit_ms,
+            memory_limit_bytes: p.memory_limit_bytes,
+            max_output_bytes: p.max_output_bytes,
+            max_warm_instances: p.max_warm_instances,
+            total_instance_slots: p.total_instance_slots,
+        };
+        limits
+            .validate()
+            .map_err(|e| invalid("plugins", e.to_string()))?;
+        let mut attach = Vec::new();
+        for a in p.attach {
+            if a.receiver <= 0 {
+                return Err(invalid(
+                    "plugins.attach.receiver",
+                    format!("{} is not a receiver id", a.receiver),
+                ));
+            }
+            let config = a
+                .config
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "{}".into());
+            attach.push((a.receiver, std::path::PathBuf::from(a.path), config));
+        }
+        Ok(PluginSettings {
+            enabled: p.enabled,
+            cache_dir: match p.cache_dir.trim() {
+                "" => None,
+                "auto" => default_cache_dir(),
+                dir => Some(std::path::PathBuf::from(dir)),
+            },
+            limits,
+            attach,
+        })
+    }
+}
