@@ -105,8 +105,9 @@ impl RunningGateway {
         crate::plugins::attach_from_config(&config, &store, &plugins).await?;
         plugins.sync(&store, &health).await?;
 
-        crate::capture::start(&config, &store, &signals, &health, &shutdown, &mut tasks).await?;
-        crate::delivery::start(
+        // The delivery engine first: capture and the API hand it the new
+        // deliveries it may send at once, through its hand-off.
+        let handoff = crate::delivery::start(
             &config,
             &store,
             &signals,
@@ -114,6 +115,16 @@ impl RunningGateway {
             &shutdown,
             &mut tasks,
             plugins.clone(),
+        )
+        .await?;
+        crate::capture::start(
+            &config,
+            &store,
+            &signals,
+            &health,
+            &shutdown,
+            &mut tasks,
+            Some(handoff.clone()),
         )
         .await?;
         crate::maintenance::start(&config, &store, &signals, &shutdown, &mut tasks);
@@ -125,6 +136,7 @@ impl RunningGateway {
             config.clone(),
             signals.clone(),
             plugins.clone(),
+            Some(handoff),
         );
         let router = api::router(api_state, health.clone());
         let http_shutdown = shutdown.clone();

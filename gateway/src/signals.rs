@@ -15,8 +15,6 @@ pub struct Signals {
     pub receivers_changed: Notify,
     /// New changes are waiting at a capture source.
     pub capture_pending: Notify,
-    /// Fan-out's in-process hand-off of new deliveries to the delivery engine.
-    pub handoff: crate::delivery::handoff::Handoff,
 }
 
 impl Signals {

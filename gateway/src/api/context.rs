@@ -7,6 +7,7 @@ use async_graphql::Context;
 use super::auth::Caller;
 use super::error::{Error, Result};
 use crate::config::Config;
+use crate::delivery::handoff::Handoff;
 use crate::destination::Policy;
 use crate::plugins::PluginRuntime;
 use crate::secrets::SecretBox;
@@ -30,6 +31,8 @@ pub struct ApiContext {
     pub plugins: Arc<PluginRuntime>,
     /// Producer events, committed in groups.
     pub publisher: crate::fanout::Publisher,
+    /// This process's delivery engine, to hand new deliveries to.
+    pub handoff: Option<Handoff>,
 }
 
 impl ApiContext {
@@ -39,6 +42,7 @@ impl ApiContext {
         config: Arc<Config>,
         signals: Arc<Signals>,
         plugins: Arc<PluginRuntime>,
+        handoff: Option<Handoff>,
     ) -> Self {
         ApiContext {
             secrets: SecretBox::new(config.secret_key.as_ref()),
@@ -46,7 +50,12 @@ impl ApiContext {
                 allow_http: config.allow_http,
                 allow_private_networks: config.allow_private_networks,
             },
-            publisher: crate::fanout::Publisher::start(store.clone(), signals.clone()),
+            publisher: crate::fanout::Publisher::start(
+                store.clone(),
+                signals.clone(),
+                handoff.clone(),
+            ),
+            handoff,
             store,
             config,
             signals,

@@ -115,7 +115,8 @@ pub async fn publish_many(
                 .map_err(|err| map_fanout_error(err, &format!("[{i}].")))
         })
         .collect::<Result<Vec<_>>>()?;
-    let outcome = fanout::fan_out(&state.store, &state.signals, &changes).await?;
+    let outcome =
+        fanout::fan_out(&state.store, &state.signals, state.handoff.as_ref(), &changes).await?;
     metrics::counter!("changewire_changes_captured_total", "source" => "api")
         .increment(outcome.changes);
     metrics::counter!("changewire_deliveries_created_total").increment(outcome.deliveries);

@@ -26,6 +26,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, StoreUrl};
+use crate::delivery::handoff::Handoff;
 use crate::health::Health;
 use crate::signals::Signals;
 use crate::store::Store;
@@ -108,28 +109,26 @@ pub async fn start(
     health: &Arc<Health>,
     shutdown: &CancellationToken,
     tasks: &mut JoinSet<()>,
+    handoff: Option<Handoff>,
 ) -> Result<(), Error> {
+    let ctx = Importer {
+        store: store.clone(),
+        signals: signals.clone(),
+        health: health.clone(),
+        shutdown: shutdown.clone(),
+        handoff,
+    };
     match &config.capture {
         None => Ok(()),
         Some(StoreUrl::Postgres(url)) => {
-            let capture = postgres::PgCapture::setup(url, config).await?;
-            let ctx = Importer {
-                store: store.clone(),
-                signals: signals.clone(),
-                health: health.clone(),
-                shutdown: shutdown.clone(),
-            };
-            capture.spawn(ctx, tasks)
+            postgres::PgCapture::setup(url, config)
+                .await?
+                .spawn(ctx, tasks)
         }
         Some(StoreUrl::Sqlite(url)) => {
-            let capture = sqlite::SqliteCapture::setup(url, config).await?;
-            let ctx = Importer {
-                store: store.clone(),
-                signals: signals.clone(),
-                health: health.clone(),
-                shutdown: shutdown.clone(),
-            };
-            capture.spawn(ctx, tasks)
+            sqlite::SqliteCapture::setup(url, config)
+                .await?
+                .spawn(ctx, tasks)
         }
     }
 }
@@ -254,6 +253,8 @@ pub struct Importer {
     pub health: Arc<Health>,
     /// Stop.
     pub shutdown: CancellationToken,
+    /// This process's delivery engine, to hand new deliveries to.
+    pub handoff: Option<Handoff>,
 }
 
 /// Removes the triggers and trigger function (and, with `purge`, the log).

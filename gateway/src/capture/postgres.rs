@@ -371,7 +371,8 @@ impl PgCapture {
         // Deliveries are durable and handed to sending once this returns;
         // the log rows go after, so a crash in between re-imports them as
         // no-ops.
-        let outcome = crate::fanout::fan_out(&ctx.store, &ctx.signals, &changes).await?;
+        let outcome = crate::fanout::fan_out(&ctx.store, &ctx.signals, ctx.handoff.as_ref(), &changes)
+            .await?;
         let mark = format!(
             "DELETE FROM {}.logged_actions WHERE id = ANY($1)",
             self.schema

@@ -416,7 +416,8 @@ impl SqliteCapture {
         )
         .await?;
         needs.trim_records(&mut changes);
-        let outcome = crate::fanout::fan_out(&ctx.store, &ctx.signals, &changes).await?;
+        let outcome = crate::fanout::fan_out(&ctx.store, &ctx.signals, ctx.handoff.as_ref(), &changes)
+            .await?;
         ctx.store.advance_cursor(&self.source, last).await?;
         let last = last.last_id;
         metrics::counter!("changewire_changes_captured_total", "source" => "sqlite")

@@ -12,13 +12,17 @@
 //! capture / publishEvent ──reserve()──▶ fan_out(claims) ──commit──▶ deliver() ──channel──▶ dispatcher
 //! ```
 //!
+//! The [`Handoff`] is made by [`super::start`] and passed explicitly to
+//! whoever fans out (capture, the publisher); a process without a delivery
+//! engine passes none and every new delivery waits in the queue.
+//!
 //! A [`Reservation`] counts its budget as in flight from the moment it is
 //! taken, so the dispatcher cannot lease the same room twice; what the
 //! fan-out did not use is given back when the reservation is delivered or
 //! dropped.
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
@@ -28,40 +32,40 @@ use crate::store::changes::{Claim, Claims, FanoutOutcome};
 use crate::store::deliveries::LeasedDelivery;
 use crate::store::now_ms;
 
-/// The fan-out's side of the hand-off; inert until the delivery engine of
-/// this process attaches to it.
-#[derive(Debug, Default)]
+/// The fan-out's side of the hand-off: what [`super::start`] returns, passed
+/// to capture and to the publisher. Cheap to clone.
+#[derive(Clone)]
 pub struct Handoff {
-    attached: OnceLock<Attached>,
-}
-
-#[derive(Debug)]
-struct Attached {
-    engine: Weak<Engine>,
+    engine: Arc<Engine>,
     sender: mpsc::UnboundedSender<LeasedDelivery>,
 }
 
+impl std::fmt::Debug for Handoff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handoff")
+            .field("owner", &self.engine.owner)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Handoff {
-    /// Connects the delivery engine; the dispatcher reads the other end.
-    pub(super) fn attach(&self, engine: &Arc<Engine>) -> mpsc::UnboundedReceiver<LeasedDelivery> {
+    /// The hand-off of `engine`, and the dispatcher's end of its channel.
+    pub(super) fn new(engine: &Arc<Engine>) -> (Handoff, mpsc::UnboundedReceiver<LeasedDelivery>) {
         let (sender, receiver) = mpsc::unbounded_channel();
-        let attached = Attached {
-            engine: Arc::downgrade(engine),
+        let handoff = Handoff {
+            engine: engine.clone(),
             sender,
         };
-        if self.attached.set(attached).is_err() {
-            tracing::warn!("a second delivery engine attached to the hand-off; it is ignored");
-        }
-        receiver
+        (handoff, receiver)
     }
 
     /// Reserves room for the deliveries of a fan-out of `changes` changes:
     /// per receiver that may be sent to now (active, circuit closed, not
-    /// per-row ordered), its free lease budget, capped by the process-wide
-    /// budget. None when no engine runs here or it is stopping.
+    /// per-row ordered, its plugin loaded here), its free lease budget,
+    /// capped by the process-wide budget. None when the engine is stopping
+    /// or nothing may be sent now.
     pub fn reserve(&self, changes: usize) -> Option<Reservation> {
-        let attached = self.attached.get()?;
-        let engine = attached.engine.upgrade()?;
+        let engine = self.engine.clone();
         if engine.shutdown.is_cancelled() || changes == 0 {
             return None;
         }
@@ -111,7 +115,7 @@ impl Handoff {
                 receivers: claims,
             },
             held,
-            sender: attached.sender.clone(),
+            sender: self.sender.clone(),
             engine,
         })
     }

@@ -79,7 +79,9 @@ fn owner_id() -> String {
     format!("{}-{:08x}", std::process::id(), rand::random::<u32>())
 }
 
-/// Starts the dispatcher and the recorder.
+/// Starts the dispatcher, the recorder and the plugin sync; returns the
+/// hand-off through which capture and the publisher give this engine the
+/// deliveries it may send at once.
 pub async fn start(
     config: &Arc<Config>,
     store: &Store,
@@ -88,7 +90,7 @@ pub async fn start(
     shutdown: &CancellationToken,
     tasks: &mut JoinSet<()>,
     plugins: Arc<PluginRuntime>,
-) -> Result<(), Error> {
+) -> Result<handoff::Handoff, Error> {
     let secrets = SecretBox::new(config.secret_key.as_ref());
     let policy = Policy {
         allow_http: config.allow_http,
@@ -110,12 +112,12 @@ pub async fn start(
         freed: tokio::sync::Notify::new(),
         log_limiter: log_limit::LogLimiter::default(),
     });
-    let handed = signals.handoff.attach(&engine);
+    let (handoff, handed) = handoff::Handoff::new(&engine);
     let (tx, rx) = tokio::sync::mpsc::channel(4096);
     tasks.spawn(recorder::run(engine.clone(), rx));
     tasks.spawn(sync_plugins(engine.clone()));
     tasks.spawn(dispatcher::run(engine, tx, handed));
-    Ok(())
+    Ok(handoff)
 }
 
 /// Keeps the loaded plugins equal to what the store says is attached:

@@ -13,7 +13,7 @@ pub mod publisher;
 pub use publisher::{Published, Publisher};
 
 use crate::config::Resources;
-use crate::delivery::handoff::Reservation;
+use crate::delivery::handoff::{Handoff, Reservation};
 use crate::envelope::{Action, ChangePayload};
 use crate::signals::Signals;
 use crate::store::changes::{FanoutOutcome, NewChange};
@@ -201,9 +201,10 @@ pub async fn publish(
 pub async fn fan_out(
     store: &Store,
     signals: &Signals,
+    handoff: Option<&Handoff>,
     changes: &[NewChange],
 ) -> Result<FanoutOutcome, store::Error> {
-    let reservation = signals.handoff.reserve(changes.len());
+    let reservation = handoff.and_then(|h| h.reserve(changes.len()));
     let mut outcome = store
         .fan_out(changes, reservation.as_ref().map(Reservation::claims))
         .await?;

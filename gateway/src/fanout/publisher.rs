@@ -13,6 +13,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::Error;
+use crate::delivery::handoff::Handoff;
 use crate::report::Report;
 use crate::signals::Signals;
 use crate::store::Store;
@@ -43,9 +44,9 @@ pub struct Publisher {
 
 impl Publisher {
     /// Starts the committing task; it ends when every clone is dropped.
-    pub fn start(store: Store, signals: Arc<Signals>) -> Publisher {
+    pub fn start(store: Store, signals: Arc<Signals>, handoff: Option<Handoff>) -> Publisher {
         let (jobs, queue) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run(store, signals, queue));
+        tokio::spawn(run(store, signals, handoff, queue));
         Publisher { jobs }
     }
 
@@ -60,7 +61,12 @@ impl Publisher {
     }
 }
 
-async fn run(store: Store, signals: Arc<Signals>, mut queue: mpsc::Receiver<Job>) {
+async fn run(
+    store: Store,
+    signals: Arc<Signals>,
+    handoff: Option<Handoff>,
+    mut queue: mpsc::Receiver<Job>,
+) {
     let mut waiting: VecDeque<Job> = VecDeque::new();
     loop {
         if waiting.is_empty() {
@@ -76,7 +82,7 @@ async fn run(store: Store, signals: Arc<Signals>, mut queue: mpsc::Receiver<Job>
             }
         }
         let batch = next_batch(&mut waiting);
-        commit(&store, &signals, batch).await;
+        commit(&store, &signals, handoff.as_ref(), batch).await;
     }
 }
 
@@ -106,9 +112,9 @@ fn next_batch(waiting: &mut VecDeque<Job>) -> Vec<Job> {
     batch
 }
 
-async fn commit(store: &Store, signals: &Signals, batch: Vec<Job>) {
+async fn commit(store: &Store, signals: &Signals, handoff: Option<&Handoff>, batch: Vec<Job>) {
     let changes: Vec<NewChange> = batch.iter().map(|j| j.change.clone()).collect();
-    match super::fan_out(store, signals, &changes).await {
+    match super::fan_out(store, signals, handoff, &changes).await {
         Ok(outcome) => {
             for (job, stored) in batch.into_iter().zip(outcome.per_change) {
                 let published = Published {
