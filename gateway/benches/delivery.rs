@@ -510,7 +510,7 @@ async fn trigger_overhead(secs: u64) -> Value {
         "store = \"{url}\"\ncapture = \"{url}\"\n[resources]\nACCOUNTS = \"accounts\"\nRUNS = \"runs\"\n",
         url = db.url
     );
-    let config = changewire_gateway::config::Config::from_toml(&toml).unwrap();
+    let config = changewire_gateway::Config::from_toml(&toml).unwrap();
     let mut measured = serde_json::Map::new();
     for (label, sql, rows) in [
         ("pgbench_accounts_rows", small, 100_000),
@@ -518,11 +518,11 @@ async fn trigger_overhead(secs: u64) -> Value {
     ] {
         let (mut without, mut with) = (0.0, 0.0);
         for _ in 0..2 {
-            changewire_gateway::capture::uninstall(&config, false)
+            changewire_gateway::testing::uninstall_capture(&config, false)
                 .await
                 .unwrap();
             without += update_tps(&db.url, sql, 4, secs, rows).await;
-            changewire_gateway::capture::postgres::PgCapture::setup(&db.url, &config)
+            changewire_gateway::testing::PgCapture::setup(&db.url, &config)
                 .await
                 .unwrap();
             with += update_tps(&db.url, sql, 4, secs, rows).await;

@@ -18,7 +18,7 @@ use std::net::IpAddr;
 
 use url::{Host, Url};
 
-pub use address::non_public_kind;
+pub(crate) use address::non_public_kind;
 
 /// The rules in force.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -31,7 +31,7 @@ pub struct Policy {
 
 /// Why a destination is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// Not a URL at all, or relative.
     #[error("is not an absolute URL ({0})")]
     Malformed(String),
@@ -103,7 +103,7 @@ impl Policy {
     /// parser reads it. Registration uses [`Policy::accept_url`] and sending
     /// [`Policy::check_sendable`], which both start here and also check what
     /// the HTTP client will make of it.
-    pub fn check_url(&self, raw: &str) -> Result<Url, Refusal> {
+    pub(crate) fn check_url(&self, raw: &str) -> Result<Url, Refusal> {
         let url = Url::parse(raw.trim()).map_err(|e| Refusal::Malformed(e.to_string()))?;
         match url.scheme() {
             "https" => {}
@@ -131,7 +131,7 @@ impl Policy {
     }
 
     /// Checks an address about to be connected to.
-    pub fn check_ip(&self, ip: IpAddr) -> Result<(), Refusal> {
+    pub(crate) fn check_ip(&self, ip: IpAddr) -> Result<(), Refusal> {
         if self.allow_private_networks {
             return Ok(());
         }

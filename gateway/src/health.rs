@@ -5,18 +5,17 @@ use std::sync::Mutex;
 
 /// The state of one component.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ComponentState {
-    /// Working.
-    pub ready: bool,
+pub(crate) struct ComponentState {
+    pub(crate) ready: bool,
     /// The last error, when not ready.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     /// Whether this component failing makes the whole gateway not ready
     /// (`/readyz` answers 503). A degraded component (one receiver's
     /// plugin does not load) is reported but keeps the gateway in service,
     /// so the API stays reachable to fix it.
     #[serde(skip_serializing_if = "is_true")]
-    pub blocks_readiness: bool,
+    pub(crate) blocks_readiness: bool,
 }
 
 fn is_true(b: &bool) -> bool {
@@ -25,7 +24,7 @@ fn is_true(b: &bool) -> bool {
 
 impl ComponentState {
     /// A working component.
-    pub fn working() -> Self {
+    pub(crate) fn working() -> Self {
         ComponentState {
             ready: true,
             error: None,
@@ -34,25 +33,25 @@ impl ComponentState {
     }
 
     /// Whether this component keeps the gateway from being ready.
-    pub fn blocks(&self) -> bool {
+    pub(crate) fn blocks(&self) -> bool {
         !self.ready && self.blocks_readiness
     }
 }
 
 /// Components report here; `/readyz` reads it.
 #[derive(Debug, Default)]
-pub struct Health {
+pub(crate) struct Health {
     components: Mutex<BTreeMap<String, ComponentState>>,
 }
 
 impl Health {
     /// Marks a component ready.
-    pub fn ready(&self, name: &str) {
+    pub(crate) fn ready(&self, name: &str) {
         self.set(name, ComponentState::working());
     }
 
     /// Marks a component failing, with the reason.
-    pub fn failing(&self, name: &str, error: impl Into<String>) {
+    pub(crate) fn failing(&self, name: &str, error: impl Into<String>) {
         self.set(
             name,
             ComponentState {
@@ -65,7 +64,7 @@ impl Health {
 
     /// Marks a component degraded: failing, reported, but not enough to
     /// take the gateway out of service.
-    pub fn degraded(&self, name: &str, error: impl Into<String>) {
+    pub(crate) fn degraded(&self, name: &str, error: impl Into<String>) {
         self.set(
             name,
             ComponentState {
@@ -83,7 +82,7 @@ impl Health {
     }
 
     /// Every component's state.
-    pub fn snapshot(&self) -> BTreeMap<String, ComponentState> {
+    pub(crate) fn snapshot(&self) -> BTreeMap<String, ComponentState> {
         self.components
             .lock()
             .map(|m| m.clone())

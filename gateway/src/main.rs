@@ -3,5 +3,5 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    changewire_gateway::cli::run()
+    changewire_gateway::run()
 }

@@ -14,7 +14,7 @@ use crate::signals::Signals;
 use crate::store::{Store, now_ms, on_pool};
 
 /// Starts the upkeep tasks.
-pub fn start(
+pub(crate) fn start(
     config: &Arc<Config>,
     store: &Store,
     signals: &Arc<Signals>,

@@ -14,7 +14,7 @@ use crate::store::redelivery::RedeliveryJobRow;
 const BATCH: i64 = 500;
 
 /// Runs a job in the background.
-pub fn spawn(store: Store, signals: Arc<Signals>, job: RedeliveryJobRow) {
+pub(crate) fn spawn(store: Store, signals: Arc<Signals>, job: RedeliveryJobRow) {
     tokio::spawn(async move {
         if let Err(err) = run(&store, &signals, &job).await {
             tracing::warn!(job = job.id, error = %Report(&err), "redelivery job stopped; it resumes at the next start");
@@ -23,7 +23,7 @@ pub fn spawn(store: Store, signals: Arc<Signals>, job: RedeliveryJobRow) {
 }
 
 /// Makes the job's failed events pending again, batch by batch.
-pub async fn run(
+pub(crate) async fn run(
     store: &Store,
     signals: &Signals,
     job: &RedeliveryJobRow,

@@ -18,7 +18,7 @@ use std::fmt;
 /// Shows an error and its causes, each once: `outer: inner: root`.
 ///
 /// ```
-/// use changewire_gateway::report::Report;
+/// use changewire_gateway::testing::Report;
 ///
 /// #[derive(Debug, thiserror::Error)]
 /// #[error("reading the configuration")]

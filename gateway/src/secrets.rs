@@ -18,7 +18,7 @@ const PREFIX: &str = "enc:v1:";
 
 /// Errors reading a stored secret.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// The value is encrypted but no key is configured.
     #[error("a stored secret is encrypted but CHANGEWIRE_SECRET_KEY is not set")]
     KeyMissing,
@@ -29,7 +29,7 @@ pub enum Error {
 
 /// Encrypts and decrypts stored secrets.
 #[derive(Clone)]
-pub struct SecretBox {
+pub(crate) struct SecretBox {
     cipher: Option<XChaCha20Poly1305>,
 }
 
@@ -43,7 +43,7 @@ impl std::fmt::Debug for SecretBox {
 
 impl SecretBox {
     /// A box that encrypts with `key` (any string; hashed to 256 bits), or stores plain text.
-    pub fn new(key: Option<&Secret>) -> Self {
+    pub(crate) fn new(key: Option<&Secret>) -> Self {
         let cipher = key.map(|k| {
             let digest = Sha256::digest(k.expose().as_bytes());
             XChaCha20Poly1305::new(&digest)
@@ -52,17 +52,12 @@ impl SecretBox {
     }
 
     /// Whether this box encrypts (a secret key is configured).
-    pub fn encrypts(&self) -> bool {
+    pub(crate) fn encrypts(&self) -> bool {
         self.cipher.is_some()
     }
 
-    /// Whether a stored value is encrypted.
-    pub fn is_sealed(stored: &str) -> bool {
-        stored.starts_with(PREFIX)
-    }
-
     /// The stored form of a secret.
-    pub fn seal(&self, plain: &str) -> String {
+    pub(crate) fn seal(&self, plain: &str) -> String {
         let Some(cipher) = &self.cipher else {
             return plain.to_string();
         };
@@ -80,7 +75,7 @@ impl SecretBox {
     }
 
     /// The secret from its stored form.
-    pub fn open(&self, stored: &str) -> Result<Secret, Error> {
+    pub(crate) fn open(&self, stored: &str) -> Result<Secret, Error> {
         let Some(encoded) = stored.strip_prefix(PREFIX) else {
             return Ok(Secret::new(stored));
         };
@@ -102,7 +97,7 @@ impl SecretBox {
 /// How a custom header's value is shown after it was set: never in full
 /// (it is often an API key). Long values keep their last four characters,
 /// so two keys can be told apart; short ones show only asterisks.
-pub fn mask_header_value(value: &str) -> String {
+pub(crate) fn mask_header_value(value: &str) -> String {
     let chars: Vec<char> = value.chars().collect();
     if chars.len() < 16 {
         return "********".into();
@@ -114,7 +109,7 @@ pub fn mask_header_value(value: &str) -> String {
 /// A new receiver secret: `whsec_` + base64 of 32 random bytes. One secret
 /// serves both schemes: ION uses the whole string as the HMAC key, Standard
 /// Webhooks the decoded bytes.
-pub fn generate_receiver_secret() -> Secret {
+pub(crate) fn generate_receiver_secret() -> Secret {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     Secret::new(format!("whsec_{}", BASE64.encode(bytes)))

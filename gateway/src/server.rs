@@ -16,9 +16,39 @@ use crate::plugins::PluginRuntime;
 use crate::signals::Signals;
 use crate::store::Store;
 
-/// Why a gateway could not start.
+/// Why a gateway could not start. Print it with its causes (each cause is
+/// said once, by the outermost error that knows it).
 #[derive(Debug, thiserror::Error)]
-pub enum StartError {
+#[error(transparent)]
+pub struct StartError(#[from] StartErrorKind);
+
+impl StartError {
+    /// What went wrong, for the command line's advice.
+    pub(crate) fn kind(&self) -> &StartErrorKind {
+        &self.0
+    }
+}
+
+macro_rules! start_error_from {
+    ($($source:ty),* $(,)?) => {$(
+        impl From<$source> for StartError {
+            fn from(err: $source) -> Self {
+                StartError(err.into())
+            }
+        }
+    )*};
+}
+
+start_error_from!(
+    crate::store::Error,
+    crate::capture::Error,
+    crate::plugins::Error,
+    crate::delivery::Error,
+);
+
+/// The kinds of [`StartError`].
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StartErrorKind {
     /// `require_secret_key` is set and no secret key is configured; nothing
     /// was opened or changed.
     #[error(
@@ -35,7 +65,6 @@ pub enum StartError {
     Listen {
         /// The address.
         addr: SocketAddr,
-        /// Why.
         source: std::io::Error,
     },
     /// Capture could not be set up (missing table, no primary key…).
@@ -52,7 +81,7 @@ pub enum StartError {
 /// Refuses a configuration that requires a secret key and has none.
 fn check_secret_key(config: &Config) -> Result<(), StartError> {
     if config.require_secret_key && config.secret_key.is_none() {
-        return Err(StartError::SecretKeyRequired);
+        return Err(StartErrorKind::SecretKeyRequired.into());
     }
     Ok(())
 }
@@ -63,12 +92,9 @@ pub struct RunningGateway {
     pub addr: SocketAddr,
     /// The store.
     pub store: Store,
-    /// Wake-ups.
-    pub signals: Arc<Signals>,
-    /// Component readiness.
-    pub health: Arc<Health>,
+    pub(crate) signals: Arc<Signals>,
     /// The configuration.
-    pub config: Arc<Config>,
+    pub(crate) config: Arc<Config>,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
 }
@@ -83,10 +109,12 @@ impl RunningGateway {
         listener: TcpListener,
     ) -> Result<RunningGateway, StartError> {
         check_secret_key(&config)?;
-        let addr = listener.local_addr().map_err(|source| StartError::Listen {
-            addr: config.listen,
-            source,
-        })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| StartErrorKind::Listen {
+                addr: config.listen,
+                source,
+            })?;
         let store = Store::connect(&config.store).await?;
         // Secrets written before a key was configured are sealed now.
         let sealed = store
@@ -154,7 +182,6 @@ impl RunningGateway {
             addr,
             store,
             signals,
-            health,
             config,
             shutdown,
             tasks,
@@ -167,11 +194,18 @@ impl RunningGateway {
         let listener =
             TcpListener::bind(config.listen)
                 .await
-                .map_err(|source| StartError::Listen {
+                .map_err(|source| StartErrorKind::Listen {
                     addr: config.listen,
                     source,
                 })?;
         Self::start_on(config, listener).await
+    }
+
+    /// Tells this gateway that receivers changed in the store behind its
+    /// back (a tool or test wrote them directly): its caches reload now
+    /// instead of at the next periodic check.
+    pub fn receivers_changed(&self) {
+        self.signals.receivers_changed();
     }
 
     /// The token that stops everything when cancelled.

@@ -8,24 +8,24 @@ use tokio::sync::Notify;
 
 /// Shared wake-up points.
 #[derive(Debug, Default)]
-pub struct Signals {
+pub(crate) struct Signals {
     /// New deliveries were written (fan-out, redelivery, test ping).
-    pub work_available: Notify,
+    pub(crate) work_available: Notify,
     /// A receiver (or its headers, plugin, pause state) changed.
-    pub receivers_changed: Notify,
+    pub(crate) receivers_changed: Notify,
     /// New changes are waiting at a capture source.
-    pub capture_pending: Notify,
+    pub(crate) capture_pending: Notify,
 }
 
 impl Signals {
     /// Wakes the delivery workers.
-    pub fn wake_delivery(&self) {
+    pub(crate) fn wake_delivery(&self) {
         self.work_available.notify_waiters();
         self.work_available.notify_one();
     }
 
     /// Tells caches to reload receivers.
-    pub fn receivers_changed(&self) {
+    pub(crate) fn receivers_changed(&self) {
         self.receivers_changed.notify_waiters();
         self.receivers_changed.notify_one();
         self.wake_delivery();

@@ -11,7 +11,7 @@ use crate::store::Store;
 static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// Installs the process-wide Prometheus recorder (once) and returns its handle.
-pub fn metrics_handle() -> Option<PrometheusHandle> {
+pub(crate) fn metrics_handle() -> Option<PrometheusHandle> {
     PROMETHEUS
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
@@ -91,11 +91,11 @@ fn describe() {
 
 /// A receiver that exists when the gateway starts.
 #[derive(Debug, Clone, Copy)]
-pub struct KnownReceiver {
+pub(crate) struct KnownReceiver {
     /// Its id (the `receiver` label).
-    pub id: crate::model::ReceiverId,
+    pub(crate) id: crate::model::ReceiverId,
     /// Whether its circuit breaker is open.
-    pub circuit_open: bool,
+    pub(crate) circuit_open: bool,
 }
 
 /// Registers the series known at start, at zero (or, for an open circuit,
@@ -107,7 +107,7 @@ pub struct KnownReceiver {
 /// `sources` are the `source` labels of captured changes (`api`, and the
 /// capture database's kind); `receivers` get their queue, circuit, attempt
 /// and duration series.
-pub fn register_known_series(sources: &[&'static str], receivers: &[KnownReceiver]) {
+pub(crate) fn register_known_series(sources: &[&'static str], receivers: &[KnownReceiver]) {
     for &source in sources {
         metrics::counter!(CHANGES_CAPTURED, "source" => source).increment(0);
     }
@@ -128,7 +128,7 @@ pub fn register_known_series(sources: &[&'static str], receivers: &[KnownReceive
 
 /// [`register_known_series`] for this configuration and the receivers in
 /// `store`. A store error only costs the per-receiver series (logged).
-pub async fn register_start_series(config: &Config, store: &Store) {
+pub(crate) async fn register_start_series(config: &Config, store: &Store) {
     let mut sources = vec!["api"];
     match &config.capture {
         Some(StoreUrl::Postgres(_)) => sources.push("postgres"),
@@ -160,7 +160,7 @@ pub async fn register_start_series(config: &Config, store: &Store) {
 }
 
 /// Starts logging; harmless if a subscriber is already installed (tests).
-pub fn init_logging(settings: &LogSettings) {
+pub(crate) fn init_logging(settings: &LogSettings) {
     let filter = EnvFilter::try_new(&settings.level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 /// Formats Unix milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
-pub fn format_ms(ms: i64) -> String {
+pub(crate) fn format_ms(ms: i64) -> String {
     let nanos = i128::from(ms) * 1_000_000;
     let Ok(dt) = OffsetDateTime::from_unix_timestamp_nanos(nanos) else {
         return "1970-01-01T00:00:00.000Z".to_string();
@@ -21,7 +21,7 @@ pub fn format_ms(ms: i64) -> String {
 }
 
 /// Parses RFC 3339 (any offset) into Unix milliseconds.
-pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
+pub(crate) fn parse_rfc3339_ms(text: &str) -> Option<i64> {
     let dt = OffsetDateTime::parse(text.trim(), &Rfc3339).ok()?;
     i64::try_from(dt.unix_timestamp_nanos() / 1_000_000).ok()
 }

@@ -10,7 +10,7 @@ use crate::store::receivers::Actor;
 
 /// What a caller may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+pub(crate) enum Role {
     /// Everything.
     Admin,
     /// Read only.
@@ -19,35 +19,27 @@ pub enum Role {
 
 impl Role {
     /// Parses `admin` / `viewer`.
-    pub fn parse(s: &str) -> Option<Role> {
+    pub(crate) fn parse(s: &str) -> Option<Role> {
         match s {
             "admin" => Some(Role::Admin),
             "viewer" => Some(Role::Viewer),
             _ => None,
         }
     }
-
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Viewer => "viewer",
-        }
-    }
 }
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
-pub struct Caller {
+pub(crate) struct Caller {
     /// Who (for `createdBy`).
-    pub actor: Actor,
+    pub(crate) actor: Actor,
     /// What they may do.
-    pub role: Role,
+    pub(crate) role: Role,
 }
 
 impl Caller {
     /// Refuses callers that are not admins.
-    pub fn require_admin(&self) -> Result<(), Error> {
+    pub(crate) fn require_admin(&self) -> Result<(), Error> {
         match self.role {
             Role::Admin => Ok(()),
             Role::Viewer => Err(Error::Forbidden(format!(
@@ -62,14 +54,14 @@ impl Caller {
 /// case-insensitive (RFC 7235 §2.1) and must start the value, followed by a
 /// space; whitespace around the token is ignored. Another scheme, or no
 /// token, is not a bearer token.
-pub fn bearer_token(header: &str) -> Option<&str> {
+pub(crate) fn bearer_token(header: &str) -> Option<&str> {
     let (scheme, rest) = header.split_once(' ')?;
     let token = rest.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// Resolves an `Authorization` header value to a caller.
-pub async fn authenticate(
+pub(crate) async fn authenticate(
     header: Option<&str>,
     admin_token: Option<&Secret>,
     store: &Store,

@@ -16,28 +16,28 @@ use crate::store::Store;
 
 /// Shared state of the API.
 #[derive(Clone)]
-pub struct ApiContext {
+pub(crate) struct ApiContext {
     /// The store.
-    pub store: Store,
+    pub(crate) store: Store,
     /// The configuration.
-    pub config: Arc<Config>,
+    pub(crate) config: Arc<Config>,
     /// Secrets at rest.
-    pub secrets: SecretBox,
+    pub(crate) secrets: SecretBox,
     /// Wake-ups for the delivery engine.
-    pub signals: Arc<Signals>,
+    pub(crate) signals: Arc<Signals>,
     /// Destination rules.
-    pub policy: Policy,
+    pub(crate) policy: Policy,
     /// The plugin host and registry.
-    pub plugins: Arc<PluginRuntime>,
+    pub(crate) plugins: Arc<PluginRuntime>,
     /// Producer events, committed in groups.
-    pub publisher: crate::fanout::Publisher,
+    pub(crate) publisher: crate::fanout::Publisher,
     /// This process's delivery engine, to hand new deliveries to.
-    pub handoff: Option<Handoff>,
+    pub(crate) handoff: Option<Handoff>,
 }
 
 impl ApiContext {
     /// Builds the API state.
-    pub fn new(
+    pub(crate) fn new(
         store: Store,
         config: Arc<Config>,
         signals: Arc<Signals>,
@@ -65,18 +65,18 @@ impl ApiContext {
 }
 
 /// The API state from a resolver's context.
-pub fn api<'a>(ctx: &Context<'a>) -> &'a ApiContext {
+pub(crate) fn api<'a>(ctx: &Context<'a>) -> &'a ApiContext {
     // The schema is always built with an ApiContext (see `schema::build`).
     ctx.data_unchecked::<ApiContext>()
 }
 
 /// The caller from a resolver's context.
-pub fn caller<'a>(ctx: &Context<'a>) -> Result<&'a Caller> {
+pub(crate) fn caller<'a>(ctx: &Context<'a>) -> Result<&'a Caller> {
     ctx.data_opt::<Caller>().ok_or(Error::Unauthenticated)
 }
 
 /// The caller, who must be an admin.
-pub fn admin<'a>(ctx: &Context<'a>) -> Result<&'a Caller> {
+pub(crate) fn admin<'a>(ctx: &Context<'a>) -> Result<&'a Caller> {
     let caller = caller(ctx)?;
     caller.require_admin()?;
     Ok(caller)

@@ -8,7 +8,7 @@ use crate::store;
 
 /// What an API call can fail with.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// The input is unusable; nothing was changed.
     #[error("`{field}`: {reason}")]
     BadInput {
@@ -53,7 +53,7 @@ pub enum Error {
 
 impl Error {
     /// A bad input on `field`.
-    pub fn bad_input(field: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub(crate) fn bad_input(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::BadInput {
             field: field.into(),
             reason: reason.into(),
@@ -61,7 +61,7 @@ impl Error {
     }
 
     /// A body that did not parse as `expected` (e.g. "a GraphQL request").
-    pub fn bad_body(err: &serde_json::Error, expected: &str) -> Self {
+    pub(crate) fn bad_body(err: &serde_json::Error, expected: &str) -> Self {
         use serde_json::error::Category;
         let reason = match err.classify() {
             Category::Eof if err.line() == 1 && err.column() == 0 => {
@@ -79,7 +79,7 @@ impl Error {
     }
 
     /// The input field at fault, if any (`extensions.field`).
-    pub fn field(&self) -> Option<&str> {
+    pub(crate) fn field(&self) -> Option<&str> {
         match self {
             Error::BadInput { field, .. } => Some(field),
             Error::BadBody { .. } => Some("body"),
@@ -89,7 +89,7 @@ impl Error {
 
     /// Where in the body the JSON parser stopped, if that is the fault
     /// (`extensions.line` and `extensions.column`).
-    pub fn position(&self) -> Option<(usize, usize)> {
+    pub(crate) fn position(&self) -> Option<(usize, usize)> {
         match self {
             Error::BadBody { line, column, .. } => Some((*line, *column)),
             _ => None,
@@ -97,7 +97,7 @@ impl Error {
     }
 
     /// The stable code clients switch on.
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             Error::BadInput { .. } | Error::BadBody { .. } => "BAD_USER_INPUT",
             Error::NotFound { .. } => "NOT_FOUND",
@@ -143,7 +143,7 @@ impl From<crate::secrets::Error> for Error {
 /// async-graphql's blanket `From<impl Display>` cannot turn it into an error
 /// without its `extensions.code`; the conversion below always sets it.
 #[derive(Debug)]
-pub struct Failure(pub Error);
+pub(crate) struct Failure(pub(crate) Error);
 
 impl<E: Into<Error>> From<E> for Failure {
     fn from(err: E) -> Self {
@@ -170,7 +170,7 @@ impl From<Failure> for async_graphql::Error {
 }
 
 /// Result of API helpers.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Result of GraphQL resolvers.
-pub type FieldResult<T> = std::result::Result<T, Failure>;
+pub(crate) type FieldResult<T> = std::result::Result<T, Failure>;

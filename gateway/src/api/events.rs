@@ -15,7 +15,7 @@ use crate::store::redelivery::RedeliveryJobRow;
 use crate::timefmt::{format_ms, parse_rfc3339_ms};
 
 /// Checks an event status filter.
-pub fn check_status(field: &str, value: Option<String>) -> Result<Option<DeliveryStatus>> {
+pub(crate) fn check_status(field: &str, value: Option<String>) -> Result<Option<DeliveryStatus>> {
     match value {
         None => Ok(None),
         Some(s) => s
@@ -34,7 +34,7 @@ pub fn check_status(field: &str, value: Option<String>) -> Result<Option<Deliver
 }
 
 /// Checks a page size against the configured maximum.
-pub fn page_size(ctx: &Context<'_>, first: i32) -> Result<i64> {
+pub(crate) fn page_size(ctx: &Context<'_>, first: i32) -> Result<i64> {
     let max = api(ctx).config.api.max_page_size as i64;
     let first = i64::from(first);
     if first < 1 || first > max {
@@ -47,13 +47,13 @@ pub fn page_size(ctx: &Context<'_>, first: i32) -> Result<i64> {
 }
 
 /// One delivery of one change to one receiver, and what happened to it.
-pub struct WebhookEvent {
+pub(crate) struct WebhookEvent {
     row: EventRow,
 }
 
 impl WebhookEvent {
     /// Wraps a stored event.
-    pub fn new(row: EventRow) -> Self {
+    pub(crate) fn new(row: EventRow) -> Self {
         WebhookEvent { row }
     }
 }
@@ -166,29 +166,29 @@ impl WebhookEvent {
 
 /// One request sent to a receiver.
 #[derive(SimpleObject, Debug, Clone)]
-pub struct WebhookEventAttempt {
+pub(crate) struct WebhookEventAttempt {
     /// 1-based attempt number.
-    pub attempt: i32,
+    pub(crate) attempt: i32,
     /// When it started.
-    pub started_at: String,
+    pub(crate) started_at: String,
     /// How long it took, in milliseconds.
-    pub duration_ms: i32,
+    pub(crate) duration_ms: i32,
     /// The URL posted to.
-    pub request_url: String,
+    pub(crate) request_url: String,
     /// Request headers (JSON object; credentials masked).
-    pub request_headers: String,
+    pub(crate) request_headers: String,
     /// Request body.
-    pub request_body: Option<String>,
+    pub(crate) request_body: Option<String>,
     /// Response status.
-    pub response_status: Option<i32>,
+    pub(crate) response_status: Option<i32>,
     /// First bytes of the response body.
-    pub response_body: Option<String>,
+    pub(crate) response_body: Option<String>,
     /// `succeeded`, `failed`, `filtered`, `plugin_error`.
-    pub outcome: String,
+    pub(crate) outcome: String,
     /// `timeout`, `connect`, `tls`, `status`, `ssrf`, `plugin`, `io`…
-    pub error_class: Option<String>,
+    pub(crate) error_class: Option<String>,
     /// The error, in words.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 impl From<AttemptRow> for WebhookEventAttempt {
@@ -211,21 +211,21 @@ impl From<AttemptRow> for WebhookEventAttempt {
 
 /// Filters of `webhookEvents` (ION's `filters: { subscriptionId, status }` and more).
 #[derive(InputObject, Debug, Clone, Default)]
-pub struct WebhookEventFilters {
+pub(crate) struct WebhookEventFilters {
     /// Only this subscription's events.
-    pub subscription_id: Option<i64>,
+    pub(crate) subscription_id: Option<i64>,
     /// Only this receiver's events.
-    pub receiver_id: Option<i64>,
+    pub(crate) receiver_id: Option<i64>,
     /// `pending`, `succeeded`, `failed`, `filtered` or `plugin_error`.
-    pub status: Option<String>,
+    pub(crate) status: Option<String>,
     /// Only this resource.
-    pub resource: Option<ResourceName>,
+    pub(crate) resource: Option<ResourceName>,
     /// Only this action.
-    pub action: Option<SubscriptionAction>,
+    pub(crate) action: Option<SubscriptionAction>,
     /// Created at or after (RFC 3339).
-    pub created_after: Option<String>,
+    pub(crate) created_after: Option<String>,
     /// Created before (RFC 3339).
-    pub created_before: Option<String>,
+    pub(crate) created_before: Option<String>,
 }
 
 fn to_filter(f: Option<WebhookEventFilters>) -> Result<EventFilter> {
@@ -252,21 +252,21 @@ fn to_filter(f: Option<WebhookEventFilters>) -> Result<EventFilter> {
 
 /// A bulk redelivery and its progress.
 #[derive(SimpleObject, Debug, Clone)]
-pub struct WebhookRedeliveryJob {
+pub(crate) struct WebhookRedeliveryJob {
     /// Id.
-    pub id: ID,
+    pub(crate) id: ID,
     /// Receiver.
-    pub receiver_id: ID,
+    pub(crate) receiver_id: ID,
     /// Failed events found in the range.
-    pub total: i32,
+    pub(crate) total: i32,
     /// Events made pending again so far.
-    pub done: i32,
+    pub(crate) done: i32,
     /// `running` or `finished`.
-    pub status: String,
+    pub(crate) status: String,
     /// Started.
-    pub created_at: String,
+    pub(crate) created_at: String,
     /// Finished.
-    pub finished_at: Option<String>,
+    pub(crate) finished_at: Option<String>,
 }
 
 impl From<RedeliveryJobRow> for WebhookRedeliveryJob {
@@ -285,32 +285,32 @@ impl From<RedeliveryJobRow> for WebhookRedeliveryJob {
 
 /// Input of `redeliverFailedWebhookEvents`.
 #[derive(InputObject, Debug, Clone)]
-pub struct RedeliverFailedWebhookEventsInput {
+pub(crate) struct RedeliverFailedWebhookEventsInput {
     /// Receiver.
-    pub receiver_id: ID,
+    pub(crate) receiver_id: ID,
     /// Events created at or after (RFC 3339; default: the beginning).
-    pub from: Option<String>,
+    pub(crate) from: Option<String>,
     /// Events created before (RFC 3339; default: now).
-    pub to: Option<String>,
+    pub(crate) to: Option<String>,
 }
 
 /// Payload carrying an event.
 #[derive(SimpleObject)]
-pub struct WebhookEventPayload {
+pub(crate) struct WebhookEventPayload {
     /// The event.
-    pub webhook_event: WebhookEvent,
+    pub(crate) webhook_event: WebhookEvent,
 }
 
 /// Payload carrying a redelivery job.
 #[derive(SimpleObject)]
-pub struct RedeliveryPayload {
+pub(crate) struct RedeliveryPayload {
     /// The job.
-    pub job: WebhookRedeliveryJob,
+    pub(crate) job: WebhookRedeliveryJob,
 }
 
 /// Event queries.
 #[derive(Default)]
-pub struct EventQuery;
+pub(crate) struct EventQuery;
 
 #[Object]
 impl EventQuery {
@@ -397,7 +397,7 @@ impl EventQuery {
 
 /// Event mutations.
 #[derive(Default)]
-pub struct EventMutation;
+pub(crate) struct EventMutation;
 
 #[Object]
 impl EventMutation {

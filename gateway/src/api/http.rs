@@ -25,17 +25,17 @@ use crate::health::Health;
 
 /// Everything the HTTP handlers need.
 #[derive(Clone)]
-pub struct HttpState {
+pub(crate) struct HttpState {
     /// The API state.
-    pub api: ApiContext,
+    pub(crate) api: ApiContext,
     /// The schema.
-    pub schema: ApiSchema,
+    pub(crate) schema: ApiSchema,
     /// Readiness of components.
-    pub health: Arc<Health>,
+    pub(crate) health: Arc<Health>,
 }
 
 /// The router; testable without a socket (`tower::ServiceExt::oneshot`).
-pub fn router(api: ApiContext, health: Arc<Health>) -> Router {
+pub(crate) fn router(api: ApiContext, health: Arc<Health>) -> Router {
     let limit = api.config.api.max_body_bytes;
     let schema = build(api.clone());
     let state = HttpState {
@@ -208,7 +208,7 @@ async fn graphql(
 /// Documents copied from web pages (ION's docs among them) are indented with
 /// U+00A0, which GraphQL's grammar does not count as whitespace; treating it
 /// as a space lets them run unchanged. Inside strings it is kept.
-pub fn normalize_nbsp(query: &str) -> String {
+pub(crate) fn normalize_nbsp(query: &str) -> String {
     #[derive(PartialEq)]
     enum Mode {
         Code,

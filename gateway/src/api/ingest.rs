@@ -10,37 +10,37 @@ use crate::fanout::{self, PublishedEvent};
 
 /// Input of `publishEvent`.
 #[derive(InputObject, Debug, Clone)]
-pub struct PublishEventInput {
+pub(crate) struct PublishEventInput {
     /// The resource.
-    pub resource: ResourceName,
+    pub(crate) resource: ResourceName,
     /// The action.
-    pub action: SubscriptionAction,
+    pub(crate) action: SubscriptionAction,
     /// The object's id (a number or a string).
-    pub id: Json<serde_json::Value>,
+    pub(crate) id: Json<serde_json::Value>,
     /// Its etag (default: a hash of `new`).
-    pub etag: Option<String>,
+    pub(crate) etag: Option<String>,
     /// Changed fields before (an object; null on CREATE).
-    pub old: Option<Json<serde_json::Value>>,
+    pub(crate) old: Option<Json<serde_json::Value>>,
     /// Changed fields after (an object; null on DELETE).
-    pub new: Option<Json<serde_json::Value>>,
+    pub(crate) new: Option<Json<serde_json::Value>>,
     /// The full object, for subscriptions with `includeFullRecord`.
-    pub record: Option<Json<serde_json::Value>>,
+    pub(crate) record: Option<Json<serde_json::Value>>,
     /// Groups events of one business transaction (a decimal integer).
-    pub transaction_id: Option<String>,
+    pub(crate) transaction_id: Option<String>,
     /// A second event with the same key is ignored.
-    pub idempotency_key: Option<String>,
+    pub(crate) idempotency_key: Option<String>,
 }
 
 /// Result of publishing.
 #[derive(SimpleObject, Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PublishEventPayload {
+pub(crate) struct PublishEventPayload {
     /// The stored change's id (null when the idempotency key was seen before).
-    pub change_id: Option<String>,
+    pub(crate) change_id: Option<String>,
     /// Deliveries created (one per matching subscription).
-    pub deliveries: i32,
+    pub(crate) deliveries: i32,
     /// Whether the idempotency key was seen before (nothing was stored).
-    pub duplicate: bool,
+    pub(crate) duplicate: bool,
 }
 
 fn raw(field: &'static str, v: &serde_json::Value) -> Result<Box<RawValue>> {
@@ -48,7 +48,7 @@ fn raw(field: &'static str, v: &serde_json::Value) -> Result<Box<RawValue>> {
 }
 
 /// Parses a transaction id.
-pub fn parse_transaction_id(field: &str, text: Option<&str>) -> Result<Option<i64>> {
+pub(crate) fn parse_transaction_id(field: &str, text: Option<&str>) -> Result<Option<i64>> {
     text.map(|t| {
         t.trim()
             .parse::<i64>()
@@ -58,7 +58,7 @@ pub fn parse_transaction_id(field: &str, text: Option<&str>) -> Result<Option<i6
 }
 
 /// Publishing errors map onto API errors.
-pub fn map_fanout_error(err: fanout::Error, prefix: &str) -> Error {
+pub(crate) fn map_fanout_error(err: fanout::Error, prefix: &str) -> Error {
     match err {
         fanout::Error::BadInput { field, reason } => {
             Error::bad_input(format!("{prefix}{field}"), reason)
@@ -70,7 +70,7 @@ pub fn map_fanout_error(err: fanout::Error, prefix: &str) -> Error {
 }
 
 /// Publishes one event; its deliveries go straight to delivery.
-pub async fn publish(
+pub(crate) async fn publish(
     state: &super::context::ApiContext,
     event: &PublishedEvent<'_>,
     prefix: &str,
@@ -89,12 +89,12 @@ pub async fn publish(
 }
 
 /// Most events one `POST /v1/events` request may carry.
-pub const MAX_EVENTS_PER_REQUEST: usize = 1000;
+pub(crate) const MAX_EVENTS_PER_REQUEST: usize = 1000;
 
 /// Publishes a list of events in one transaction: all are checked first
 /// (a bad one refuses the request, naming `[index].field`, and stores
 /// nothing), then stored and fanned out together. Answers per event, in order.
-pub async fn publish_many(
+pub(crate) async fn publish_many(
     state: &super::context::ApiContext,
     events: &[PublishedEvent<'_>],
 ) -> Result<Vec<PublishEventPayload>> {
@@ -115,8 +115,13 @@ pub async fn publish_many(
                 .map_err(|err| map_fanout_error(err, &format!("[{i}].")))
         })
         .collect::<Result<Vec<_>>>()?;
-    let outcome =
-        fanout::fan_out(&state.store, &state.signals, state.handoff.as_ref(), &changes).await?;
+    let outcome = fanout::fan_out(
+        &state.store,
+        &state.signals,
+        state.handoff.as_ref(),
+        &changes,
+    )
+    .await?;
     metrics::counter!("changewire_changes_captured_total", "source" => "api")
         .increment(outcome.changes);
     metrics::counter!("changewire_deliveries_created_total").increment(outcome.deliveries);
@@ -133,7 +138,7 @@ pub async fn publish_many(
 
 /// Ingest mutations.
 #[derive(Default)]
-pub struct IngestMutation;
+pub(crate) struct IngestMutation;
 
 #[Object]
 impl IngestMutation {

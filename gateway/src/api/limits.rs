@@ -31,26 +31,26 @@ use async_graphql::{ErrorExtensionValues, ServerError, ServerResult, ValidationR
 use crate::config::resources::DEFAULT_RESOURCES;
 
 /// Page size of a root list or connection when `first` is absent.
-pub const DEFAULT_PAGE_SIZE: i32 = 100;
+pub(crate) const DEFAULT_PAGE_SIZE: i32 = 100;
 
 /// Attempts counted per event: the largest retry budget a receiver may have
 /// (`maxAttempts` is at most 50). Most events have far fewer; a manual retry
 /// can add more.
-pub const ATTEMPTS_PER_EVENT: usize = 50;
+pub(crate) const ATTEMPTS_PER_EVENT: usize = 50;
 
 /// Subscriptions counted per receiver: one per (resource, action), 3 actions
 /// of ION's 18 resources. A gateway configured with more resources can hold
 /// more.
-pub const SUBSCRIPTIONS_PER_RECEIVER: usize = 3 * DEFAULT_RESOURCES.len();
+pub(crate) const SUBSCRIPTIONS_PER_RECEIVER: usize = 3 * DEFAULT_RESOURCES.len();
 
 /// Custom headers counted per receiver (the number is not capped; 32 is as
 /// many as a plugin may add to one delivery).
-pub const HEADERS_PER_RECEIVER: usize = 32;
+pub(crate) const HEADERS_PER_RECEIVER: usize = 32;
 
 /// What a `COUNT` over a filtered table costs: it reads every matching
 /// row's index entry, so it weighs like many pages. At this weight the
 /// default limit admits at most nine of them per request.
-pub const COUNT_COST: usize = 5_000;
+pub(crate) const COUNT_COST: usize = 5_000;
 
 /// Items a page argument asks for, for the cost: at least 1 (a page size
 /// below 1 is refused by the resolver).
@@ -59,17 +59,17 @@ fn items(first: i32) -> usize {
 }
 
 /// A list paged with `first`: `first` × what one item selects.
-pub fn list(first: i32, child_complexity: usize) -> usize {
+pub(crate) fn list(first: i32, child_complexity: usize) -> usize {
     items(first).saturating_mul(child_complexity)
 }
 
 /// A list of at most (or usually) `items` without a page argument.
-pub fn bounded(items: usize, child_complexity: usize) -> usize {
+pub(crate) fn bounded(items: usize, child_complexity: usize) -> usize {
     items.saturating_mul(child_complexity)
 }
 
 /// A field that runs a `COUNT` besides what it selects.
-pub fn counted(child_complexity: usize) -> usize {
+pub(crate) fn counted(child_complexity: usize) -> usize {
     COUNT_COST.saturating_add(child_complexity)
 }
 
@@ -77,23 +77,23 @@ pub fn counted(child_complexity: usize) -> usize {
 /// what it selects, plus the `COUNT` behind `totalCount`, which the
 /// resolvers run whether it is selected or not. `pageInfo` and `totalCount`
 /// are counted once per item: the bound stays simple and errs high.
-pub fn connection(first: Option<i32>, child_complexity: usize) -> usize {
+pub(crate) fn connection(first: Option<i32>, child_complexity: usize) -> usize {
     counted(list(first.unwrap_or(DEFAULT_PAGE_SIZE), child_complexity))
 }
 
 /// The limits of `[api]`, checked on every document after its cost is computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QueryLimits {
+pub(crate) struct QueryLimits {
     /// `api.max_query_complexity`.
-    pub max_cost: usize,
+    pub(crate) max_cost: usize,
     /// `api.max_root_fields`.
-    pub max_root_fields: usize,
+    pub(crate) max_root_fields: usize,
 }
 
 impl QueryLimits {
     /// The errors for a document of `cost` whose largest operation has
     /// `root_fields` root fields; empty when it is within the limits.
-    pub fn check(&self, cost: usize, root_fields: usize) -> Vec<ServerError> {
+    pub(crate) fn check(&self, cost: usize, root_fields: usize) -> Vec<ServerError> {
         let mut errors = Vec::new();
         if cost > self.max_cost {
             errors.push(refusal(
@@ -181,7 +181,7 @@ impl Extension for LimitCheck {
 
 /// Root fields of the document's largest operation, fragments expanded
 /// (aliases and repeats each count).
-pub fn root_fields(document: &ExecutableDocument) -> usize {
+pub(crate) fn root_fields(document: &ExecutableDocument) -> usize {
     let mut counter = RootCounter {
         document,
         fragments: HashMap::new(),

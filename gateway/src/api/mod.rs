@@ -3,19 +3,19 @@
 //! One file per resource; each owns its query and mutation objects, merged in
 //! [`schema`].
 
-pub mod auth;
-pub mod context;
-pub mod error;
-pub mod events;
-pub mod http;
-pub mod ingest;
-pub mod limits;
-pub mod pagination;
-pub mod plugins;
-pub mod receivers;
-pub mod scalars;
-pub mod schema;
-pub mod subscriptions;
+pub(crate) mod auth;
+pub(crate) mod context;
+pub(crate) mod error;
+pub(crate) mod events;
+pub(crate) mod http;
+pub(crate) mod ingest;
+pub(crate) mod limits;
+pub(crate) mod pagination;
+pub(crate) mod plugins;
+pub(crate) mod receivers;
+pub(crate) mod scalars;
+pub(crate) mod schema;
+pub(crate) mod subscriptions;
 
-pub use context::ApiContext;
-pub use http::router;
+pub(crate) use context::ApiContext;
+pub(crate) use http::router;

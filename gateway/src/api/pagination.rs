@@ -7,16 +7,16 @@ use super::error::{Error, Result};
 
 /// Extra connection fields.
 #[derive(SimpleObject, Debug, Clone, Copy)]
-pub struct TotalCount {
+pub(crate) struct TotalCount {
     /// Number of objects matching, across all pages.
-    pub total_count: i64,
+    pub(crate) total_count: i64,
 }
 
 /// A page of objects.
-pub type Page<T> = Connection<String, T, TotalCount>;
+pub(crate) type Page<T> = Connection<String, T, TotalCount>;
 
 /// Builds a page from `(id, node)` pairs; the cursor is the id.
-pub fn page<T: OutputType>(
+pub(crate) fn page<T: OutputType>(
     items: Vec<(i64, T)>,
     has_next: bool,
     has_previous: bool,
@@ -36,7 +36,7 @@ pub fn page<T: OutputType>(
 }
 
 /// Reads a cursor (an id); none means "from the start" (0).
-pub fn decode_cursor(field: &str, cursor: Option<&str>) -> Result<i64> {
+pub(crate) fn decode_cursor(field: &str, cursor: Option<&str>) -> Result<i64> {
     match cursor {
         None => Ok(0),
         Some(c) => c

@@ -15,11 +15,11 @@ use crate::store::plugins::PluginRow;
 use crate::timefmt::format_ms;
 
 /// Largest module accepted, in bytes.
-pub const MAX_PLUGIN_BYTES: usize = 20 << 20;
+pub(crate) const MAX_PLUGIN_BYTES: usize = 20 << 20;
 
 /// Whether an attached plugin is loaded on the gateway that answers.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WebhookPluginStatus {
+pub(crate) enum WebhookPluginStatus {
     /// Compiled and transforming deliveries.
     Loaded,
     /// Attached, not compiled on this gateway yet (its deliveries wait).
@@ -33,31 +33,31 @@ pub enum WebhookPluginStatus {
 
 /// A plugin attached to a receiver.
 #[derive(SimpleObject, Debug, Clone)]
-pub struct WebhookPlugin {
+pub(crate) struct WebhookPlugin {
     /// The receiver.
-    pub receiver_id: ID,
+    pub(crate) receiver_id: ID,
     /// A name for it.
-    pub name: String,
+    pub(crate) name: String,
     /// SHA-256 of the module, hex.
-    pub sha256: String,
+    pub(crate) sha256: String,
     /// Size of the module, bytes.
-    pub size: i32,
+    pub(crate) size: i32,
     /// Its configuration (JSON), given to every call.
-    pub config: Json<serde_json::Value>,
+    pub(crate) config: Json<serde_json::Value>,
     /// When it was attached.
-    pub attached_at: String,
+    pub(crate) attached_at: String,
     /// Changes at every attach; each delivery is transformed by the
     /// revision attached when it was leased.
-    pub revision: String,
+    pub(crate) revision: String,
     /// Whether it is loaded on the gateway that answers this query.
-    pub status: WebhookPluginStatus,
+    pub(crate) status: WebhookPluginStatus,
     /// Why it is not loaded (`FAILED`, `DISABLED`), and when it is compiled again.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 impl WebhookPlugin {
     /// A stored plugin with its state on this gateway.
-    pub fn new(p: PluginRow, runtime: &PluginRuntime) -> Self {
+    pub(crate) fn new(p: PluginRow, runtime: &PluginRuntime) -> Self {
         let (status, error) = match runtime.load_state(p.receiver_id, &p.revision) {
             LoadState::Loaded => (WebhookPluginStatus::Loaded, None),
             LoadState::Loading => (WebhookPluginStatus::Loading, None),
@@ -89,36 +89,36 @@ impl WebhookPlugin {
 
 /// Input of `attachWebhookPlugin`.
 #[derive(InputObject, Debug, Clone)]
-pub struct AttachWebhookPluginInput {
+pub(crate) struct AttachWebhookPluginInput {
     /// The receiver.
-    pub receiver_id: ID,
+    pub(crate) receiver_id: ID,
     /// The WebAssembly component, base64.
-    pub wasm: String,
+    pub(crate) wasm: String,
     /// Configuration given to every call (a JSON object; default `{}`).
-    pub config: Option<Json<serde_json::Value>>,
+    pub(crate) config: Option<Json<serde_json::Value>>,
     /// A name for it (default `plugin`).
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
 }
 
 /// Input of `detachWebhookPlugin`.
 #[derive(InputObject, Debug, Clone)]
-pub struct DetachWebhookPluginInput {
+pub(crate) struct DetachWebhookPluginInput {
     /// The receiver.
-    pub receiver_id: ID,
+    pub(crate) receiver_id: ID,
 }
 
 /// Payload of `attachWebhookPlugin`.
 #[derive(SimpleObject)]
-pub struct AttachWebhookPluginPayload {
+pub(crate) struct AttachWebhookPluginPayload {
     /// The attached plugin.
-    pub plugin: WebhookPlugin,
+    pub(crate) plugin: WebhookPlugin,
 }
 
 /// Payload of `detachWebhookPlugin`.
 #[derive(SimpleObject)]
-pub struct DetachWebhookPluginPayload {
+pub(crate) struct DetachWebhookPluginPayload {
     /// Whether a plugin was attached.
-    pub detached: bool,
+    pub(crate) detached: bool,
 }
 
 /// The API error for a refused attach: `FORBIDDEN` while plugins are off
@@ -142,7 +142,7 @@ fn attach_error(err: plugins::Error) -> Error {
 
 /// Plugin queries.
 #[derive(Default)]
-pub struct PluginQuery;
+pub(crate) struct PluginQuery;
 
 #[Object]
 impl PluginQuery {
@@ -168,7 +168,7 @@ impl PluginQuery {
 
 /// Plugin mutations.
 #[derive(Default)]
-pub struct PluginMutation;
+pub(crate) struct PluginMutation;
 
 #[Object]
 impl PluginMutation {

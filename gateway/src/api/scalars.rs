@@ -19,7 +19,7 @@ thread_local! {
 
 /// Runs `build` with `names` as the values of `ResourceEnum` (the schema
 /// registry is filled synchronously while the schema is built).
-pub fn with_resources<T>(names: Vec<String>, build: impl FnOnce() -> T) -> T {
+pub(crate) fn with_resources<T>(names: Vec<String>, build: impl FnOnce() -> T) -> T {
     SCHEMA_RESOURCES.with(|cell| *cell.borrow_mut() = names);
     let out = build();
     SCHEMA_RESOURCES.with(|cell| cell.borrow_mut().clear());
@@ -28,7 +28,7 @@ pub fn with_resources<T>(names: Vec<String>, build: impl FnOnce() -> T) -> T {
 
 /// A `ResourceEnum` value: one of the configured resources.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ResourceName(pub String);
+pub(crate) struct ResourceName(pub(crate) String);
 
 fn resource_meta() -> MetaType {
     let values = SCHEMA_RESOURCES.with(|cell| cell.borrow().clone());
@@ -114,7 +114,7 @@ impl OutputType for ResourceName {
 /// `WebhookSubscriptionActions`: the database operation that fires a webhook.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "WebhookSubscriptionActions")]
-pub enum SubscriptionAction {
+pub(crate) enum SubscriptionAction {
     /// A row was inserted.
     Create,
     /// A row was updated.
@@ -135,7 +135,7 @@ impl From<SubscriptionAction> for Action {
 
 impl SubscriptionAction {
     /// The API value of a stored action (None for a test ping's).
-    pub fn of(action: Action) -> Option<Self> {
+    pub(crate) fn of(action: Action) -> Option<Self> {
         match action {
             Action::Create => Some(SubscriptionAction::Create),
             Action::Update => Some(SubscriptionAction::Update),
@@ -146,7 +146,7 @@ impl SubscriptionAction {
 }
 
 /// Parses an id given as a string or a number (`ID` accepts both).
-pub fn parse_id(field: &str, id: &ID) -> Result<i64, Error> {
+pub(crate) fn parse_id(field: &str, id: &ID) -> Result<i64, Error> {
     id.as_str()
         .trim()
         .parse::<i64>()
@@ -161,6 +161,6 @@ pub fn parse_id(field: &str, id: &ID) -> Result<i64, Error> {
 }
 
 /// Formats a stored id.
-pub fn id(v: impl Into<i64>) -> ID {
+pub(crate) fn id(v: impl Into<i64>) -> ID {
     ID(v.into().to_string())
 }

@@ -20,16 +20,16 @@ use crate::config::Config;
 
 /// A configured resource.
 #[derive(SimpleObject, Debug, Clone)]
-pub struct ResourceInfo {
+pub(crate) struct ResourceInfo {
     /// The `ResourceEnum` value.
-    pub name: String,
+    pub(crate) name: String,
     /// The captured table, if any.
-    pub table: Option<String>,
+    pub(crate) table: Option<String>,
 }
 
 /// Queries about the gateway itself.
 #[derive(Default)]
-pub struct MetaQuery;
+pub(crate) struct MetaQuery;
 
 #[Object]
 impl MetaQuery {
@@ -50,7 +50,7 @@ impl MetaQuery {
 
 /// Query root.
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(
+pub(crate) struct QueryRoot(
     ReceiverQuery,
     SubscriptionQuery,
     EventQuery,
@@ -60,7 +60,7 @@ pub struct QueryRoot(
 
 /// Mutation root.
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(
+pub(crate) struct MutationRoot(
     ReceiverMutation,
     ReceiverHeaderMutation,
     ReceiverSecretMutation,
@@ -72,7 +72,7 @@ pub struct MutationRoot(
 );
 
 /// The schema type.
-pub type ApiSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+pub(crate) type ApiSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
 /// A schema being built.
 type Builder = SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription>;
@@ -100,20 +100,15 @@ fn builder_with(limits: QueryLimits, depth: usize) -> Builder {
 }
 
 /// Builds the schema for this configuration (its resources become `ResourceEnum`).
-pub fn build(state: ApiContext) -> ApiSchema {
+pub(crate) fn build(state: ApiContext) -> ApiSchema {
     let config = state.config.clone();
     with_resources(config.resources.names(), || {
         builder(&config).data(state).finish()
     })
 }
 
-/// The SDL of the schema for a configuration (committed as `gateway/schema.graphql`).
-pub fn sdl(state: ApiContext) -> String {
-    build(state).sdl()
-}
-
 /// The SDL for a configuration, without a store (for `changewire schema`).
-pub fn sdl_for_config(config: std::sync::Arc<Config>) -> String {
+pub(crate) fn sdl_for_config(config: std::sync::Arc<Config>) -> String {
     with_resources(config.resources.names(), || builder(&config).finish().sdl())
 }
 

@@ -14,13 +14,13 @@ use crate::store::subscriptions::{SubscriptionFilter, SubscriptionRow};
 use crate::timefmt::format_ms;
 
 /// A receiver's subscription to one (resource, action).
-pub struct WebhookSubscription {
+pub(crate) struct WebhookSubscription {
     row: SubscriptionRow,
 }
 
 impl WebhookSubscription {
     /// Wraps a stored subscription.
-    pub fn new(row: SubscriptionRow) -> Self {
+    pub(crate) fn new(row: SubscriptionRow) -> Self {
         WebhookSubscription { row }
     }
 }
@@ -123,70 +123,70 @@ impl WebhookSubscription {
 
 /// Input of `createWebhookSubscription`.
 #[derive(InputObject, Debug, Clone)]
-pub struct CreateWebhookSubscriptionInput {
+pub(crate) struct CreateWebhookSubscriptionInput {
     /// The receiver (a string or a number).
-    pub receiver_id: ID,
+    pub(crate) receiver_id: ID,
     /// The resource.
-    pub resource: ResourceName,
+    pub(crate) resource: ResourceName,
     /// The action.
-    pub action: SubscriptionAction,
+    pub(crate) action: SubscriptionAction,
     /// Whether it fires (default true).
-    pub active: Option<bool>,
+    pub(crate) active: Option<bool>,
     /// Add the full current row as `data.record` (default false).
-    pub include_full_record: Option<bool>,
+    pub(crate) include_full_record: Option<bool>,
     /// Foreign-key columns to expand into `data.related` (captured tables only).
-    pub expand: Option<Vec<String>>,
+    pub(crate) expand: Option<Vec<String>>,
 }
 
 /// Input of `updateWebhookSubscription`.
 #[derive(InputObject, Debug, Clone)]
-pub struct UpdateWebhookSubscriptionInput {
+pub(crate) struct UpdateWebhookSubscriptionInput {
     /// Id.
-    pub id: ID,
+    pub(crate) id: ID,
     /// The `_etag` last read.
-    pub etag: String,
+    pub(crate) etag: String,
     /// Whether it fires.
-    pub active: Option<bool>,
+    pub(crate) active: Option<bool>,
     /// Full row.
-    pub include_full_record: Option<bool>,
+    pub(crate) include_full_record: Option<bool>,
     /// Expansions.
-    pub expand: Option<Vec<String>>,
+    pub(crate) expand: Option<Vec<String>>,
 }
 
 /// Input of `deleteWebhookSubscription`.
 #[derive(InputObject, Debug, Clone)]
-pub struct DeleteWebhookSubscriptionInput {
+pub(crate) struct DeleteWebhookSubscriptionInput {
     /// Id.
-    pub id: ID,
+    pub(crate) id: ID,
     /// The `_etag` last read.
-    pub etag: String,
+    pub(crate) etag: String,
 }
 
 /// Filters of `webhookSubscriptions`.
 #[derive(InputObject, Debug, Clone, Default)]
-pub struct WebhookSubscriptionFilters {
+pub(crate) struct WebhookSubscriptionFilters {
     /// Only this receiver's.
-    pub receiver_id: Option<ID>,
+    pub(crate) receiver_id: Option<ID>,
     /// Only this resource.
-    pub resource: Option<ResourceName>,
+    pub(crate) resource: Option<ResourceName>,
     /// Only this action.
-    pub action: Option<SubscriptionAction>,
+    pub(crate) action: Option<SubscriptionAction>,
     /// Only active (or inactive) ones.
-    pub active: Option<bool>,
+    pub(crate) active: Option<bool>,
 }
 
 /// Payload carrying a subscription.
 #[derive(SimpleObject)]
-pub struct WebhookSubscriptionPayload {
+pub(crate) struct WebhookSubscriptionPayload {
     /// The subscription.
-    pub webhook_subscription: WebhookSubscription,
+    pub(crate) webhook_subscription: WebhookSubscription,
 }
 
 /// Payload of `deleteWebhookSubscription`.
 #[derive(SimpleObject)]
-pub struct DeleteWebhookSubscriptionPayload {
+pub(crate) struct DeleteWebhookSubscriptionPayload {
     /// The deleted subscription's id.
-    pub id: ID,
+    pub(crate) id: ID,
 }
 
 fn subscription_id(field: &str, id: &ID) -> Result<SubscriptionId> {
@@ -195,7 +195,7 @@ fn subscription_id(field: &str, id: &ID) -> Result<SubscriptionId> {
 
 /// Subscription queries.
 #[derive(Default)]
-pub struct SubscriptionQuery;
+pub(crate) struct SubscriptionQuery;
 
 #[Object]
 impl SubscriptionQuery {
@@ -261,7 +261,7 @@ impl SubscriptionQuery {
 
 /// Subscription mutations.
 #[derive(Default)]
-pub struct SubscriptionMutation;
+pub(crate) struct SubscriptionMutation;
 
 #[Object]
 impl SubscriptionMutation {

@@ -10,7 +10,7 @@ use crate::envelope::RawObject;
 
 /// The changed fields of an update: `(old, new)` objects holding only the
 /// keys whose values differ. `None` when nothing changed.
-pub fn changed_fields(old: &RawObject, new: &RawObject) -> Option<(String, String)> {
+pub(crate) fn changed_fields(old: &RawObject, new: &RawObject) -> Option<(String, String)> {
     let differs = |key: &str| -> bool {
         let a = old.get(key).map(RawValue::get);
         let b = new.get(key).map(RawValue::get);

@@ -16,16 +16,16 @@ use crate::store::{Store, on_pool};
 /// What the active subscriptions ask of an import, read in one query per
 /// batch (it sits on the commit → delivery path).
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct Needs {
+pub(crate) struct Needs {
     /// Columns to expand, per resource, over all active subscriptions.
-    pub expand: HashMap<String, Vec<String>>,
+    pub(crate) expand: HashMap<String, Vec<String>>,
     /// Resources some active subscription wants the full row of.
-    pub full_record: Vec<String>,
+    pub(crate) full_record: Vec<String>,
 }
 
 impl Needs {
     /// Reads what the active subscriptions need.
-    pub async fn load(store: &Store) -> Result<Needs, Error> {
+    pub(crate) async fn load(store: &Store) -> Result<Needs, Error> {
         let rows: Vec<(String, String, bool)> =
             on_pool!(store, |pool| sqlx::query_as::<_, (String, String, bool)>(
                 "SELECT resource, expand, include_full_record FROM subscriptions \
@@ -56,7 +56,7 @@ impl Needs {
     /// Keeps `record` only where it adds something: on UPDATE, for
     /// resources a subscription wants the full row of. On CREATE and DELETE
     /// the full row is `new` or `old`, which the renderer uses instead.
-    pub fn trim_records(&self, changes: &mut [NewChange]) {
+    pub(crate) fn trim_records(&self, changes: &mut [NewChange]) {
         for change in changes.iter_mut() {
             if change.payload.action != Action::Update
                 || !self.full_record.contains(&change.payload.resource)
@@ -91,7 +91,7 @@ fn set_related(change: &mut NewChange, related: Vec<(String, String)>) {
 }
 
 /// Fills `related` for PostgreSQL changes.
-pub async fn related_pg(
+pub(crate) async fn related_pg(
     pool: &PgPool,
     tables: &HashMap<String, TableInfo>,
     needs: &Needs,
@@ -136,7 +136,7 @@ pub async fn related_pg(
 }
 
 /// Fills `related` for SQLite changes (`columns_of` gives a table's columns).
-pub async fn related_sqlite(
+pub(crate) async fn related_sqlite(
     pool: &SqlitePool,
     tables: &HashMap<String, TableInfo>,
     columns_of: &HashMap<String, Vec<String>>,

@@ -13,11 +13,11 @@
 //!   file; the importer polls `PRAGMA data_version` and keeps a cursor in the
 //!   store, advanced in the same step as the fan-out.
 
-pub mod diff;
-pub mod expand;
-pub mod postgres;
-pub mod rows;
-pub mod sqlite;
+pub(crate) mod diff;
+pub(crate) mod expand;
+pub(crate) mod postgres;
+pub(crate) mod rows;
+pub(crate) mod sqlite;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -61,7 +61,7 @@ pub enum Error {
     BadLogRow {
         /// The log id.
         id: i64,
-        /// Why.
+        /// What is wrong with it.
         reason: String,
     },
     /// Writing to the store failed.
@@ -74,35 +74,35 @@ pub enum Error {
 
 /// What capture knows about a mapped table.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableInfo {
+pub(crate) struct TableInfo {
     /// The resource.
-    pub resource: String,
+    pub(crate) resource: String,
     /// The table as configured.
-    pub table: String,
+    pub(crate) table: String,
     /// Primary key columns, in key order.
-    pub primary_key: Vec<String>,
+    pub(crate) primary_key: Vec<String>,
     /// Whether the table has an `etag` column.
-    pub has_etag: bool,
+    pub(crate) has_etag: bool,
     /// Single-column foreign keys.
-    pub foreign_keys: Vec<ForeignKey>,
+    pub(crate) foreign_keys: Vec<ForeignKey>,
 }
 
 /// A single-column foreign key, for `expand`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ForeignKey {
+pub(crate) struct ForeignKey {
     /// The referencing column.
-    pub column: String,
+    pub(crate) column: String,
     /// The referenced table.
-    pub target: String,
+    pub(crate) target: String,
     /// The referenced column.
-    pub target_column: String,
+    pub(crate) target_column: String,
     /// The referenced column's SQL type (PostgreSQL), for the lookup's cast.
-    pub target_type: String,
+    pub(crate) target_type: String,
 }
 
 /// Starts the importer for the configured capture database, if any.
 /// Fails when a mapped table is missing or has no primary key.
-pub async fn start(
+pub(crate) async fn start(
     config: &Arc<Config>,
     store: &Store,
     signals: &Arc<Signals>,
@@ -120,16 +120,12 @@ pub async fn start(
     };
     match &config.capture {
         None => Ok(()),
-        Some(StoreUrl::Postgres(url)) => {
-            postgres::PgCapture::setup(url, config)
-                .await?
-                .spawn(ctx, tasks)
-        }
-        Some(StoreUrl::Sqlite(url)) => {
-            sqlite::SqliteCapture::setup(url, config)
-                .await?
-                .spawn(ctx, tasks)
-        }
+        Some(StoreUrl::Postgres(url)) => postgres::PgCapture::setup(url, config)
+            .await?
+            .spawn(ctx, tasks),
+        Some(StoreUrl::Sqlite(url)) => sqlite::SqliteCapture::setup(url, config)
+            .await?
+            .spawn(ctx, tasks),
     }
 }
 
@@ -149,7 +145,7 @@ const BUSY_WINDOW: Duration = Duration::from_secs(1);
 /// interval while changes are arriving (most of the commit → delivery
 /// latency), the idle interval once none came for [`BUSY_WINDOW`].
 #[derive(Debug, Clone, Copy)]
-pub struct PollPace {
+pub(crate) struct PollPace {
     busy: Duration,
     idle: Duration,
     last_change: Option<Instant>,
@@ -157,7 +153,7 @@ pub struct PollPace {
 
 impl PollPace {
     /// The pace of `[capture_options]`.
-    pub fn new(options: &crate::config::CaptureOptions) -> Self {
+    pub(crate) fn new(options: &crate::config::CaptureOptions) -> Self {
         PollPace {
             busy: options.busy_poll_interval,
             idle: options.poll_interval,
@@ -166,12 +162,12 @@ impl PollPace {
     }
 
     /// Records that the last look found changes.
-    pub fn saw_changes(&mut self) {
+    pub(crate) fn saw_changes(&mut self) {
         self.last_change = Some(Instant::now());
     }
 
     /// The wait before the next look.
-    pub fn next_wait(&self) -> Duration {
+    pub(crate) fn next_wait(&self) -> Duration {
         match self.last_change {
             Some(at) if at.elapsed() < BUSY_WINDOW => self.busy,
             _ => self.idle,
@@ -186,7 +182,7 @@ impl PollPace {
     /// average, a third of the commit → receiver latency at 500 changes/s)
     /// where the OS sleeps 1.05. Only the capture thread calls this
     /// ([`spawn_on_own_thread`]): its runtime has nothing else to run.
-    pub async fn pause(&self, shutdown: &CancellationToken) -> bool {
+    pub(crate) async fn pause(&self, shutdown: &CancellationToken) -> bool {
         let wait = self.next_wait();
         if wait <= PRECISE_SLEEP_UP_TO {
             std::thread::sleep(wait);
@@ -244,17 +240,14 @@ where
 
 /// What an importer task needs.
 #[derive(Clone)]
-pub struct Importer {
+pub(crate) struct Importer {
     /// The store.
-    pub store: Store,
-    /// Wake-ups.
-    pub signals: Arc<Signals>,
-    /// Readiness.
-    pub health: Arc<Health>,
-    /// Stop.
-    pub shutdown: CancellationToken,
+    pub(crate) store: Store,
+    pub(crate) signals: Arc<Signals>,
+    pub(crate) health: Arc<Health>,
+    pub(crate) shutdown: CancellationToken,
     /// This process's delivery engine, to hand new deliveries to.
-    pub handoff: Option<Handoff>,
+    pub(crate) handoff: Option<Handoff>,
 }
 
 /// Removes the triggers and trigger function (and, with `purge`, the log).

@@ -14,7 +14,7 @@ use super::{Error, Importer, PollPace, TableInfo};
 use crate::config::{Config, redact_url};
 
 /// The channel the trigger notifies after commit.
-pub const CHANNEL: &str = "changewire_changes";
+pub(crate) const CHANNEL: &str = "changewire_changes";
 
 /// A prepared PostgreSQL capture.
 pub struct PgCapture {
@@ -234,7 +234,7 @@ impl PgCapture {
 
     /// Spawns the listener (main runtime) and the importer (its own thread,
     /// with its own connections).
-    pub fn spawn(mut self, ctx: Importer, tasks: &mut JoinSet<()>) -> Result<(), Error> {
+    pub(crate) fn spawn(mut self, ctx: Importer, tasks: &mut JoinSet<()>) -> Result<(), Error> {
         if self.notify {
             tasks.spawn(listen(self.pool.clone(), ctx.clone()));
         }
@@ -371,8 +371,9 @@ impl PgCapture {
         // Deliveries are durable and handed to sending once this returns;
         // the log rows go after, so a crash in between re-imports them as
         // no-ops.
-        let outcome = crate::fanout::fan_out(&ctx.store, &ctx.signals, ctx.handoff.as_ref(), &changes)
-            .await?;
+        let outcome =
+            crate::fanout::fan_out(&ctx.store, &ctx.signals, ctx.handoff.as_ref(), &changes)
+                .await?;
         let mark = format!(
             "DELETE FROM {}.logged_actions WHERE id = ANY($1)",
             self.schema
@@ -439,7 +440,7 @@ async fn listen(pool: PgPool, ctx: Importer) {
 
 /// Drops the triggers and the trigger function; with `purge`, the log and
 /// the capture's identity too.
-pub async fn uninstall(url: &str, config: &Config, purge: bool) -> Result<(), Error> {
+pub(crate) async fn uninstall(url: &str, config: &Config, purge: bool) -> Result<(), Error> {
     let pool = connect(url).await?;
     let schema = &config.capture_options.schema;
     let mut tx = pool.begin().await?;

@@ -8,26 +8,24 @@ use crate::store::changes::NewChange;
 
 /// A row of the capture log, as read.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LoggedRow {
+pub(crate) struct LoggedRow {
     /// Log id.
-    pub id: i64,
-    /// Resource.
-    pub resource: String,
+    pub(crate) id: i64,
+    pub(crate) resource: String,
     /// `CREATE`, `UPDATE`, `DELETE`.
-    pub action: String,
-    /// Transaction.
-    pub transaction_id: i64,
+    pub(crate) action: String,
+    pub(crate) transaction_id: i64,
     /// When (ms).
-    pub occurred_at: i64,
+    pub(crate) occurred_at: i64,
     /// When the log row was written, as the log stores it (never changes):
     /// with the log id, the change's identity at its source. A log whose
     /// ids start again (purged, recreated, restored from a backup) gives
     /// new rows new identities even where their ids repeat.
-    pub logged_at: i64,
+    pub(crate) logged_at: i64,
     /// The whole row before (JSON), if any.
-    pub old_row: Option<String>,
+    pub(crate) old_row: Option<String>,
     /// The whole row after (JSON), if any.
-    pub new_row: Option<String>,
+    pub(crate) new_row: Option<String>,
 }
 
 fn parse(id: i64, text: Option<&str>) -> Result<Option<RawObject>, Error> {
@@ -41,7 +39,7 @@ fn parse(id: i64, text: Option<&str>) -> Result<Option<RawObject>, Error> {
 }
 
 /// Builds the change, or `None` for an update that changed nothing.
-pub fn to_change(
+pub(crate) fn to_change(
     source: &str,
     table: &TableInfo,
     row: &LoggedRow,

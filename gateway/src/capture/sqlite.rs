@@ -22,19 +22,19 @@ use crate::envelope::Action;
 use crate::store::changes::CaptureCursor;
 
 /// The log table in the captured file.
-pub const LOG_TABLE: &str = "_changewire_log";
+pub(crate) const LOG_TABLE: &str = "_changewire_log";
 
 /// The capture's identity in the captured file: `install_id`, made at the
 /// first install and dropped with the log by `capture uninstall --purge`.
 /// A purged and reinstalled (or recreated) file is a new source, with a
 /// cursor of its own that starts at its first row.
-pub const META_TABLE: &str = "_changewire_meta";
+pub(crate) const META_TABLE: &str = "_changewire_meta";
 
 /// Log rows kept after import before they are trimmed.
 const TRIM_AFTER: i64 = 1000;
 
 /// A prepared SQLite capture.
-pub struct SqliteCapture {
+pub(crate) struct SqliteCapture {
     pool: SqlitePool,
     tables: Arc<HashMap<String, TableInfo>>,
     columns: Arc<HashMap<String, Vec<String>>>,
@@ -50,7 +50,7 @@ pub struct SqliteCapture {
 }
 
 /// `json_object('c', <prefix>"c", …)` for a column list; BLOBs become hex.
-pub fn json_object_expr(columns: &[String], prefix: &str) -> String {
+pub(crate) fn json_object_expr(columns: &[String], prefix: &str) -> String {
     let pairs: Vec<String> = columns
         .iter()
         .map(|c| {
@@ -181,7 +181,7 @@ impl SqliteCapture {
     /// Opens the captured file, checks every mapped table, and (re)installs
     /// the log table and triggers (re-created at every start, so new columns
     /// are captured).
-    pub async fn setup(url: &str, config: &Config) -> Result<SqliteCapture, Error> {
+    pub(crate) async fn setup(url: &str, config: &Config) -> Result<SqliteCapture, Error> {
         let pool = open(url).await?;
         let mut tables = HashMap::new();
         let mut columns = HashMap::new();
@@ -262,7 +262,7 @@ impl SqliteCapture {
     }
 
     /// Spawns the poller.
-    pub fn spawn(mut self, ctx: Importer, tasks: &mut JoinSet<()>) -> Result<(), Error> {
+    pub(crate) fn spawn(mut self, ctx: Importer, tasks: &mut JoinSet<()>) -> Result<(), Error> {
         super::spawn_on_own_thread(ctx, tasks, move |ctx| async move {
             self.pool = SqlitePoolOptions::new()
                 .max_connections(2)
@@ -416,8 +416,9 @@ impl SqliteCapture {
         )
         .await?;
         needs.trim_records(&mut changes);
-        let outcome = crate::fanout::fan_out(&ctx.store, &ctx.signals, ctx.handoff.as_ref(), &changes)
-            .await?;
+        let outcome =
+            crate::fanout::fan_out(&ctx.store, &ctx.signals, ctx.handoff.as_ref(), &changes)
+                .await?;
         ctx.store.advance_cursor(&self.source, last).await?;
         let last = last.last_id;
         metrics::counter!("changewire_changes_captured_total", "source" => "sqlite")
@@ -501,7 +502,7 @@ impl SqliteCapture {
 }
 
 /// Drops the triggers; with `purge`, the log and the capture's identity too.
-pub async fn uninstall(url: &str, config: &Config, purge: bool) -> Result<(), Error> {
+pub(crate) async fn uninstall(url: &str, config: &Config, purge: bool) -> Result<(), Error> {
     let pool = open(url).await?;
     for resource in config.resources.captured() {
         let t = bare_table(resource.table.as_deref().unwrap_or_default()).to_string();

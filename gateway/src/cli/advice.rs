@@ -9,7 +9,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
 
 use crate::config::{Config, StoreUrl, redact_url};
-use crate::server::StartError;
+use crate::server::{StartError, StartErrorKind};
 
 /// An error context ("starting changewire") with advice that the printer
 /// puts on a line of its own after the error's causes.
@@ -44,12 +44,12 @@ pub(super) const CAPTURE_SETTING: &str = "--capture / CHANGEWIRE_CAPTURE";
 
 /// Advice for a gateway that did not start.
 pub(super) fn for_start(err: &StartError, config: &Config) -> Option<String> {
-    match err {
-        StartError::Store(crate::store::Error::Database(_) | crate::store::Error::Migrate(_)) => {
-            Some(database("the store", &config.store, STORE_SETTING))
-        }
-        StartError::Capture(err) => for_capture(err, config),
-        StartError::Listen { addr, .. } => Some(format!(
+    match err.kind() {
+        StartErrorKind::Store(
+            crate::store::Error::Database(_) | crate::store::Error::Migrate(_),
+        ) => Some(database("the store", &config.store, STORE_SETTING)),
+        StartErrorKind::Capture(err) => for_capture(err, config),
+        StartErrorKind::Listen { addr, .. } => Some(format!(
             "tried to listen on {addr}: check --listen / CHANGEWIRE_LISTEN"
         )),
         _ => None,

@@ -10,15 +10,15 @@ use crate::config::Config;
 
 /// Arguments of `changewire capture`.
 #[derive(Debug, Args)]
-pub struct CaptureArgs {
+pub(crate) struct CaptureArgs {
     /// What to do.
     #[command(subcommand)]
-    pub action: CaptureAction,
+    pub(crate) action: CaptureAction,
 }
 
 /// `capture` subcommands.
 #[derive(Debug, Subcommand)]
-pub enum CaptureAction {
+pub(crate) enum CaptureAction {
     /// Check the mapped tables and install the log, trigger function and
     /// triggers (what `serve` does at start-up), then exit.
     Install {

@@ -12,22 +12,21 @@ use crate::timefmt::format_ms;
 
 /// Arguments of `changewire keys`.
 #[derive(Debug, Args)]
-pub struct KeysArgs {
+pub(crate) struct KeysArgs {
     /// A TOML configuration file (for the store).
     #[arg(long, value_name = "FILE", global = true)]
-    pub config: Option<std::path::PathBuf>,
+    pub(crate) config: Option<std::path::PathBuf>,
     /// The store [env: CHANGEWIRE_STORE] [default: sqlite://changewire.db].
     #[arg(long, value_name = "URL", global = true)]
-    pub store: Option<String>,
+    pub(crate) store: Option<String>,
     /// What to do.
     #[command(subcommand)]
-    pub action: KeysAction,
+    pub(crate) action: KeysAction,
 }
 
 /// Roles of a key.
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum RoleArg {
-    /// Everything.
+pub(crate) enum RoleArg {
     Admin,
     /// Read only: queries succeed, mutations are FORBIDDEN.
     Viewer,
@@ -35,7 +34,7 @@ pub enum RoleArg {
 
 /// `keys` subcommands.
 #[derive(Debug, Subcommand)]
-pub enum KeysAction {
+pub(crate) enum KeysAction {
     /// Create a key and print its token (shown once; only its hash is stored).
     Create {
         /// A name for the key (shown as `createdBy`).

@@ -9,8 +9,7 @@ mod serve;
 mod sign;
 mod verify;
 
-pub use keys::KeysArgs;
-pub use serve::ServeArgs;
+pub(crate) use serve::ServeArgs;
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -21,15 +20,15 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// changewire — committed database changes become signed webhooks.
 #[derive(Debug, Parser)]
 #[command(name = "changewire", version, about, long_about = None)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// What to do.
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run the gateway: API, capture and delivery.
     Serve(serve::ServeArgs),
     /// See it work: a demo app database, a receiver, and signed deliveries
@@ -54,7 +53,7 @@ pub enum Command {
 /// lists the names with these descriptions (a test pins them to
 /// [`Scheme::as_str`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SchemeArg {
+pub(crate) enum SchemeArg {
     /// `x-ion-signature`: HMAC-SHA1 over the receiver URL and `data`, as ION computes it.
     Ion,
     /// Standard Webhooks `webhook-signature`: HMAC-SHA256 over `id.timestamp.body`.

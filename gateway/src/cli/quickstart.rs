@@ -29,10 +29,10 @@ use crate::server::RunningGateway;
 
 /// Arguments of `changewire quickstart`.
 #[derive(Debug, Args)]
-pub struct QuickstartArgs {
+pub(crate) struct QuickstartArgs {
     /// Keep the demo's files (store, app database) in this directory instead of a temporary one.
     #[arg(long, value_name = "DIR")]
-    pub dir: Option<PathBuf>,
+    pub(crate) dir: Option<PathBuf>,
 }
 
 /// What the demo receiver saw.

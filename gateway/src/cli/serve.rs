@@ -14,42 +14,42 @@ use crate::server::RunningGateway;
 /// environment variable and a key of the `--config` file; see
 /// `changewire config` for every key and its default.
 #[derive(Debug, Args, Default)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// A TOML configuration file (keys as in `changewire config`).
     #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// Address of the HTTP API [env: CHANGEWIRE_LISTEN] [default: 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR")]
-    pub listen: Option<String>,
+    pub(crate) listen: Option<String>,
     /// The store: `sqlite://PATH` or `postgres://…` [env: CHANGEWIRE_STORE]
     /// [default: sqlite://changewire.db].
     #[arg(long, value_name = "URL")]
-    pub store: Option<String>,
+    pub(crate) store: Option<String>,
     /// A database to capture changes from (`postgres://…` or `sqlite://PATH`)
     /// [env: CHANGEWIRE_CAPTURE] [default: none].
     #[arg(long, value_name = "URL")]
-    pub capture: Option<String>,
+    pub(crate) capture: Option<String>,
     /// Which table is which resource, e.g. `RUNS=runs` (repeatable)
     /// [env: CHANGEWIRE_RESOURCES="RUNS=runs,PARTS=parts"].
     #[arg(long = "resource", value_name = "NAME=TABLE")]
-    pub resources: Vec<String>,
+    pub(crate) resources: Vec<String>,
     /// Allow delivery to plain-http URLs [env: CHANGEWIRE_ALLOW_HTTP].
     #[arg(long)]
-    pub allow_http: bool,
+    pub(crate) allow_http: bool,
     /// Allow delivery to loopback, private, link-local and metadata addresses
     /// [env: CHANGEWIRE_ALLOW_PRIVATE_NETWORKS].
     #[arg(long)]
-    pub allow_private_networks: bool,
+    pub(crate) allow_private_networks: bool,
     /// Refuse to start without a secret key (CHANGEWIRE_SECRET_KEY), so that
     /// receivers' shared secrets and Basic-auth passwords are never stored in
     /// clear [env: CHANGEWIRE_REQUIRE_SECRET_KEY].
     #[arg(long)]
-    pub require_secret_key: bool,
+    pub(crate) require_secret_key: bool,
 }
 
 impl ServeArgs {
     /// The flags that were given, as configuration overrides.
-    pub fn overrides(&self) -> FlagOverrides {
+    pub(crate) fn overrides(&self) -> FlagOverrides {
         FlagOverrides {
             listen: self.listen.clone(),
             store: self.store.clone(),

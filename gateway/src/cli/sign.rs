@@ -10,22 +10,22 @@ use super::{SchemeArg, event_id_of, read_stdin, unix_now};
 
 /// Arguments of `changewire sign`.
 #[derive(Debug, Args)]
-pub struct SignArgs {
+pub(crate) struct SignArgs {
     /// The receiver's shared secret.
     #[arg(long, env = "CHANGEWIRE_SIGN_SECRET", hide_env_values = true)]
-    pub secret: String,
+    pub(crate) secret: String,
     /// The receiver URL exactly as registered (part of the ION signature).
     #[arg(long)]
-    pub url: String,
+    pub(crate) url: String,
     /// Which signature to print.
     #[arg(long, value_enum, ignore_case = true, default_value_t = SchemeArg::Ion)]
-    pub scheme: SchemeArg,
+    pub(crate) scheme: SchemeArg,
     /// Standard Webhooks message id (default: the body's `event_id`).
     #[arg(long)]
-    pub id: Option<String>,
+    pub(crate) id: Option<String>,
     /// Standard Webhooks timestamp in Unix seconds (default: now).
     #[arg(long, allow_hyphen_values = true)]
-    pub timestamp: Option<i64>,
+    pub(crate) timestamp: Option<i64>,
 }
 
 /// Reads the body from stdin and prints its signature.

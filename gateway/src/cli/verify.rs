@@ -10,32 +10,32 @@ use super::{SchemeArg, event_id_of, read_stdin, unix_now};
 
 /// Arguments of `changewire verify`.
 #[derive(Debug, Args)]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     /// The receiver's shared secret.
     #[arg(long, env = "CHANGEWIRE_SIGN_SECRET", hide_env_values = true)]
-    pub secret: String,
+    pub(crate) secret: String,
     /// The receiver URL exactly as registered.
     #[arg(long)]
-    pub url: String,
+    pub(crate) url: String,
     /// The signature header's value (`x-ion-signature`, or `webhook-signature`
     /// for the standard scheme).
     #[arg(long)]
-    pub signature: String,
+    pub(crate) signature: String,
     /// Which signature to check.
     #[arg(long, value_enum, ignore_case = true, default_value_t = SchemeArg::Ion)]
-    pub scheme: SchemeArg,
+    pub(crate) scheme: SchemeArg,
     /// Standard Webhooks message id (`webhook-id`; default: the body's `event_id`).
     #[arg(long)]
-    pub id: Option<String>,
+    pub(crate) id: Option<String>,
     /// Standard Webhooks `webhook-timestamp` (required for the standard scheme).
     #[arg(long, allow_hyphen_values = true)]
-    pub timestamp: Option<String>,
+    pub(crate) timestamp: Option<String>,
     /// Standard Webhooks tolerance between the timestamp and now, in seconds.
     #[arg(long, default_value_t = standard::DEFAULT_TOLERANCE_SECS)]
-    pub tolerance: u64,
+    pub(crate) tolerance: u64,
     /// Print the exact string that was signed and, on a mismatch, the likely cause.
     #[arg(long)]
-    pub explain: bool,
+    pub(crate) explain: bool,
 }
 
 /// Reads the body from stdin; exits 0 when the signature matches, 1 when not.

@@ -2,8 +2,8 @@
 //! `CHANGEWIRE_*` environment variables, then flags — merged in `raw`, then
 //! validated once into an immutable [`Config`].
 
-pub mod raw;
-pub mod resources;
+pub(crate) mod raw;
+pub(crate) mod resources;
 mod sections;
 mod urls;
 
@@ -15,13 +15,16 @@ use changewire_core::Secret;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 
-pub use raw::{FlagOverrides, RawConfig, RawResources};
-pub use resources::{Resource, Resources};
-pub use sections::{ApiSettings, CaptureOptions, DeliverySettings, LogSettings, PluginSettings};
-pub use urls::{StoreUrl, redact_url};
+pub(crate) use raw::{FlagOverrides, RawConfig, RawResources};
+pub(crate) use resources::Resources;
+pub(crate) use sections::{
+    ApiSettings, CaptureOptions, DeliverySettings, LogSettings, PluginSettings,
+};
+pub use urls::StoreUrl;
+pub(crate) use urls::redact_url;
 
 /// The commented defaults, also printed by `changewire config --defaults`.
-pub const DEFAULT_TOML: &str = include_str!("config.default.toml");
+pub(crate) const DEFAULT_TOML: &str = include_str!("config.default.toml");
 
 /// A configuration that cannot be used, with the key and the reason.
 #[derive(Debug, thiserror::Error)]
@@ -50,43 +53,43 @@ fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
 #[derive(Debug, Clone)]
 pub struct Config {
     /// HTTP listen address.
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// The store.
-    pub store: StoreUrl,
+    pub(crate) store: StoreUrl,
     /// The captured database, if any.
-    pub capture: Option<StoreUrl>,
-    /// Resources.
-    pub resources: Resources,
+    pub(crate) capture: Option<StoreUrl>,
+    pub(crate) resources: Resources,
     /// Delivery to plain http allowed.
-    pub allow_http: bool,
+    pub(crate) allow_http: bool,
     /// Delivery to private networks allowed.
-    pub allow_private_networks: bool,
+    pub(crate) allow_private_networks: bool,
     /// Bootstrap admin token.
-    pub admin_token: Option<Secret>,
+    pub(crate) admin_token: Option<Secret>,
     /// Key for secrets at rest.
-    pub secret_key: Option<Secret>,
+    pub(crate) secret_key: Option<Secret>,
     /// Refuse to start a gateway without `secret_key`.
-    pub require_secret_key: bool,
-    /// Logging.
-    pub log: LogSettings,
+    pub(crate) require_secret_key: bool,
+    pub(crate) log: LogSettings,
     /// API limits.
-    pub api: ApiSettings,
+    pub(crate) api: ApiSettings,
     /// Delivery tuning.
-    pub delivery: DeliverySettings,
+    pub(crate) delivery: DeliverySettings,
     /// Capture tuning.
-    pub capture_options: CaptureOptions,
-    /// Plugins.
-    pub plugins: PluginSettings,
+    pub(crate) capture_options: CaptureOptions,
+    pub(crate) plugins: PluginSettings,
 }
 
 impl Config {
     /// Merges defaults, the optional file, the environment and the flags.
-    pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Arc<Config>, ConfigError> {
+    pub(crate) fn load(
+        file: Option<&Path>,
+        flags: &FlagOverrides,
+    ) -> Result<Arc<Config>, ConfigError> {
         Self::load_with_env(file, flags, Env::prefixed("CHANGEWIRE_").split("__"))
     }
 
     /// As [`Config::load`], with an explicit environment provider (tests).
-    pub fn load_with_env(
+    pub(crate) fn load_with_env(
         file: Option<&Path>,
         flags: &FlagOverrides,
         env: Env,
@@ -123,7 +126,7 @@ impl Config {
 
     /// Checks every value once: the top-level keys here, each section by
     /// its own validator.
-    pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+    pub(crate) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         let listen: SocketAddr = raw.listen.parse().map_err(|e| {
             invalid(
                 "listen",

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 /// one comma-separated string (the environment variable form).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
-pub enum RawResources {
+pub(crate) enum RawResources {
     /// `[resources] RUNS = "runs"`.
     Table(BTreeMap<String, String>),
     /// `["RUNS=runs", …]` (the flags).
@@ -22,7 +22,7 @@ pub enum RawResources {
 
 impl RawResources {
     /// The mappings as `NAME=TABLE` strings, in order.
-    pub fn specs(&self) -> Vec<String> {
+    pub(crate) fn specs(&self) -> Vec<String> {
         match self {
             RawResources::Table(map) => map.iter().map(|(k, v)| format!("{k}={v}")).collect(),
             RawResources::List(list) => list.clone(),
@@ -40,176 +40,176 @@ impl RawResources {
 /// Every key of `config.default.toml`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawConfig {
+pub(crate) struct RawConfig {
     /// See `config.default.toml`.
-    pub listen: String,
+    pub(crate) listen: String,
     /// See `config.default.toml`.
-    pub store: String,
-    /// See `config.default.toml`.
-    #[serde(default)]
-    pub capture: Option<String>,
+    pub(crate) store: String,
     /// See `config.default.toml`.
     #[serde(default)]
-    pub resources: RawResources,
+    pub(crate) capture: Option<String>,
     /// See `config.default.toml`.
     #[serde(default)]
-    pub allow_http: bool,
+    pub(crate) resources: RawResources,
     /// See `config.default.toml`.
     #[serde(default)]
-    pub allow_private_networks: bool,
+    pub(crate) allow_http: bool,
     /// See `config.default.toml`.
     #[serde(default)]
-    pub admin_token: Option<String>,
+    pub(crate) allow_private_networks: bool,
     /// See `config.default.toml`.
     #[serde(default)]
-    pub secret_key: Option<String>,
+    pub(crate) admin_token: Option<String>,
     /// See `config.default.toml`.
     #[serde(default)]
-    pub require_secret_key: bool,
+    pub(crate) secret_key: Option<String>,
     /// See `config.default.toml`.
-    pub log: RawLog,
+    #[serde(default)]
+    pub(crate) require_secret_key: bool,
     /// See `config.default.toml`.
-    pub api: RawApi,
+    pub(crate) log: RawLog,
     /// See `config.default.toml`.
-    pub delivery: RawDelivery,
+    pub(crate) api: RawApi,
     /// See `config.default.toml`.
-    pub capture_options: RawCaptureOptions,
+    pub(crate) delivery: RawDelivery,
     /// See `config.default.toml`.
-    pub plugins: RawPlugins,
+    pub(crate) capture_options: RawCaptureOptions,
+    /// See `config.default.toml`.
+    pub(crate) plugins: RawPlugins,
 }
 
 /// `[plugins]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawPlugins {
+pub(crate) struct RawPlugins {
     /// Run the plugin host.
-    pub enabled: bool,
+    pub(crate) enabled: bool,
     /// Disk cache directory ("" for none).
-    pub cache_dir: String,
+    pub(crate) cache_dir: String,
     /// Time limit, ms.
-    pub time_limit_ms: u64,
+    pub(crate) time_limit_ms: u64,
     /// Memory cap, bytes.
-    pub memory_limit_bytes: u64,
+    pub(crate) memory_limit_bytes: u64,
     /// Output cap, bytes.
-    pub max_output_bytes: u64,
+    pub(crate) max_output_bytes: u64,
     /// Warm instances per plugin.
-    pub max_warm_instances: u32,
+    pub(crate) max_warm_instances: u32,
     /// Instance slots in all.
-    pub total_instance_slots: u32,
+    pub(crate) total_instance_slots: u32,
     /// Plugins attached from the file.
     #[serde(default)]
-    pub attach: Vec<RawPluginAttach>,
+    pub(crate) attach: Vec<RawPluginAttach>,
 }
 
 /// `[[plugins.attach]]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawPluginAttach {
+pub(crate) struct RawPluginAttach {
     /// The receiver id.
-    pub receiver: i64,
+    pub(crate) receiver: i64,
     /// Path of the `.wasm` component.
-    pub path: String,
+    pub(crate) path: String,
     /// Its configuration (any TOML table).
     #[serde(default)]
-    pub config: Option<serde_json::Value>,
+    pub(crate) config: Option<serde_json::Value>,
 }
 
 /// `[log]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawLog {
+pub(crate) struct RawLog {
     /// `text` or `json`.
-    pub format: String,
+    pub(crate) format: String,
     /// A tracing filter.
-    pub level: String,
+    pub(crate) level: String,
 }
 
 /// `[api]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawApi {
+pub(crate) struct RawApi {
     /// Largest request body, in bytes.
-    pub max_body_bytes: usize,
+    pub(crate) max_body_bytes: usize,
     /// Deepest GraphQL query.
-    pub max_query_depth: usize,
+    pub(crate) max_query_depth: usize,
     /// Most expensive GraphQL document.
-    pub max_query_complexity: usize,
+    pub(crate) max_query_complexity: usize,
     /// Most root fields in one GraphQL operation.
-    pub max_root_fields: usize,
+    pub(crate) max_root_fields: usize,
     /// Largest page.
-    pub max_page_size: usize,
+    pub(crate) max_page_size: usize,
 }
 
 /// `[delivery]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawDelivery {
+pub(crate) struct RawDelivery {
     /// Deliveries in flight in this process.
-    pub max_in_flight: usize,
+    pub(crate) max_in_flight: usize,
     /// Default concurrency per receiver.
-    pub default_concurrency: u32,
+    pub(crate) default_concurrency: u32,
     /// Lease margin beyond the timeout, in seconds.
-    pub lease_margin_secs: u64,
+    pub(crate) lease_margin_secs: u64,
     /// Poll interval, in milliseconds.
-    pub poll_interval_ms: u64,
+    pub(crate) poll_interval_ms: u64,
     /// Default timeout, in milliseconds.
-    pub default_timeout_ms: u64,
+    pub(crate) default_timeout_ms: u64,
     /// Largest timeout, in milliseconds.
-    pub max_timeout_ms: u64,
+    pub(crate) max_timeout_ms: u64,
     /// Consecutive failures that open the circuit (0: never).
-    pub circuit_failure_threshold: u32,
+    pub(crate) circuit_failure_threshold: u32,
     /// First probe delay, in seconds.
-    pub circuit_probe_secs: u64,
+    pub(crate) circuit_probe_secs: u64,
     /// Longest Retry-After honoured, in seconds.
-    pub max_retry_after_secs: u64,
+    pub(crate) max_retry_after_secs: u64,
     /// Response bytes kept.
-    pub response_body_bytes: usize,
+    pub(crate) response_body_bytes: usize,
     /// Retention of finished deliveries, in days (0: forever).
-    pub retention_days: u32,
+    pub(crate) retention_days: u32,
     /// Shutdown grace, in seconds.
-    pub shutdown_grace_secs: u64,
+    pub(crate) shutdown_grace_secs: u64,
 }
 
 /// `[capture_options]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawCaptureOptions {
+pub(crate) struct RawCaptureOptions {
     /// Schema for capture objects.
-    pub schema: String,
+    pub(crate) schema: String,
     /// Use NOTIFY/LISTEN instead of polling.
-    pub notify: bool,
+    pub(crate) notify: bool,
     /// Polling interval when idle, in milliseconds.
-    pub poll_interval_ms: u64,
+    pub(crate) poll_interval_ms: u64,
     /// Polling interval while changes are arriving, in milliseconds.
-    pub busy_poll_interval_ms: u64,
+    pub(crate) busy_poll_interval_ms: u64,
     /// Sweep interval, in milliseconds.
-    pub sweep_interval_ms: u64,
+    pub(crate) sweep_interval_ms: u64,
     /// Changes per batch.
-    pub batch_size: usize,
+    pub(crate) batch_size: usize,
 }
 
 /// What flags override (only the flags that were given).
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct FlagOverrides {
+pub(crate) struct FlagOverrides {
     /// `--listen`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub listen: Option<String>,
+    pub(crate) listen: Option<String>,
     /// `--store`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub store: Option<String>,
+    pub(crate) store: Option<String>,
     /// `--capture`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub capture: Option<String>,
+    pub(crate) capture: Option<String>,
     /// `--resource` (repeatable).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub resources: Option<RawResources>,
+    pub(crate) resources: Option<RawResources>,
     /// `--allow-http`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub allow_http: Option<bool>,
+    pub(crate) allow_http: Option<bool>,
     /// `--allow-private-networks`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub allow_private_networks: Option<bool>,
+    pub(crate) allow_private_networks: Option<bool>,
     /// `--require-secret-key`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub require_secret_key: Option<bool>,
+    pub(crate) require_secret_key: Option<bool>,
 }

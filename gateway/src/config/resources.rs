@@ -3,7 +3,7 @@
 use std::fmt;
 
 /// ION's webhookable resources, used when no resource is configured.
-pub const DEFAULT_RESOURCES: &[&str] = &[
+pub(crate) const DEFAULT_RESOURCES: &[&str] = &[
     "RUNS",
     "RUN_STEPS",
     "PARTS",
@@ -26,23 +26,16 @@ pub const DEFAULT_RESOURCES: &[&str] = &[
 
 /// One resource and, when captured, its table.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Resource {
+pub(crate) struct Resource {
     /// The `ResourceEnum` value, e.g. `RUNS`.
-    pub name: String,
+    pub(crate) name: String,
     /// The captured table (`table` or `schema.table`), if any.
-    pub table: Option<String>,
-}
-
-impl Resource {
-    /// The lowercase name used in webhook bodies (`run_steps`).
-    pub fn wire_name(&self) -> String {
-        self.name.to_ascii_lowercase()
-    }
+    pub(crate) table: Option<String>,
 }
 
 /// Why a resource mapping is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResourceError(pub String);
+pub(crate) struct ResourceError(pub(crate) String);
 
 impl fmt::Display for ResourceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -53,7 +46,7 @@ impl fmt::Display for ResourceError {
 impl std::error::Error for ResourceError {}
 
 /// Checks a resource name: a GraphQL enum value in upper snake case.
-pub fn check_name(name: &str) -> Result<(), ResourceError> {
+pub(crate) fn check_name(name: &str) -> Result<(), ResourceError> {
     let valid = !name.is_empty()
         && name.len() <= 64
         && name.starts_with(|c: char| c.is_ascii_uppercase())
@@ -70,7 +63,7 @@ pub fn check_name(name: &str) -> Result<(), ResourceError> {
 }
 
 /// Checks a table reference: `table` or `schema.table`, plain identifiers.
-pub fn check_table(table: &str) -> Result<(), ResourceError> {
+pub(crate) fn check_table(table: &str) -> Result<(), ResourceError> {
     let parts: Vec<&str> = table.split('.').collect();
     let ident_ok = |p: &str| {
         !p.is_empty()
@@ -88,7 +81,7 @@ pub fn check_table(table: &str) -> Result<(), ResourceError> {
 }
 
 /// Parses `NAME=TABLE`.
-pub fn parse_mapping(spec: &str) -> Result<Resource, ResourceError> {
+pub(crate) fn parse_mapping(spec: &str) -> Result<Resource, ResourceError> {
     let (name, table) = spec.split_once('=').ok_or_else(|| {
         ResourceError(format!(
             "resource mapping `{spec}` must be NAME=TABLE, e.g. RUNS=runs"
@@ -105,13 +98,13 @@ pub fn parse_mapping(spec: &str) -> Result<Resource, ResourceError> {
 
 /// The configured resources, in configuration order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Resources {
+pub(crate) struct Resources {
     list: Vec<Resource>,
 }
 
 impl Resources {
     /// Builds the set from mappings; with none, ION's default set without tables.
-    pub fn new(mappings: Vec<Resource>) -> Result<Self, ResourceError> {
+    pub(crate) fn new(mappings: Vec<Resource>) -> Result<Self, ResourceError> {
         if mappings.is_empty() {
             return Ok(Resources {
                 list: DEFAULT_RESOURCES
@@ -137,22 +130,22 @@ impl Resources {
     }
 
     /// All resources.
-    pub fn iter(&self) -> impl Iterator<Item = &Resource> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Resource> {
         self.list.iter()
     }
 
     /// Resource names, for `ResourceEnum`.
-    pub fn names(&self) -> Vec<String> {
+    pub(crate) fn names(&self) -> Vec<String> {
         self.list.iter().map(|r| r.name.clone()).collect()
     }
 
     /// Looks a resource up by its enum name.
-    pub fn get(&self, name: &str) -> Option<&Resource> {
+    pub(crate) fn get(&self, name: &str) -> Option<&Resource> {
         self.list.iter().find(|r| r.name == name)
     }
 
     /// Resources with a table to capture.
-    pub fn captured(&self) -> impl Iterator<Item = &Resource> {
+    pub(crate) fn captured(&self) -> impl Iterator<Item = &Resource> {
         self.list.iter().filter(|r| r.table.is_some())
     }
 }

@@ -9,72 +9,72 @@ use super::{ConfigError, invalid, resources};
 
 /// `[log]`, validated.
 #[derive(Debug, Clone)]
-pub struct LogSettings {
+pub(crate) struct LogSettings {
     /// JSON lines instead of text.
-    pub json: bool,
+    pub(crate) json: bool,
     /// The tracing filter.
-    pub level: String,
+    pub(crate) level: String,
 }
 
 /// `[api]`, validated.
 #[derive(Debug, Clone)]
-pub struct ApiSettings {
+pub(crate) struct ApiSettings {
     /// Largest request body, in bytes.
-    pub max_body_bytes: usize,
+    pub(crate) max_body_bytes: usize,
     /// Deepest GraphQL query.
-    pub max_query_depth: usize,
+    pub(crate) max_query_depth: usize,
     /// Most expensive GraphQL document (see `api::limits` for the cost model).
-    pub max_query_complexity: usize,
+    pub(crate) max_query_complexity: usize,
     /// Most root fields (aliases included) in one GraphQL operation.
-    pub max_root_fields: usize,
+    pub(crate) max_root_fields: usize,
     /// Largest page.
-    pub max_page_size: usize,
+    pub(crate) max_page_size: usize,
 }
 
 /// `[delivery]`, validated.
 #[derive(Debug, Clone)]
-pub struct DeliverySettings {
+pub(crate) struct DeliverySettings {
     /// Deliveries in flight in this process.
-    pub max_in_flight: usize,
+    pub(crate) max_in_flight: usize,
     /// Default concurrency per receiver.
-    pub default_concurrency: u32,
+    pub(crate) default_concurrency: u32,
     /// Lease margin beyond the timeout.
-    pub lease_margin: Duration,
+    pub(crate) lease_margin: Duration,
     /// Poll interval.
-    pub poll_interval: Duration,
+    pub(crate) poll_interval: Duration,
     /// Default timeout.
-    pub default_timeout: Duration,
+    pub(crate) default_timeout: Duration,
     /// Largest timeout.
-    pub max_timeout: Duration,
+    pub(crate) max_timeout: Duration,
     /// Consecutive failures that open the circuit (0: never).
-    pub circuit_failure_threshold: u32,
+    pub(crate) circuit_failure_threshold: u32,
     /// First probe delay.
-    pub circuit_probe: Duration,
+    pub(crate) circuit_probe: Duration,
     /// Longest Retry-After honoured.
-    pub max_retry_after: Duration,
+    pub(crate) max_retry_after: Duration,
     /// Response bytes kept.
-    pub response_body_bytes: usize,
+    pub(crate) response_body_bytes: usize,
     /// Retention of finished deliveries (None: forever).
-    pub retention: Option<Duration>,
+    pub(crate) retention: Option<Duration>,
     /// Shutdown grace.
-    pub shutdown_grace: Duration,
+    pub(crate) shutdown_grace: Duration,
 }
 
 /// `[capture_options]`, validated.
 #[derive(Debug, Clone)]
-pub struct CaptureOptions {
+pub(crate) struct CaptureOptions {
     /// Schema for capture objects (PostgreSQL).
-    pub schema: String,
+    pub(crate) schema: String,
     /// NOTIFY from the trigger and LISTEN (else poll).
-    pub notify: bool,
+    pub(crate) notify: bool,
     /// Polling interval without NOTIFY, once no change arrived for a second.
-    pub poll_interval: Duration,
+    pub(crate) poll_interval: Duration,
     /// Polling interval while changes arrived within the last second.
-    pub busy_poll_interval: Duration,
+    pub(crate) busy_poll_interval: Duration,
     /// Sweep interval.
-    pub sweep_interval: Duration,
+    pub(crate) sweep_interval: Duration,
     /// Changes per batch.
-    pub batch_size: usize,
+    pub(crate) batch_size: usize,
 }
 
 /// `$XDG_CACHE_HOME/changewire/plugins`, or `~/.cache/changewire/plugins`.
@@ -88,15 +88,15 @@ fn default_cache_dir() -> Option<std::path::PathBuf> {
 
 /// `[plugins]`, validated.
 #[derive(Debug, Clone)]
-pub struct PluginSettings {
+pub(crate) struct PluginSettings {
     /// Run the plugin host.
-    pub enabled: bool,
+    pub(crate) enabled: bool,
     /// Disk cache directory.
-    pub cache_dir: Option<std::path::PathBuf>,
+    pub(crate) cache_dir: Option<std::path::PathBuf>,
     /// Limits of every call.
-    pub limits: changewire_plugin_host::PluginLimits,
+    pub(crate) limits: changewire_plugin_host::PluginLimits,
     /// Plugins attached from the configuration file: (receiver, path, config JSON).
-    pub attach: Vec<(i64, std::path::PathBuf, String)>,
+    pub(crate) attach: Vec<(i64, std::path::PathBuf, String)>,
 }
 
 impl LogSettings {

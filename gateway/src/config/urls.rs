@@ -31,7 +31,7 @@ impl StoreUrl {
     }
 
     /// The URL itself.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         match self {
             StoreUrl::Sqlite(u) | StoreUrl::Postgres(u) => u,
         }
@@ -40,7 +40,7 @@ impl StoreUrl {
 
 /// A database URL with any password (`user:password@` or `?password=`)
 /// replaced, for logs and errors.
-pub fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     let Ok(mut parsed) = url::Url::parse(url) else {
         return url.to_string();
     };

@@ -98,7 +98,7 @@ impl tower::Service<Name> for GuardedResolver {
 
 /// What went wrong with a request, by class (recorded as `error_class`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SendError {
+pub(crate) enum SendError {
     /// The destination is refused by policy (before any connection).
     Refused(String),
     /// DNS failed.
@@ -115,7 +115,7 @@ pub enum SendError {
 
 impl SendError {
     /// The class name stored with the attempt.
-    pub fn class(&self) -> &'static str {
+    pub(crate) fn class(&self) -> &'static str {
         match self {
             SendError::Refused(_) => "ssrf",
             SendError::Dns(_) => "dns",
@@ -142,18 +142,18 @@ impl std::fmt::Display for SendError {
 
 /// A receiver's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer {
+pub(crate) struct Answer {
     /// Status code.
-    pub status: u16,
+    pub(crate) status: u16,
     /// First bytes of the body.
-    pub body: String,
+    pub(crate) body: String,
     /// `Retry-After`, raw.
-    pub retry_after: Option<String>,
+    pub(crate) retry_after: Option<String>,
 }
 
 /// The pooled client.
 #[derive(Clone)]
-pub struct Client {
+pub(crate) struct Client {
     inner: HyperClient<HttpsConnector<HttpConnector<GuardedResolver>>, Full<Bytes>>,
     policy: Policy,
     keep_bytes: usize,
@@ -164,7 +164,7 @@ const DRAIN_LIMIT: usize = 64 * 1024;
 
 impl Client {
     /// Builds the client.
-    pub fn new(policy: Policy, keep_bytes: usize) -> Client {
+    pub(crate) fn new(policy: Policy, keep_bytes: usize) -> Client {
         let mut http = HttpConnector::new_with_resolver(GuardedResolver { policy });
         http.enforce_http(false);
         http.set_connect_timeout(Some(Duration::from_secs(5)));
@@ -193,7 +193,7 @@ impl Client {
     }
 
     /// POSTs a body; the whole exchange (connect, send, read) within `timeout`.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         url: &str,
         headers: &[(String, String)],

@@ -35,7 +35,7 @@ enum Scope {
 
 /// Leases and dispatches until shutdown, then waits (within the grace
 /// period) for attempts in flight.
-pub async fn run(
+pub(crate) async fn run(
     engine: Arc<Engine>,
     outcomes: mpsc::Sender<Outcome>,
     mut handed: mpsc::UnboundedReceiver<LeasedDelivery>,

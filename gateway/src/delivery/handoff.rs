@@ -21,8 +21,8 @@
 //! fan-out did not use is given back when the reservation is delivered or
 //! dropped.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use tokio::sync::mpsc;
 
@@ -35,7 +35,7 @@ use crate::store::now_ms;
 /// The fan-out's side of the hand-off: what [`super::start`] returns, passed
 /// to capture and to the publisher. Cheap to clone.
 #[derive(Clone)]
-pub struct Handoff {
+pub(crate) struct Handoff {
     engine: Arc<Engine>,
     sender: mpsc::UnboundedSender<LeasedDelivery>,
 }
@@ -64,7 +64,7 @@ impl Handoff {
     /// per-row ordered, its plugin loaded here), its free lease budget,
     /// capped by the process-wide budget. None when the engine is stopping
     /// or nothing may be sent now.
-    pub fn reserve(&self, changes: usize) -> Option<Reservation> {
+    pub(crate) fn reserve(&self, changes: usize) -> Option<Reservation> {
         let engine = self.engine.clone();
         if engine.shutdown.is_cancelled() || changes == 0 {
             return None;
@@ -123,7 +123,7 @@ impl Handoff {
 
 /// Budget reserved for one fan-out; give it to [`Reservation::deliver`]
 /// with the fan-out's outcome, or drop it to release everything.
-pub struct Reservation {
+pub(crate) struct Reservation {
     claims: Claims,
     held: Vec<(Arc<Receiver>, usize)>,
     sender: mpsc::UnboundedSender<LeasedDelivery>,
@@ -140,14 +140,14 @@ impl std::fmt::Debug for Reservation {
 
 impl Reservation {
     /// What the fan-out may lease.
-    pub fn claims(&self) -> &Claims {
+    pub(crate) fn claims(&self) -> &Claims {
         &self.claims
     }
 
     /// Hands the committed, claimed deliveries to the dispatcher and
     /// releases the budget they did not use. Receivers left with unclaimed
     /// deliveries are marked so the dispatcher leases them as room frees up.
-    pub fn deliver(mut self, outcome: &mut FanoutOutcome) {
+    pub(crate) fn deliver(mut self, outcome: &mut FanoutOutcome) {
         for d in std::mem::take(&mut outcome.claimed) {
             if let Some((_, n)) = self.held.iter_mut().find(|(r, _)| r.id == d.receiver_id)
                 && *n > 0

@@ -7,40 +7,40 @@ use changewire_core::{Secret, ion, standard};
 
 /// Signing material of a receiver at the moment of sending.
 #[derive(Debug, Clone)]
-pub struct Signing {
+pub(crate) struct Signing {
     /// The current secret.
-    pub current: Secret,
+    pub(crate) current: Secret,
     /// The previous secret while a rotation's overlap lasts.
-    pub previous: Option<Secret>,
+    pub(crate) previous: Option<Secret>,
     /// Send `x-ion-signature`.
-    pub ion: bool,
+    pub(crate) ion: bool,
     /// Send Standard Webhooks headers.
-    pub standard: bool,
+    pub(crate) standard: bool,
 }
 
 /// What one request's headers are made from.
 #[derive(Debug, Clone, Copy)]
-pub struct RequestParts<'a> {
+pub(crate) struct RequestParts<'a> {
     /// The receiver URL, exactly as registered.
-    pub url: &'a str,
+    pub(crate) url: &'a str,
     /// The final body (after any plugin).
-    pub body: &'a [u8],
+    pub(crate) body: &'a [u8],
     /// The event id (`webhook-id`).
-    pub event_id: i64,
+    pub(crate) event_id: i64,
     /// Now, in Unix seconds (`webhook-timestamp`).
-    pub now_secs: i64,
+    pub(crate) now_secs: i64,
     /// Secrets and schemes.
-    pub signing: &'a Signing,
+    pub(crate) signing: &'a Signing,
     /// The receiver's custom headers.
-    pub custom: &'a [(String, String)],
+    pub(crate) custom: &'a [(String, String)],
     /// Basic auth (user, password).
-    pub basic_auth: Option<(&'a str, &'a str)>,
+    pub(crate) basic_auth: Option<(&'a str, &'a str)>,
     /// Headers a plugin added.
-    pub plugin_headers: &'a [(String, String)],
+    pub(crate) plugin_headers: &'a [(String, String)],
 }
 
 /// Builds the headers of one request.
-pub fn build(parts: &RequestParts<'_>) -> Vec<(String, String)> {
+pub(crate) fn build(parts: &RequestParts<'_>) -> Vec<(String, String)> {
     let RequestParts {
         url,
         body,
@@ -126,7 +126,7 @@ const SHOWN_IN_AUDIT: &[&str] = &[
 /// The headers as recorded in the audit trail (and shown to viewers): the
 /// gateway's own headers in full, `authorization` as its scheme only, and
 /// every other value masked.
-pub fn for_audit(headers: &[(String, String)]) -> String {
+pub(crate) fn for_audit(headers: &[(String, String)]) -> String {
     let map: serde_json::Map<String, serde_json::Value> = headers
         .iter()
         .map(|(k, v)| {

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 use crate::model::ReceiverId;
 
 /// How often one (receiver, kind) may log.
-pub const INTERVAL: Duration = Duration::from_secs(60);
+pub(crate) const INTERVAL: Duration = Duration::from_secs(60);
 
 /// A rate limit on repeated warnings.
 #[derive(Debug, Default)]
-pub struct LogLimiter {
+pub(crate) struct LogLimiter {
     seen: Mutex<HashMap<(ReceiverId, &'static str), Window>>,
 }
 
@@ -28,7 +28,7 @@ impl LogLimiter {
     /// Logs `message` as a warning about `receiver`, unless the same kind
     /// was logged for it within [`INTERVAL`]; then only counts it. Returns
     /// whether a line was written.
-    pub fn warn(&self, receiver: ReceiverId, kind: &'static str, message: &str) -> bool {
+    pub(crate) fn warn(&self, receiver: ReceiverId, kind: &'static str, message: &str) -> bool {
         let Some(suppressed) = self.admit(receiver, kind, Instant::now()) else {
             return false;
         };

@@ -15,15 +15,15 @@
 //! breaker), [`receivers`] (settings cache). The plugin hook is
 //! [`crate::plugins`].
 
-pub mod attempt;
-pub mod client;
-pub mod dispatcher;
-pub mod handoff;
-pub mod headers;
-pub mod log_limit;
-pub mod receivers;
-pub mod recorder;
-pub mod retry;
+pub(crate) mod attempt;
+pub(crate) mod client;
+pub(crate) mod dispatcher;
+pub(crate) mod handoff;
+pub(crate) mod headers;
+pub(crate) mod log_limit;
+pub(crate) mod receivers;
+pub(crate) mod recorder;
+pub(crate) mod retry;
 
 use std::sync::Arc;
 
@@ -40,38 +40,32 @@ use crate::store::Store;
 
 /// Delivery engine failures at start-up.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// Loading receivers failed.
     #[error(transparent)]
     Store(#[from] crate::store::Error),
 }
 
 /// Shared state of the engine's tasks.
-pub struct Engine {
+pub(crate) struct Engine {
     /// The store.
-    pub store: Store,
-    /// Tuning.
-    pub settings: DeliverySettings,
-    /// Receivers.
-    pub receivers: receivers::Receivers,
+    pub(crate) store: Store,
+    pub(crate) settings: DeliverySettings,
+    pub(crate) receivers: receivers::Receivers,
     /// HTTP client.
-    pub client: client::Client,
-    /// Plugins.
-    pub plugins: Arc<PluginRuntime>,
+    pub(crate) client: client::Client,
+    pub(crate) plugins: Arc<PluginRuntime>,
     /// This process's lease owner id.
-    pub owner: String,
-    /// Wake-ups.
-    pub signals: Arc<Signals>,
-    /// Readiness.
-    pub health: Arc<Health>,
-    /// Stop.
-    pub shutdown: CancellationToken,
+    pub(crate) owner: String,
+    pub(crate) signals: Arc<Signals>,
+    pub(crate) health: Arc<Health>,
+    pub(crate) shutdown: CancellationToken,
     /// Deliveries leased or reserved in this process and not yet finished.
-    pub in_flight: std::sync::atomic::AtomicUsize,
+    pub(crate) in_flight: std::sync::atomic::AtomicUsize,
     /// Notified when an attempt finishes or reserved room is given back.
-    pub freed: tokio::sync::Notify,
+    pub(crate) freed: tokio::sync::Notify,
     /// Warnings that would repeat per delivery, at most one a minute each.
-    pub log_limiter: log_limit::LogLimiter,
+    pub(crate) log_limiter: log_limit::LogLimiter,
 }
 
 /// A lease owner id unique to this process.
@@ -82,7 +76,7 @@ fn owner_id() -> String {
 /// Starts the dispatcher, the recorder and the plugin sync; returns the
 /// hand-off through which capture and the publisher give this engine the
 /// deliveries it may send at once.
-pub async fn start(
+pub(crate) async fn start(
     config: &Arc<Config>,
     store: &Store,
     signals: &Arc<Signals>,

@@ -20,34 +20,34 @@ use crate::store::receivers::{HeaderRow, ReceiverRow};
 use crate::store::{self, Store};
 
 /// Average attempt duration under which a receiver counts as fast.
-pub const FAST_RECEIVER: Duration = Duration::from_millis(50);
+pub(crate) const FAST_RECEIVER: Duration = Duration::from_millis(50);
 
 /// A fast receiver's lease budget, in multiples of its concurrency.
-pub const FAST_BUDGET_FACTOR: usize = 16;
+pub(crate) const FAST_BUDGET_FACTOR: usize = 16;
 
 /// Live state that survives settings reloads.
 #[derive(Debug)]
-pub struct ReceiverState {
+pub(crate) struct ReceiverState {
     /// Concurrent requests.
-    pub permits: Semaphore,
+    pub(crate) permits: Semaphore,
     permit_count: AtomicUsize,
     /// Leased deliveries not yet finished in this process.
-    pub in_flight: AtomicUsize,
+    pub(crate) in_flight: AtomicUsize,
     /// Consecutive failed attempts seen by this process.
-    pub failures: AtomicU32,
+    pub(crate) failures: AtomicU32,
     /// Circuit open until (ms); 0 when closed.
-    pub open_until: AtomicI64,
+    pub(crate) open_until: AtomicI64,
     /// Times the circuit opened since the last success.
-    pub trips: AtomicU32,
+    pub(crate) trips: AtomicU32,
     /// A probe is in flight (half-open).
-    pub probing: AtomicBool,
+    pub(crate) probing: AtomicBool,
     /// Paused by hand.
-    pub paused: AtomicBool,
+    pub(crate) paused: AtomicBool,
     /// Due deliveries may be waiting in the queue beyond what this process
     /// leased: the dispatcher leases for it again as soon as room frees up.
-    pub may_have_due: AtomicBool,
+    pub(crate) may_have_due: AtomicBool,
     /// Moving average of recent HTTP attempt durations, µs (0: none yet).
-    pub latency_us: AtomicU64,
+    pub(crate) latency_us: AtomicU64,
 }
 
 impl ReceiverState {
@@ -67,7 +67,7 @@ impl ReceiverState {
     }
 
     /// Folds one HTTP attempt's duration into the moving average (1/8 weight).
-    pub fn observe_latency(&self, took: Duration) {
+    pub(crate) fn observe_latency(&self, took: Duration) {
         let sample = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
         let old = self.latency_us.load(Ordering::Relaxed);
         let new = if old == 0 {
@@ -90,48 +90,45 @@ impl ReceiverState {
 
 /// A receiver's settings plus its live state.
 #[derive(Debug)]
-pub struct Receiver {
-    /// Id.
-    pub id: ReceiverId,
+pub(crate) struct Receiver {
+    pub(crate) id: ReceiverId,
     /// Name (for plugins and logs).
-    pub name: String,
+    pub(crate) name: String,
     /// URL, exactly as registered.
-    pub url: String,
+    pub(crate) url: String,
     /// Current secret.
-    pub secret: Secret,
+    pub(crate) secret: Secret,
     /// Previous secret and when it stops signing (ms).
-    pub previous: Option<(Secret, i64)>,
+    pub(crate) previous: Option<(Secret, i64)>,
     /// Send `x-ion-signature`.
-    pub ion: bool,
+    pub(crate) ion: bool,
     /// Send Standard Webhooks headers.
-    pub standard: bool,
+    pub(crate) standard: bool,
     /// Custom headers.
-    pub headers: Vec<(String, String)>,
+    pub(crate) headers: Vec<(String, String)>,
     /// Basic auth.
-    pub basic_auth: Option<(String, Secret)>,
+    pub(crate) basic_auth: Option<(String, Secret)>,
     /// Whole-request timeout.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Retry policy.
-    pub retry: retry::Policy,
+    pub(crate) retry: retry::Policy,
     /// Success status.
-    pub expected_status: u16,
+    pub(crate) expected_status: u16,
     /// Per-row ordering.
-    pub ordered: bool,
+    pub(crate) ordered: bool,
     /// Concurrent requests.
-    pub concurrency: usize,
+    pub(crate) concurrency: usize,
     /// Receives new events.
-    pub active: bool,
+    pub(crate) active: bool,
     /// Deliver the original body when the plugin fails.
-    pub plugin_deliver_original: bool,
-    /// Last settings change (ms).
-    pub updated_at: i64,
+    pub(crate) plugin_deliver_original: bool,
     /// Live state.
-    pub state: Arc<ReceiverState>,
+    pub(crate) state: Arc<ReceiverState>,
 }
 
 impl Receiver {
     /// Signing material now (the previous secret only within its overlap).
-    pub fn signing(&self, now_ms: i64) -> Signing {
+    pub(crate) fn signing(&self, now_ms: i64) -> Signing {
         Signing {
             current: self.secret.clone(),
             previous: self
@@ -150,7 +147,7 @@ impl Receiver {
     /// in well under a second, and refilling it takes fewer, larger lease
     /// queries; a slow, hanging or new receiver keeps the small budget,
     /// which it drains well within its leases.
-    pub fn lease_budget(&self) -> usize {
+    pub(crate) fn lease_budget(&self) -> usize {
         let latency = self.state.latency_us.load(Ordering::Relaxed);
         let fast = latency > 0 && u128::from(latency) < FAST_RECEIVER.as_micros();
         self.concurrency * if fast { FAST_BUDGET_FACTOR } else { 2 }
@@ -158,7 +155,7 @@ impl Receiver {
 
     /// Whether deliveries may be attempted now; `Probe` when only a circuit
     /// breaker probe is allowed.
-    pub fn eligibility(&self, now_ms: i64) -> Eligibility {
+    pub(crate) fn eligibility(&self, now_ms: i64) -> Eligibility {
         // Disabled (ION's `active: false`) or paused: pending deliveries wait.
         if !self.active || self.state.paused.load(Ordering::SeqCst) {
             return Eligibility::Held;
@@ -176,7 +173,7 @@ impl Receiver {
 
 /// Whether a receiver's deliveries may go now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Eligibility {
+pub(crate) enum Eligibility {
     /// Normal operation.
     Open,
     /// One probe may go (circuit half-open).
@@ -186,7 +183,7 @@ pub enum Eligibility {
 }
 
 /// The cache.
-pub struct Receivers {
+pub(crate) struct Receivers {
     store: Store,
     secrets: SecretBox,
     default_concurrency: usize,
@@ -196,7 +193,7 @@ pub struct Receivers {
 
 impl Receivers {
     /// An empty cache.
-    pub fn new(store: Store, secrets: SecretBox, settings: &DeliverySettings) -> Self {
+    pub(crate) fn new(store: Store, secrets: SecretBox, settings: &DeliverySettings) -> Self {
         Receivers {
             store,
             secrets,
@@ -209,12 +206,12 @@ impl Receivers {
     }
 
     /// One receiver.
-    pub fn get(&self, id: ReceiverId) -> Option<Arc<Receiver>> {
+    pub(crate) fn get(&self, id: ReceiverId) -> Option<Arc<Receiver>> {
         self.map.read().ok()?.get(&id).cloned()
     }
 
     /// Every receiver.
-    pub fn all(&self) -> Vec<Arc<Receiver>> {
+    pub(crate) fn all(&self) -> Vec<Arc<Receiver>> {
         self.map
             .read()
             .map(|m| m.values().cloned().collect())
@@ -222,7 +219,7 @@ impl Receivers {
     }
 
     /// Reloads receivers changed since the last reload and drops deleted ones.
-    pub async fn refresh(&self) -> store::Result<()> {
+    pub(crate) async fn refresh(&self) -> store::Result<()> {
         let since = self.last_seen.load(Ordering::SeqCst);
         // Two seconds of overlap: clocks of writers in other processes differ slightly.
         let changed = self
@@ -313,7 +310,6 @@ impl Receivers {
             concurrency,
             active: f.active,
             plugin_deliver_original: f.plugin_failure_mode == PluginFailureMode::DeliverOriginal,
-            updated_at: row.updated_at,
             state,
         })
     }

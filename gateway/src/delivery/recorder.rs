@@ -20,7 +20,7 @@ use crate::store::now_ms;
 const MAX_BATCH: usize = 1000;
 
 /// Receives outcomes and records them until every sender is gone.
-pub async fn run(engine: Arc<Engine>, mut rx: mpsc::Receiver<Outcome>) {
+pub(crate) async fn run(engine: Arc<Engine>, mut rx: mpsc::Receiver<Outcome>) {
     let mut batch: Vec<Outcome> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         batch.push(first);

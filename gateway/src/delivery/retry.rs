@@ -16,7 +16,7 @@ const EXPONENTIAL: &[u64] = &[10, 60, 300, 1_800, 7_200, 21_600, 50_400];
 
 /// A receiver's retry policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Policy {
+pub(crate) enum Policy {
     /// Growing delays with jitter.
     Exponential {
         /// Attempts before `failed`.
@@ -33,7 +33,11 @@ pub enum Policy {
 
 impl Policy {
     /// From a receiver's settings.
-    pub fn from_settings(kind: RetryPolicy, max_attempts: i32, interval_secs: i32) -> Policy {
+    pub(crate) fn from_settings(
+        kind: RetryPolicy,
+        max_attempts: i32,
+        interval_secs: i32,
+    ) -> Policy {
         let max_attempts = u32::try_from(max_attempts.max(1)).unwrap_or(1);
         match kind {
             RetryPolicy::Fixed => Policy::Fixed {
@@ -45,7 +49,7 @@ impl Policy {
     }
 
     /// Attempts allowed.
-    pub fn max_attempts(&self) -> u32 {
+    pub(crate) fn max_attempts(&self) -> u32 {
         match self {
             Policy::Exponential { max_attempts } | Policy::Fixed { max_attempts, .. } => {
                 *max_attempts
@@ -55,7 +59,7 @@ impl Policy {
 
     /// After the `attempt`-th failure (1-based, counted since the last manual
     /// redelivery): None when attempts are exhausted, else the delay.
-    pub fn next_delay(
+    pub(crate) fn next_delay(
         &self,
         attempt: u32,
         retry_after: Option<Duration>,
@@ -85,7 +89,7 @@ impl Policy {
 }
 
 /// Parses `Retry-After`: delay-seconds or an HTTP date.
-pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));

@@ -27,7 +27,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The kind of a non-public address (an adjective phrase such as
 /// "a loopback"), or `None` if it is public.
-pub fn non_public_kind(ip: IpAddr) -> Option<&'static str> {
+pub(crate) fn non_public_kind(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => v4_kind(v4),
         IpAddr::V6(v6) => v6_kind(v6),

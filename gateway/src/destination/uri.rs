@@ -34,7 +34,7 @@ impl Policy {
     /// carry (space, control characters, backslash; non-ASCII outside the
     /// host, since a request line is ASCII), each reported with its
     /// position and how to write it instead.
-    pub fn accept_url(&self, raw: &str) -> Result<String, Refusal> {
+    pub(crate) fn accept_url(&self, raw: &str) -> Result<String, Refusal> {
         let raw = raw.trim();
         let url = self.check_url(raw)?;
         check_chars(raw)?;
@@ -71,7 +71,7 @@ impl Policy {
     /// [`Policy::accept_url`] existed): the policy, then that the HTTP
     /// client can send it and would send it to the scheme, host and port
     /// the policy checked. Returns what the client sends.
-    pub fn check_sendable(&self, url: &str) -> Result<http::Uri, Refusal> {
+    pub(crate) fn check_sendable(&self, url: &str) -> Result<http::Uri, Refusal> {
         let checked = self.check_url(url)?;
         let uri: http::Uri =
             url.parse()

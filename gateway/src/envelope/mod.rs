@@ -21,8 +21,8 @@ mod raw;
 mod render;
 
 pub use changewire_core::Action;
-pub use raw::RawObject;
-pub use render::{EventIds, render};
+pub(crate) use raw::RawObject;
+pub(crate) use render::{EventIds, render};
 
 /// One row change, as stored and as sent.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -91,12 +91,12 @@ pub struct SubscriptionView {
 
 impl SubscriptionView {
     /// Whether the body includes the whole row.
-    pub fn wants_record(&self) -> bool {
+    pub(crate) fn wants_record(&self) -> bool {
         self.include_full_record == Some(true)
     }
 
     /// The columns to expand, in the order given.
-    pub fn expansions(&self) -> Vec<String> {
+    pub(crate) fn expansions(&self) -> Vec<String> {
         self.expand
             .as_deref()
             .and_then(|e| serde_json::from_str(e).ok())
@@ -106,7 +106,7 @@ impl SubscriptionView {
     /// Whether a body rendered with this view depends only on data that
     /// never changes (the change and the ids), so the audit trail can
     /// render it again exactly instead of storing it.
-    pub fn is_reproducible(&self) -> bool {
+    pub(crate) fn is_reproducible(&self) -> bool {
         !self.wants_record() && self.expansions().is_empty()
     }
 }

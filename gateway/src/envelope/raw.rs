@@ -7,7 +7,7 @@ use serde_json::value::RawValue;
 
 /// A JSON object as ordered `(key, raw value)` pairs.
 #[derive(Debug, Clone)]
-pub struct RawObject(pub Vec<(String, Box<RawValue>)>);
+pub(crate) struct RawObject(pub(crate) Vec<(String, Box<RawValue>)>);
 
 impl PartialEq for RawObject {
     fn eq(&self, other: &Self) -> bool {
@@ -42,12 +42,12 @@ impl<'de> serde::Deserialize<'de> for RawObject {
 
 impl RawObject {
     /// Parses an object.
-    pub fn parse(text: &str) -> Result<RawObject, serde_json::Error> {
+    pub(crate) fn parse(text: &str) -> Result<RawObject, serde_json::Error> {
         serde_json::from_str(text)
     }
 
     /// The raw value of a key.
-    pub fn get(&self, key: &str) -> Option<&RawValue> {
+    pub(crate) fn get(&self, key: &str) -> Option<&RawValue> {
         self.0
             .iter()
             .find(|(k, _)| k == key)
@@ -73,7 +73,7 @@ impl RawObject {
     }
 
     /// The object as text (normalized spacing).
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         self.subset(|_| true)
     }
 }

@@ -6,11 +6,11 @@ use crate::timefmt::format_ms;
 
 /// The ids a body carries besides the change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EventIds {
+pub(crate) struct EventIds {
     /// The delivery's id: the body's `event_id`, stable across retries.
-    pub event_id: i64,
+    pub(crate) event_id: i64,
     /// The subscription that matched; None for a test ping (rendered as 0).
-    pub subscription_id: Option<i64>,
+    pub(crate) subscription_id: Option<i64>,
 }
 
 fn json_str(s: &str) -> String {
@@ -33,7 +33,7 @@ fn related_for(related: &str, wanted: &[String]) -> Option<String> {
 }
 
 /// The body of one delivery of `change`, as `view`'s subscription sees it.
-pub fn render(ids: EventIds, change: &ChangePayload, view: &SubscriptionView) -> String {
+pub(crate) fn render(ids: EventIds, change: &ChangePayload, view: &SubscriptionView) -> String {
     let mut out = String::with_capacity(
         256 + change.old.as_ref().map_or(0, String::len)
             + change.new.as_ref().map_or(0, String::len),

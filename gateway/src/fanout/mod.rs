@@ -8,9 +8,9 @@
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-pub mod publisher;
+pub(crate) mod publisher;
 
-pub use publisher::{Published, Publisher};
+pub(crate) use publisher::{Published, Publisher};
 
 use crate::config::Resources;
 use crate::delivery::handoff::{Handoff, Reservation};
@@ -21,13 +21,12 @@ use crate::store::{self, Store};
 
 /// Why a published event is refused.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// The input is unusable; nothing was stored.
     #[error("`{field}`: {reason}")]
     BadInput {
         /// The field.
         field: &'static str,
-        /// Why.
         reason: String,
     },
     /// The store failed.
@@ -50,27 +49,27 @@ fn bad(field: &'static str, reason: impl Into<String>) -> Error {
 
 /// An event from a producer that is not a database.
 #[derive(Debug, Clone)]
-pub struct PublishedEvent<'a> {
+pub(crate) struct PublishedEvent<'a> {
     /// `ResourceEnum` value.
-    pub resource: &'a str,
+    pub(crate) resource: &'a str,
     /// `CREATE`, `UPDATE` or `DELETE` (any case).
-    pub action: &'a str,
+    pub(crate) action: &'a str,
     /// The object's id: a JSON number or string.
-    pub id: &'a RawValue,
+    pub(crate) id: &'a RawValue,
     /// Its etag (default: a hash of `new`, or of `old` on DELETE).
-    pub etag: Option<&'a str>,
+    pub(crate) etag: Option<&'a str>,
     /// Fields before (JSON object).
-    pub old: Option<&'a RawValue>,
+    pub(crate) old: Option<&'a RawValue>,
     /// Fields after (JSON object).
-    pub new: Option<&'a RawValue>,
+    pub(crate) new: Option<&'a RawValue>,
     /// The full object (JSON object), for subscriptions that ask for it.
-    pub record: Option<&'a RawValue>,
+    pub(crate) record: Option<&'a RawValue>,
     /// Groups events of one business transaction (default: unique).
-    pub transaction_id: Option<i64>,
+    pub(crate) transaction_id: Option<i64>,
     /// Makes publishing idempotent: a second event with the same key is ignored.
-    pub idempotency_key: Option<&'a str>,
+    pub(crate) idempotency_key: Option<&'a str>,
     /// When it happened (ms; default now).
-    pub occurred_at: Option<i64>,
+    pub(crate) occurred_at: Option<i64>,
 }
 
 fn object(field: &'static str, raw: Option<&RawValue>) -> Result<Option<String>, Error> {
@@ -101,13 +100,13 @@ fn kind(v: &serde_json::Value) -> &'static str {
 }
 
 /// A short stable hash of a row, used as its etag when it has none.
-pub fn row_etag(row_json: &str) -> String {
+pub(crate) fn row_etag(row_json: &str) -> String {
     let digest = Sha256::digest(row_json.as_bytes());
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 /// Checks a published event and turns it into a change.
-pub fn to_change(resources: &Resources, e: &PublishedEvent<'_>) -> Result<NewChange, Error> {
+pub(crate) fn to_change(resources: &Resources, e: &PublishedEvent<'_>) -> Result<NewChange, Error> {
     if resources.get(e.resource).is_none() {
         return Err(bad(
             "resource",
@@ -187,7 +186,7 @@ pub fn to_change(resources: &Resources, e: &PublishedEvent<'_>) -> Result<NewCha
 
 /// Publishes one event: checks it, then stores it and fans it out with
 /// whatever other events are being published at the same moment.
-pub async fn publish(
+pub(crate) async fn publish(
     publisher: &Publisher,
     resources: &Resources,
     event: &PublishedEvent<'_>,
@@ -198,7 +197,7 @@ pub async fn publish(
 
 /// Stores changes with their deliveries (one transaction) and hands the
 /// deliveries this process may send now to its delivery engine.
-pub async fn fan_out(
+pub(crate) async fn fan_out(
     store: &Store,
     signals: &Signals,
     handoff: Option<&Handoff>,
@@ -215,7 +214,11 @@ pub async fn fan_out(
 /// After a fan-out committed: passes its claimed deliveries on, gives back
 /// the reservation's unused budget, and wakes the dispatcher when some new
 /// deliveries wait in the queue.
-pub fn settle(signals: &Signals, reservation: Option<Reservation>, outcome: &mut FanoutOutcome) {
+pub(crate) fn settle(
+    signals: &Signals,
+    reservation: Option<Reservation>,
+    outcome: &mut FanoutOutcome,
+) {
     if let Some(reservation) = reservation {
         reservation.deliver(outcome);
     }

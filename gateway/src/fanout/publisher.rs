@@ -24,11 +24,11 @@ const MAX_BATCH: usize = 500;
 
 /// What publishing one event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Published {
+pub(crate) struct Published {
     /// The stored change, or None when its idempotency key was seen before.
-    pub change_id: Option<crate::model::ChangeId>,
+    pub(crate) change_id: Option<crate::model::ChangeId>,
     /// Deliveries created for it.
-    pub deliveries: u64,
+    pub(crate) deliveries: u64,
 }
 
 struct Job {
@@ -38,20 +38,24 @@ struct Job {
 
 /// The queue in front of the store; cheap to clone.
 #[derive(Clone, Debug)]
-pub struct Publisher {
+pub(crate) struct Publisher {
     jobs: mpsc::Sender<Job>,
 }
 
 impl Publisher {
     /// Starts the committing task; it ends when every clone is dropped.
-    pub fn start(store: Store, signals: Arc<Signals>, handoff: Option<Handoff>) -> Publisher {
+    pub(crate) fn start(
+        store: Store,
+        signals: Arc<Signals>,
+        handoff: Option<Handoff>,
+    ) -> Publisher {
         let (jobs, queue) = mpsc::channel(4 * MAX_BATCH);
         tokio::spawn(run(store, signals, handoff, queue));
         Publisher { jobs }
     }
 
     /// Stores one change with its deliveries; returns once it is committed.
-    pub async fn publish(&self, change: NewChange) -> Result<Published, Error> {
+    pub(crate) async fn publish(&self, change: NewChange) -> Result<Published, Error> {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Job { change, reply })

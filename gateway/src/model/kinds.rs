@@ -41,19 +41,11 @@ text_enum! {
 impl RetryPolicy {
     /// The attempts a new receiver with this policy gets: 8 over about a
     /// day (exponential), or ION's Inspectorio-style 1 + 3 (fixed).
-    pub fn default_attempts(self) -> i32 {
+    pub(crate) fn default_attempts(self) -> i32 {
         match self {
             RetryPolicy::Exponential => 8,
             RetryPolicy::Fixed => 4,
         }
-    }
-}
-
-impl DeliveryStatus {
-    /// Whether the delivery is finished (nothing more will be attempted
-    /// unless someone redelivers it).
-    pub fn is_final(self) -> bool {
-        self != DeliveryStatus::Pending
     }
 }
 

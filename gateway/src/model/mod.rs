@@ -17,28 +17,30 @@ mod receiver;
 mod schemes;
 mod subscription;
 mod text;
-pub mod validate;
+pub(crate) mod validate;
 
 pub use ids::{ChangeId, DeliveryId, ReceiverId, SubscriptionId};
 pub use kinds::{DeliveryStatus, PluginFailureMode, RetryPolicy};
-pub use receiver::{BasicAuthSpec, NewReceiver, ReceiverRules, ReceiverSettings, ReceiverSpec};
+pub(crate) use receiver::{BasicAuthSpec, ReceiverRules, ReceiverSpec};
+pub use receiver::{NewReceiver, ReceiverSettings};
 pub use schemes::SignatureSchemes;
-pub use subscription::{NewSubscription, SubscriptionSettings, SubscriptionSpec};
+pub(crate) use subscription::SubscriptionSpec;
+pub use subscription::{NewSubscription, SubscriptionSettings};
 
 /// A value that breaks a rule: which field, and why. The API reports it as
 /// `BAD_USER_INPUT` with `extensions.field`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{field}` {reason}")]
-pub struct Invalid {
+pub(crate) struct Invalid {
     /// The field, as the API names it (`webhookUri`, `headers[1].key`).
-    pub field: String,
+    pub(crate) field: String,
     /// Why, in words that read after the field's name.
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 impl Invalid {
     /// `field` breaks a rule, because `reason`.
-    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Invalid {
             field: field.into(),
             reason: reason.into(),
@@ -46,7 +48,7 @@ impl Invalid {
     }
 
     /// The same error with the field named under `prefix` (`input`).
-    pub fn under(self, prefix: &str) -> Self {
+    pub(crate) fn under(self, prefix: &str) -> Self {
         Invalid {
             field: format!("{prefix}.{}", self.field),
             ..self

@@ -65,63 +65,61 @@ pub struct ReceiverSettings {
 
 /// Basic-auth credentials as given (the password in clear until sealed).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BasicAuthSpec {
+pub(crate) struct BasicAuthSpec {
     /// User name.
-    pub username: String,
-    /// Password.
-    pub password: String,
+    pub(crate) username: String,
+    pub(crate) password: String,
 }
 
 /// Settings a client asks for. `None` leaves a setting as it is (or, for a
 /// new receiver, at its default); `Some(None)` clears a setting that may
 /// be empty.
 #[derive(Debug, Clone, Default)]
-pub struct ReceiverSpec {
+pub(crate) struct ReceiverSpec {
     /// Name (required for a new receiver).
-    pub name: Option<String>,
-    /// Description.
-    pub description: Option<Option<String>>,
+    pub(crate) name: Option<String>,
+    pub(crate) description: Option<Option<String>>,
     /// URL (required for a new receiver).
-    pub webhook_uri: Option<String>,
+    pub(crate) webhook_uri: Option<String>,
     /// Content type: `json` (or `application/json`).
-    pub content_type: Option<String>,
+    pub(crate) content_type: Option<String>,
     /// Success status (default 200).
-    pub expected_response_code: Option<i32>,
+    pub(crate) expected_response_code: Option<i32>,
     /// Fans out new events (default true).
-    pub active: Option<bool>,
+    pub(crate) active: Option<bool>,
     /// Timeout, ms (default: the gateway's).
-    pub timeout_ms: Option<i32>,
+    pub(crate) timeout_ms: Option<i32>,
     /// Retry policy (default exponential).
-    pub retry_policy: Option<RetryPolicy>,
+    pub(crate) retry_policy: Option<RetryPolicy>,
     /// Attempts (default: the policy's).
-    pub max_attempts: Option<i32>,
+    pub(crate) max_attempts: Option<i32>,
     /// Fixed interval, seconds (default 60).
-    pub retry_interval_secs: Option<i32>,
+    pub(crate) retry_interval_secs: Option<i32>,
     /// Signatures (default ION's).
-    pub signature_schemes: Option<Vec<Scheme>>,
+    pub(crate) signature_schemes: Option<Vec<Scheme>>,
     /// Basic auth (default none).
-    pub basic_auth: Option<Option<BasicAuthSpec>>,
+    pub(crate) basic_auth: Option<Option<BasicAuthSpec>>,
     /// Per-row order (default false).
-    pub ordered: Option<bool>,
+    pub(crate) ordered: Option<bool>,
     /// Concurrency (default: the gateway's).
-    pub max_concurrency: Option<Option<i32>>,
+    pub(crate) max_concurrency: Option<Option<i32>>,
     /// Plugin failure mode (default fail).
-    pub plugin_failure_mode: Option<PluginFailureMode>,
+    pub(crate) plugin_failure_mode: Option<PluginFailureMode>,
     /// Custom headers of a new receiver (name, value in clear).
-    pub headers: Vec<(String, String)>,
+    pub(crate) headers: Vec<(String, String)>,
 }
 
 /// What the rules depend on: the gateway's configuration.
 #[derive(Debug, Clone, Copy)]
-pub struct ReceiverRules<'a> {
+pub(crate) struct ReceiverRules<'a> {
     /// Where deliveries may go.
-    pub policy: &'a Policy,
+    pub(crate) policy: &'a Policy,
     /// The timeout of a new receiver.
-    pub default_timeout: Duration,
+    pub(crate) default_timeout: Duration,
     /// The longest timeout a receiver may have.
-    pub max_timeout: Duration,
+    pub(crate) max_timeout: Duration,
     /// Seals the Basic-auth password.
-    pub secrets: &'a SecretBox,
+    pub(crate) secrets: &'a SecretBox,
 }
 
 /// A new receiver: its settings, and its custom headers (values sealed).
@@ -140,7 +138,7 @@ fn millis(d: Duration) -> i32 {
 impl ReceiverSpec {
     /// A new receiver: the defaults, then this spec, every field checked.
     /// `name` and `webhookUri` are required.
-    pub fn create(mut self, rules: &ReceiverRules<'_>) -> Result<NewReceiver, Invalid> {
+    pub(crate) fn create(mut self, rules: &ReceiverRules<'_>) -> Result<NewReceiver, Invalid> {
         let name = self
             .name
             .take()
@@ -174,7 +172,7 @@ impl ReceiverSpec {
     }
 
     /// `current` with this spec's changes, every changed field checked.
-    pub fn update(
+    pub(crate) fn update(
         self,
         current: &ReceiverSettings,
         rules: &ReceiverRules<'_>,

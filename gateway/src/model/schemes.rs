@@ -22,18 +22,18 @@ impl Default for SignatureSchemes {
 
 impl SignatureSchemes {
     /// The set of `schemes`; None when it is empty.
-    pub fn of(schemes: impl IntoIterator<Item = Scheme>) -> Option<Self> {
+    pub(crate) fn of(schemes: impl IntoIterator<Item = Scheme>) -> Option<Self> {
         let set = schemes.into_iter().fold(0, |set, s| set | bit(s));
         (set != 0).then_some(SignatureSchemes(set))
     }
 
     /// Whether `scheme` is in the set.
-    pub fn contains(self, scheme: Scheme) -> bool {
+    pub(crate) fn contains(self, scheme: Scheme) -> bool {
         self.0 & bit(scheme) != 0
     }
 
     /// The schemes, in `Scheme::ALL`'s order.
-    pub fn iter(self) -> impl Iterator<Item = Scheme> {
+    pub(crate) fn iter(self) -> impl Iterator<Item = Scheme> {
         Scheme::ALL
             .iter()
             .copied()
@@ -41,7 +41,7 @@ impl SignatureSchemes {
     }
 
     /// The stored form: names joined by commas.
-    pub fn to_stored(self) -> String {
+    pub(crate) fn to_stored(self) -> String {
         self.iter()
             .map(Scheme::as_str)
             .collect::<Vec<_>>()
@@ -49,7 +49,7 @@ impl SignatureSchemes {
     }
 
     /// From the stored form; unknown names are refused.
-    pub fn from_stored(text: &str) -> Result<Self, changewire_core::UnknownScheme> {
+    pub(crate) fn from_stored(text: &str) -> Result<Self, changewire_core::UnknownScheme> {
         let mut schemes = Vec::new();
         for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             schemes.push(name.parse::<Scheme>()?);

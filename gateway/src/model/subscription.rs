@@ -20,7 +20,7 @@ pub struct SubscriptionSettings {
 
 impl SubscriptionSettings {
     /// The stored form of `expand`: a JSON array.
-    pub fn expand_json(&self) -> String {
+    pub(crate) fn expand_json(&self) -> String {
         serde_json::to_string(&self.expand).unwrap_or_else(|_| "[]".into())
     }
 }
@@ -41,18 +41,18 @@ pub struct NewSubscription {
 /// Settings a client asks for; `None` leaves a setting as it is (or, for a
 /// new subscription, at its default).
 #[derive(Debug, Clone, Default)]
-pub struct SubscriptionSpec {
+pub(crate) struct SubscriptionSpec {
     /// Fires (default true).
-    pub active: Option<bool>,
+    pub(crate) active: Option<bool>,
     /// Whole row (default false).
-    pub include_full_record: Option<bool>,
+    pub(crate) include_full_record: Option<bool>,
     /// Columns to expand (default none).
-    pub expand: Option<Vec<String>>,
+    pub(crate) expand: Option<Vec<String>>,
 }
 
 impl SubscriptionSpec {
     /// A new subscription of `receiver_id` to (`resource`, `action`).
-    pub fn create(
+    pub(crate) fn create(
         self,
         receiver_id: ReceiverId,
         resource: &str,
@@ -86,7 +86,7 @@ impl SubscriptionSpec {
     }
 
     /// `current` (a subscription to `resource`) with this spec's changes.
-    pub fn update(
+    pub(crate) fn update(
         self,
         resource: &str,
         current: &SubscriptionSettings,

@@ -9,7 +9,7 @@ use crate::destination::Policy;
 type Result<T> = std::result::Result<T, Invalid>;
 
 /// A short single-line text (names).
-pub fn name(field: &str, value: &str, max: usize) -> Result<String> {
+pub(crate) fn name(field: &str, value: &str, max: usize) -> Result<String> {
     let v = value.trim();
     if v.is_empty() {
         return Err(Invalid::new(field, "must not be empty"));
@@ -27,7 +27,7 @@ pub fn name(field: &str, value: &str, max: usize) -> Result<String> {
 }
 
 /// A free text (descriptions).
-pub fn text(field: &str, value: &str, max: usize) -> Result<String> {
+pub(crate) fn text(field: &str, value: &str, max: usize) -> Result<String> {
     if value.chars().count() > max {
         return Err(Invalid::new(
             field,
@@ -40,7 +40,7 @@ pub fn text(field: &str, value: &str, max: usize) -> Result<String> {
 /// A receiver URL, checked without network access; returns the form to
 /// store (see [`Policy::accept_url`]: scheme and host normalised, path and
 /// query as given). Every `webhookUri` the API accepts goes through here.
-pub fn webhook_uri(field: &str, value: &str, policy: &Policy) -> Result<String> {
+pub(crate) fn webhook_uri(field: &str, value: &str, policy: &Policy) -> Result<String> {
     if value.len() > 2048 {
         return Err(Invalid::new(field, "is longer than 2048 characters"));
     }
@@ -50,7 +50,7 @@ pub fn webhook_uri(field: &str, value: &str, policy: &Policy) -> Result<String> 
 }
 
 /// A status code that can count as success.
-pub fn status_code(field: &str, value: i32) -> Result<i32> {
+pub(crate) fn status_code(field: &str, value: i32) -> Result<i32> {
     if (100..=599).contains(&value) {
         Ok(value)
     } else {
@@ -62,7 +62,7 @@ pub fn status_code(field: &str, value: i32) -> Result<i32> {
 }
 
 /// An integer within bounds.
-pub fn range(field: &str, value: i64, min: i64, max: i64) -> Result<i64> {
+pub(crate) fn range(field: &str, value: i64, min: i64, max: i64) -> Result<i64> {
     if (min..=max).contains(&value) {
         Ok(value)
     } else {
@@ -78,7 +78,7 @@ fn is_token_char(c: char) -> bool {
 }
 
 /// A custom header name and value.
-pub fn header(field: &str, key: &str, value: &str) -> Result<(String, String)> {
+pub(crate) fn header(field: &str, key: &str, value: &str) -> Result<(String, String)> {
     let key = key.trim();
     if key.is_empty() || key.len() > 256 || !key.chars().all(is_token_char) {
         return Err(Invalid::new(

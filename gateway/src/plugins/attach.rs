@@ -14,7 +14,7 @@ use crate::store::plugins::PluginRow;
 /// that is not a plugin this gateway can run ([`Error::Invalid`], with the
 /// host's reason) and any attach while plugins are off here
 /// ([`Error::Disabled`]); nothing is stored then.
-pub async fn attach(
+pub(crate) async fn attach(
     store: &Store,
     runtime: &PluginRuntime,
     receiver_id: ReceiverId,
@@ -35,7 +35,7 @@ pub async fn attach(
 
 /// Attaches the plugins named in the configuration file
 /// (`[[plugins.attach]]`), at start-up; each is named after its file.
-pub async fn attach_from_config(
+pub(crate) async fn attach_from_config(
     config: &Config,
     store: &Store,
     runtime: &PluginRuntime,

@@ -43,13 +43,13 @@ use std::path::PathBuf;
 
 use crate::model::ReceiverId;
 
-pub use attach::{attach, attach_from_config};
-pub use runtime::{LoadState, PluginRuntime, SyncReport};
-pub use transform::Transform;
+pub(crate) use attach::{attach, attach_from_config};
+pub(crate) use runtime::{LoadState, PluginRuntime};
+pub(crate) use transform::Transform;
 
 /// Why a plugin cannot be attached.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// Plugins are off on this gateway (by configuration, or the host could
     /// not start).
     #[error("plugins are disabled on this gateway: {reason}")]
@@ -76,7 +76,6 @@ pub enum Error {
     Read {
         /// The file.
         path: PathBuf,
-        /// Why.
         source: std::io::Error,
     },
     /// A plugin named in the configuration file (`[[plugins.attach]]`)
@@ -87,7 +86,6 @@ pub enum Error {
         path: PathBuf,
         /// The receiver it is for.
         receiver_id: i64,
-        /// Why.
         source: Box<Error>,
     },
     /// Reading or writing the store failed.

@@ -25,7 +25,7 @@ const MAX_RETRY: Duration = Duration::from_secs(300);
 
 /// Whether a receiver's attached plugin is loaded on this gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LoadState {
+pub(crate) enum LoadState {
     /// Compiled and in use.
     Loaded,
     /// Attached in the store, not compiled here yet.
@@ -38,10 +38,7 @@ pub enum LoadState {
         retry_at: i64,
     },
     /// Plugins are off on this gateway.
-    Disabled {
-        /// Why.
-        reason: String,
-    },
+    Disabled { reason: String },
 }
 
 /// One receiver's plugin on this gateway.
@@ -61,7 +58,7 @@ enum SlotState {
 }
 
 /// The host and the plugins attached to receivers.
-pub struct PluginRuntime {
+pub(crate) struct PluginRuntime {
     host: Option<Arc<PluginHost>>,
     disabled: Option<String>,
     slots: RwLock<HashMap<ReceiverId, Slot>>,
@@ -74,16 +71,16 @@ pub struct PluginRuntime {
 
 /// What one [`PluginRuntime::sync`] changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SyncReport {
+pub(crate) struct SyncReport {
     /// Plugins compiled and installed (their receivers may send again).
-    pub loaded: usize,
+    pub(crate) loaded: usize,
     /// Plugins that failed to compile in this round.
-    pub failed: usize,
+    pub(crate) failed: usize,
 }
 
 impl PluginRuntime {
     /// Starts the host (or records why plugins are off).
-    pub fn new(settings: &PluginSettings) -> PluginRuntime {
+    pub(crate) fn new(settings: &PluginSettings) -> PluginRuntime {
         if !settings.enabled {
             return Self::off("[plugins] enabled = false".into());
         }
@@ -106,11 +103,6 @@ impl PluginRuntime {
         }
     }
 
-    /// A runtime with plugins off (tests, tools).
-    pub fn disabled() -> PluginRuntime {
-        Self::off("not started".into())
-    }
-
     fn off(reason: String) -> PluginRuntime {
         PluginRuntime {
             host: None,
@@ -122,7 +114,7 @@ impl PluginRuntime {
     }
 
     /// Validates and compiles a module off the async threads.
-    pub async fn compile(&self, wasm: Vec<u8>) -> Result<Plugin, Error> {
+    pub(crate) async fn compile(&self, wasm: Vec<u8>) -> Result<Plugin, Error> {
         let Some(host) = &self.host else {
             return Err(Error::Disabled {
                 reason: self.disabled.clone().unwrap_or_default(),
@@ -140,7 +132,7 @@ impl PluginRuntime {
     }
 
     /// Installs (or replaces) a receiver's plugin, as attached at `revision`.
-    pub fn install(
+    pub(crate) fn install(
         &self,
         receiver_id: ReceiverId,
         revision: &str,
@@ -169,7 +161,7 @@ impl PluginRuntime {
     }
 
     /// Removes a receiver's plugin (it was detached).
-    pub fn remove(&self, receiver_id: ReceiverId) {
+    pub(crate) fn remove(&self, receiver_id: ReceiverId) {
         if let Ok(mut slots) = self.slots.write() {
             slots.remove(&receiver_id);
         }
@@ -179,7 +171,7 @@ impl PluginRuntime {
     }
 
     /// Whether a receiver's plugin at `revision` is loaded here.
-    pub fn load_state(&self, receiver_id: ReceiverId, revision: &str) -> LoadState {
+    pub(crate) fn load_state(&self, receiver_id: ReceiverId, revision: &str) -> LoadState {
         if let Some(reason) = &self.disabled {
             return LoadState::Disabled {
                 reason: reason.clone(),
@@ -206,7 +198,7 @@ impl PluginRuntime {
     /// plugin, its plugin is loaded here, or its plugin cannot load here and
     /// the receiver chose to get the original body then. A receiver whose
     /// plugin is loading, or cannot load, is held.
-    pub fn ready_for(&self, receiver: &Receiver) -> bool {
+    pub(crate) fn ready_for(&self, receiver: &Receiver) -> bool {
         let revision = match self.attached.read() {
             Ok(attached) => match attached.get(&receiver.id) {
                 None => return true,
@@ -224,7 +216,7 @@ impl PluginRuntime {
     }
 
     /// Waits until a delivery asked for a plugin revision not loaded here.
-    pub async fn sync_requested(&self) {
+    pub(crate) async fn sync_requested(&self) {
         self.sync_wanted.notified().await;
     }
 
@@ -233,7 +225,11 @@ impl PluginRuntime {
     /// not compile is compiled again with backoff (2 s doubling to 5 min),
     /// logged at each try rather than every round, and reported as the
     /// non-blocking `plugins` component of `/readyz`.
-    pub async fn sync(&self, store: &Store, health: &Health) -> crate::store::Result<SyncReport> {
+    pub(crate) async fn sync(
+        &self,
+        store: &Store,
+        health: &Health,
+    ) -> crate::store::Result<SyncReport> {
         let index = store.plugin_index().await?;
         if let Ok(mut attached) = self.attached.write() {
             *attached = index
@@ -364,7 +360,7 @@ impl PluginRuntime {
     /// thread hand-off (it cost a fifth of the throughput); a slow plugin
     /// yields the thread every epoch tick, so it delays other receivers no
     /// more than any task.
-    pub async fn transform(
+    pub(crate) async fn transform(
         &self,
         receiver: &Receiver,
         d: &LeasedDelivery,

@@ -7,7 +7,7 @@ use crate::store::deliveries::LeasedDelivery;
 
 /// What a plugin decided.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Transform {
+pub(crate) enum Transform {
     /// No plugin, or the plugin kept the body and added no header.
     Unchanged,
     /// A new body, extra headers, or both.
@@ -19,20 +19,14 @@ pub enum Transform {
         headers: Vec<(String, String)>,
     },
     /// The plugin dropped the event (status `filtered`).
-    Dropped {
-        /// Why.
-        reason: String,
-    },
+    Dropped { reason: String },
     /// The plugin failed (trap, timeout, memory, bad output).
     Failed {
         /// The cause, recorded with the attempt.
         error: String,
     },
     /// The host had no capacity; try again shortly (not the plugin's fault).
-    Busy {
-        /// Why.
-        reason: String,
-    },
+    Busy { reason: String },
     /// The receiver's plugin (the revision leased with the delivery) is not
     /// loaded on this gateway: the delivery must not be sent untransformed.
     NotLoaded {

@@ -46,7 +46,7 @@ impl Store {
     }
 
     /// The live (not revoked) key with this token hash; notes its use.
-    pub async fn api_key_by_hash(&self, token_hash: &str) -> Result<Option<ApiKeyRow>> {
+    pub(crate) async fn api_key_by_hash(&self, token_hash: &str) -> Result<Option<ApiKeyRow>> {
         let row = on_pool!(self, |pool| {
             sqlx::query_as::<_, ApiKeyRow>(
             "SELECT id, name, role, token_prefix, created_at, revoked_at, last_used_at FROM api_keys \
@@ -73,7 +73,7 @@ impl Store {
     }
 
     /// Every key, oldest first.
-    pub async fn api_keys(&self) -> Result<Vec<ApiKeyRow>> {
+    pub(crate) async fn api_keys(&self) -> Result<Vec<ApiKeyRow>> {
         Ok(on_pool!(self, |pool| {
             sqlx::query_as::<_, ApiKeyRow>(
             "SELECT id, name, role, token_prefix, created_at, revoked_at, last_used_at FROM api_keys ORDER BY id"

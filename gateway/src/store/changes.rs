@@ -74,18 +74,6 @@ pub struct Claim {
     pub lease_until: i64,
 }
 
-/// A stored change.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct ChangeRow {
-    /// Its id in the store.
-    pub id: ChangeId,
-    /// Where it came from.
-    pub source: String,
-    /// The change itself.
-    #[sqlx(flatten)]
-    pub payload: ChangePayload,
-}
-
 const DELIVERY_COLUMNS: &str = "change_id, subscription_id, receiver_id, status, next_attempt_at, order_key, created_at, updated_at";
 
 impl Store {
@@ -256,19 +244,6 @@ impl Store {
         Ok(id)
     }
 
-    /// One stored change.
-    pub async fn change(&self, id: ChangeId) -> Result<Option<ChangeRow>> {
-        Ok(crate::on_pool!(self, |pool| {
-            sqlx::query_as::<_, ChangeRow>(
-            "SELECT id, source, resource, action, row_id, transaction_id, occurred_at, etag, old, new, record, related \
-             FROM changes WHERE id = $1"
-        )
-        .bind(id)
-        .fetch_optional(pool)
-        .await
-        })?)
-    }
-
     /// Number of stored changes.
     pub async fn change_count(&self) -> Result<i64> {
         Ok(crate::on_pool!(self, |pool| sqlx::query_scalar::<_, i64>(
@@ -281,7 +256,7 @@ impl Store {
     /// Where a cursor-based capture source (SQLite) stands: the last
     /// imported log id and when that log row was written (None: never
     /// imported, or a cursor from before fingerprints were kept).
-    pub async fn capture_cursor(&self, source: &str) -> Result<CaptureCursor> {
+    pub(crate) async fn capture_cursor(&self, source: &str) -> Result<CaptureCursor> {
         let v: Option<(i64, Option<i64>)> =
             crate::on_pool!(self, |pool| sqlx::query_as::<_, (i64, Option<i64>)>(
                 "SELECT last_id, last_occurred_at FROM capture_cursors WHERE source = $1"
@@ -303,7 +278,7 @@ impl Store {
     /// log row it now points at was written. Changes are idempotent on
     /// (source, source_key), so fanning out first and moving the cursor
     /// after is safe even if the process dies between.
-    pub async fn advance_cursor(&self, source: &str, to: CaptureCursor) -> Result<()> {
+    pub(crate) async fn advance_cursor(&self, source: &str, to: CaptureCursor) -> Result<()> {
         crate::on_pool!(self, |pool| {
             sqlx::query(
             "INSERT INTO capture_cursors (source, last_id, last_occurred_at) VALUES ($1, $2, $3) \
@@ -324,7 +299,7 @@ impl Store {
     /// was found purged, recreated or restored): every row now in the log
     /// is read again. Rows already imported are recognised by their
     /// identity and skipped; none is skipped for its id alone.
-    pub async fn rewind_cursor(&self, source: &str) -> Result<()> {
+    pub(crate) async fn rewind_cursor(&self, source: &str) -> Result<()> {
         crate::on_pool!(self, |pool| sqlx::query(
             "DELETE FROM capture_cursors WHERE source = $1"
         )
@@ -338,11 +313,11 @@ impl Store {
 
 /// A cursor-based capture source's position.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CaptureCursor {
+pub(crate) struct CaptureCursor {
     /// The last imported log id (0: none).
-    pub last_id: i64,
+    pub(crate) last_id: i64,
     /// When that log row was written, as the log stores it.
-    pub last_logged_at: Option<i64>,
+    pub(crate) last_logged_at: Option<i64>,
 }
 
 /// Leases each claimed receiver's share of the deliveries just created

@@ -59,7 +59,7 @@ pub struct LeasedDelivery {
 
 impl LeasedDelivery {
     /// The body, before any plugin.
-    pub fn body(&self) -> String {
+    pub(crate) fn body(&self) -> String {
         render(
             EventIds {
                 event_id: self.id.get(),
@@ -74,7 +74,7 @@ impl LeasedDelivery {
 /// How an attempt (or a decision not to attempt) ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Completion {
-    /// Delivered.
+    /// The receiver answered with its expected status.
     Succeeded,
     /// Try again at this time (ms).
     Retry {
@@ -143,21 +143,16 @@ pub struct Finished {
 
 /// Filters of `webhookEvents`.
 #[derive(Debug, Clone, Default)]
-pub struct EventFilter {
-    /// Receiver.
-    pub receiver_id: Option<ReceiverId>,
-    /// Subscription.
-    pub subscription_id: Option<SubscriptionId>,
-    /// Status.
-    pub status: Option<DeliveryStatus>,
-    /// Resource.
-    pub resource: Option<String>,
-    /// Action.
-    pub action: Option<Action>,
+pub(crate) struct EventFilter {
+    pub(crate) receiver_id: Option<ReceiverId>,
+    pub(crate) subscription_id: Option<SubscriptionId>,
+    pub(crate) status: Option<DeliveryStatus>,
+    pub(crate) resource: Option<String>,
+    pub(crate) action: Option<Action>,
     /// Created at or after (ms).
-    pub from_ms: Option<i64>,
+    pub(crate) from_ms: Option<i64>,
     /// Created before (ms).
-    pub to_ms: Option<i64>,
+    pub(crate) to_ms: Option<i64>,
 }
 
 /// A delivery as the API shows it, with its change and last attempt.
@@ -204,7 +199,7 @@ pub struct EventRow {
 impl EventRow {
     /// The body sent: as recorded, or rendered again when the audit trail
     /// left it out because it is reproducible.
-    pub fn sent_body(&self, recorded: Option<&str>) -> String {
+    pub(crate) fn sent_body(&self, recorded: Option<&str>) -> String {
         match recorded {
             Some(body) => body.to_string(),
             None => render(
@@ -221,13 +216,12 @@ impl EventRow {
 
 /// Pending work of one receiver, for metrics.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct QueueStat {
-    /// Receiver.
-    pub receiver_id: ReceiverId,
+pub(crate) struct QueueStat {
+    pub(crate) receiver_id: ReceiverId,
     /// Pending deliveries.
-    pub pending: i64,
+    pub(crate) pending: i64,
     /// Oldest pending delivery's creation (ms).
-    pub oldest_created_at: i64,
+    pub(crate) oldest_created_at: i64,
 }
 
 const EVENT_SELECT: &str = "SELECT d.id, d.change_id, d.subscription_id, d.receiver_id, d.status, d.attempts, \
@@ -446,7 +440,7 @@ impl Store {
     }
 
     /// A page of events, newest first, with ids below `before` (0: from the newest).
-    pub async fn events_page(
+    pub(crate) async fn events_page(
         &self,
         filter: &EventFilter,
         before: i64,
@@ -476,7 +470,7 @@ impl Store {
     }
 
     /// Number of events matching a filter.
-    pub async fn event_count(&self, filter: &EventFilter) -> Result<i64> {
+    pub(crate) async fn event_count(&self, filter: &EventFilter) -> Result<i64> {
         Ok(on_pool!(self, |pool| {
             sqlx::query_scalar::<_, i64>(
             "SELECT COUNT(*) FROM deliveries d JOIN changes c ON c.id = d.change_id \
@@ -497,7 +491,7 @@ impl Store {
     }
 
     /// Makes a finished delivery pending again, due now, with a fresh retry budget.
-    pub async fn retry_delivery(&self, id: DeliveryId) -> Result<EventRow> {
+    pub(crate) async fn retry_delivery(&self, id: DeliveryId) -> Result<EventRow> {
         let now = now_ms();
         let done = on_pool!(self, |pool| {
             sqlx::query(
@@ -524,7 +518,7 @@ impl Store {
 
     /// Makes up to `limit` failed deliveries of a receiver, created in
     /// `[from, to)`, with ids above `after`, pending again. Returns their ids.
-    pub async fn redeliver_failed(
+    pub(crate) async fn redeliver_failed(
         &self,
         receiver_id: ReceiverId,
         from: i64,
@@ -553,7 +547,12 @@ impl Store {
     }
 
     /// Failed deliveries of a receiver created in `[from, to)`.
-    pub async fn failed_count(&self, receiver_id: ReceiverId, from: i64, to: i64) -> Result<i64> {
+    pub(crate) async fn failed_count(
+        &self,
+        receiver_id: ReceiverId,
+        from: i64,
+        to: i64,
+    ) -> Result<i64> {
         Ok(on_pool!(self, |pool| {
             sqlx::query_scalar::<_, i64>(
             "SELECT COUNT(*) FROM deliveries WHERE receiver_id = $1 AND status = 'failed' AND created_at >= $2 AND created_at < $3"
@@ -567,7 +566,7 @@ impl Store {
     }
 
     /// Pending deliveries per receiver and the oldest one's age.
-    pub async fn queue_stats(&self) -> Result<Vec<QueueStat>> {
+    pub(crate) async fn queue_stats(&self) -> Result<Vec<QueueStat>> {
         Ok(on_pool!(self, |pool| {
             sqlx::query_as::<_, QueueStat>(
             "SELECT receiver_id, COUNT(*) AS pending, MIN(created_at) AS oldest_created_at FROM deliveries \

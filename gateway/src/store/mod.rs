@@ -10,15 +10,15 @@
 //! Times are Unix milliseconds; JSON is stored as text so the key order of a
 //! captured row reaches receivers unchanged.
 
-pub mod api_keys;
-pub mod attempts;
-pub mod changes;
-pub mod deliveries;
-pub mod plugins;
-pub mod receivers;
-pub mod redelivery;
+pub(crate) mod api_keys;
+pub(crate) mod attempts;
+pub(crate) mod changes;
+pub(crate) mod deliveries;
+pub(crate) mod plugins;
+pub(crate) mod receivers;
+pub(crate) mod redelivery;
 mod sqlite_file;
-pub mod subscriptions;
+pub(crate) mod subscriptions;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -64,20 +64,17 @@ pub enum Error {
     /// A uniqueness rule refused the write.
     #[error("{0}")]
     Duplicate(String),
-    /// A stored value cannot be read back (e.g. a secret encrypted with another key).
-    #[error("stored data is unreadable: {0}")]
-    Corrupt(String),
 }
 
 /// Result of store operations.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The backend's pool.
 #[derive(Debug, Clone)]
 pub enum Backend {
-    /// PostgreSQL.
+    /// PostgreSQL, shared by every gateway of a deployment.
     Postgres(PgPool),
-    /// SQLite.
+    /// SQLite, the embedded single-process default.
     Sqlite(SqlitePool),
 }
 
@@ -91,12 +88,12 @@ pub enum Backend {
 macro_rules! on_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
         match $store.backend() {
-            $crate::store::Backend::Postgres($pool) => $body,
-            $crate::store::Backend::Sqlite($pool) => $body,
+            $crate::testing::Backend::Postgres($pool) => $body,
+            $crate::testing::Backend::Sqlite($pool) => $body,
         }
     };
 }
-pub use on_pool;
+pub(crate) use on_pool;
 
 /// The changewire store.
 #[derive(Debug, Clone)]
@@ -118,13 +115,13 @@ pub fn now_ms() -> i64 {
 }
 
 /// A fresh etag: 16 random hex digits.
-pub fn new_etag() -> String {
+pub(crate) fn new_etag() -> String {
     use rand::Rng;
     format!("{:016x}", rand::rng().random::<u64>())
 }
 
 /// The PostgreSQL schema that holds changewire's own tables.
-pub const PG_SCHEMA: &str = "changewire";
+pub(crate) const PG_SCHEMA: &str = "changewire";
 
 impl Store {
     /// Connects, creating the SQLite file (mode 0600) or the PostgreSQL
@@ -191,7 +188,7 @@ impl Store {
     /// The same store through connections of its own, opened on first use
     /// by the runtime that uses them. Call it on that runtime (a dedicated
     /// thread's): the pools' maintenance tasks start where they are made.
-    pub fn with_own_connections(&self, max_connections: u32) -> Store {
+    pub(crate) fn with_own_connections(&self, max_connections: u32) -> Store {
         let lazy_pg = |pool: &PgPool, max: u32| {
             PgPoolOptions::new()
                 .max_connections(max)
@@ -216,7 +213,7 @@ impl Store {
 
     /// Runs the embedded migrations (idempotent; PostgreSQL takes a lock, so
     /// several gateways may start at once).
-    pub async fn migrate(&self) -> Result<()> {
+    pub(crate) async fn migrate(&self) -> Result<()> {
         match &self.backend {
             Backend::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
             Backend::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
@@ -229,13 +226,8 @@ impl Store {
         &self.backend
     }
 
-    /// Whether this is PostgreSQL.
-    pub fn is_postgres(&self) -> bool {
-        matches!(self.backend, Backend::Postgres(_))
-    }
-
     /// A cheap round trip, for `/readyz`.
-    pub async fn ping(&self) -> Result<()> {
+    pub(crate) async fn ping(&self) -> Result<()> {
         on_pool!(self, |pool| sqlx::query("SELECT 1")
             .execute(pool)
             .await

@@ -27,11 +27,11 @@ pub struct PluginRow {
 
 /// One attached plugin's receiver and revision (no module bytes).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct PluginIndexEntry {
+pub(crate) struct PluginIndexEntry {
     /// The receiver.
-    pub receiver_id: ReceiverId,
+    pub(crate) receiver_id: ReceiverId,
     /// The attached revision.
-    pub revision: String,
+    pub(crate) revision: String,
 }
 
 impl Store {
@@ -64,7 +64,7 @@ impl Store {
     }
 
     /// Detaches a receiver's plugin; false if it had none.
-    pub async fn detach_plugin(&self, receiver_id: ReceiverId) -> Result<bool> {
+    pub(crate) async fn detach_plugin(&self, receiver_id: ReceiverId) -> Result<bool> {
         let done = on_pool!(self, |pool| sqlx::query(
             "DELETE FROM plugins WHERE receiver_id = $1"
         )
@@ -76,7 +76,7 @@ impl Store {
     }
 
     /// A receiver's plugin.
-    pub async fn plugin_for(&self, receiver_id: ReceiverId) -> Result<Option<PluginRow>> {
+    pub(crate) async fn plugin_for(&self, receiver_id: ReceiverId) -> Result<Option<PluginRow>> {
         Ok(on_pool!(self, |pool| {
             sqlx::query_as::<_, PluginRow>(
             "SELECT id, receiver_id, name, sha256, wasm, config, created_at, revision FROM plugins WHERE receiver_id = $1"
@@ -88,7 +88,7 @@ impl Store {
     }
 
     /// Every attached plugin's receiver and revision (no module bytes).
-    pub async fn plugin_index(&self) -> Result<Vec<PluginIndexEntry>> {
+    pub(crate) async fn plugin_index(&self) -> Result<Vec<PluginIndexEntry>> {
         Ok(on_pool!(self, |pool| {
             sqlx::query_as::<_, PluginIndexEntry>(
                 "SELECT receiver_id, revision FROM plugins ORDER BY receiver_id",

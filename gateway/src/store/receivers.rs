@@ -204,7 +204,7 @@ impl Store {
     }
 
     /// Every receiver changed at or after `since` (ms), for caches.
-    pub async fn receivers_changed_since(&self, since: i64) -> Result<Vec<ReceiverRow>> {
+    pub(crate) async fn receivers_changed_since(&self, since: i64) -> Result<Vec<ReceiverRow>> {
         let sql = format!("SELECT {COLUMNS} FROM receivers WHERE updated_at >= $1 ORDER BY id");
         Ok(on_pool!(self, |pool| sqlx::query_as::<_, ReceiverRow>(
             AssertSqlSafe(sql.as_str())
@@ -215,7 +215,7 @@ impl Store {
     }
 
     /// All receiver ids (to notice deletions).
-    pub async fn receiver_ids(&self) -> Result<Vec<ReceiverId>> {
+    pub(crate) async fn receiver_ids(&self) -> Result<Vec<ReceiverId>> {
         Ok(on_pool!(self, |pool| sqlx::query_scalar::<_, ReceiverId>(
             "SELECT id FROM receivers ORDER BY id"
         )
@@ -255,7 +255,7 @@ impl Store {
     }
 
     /// Replaces a receiver's settings if `etag` is current.
-    pub async fn update_receiver(
+    pub(crate) async fn update_receiver(
         &self,
         id: ReceiverId,
         etag: &str,
@@ -352,7 +352,7 @@ impl Store {
     }
 
     /// Installs a new secret; the old one keeps signing until `previous_expires_at`.
-    pub async fn rotate_receiver_secret(
+    pub(crate) async fn rotate_receiver_secret(
         &self,
         id: ReceiverId,
         etag: &str,
@@ -420,7 +420,7 @@ impl Store {
 
     /// Records the circuit breaker's state after attempts: the consecutive
     /// failure count, and, when it trips, the probe time and reason.
-    pub async fn record_receiver_health(
+    pub(crate) async fn record_receiver_health(
         &self,
         id: ReceiverId,
         consecutive_failures: i32,
@@ -476,7 +476,7 @@ impl Store {
     /// Adds a custom header (names unique per receiver, case-insensitively);
     /// `value` is its stored form (sealed). With `replace`, a header of the
     /// same name gets the new name and value instead of being refused.
-    pub async fn add_receiver_header(
+    pub(crate) async fn add_receiver_header(
         &self,
         receiver_id: ReceiverId,
         key: &str,
@@ -515,7 +515,7 @@ impl Store {
     }
 
     /// Removes a custom header; returns its receiver.
-    pub async fn remove_receiver_header(&self, header_id: i64) -> Result<ReceiverId> {
+    pub(crate) async fn remove_receiver_header(&self, header_id: i64) -> Result<ReceiverId> {
         let receiver: Option<ReceiverId> =
             on_pool!(self, |pool| sqlx::query_scalar::<_, ReceiverId>(
                 "DELETE FROM receiver_headers WHERE id = $1 RETURNING receiver_id"
@@ -571,7 +571,10 @@ impl Store {
     /// secret key was configured): shared secrets, Basic-auth passwords and
     /// custom header values. Returns how many values were sealed. A value
     /// changed meanwhile by someone else is left to its new writer.
-    pub async fn seal_plain_secrets(&self, secrets: &crate::secrets::SecretBox) -> Result<u64> {
+    pub(crate) async fn seal_plain_secrets(
+        &self,
+        secrets: &crate::secrets::SecretBox,
+    ) -> Result<u64> {
         if !secrets.encrypts() {
             return Ok(0);
         }

@@ -7,25 +7,23 @@ use crate::model::ReceiverId;
 
 /// A bulk redelivery.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct RedeliveryJobRow {
-    /// Id.
-    pub id: i64,
-    /// Receiver.
-    pub receiver_id: ReceiverId,
+pub(crate) struct RedeliveryJobRow {
+    pub(crate) id: i64,
+    pub(crate) receiver_id: ReceiverId,
     /// Range start (ms).
-    pub from_ms: i64,
+    pub(crate) from_ms: i64,
     /// Range end (ms, exclusive).
-    pub to_ms: i64,
+    pub(crate) to_ms: i64,
     /// Failed events found.
-    pub total: i32,
+    pub(crate) total: i32,
     /// Events made pending again so far.
-    pub done: i32,
+    pub(crate) done: i32,
     /// `running` or `finished`.
-    pub status: String,
+    pub(crate) status: String,
     /// Created (ms).
-    pub created_at: i64,
+    pub(crate) created_at: i64,
     /// Finished (ms).
-    pub finished_at: Option<i64>,
+    pub(crate) finished_at: Option<i64>,
 }
 
 const COLUMNS: &str =
@@ -33,7 +31,7 @@ const COLUMNS: &str =
 
 impl Store {
     /// Starts a job.
-    pub async fn insert_redelivery_job(
+    pub(crate) async fn insert_redelivery_job(
         &self,
         receiver_id: ReceiverId,
         from: i64,
@@ -57,7 +55,12 @@ impl Store {
     }
 
     /// Records progress; `finished` closes the job.
-    pub async fn update_redelivery_job(&self, id: i64, done: i32, finished: bool) -> Result<()> {
+    pub(crate) async fn update_redelivery_job(
+        &self,
+        id: i64,
+        done: i32,
+        finished: bool,
+    ) -> Result<()> {
         on_pool!(self, |pool| {
             sqlx::query(
             "UPDATE redelivery_jobs SET done = $2, status = CASE WHEN $3 THEN 'finished' ELSE status END, \
@@ -75,7 +78,7 @@ impl Store {
     }
 
     /// One job.
-    pub async fn redelivery_job(&self, id: i64) -> Result<Option<RedeliveryJobRow>> {
+    pub(crate) async fn redelivery_job(&self, id: i64) -> Result<Option<RedeliveryJobRow>> {
         let sql = format!("SELECT {COLUMNS} FROM redelivery_jobs WHERE id = $1");
         Ok(on_pool!(self, |pool| {
             sqlx::query_as::<_, RedeliveryJobRow>(AssertSqlSafe(sql.as_str()))

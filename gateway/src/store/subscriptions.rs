@@ -39,7 +39,7 @@ pub struct SubscriptionRow {
 
 impl SubscriptionRow {
     /// Its settings, in the model's terms.
-    pub fn settings(&self) -> SubscriptionSettings {
+    pub(crate) fn settings(&self) -> SubscriptionSettings {
         SubscriptionSettings {
             active: self.active,
             include_full_record: self.include_full_record,
@@ -105,7 +105,7 @@ impl Store {
     }
 
     /// One subscription.
-    pub async fn subscription(&self, id: SubscriptionId) -> Result<Option<SubscriptionRow>> {
+    pub(crate) async fn subscription(&self, id: SubscriptionId) -> Result<Option<SubscriptionRow>> {
         let sql = format!("SELECT {COLUMNS} FROM subscriptions WHERE id = $1");
         Ok(on_pool!(self, |pool| {
             sqlx::query_as::<_, SubscriptionRow>(AssertSqlSafe(sql.as_str()))
@@ -116,7 +116,7 @@ impl Store {
     }
 
     /// A page of subscriptions with ids above `after`, ascending.
-    pub async fn subscriptions_page(
+    pub(crate) async fn subscriptions_page(
         &self,
         filter: &SubscriptionFilter,
         after: i64,
@@ -157,7 +157,7 @@ impl Store {
     }
 
     /// Updates the mutable fields if `etag` is current.
-    pub async fn update_subscription(
+    pub(crate) async fn update_subscription(
         &self,
         id: SubscriptionId,
         etag: &str,
@@ -186,7 +186,7 @@ impl Store {
     }
 
     /// Deletes a subscription if `etag` is current (its past events stay).
-    pub async fn delete_subscription(&self, id: SubscriptionId, etag: &str) -> Result<()> {
+    pub(crate) async fn delete_subscription(&self, id: SubscriptionId, etag: &str) -> Result<()> {
         let done = on_pool!(self, |pool| sqlx::query(
             "DELETE FROM subscriptions WHERE id = $1 AND etag = $2"
         )

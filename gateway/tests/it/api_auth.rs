@@ -1,7 +1,7 @@
 //! Bearer tokens: no token → 401; a viewer key reads but cannot write;
 //! `createdBy` names the key; revoked keys stop working.
 
-use changewire_gateway::secrets::{generate_api_token, hash_token};
+use changewire_gateway::testing::{generate_api_token, hash_token};
 use changewire_test_support::Backend;
 use changewire_test_support::gateway::TestGateway;
 use serde_json::json;

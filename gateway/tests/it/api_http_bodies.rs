@@ -220,13 +220,13 @@ async fn malformed_event_bodies_name_the_position(backend: Backend) {
 
 async fn bearer_scheme_is_case_insensitive(backend: Backend) {
     let gw = TestGateway::start(backend, "").await;
-    let token = changewire_gateway::secrets::generate_api_token();
+    let token = changewire_gateway::testing::generate_api_token();
     gw.gw()
         .store
         .insert_api_key(
             "dashboards",
             "viewer",
-            &changewire_gateway::secrets::hash_token(token.expose()),
+            &changewire_gateway::testing::hash_token(token.expose()),
             "cw_",
         )
         .await
@@ -294,7 +294,7 @@ both_backends! {
 async fn router_refuses_a_truncated_body_without_a_socket() {
     use std::sync::Arc;
 
-    use changewire_gateway::config::Config;
+    use changewire_gateway::Config;
     use tower::ServiceExt as _;
 
     let dir = tempfile::tempdir().unwrap();
@@ -303,19 +303,9 @@ async fn router_refuses_a_truncated_body_without_a_socket() {
         dir.path().join("store.db").display()
     );
     let config = Arc::new(Config::from_toml(&toml).unwrap());
-    let store = changewire_gateway::store::Store::connect(&config.store)
+    let router = changewire_gateway::testing::api_router(config)
         .await
         .unwrap();
-    let plugins = Arc::new(changewire_gateway::plugins::PluginRuntime::new(
-        &config.plugins,
-    ));
-    let api = changewire_gateway::api::ApiContext::new(
-        store,
-        config,
-        Arc::new(changewire_gateway::signals::Signals::default()),
-        plugins,
-    );
-    let router = changewire_gateway::api::router(api, Arc::default());
     let request = axum::http::Request::post("/graphql")
         .header("authorization", format!("bearer {ADMIN_TOKEN}"))
         .header("content-type", "application/json")

@@ -254,13 +254,13 @@ async fn custom_header_values_stay_secret(backend: Backend) {
     );
 
     // Later reads, admin and viewer alike: masked.
-    let token = changewire_gateway::secrets::generate_api_token();
+    let token = changewire_gateway::testing::generate_api_token();
     gw.gw()
         .store
         .insert_api_key(
             "viewer",
             "viewer",
-            &changewire_gateway::secrets::hash_token(token.expose()),
+            &changewire_gateway::testing::hash_token(token.expose()),
             "cw_",
         )
         .await
@@ -337,7 +337,7 @@ async fn secrets_stored_in_clear_are_sealed_once_a_key_is_set(backend: Backend) 
             json!({"i": {"name": "erp", "webhookUri": sink.url(), "headers": [{"key": "X-Api-Key", "value": "sk_plain_0123456789"}]}}),
         )
         .await;
-    let rid: changewire_gateway::model::ReceiverId =
+    let rid: changewire_gateway::testing::ReceiverId =
         created["createWebhookReceiver"]["webhookReceiver"]["id"]
             .as_str()
             .unwrap()
@@ -391,7 +391,7 @@ async fn a_receiver_is_created_with_its_headers_or_not_at_all(backend: Backend) 
     let gw = TestGateway::start(backend, "").await;
     let store = &gw.gw().store;
     let before = store.receivers_page(0, 100).await.unwrap().len();
-    let fields = changewire_gateway::model::ReceiverSettings {
+    let fields = changewire_gateway::testing::ReceiverSettings {
         name: "half".into(),
         description: None,
         webhook_uri: "https://example.com/h".into(),
@@ -399,7 +399,7 @@ async fn a_receiver_is_created_with_its_headers_or_not_at_all(backend: Backend) 
         expected_response_code: 200,
         active: true,
         timeout_ms: 1000,
-        retry_policy: changewire_gateway::model::RetryPolicy::Fixed,
+        retry_policy: changewire_gateway::testing::RetryPolicy::Fixed,
         max_attempts: 1,
         retry_interval_secs: 1,
         signature_schemes: Default::default(),
@@ -407,7 +407,7 @@ async fn a_receiver_is_created_with_its_headers_or_not_at_all(backend: Backend) 
         basic_auth_password: None,
         ordered: false,
         max_concurrency: None,
-        plugin_failure_mode: changewire_gateway::model::PluginFailureMode::Fail,
+        plugin_failure_mode: changewire_gateway::testing::PluginFailureMode::Fail,
     };
     let twice = [
         ("X-A".to_string(), "1".to_string()),
@@ -415,7 +415,7 @@ async fn a_receiver_is_created_with_its_headers_or_not_at_all(backend: Backend) 
     ];
     let err = store
         .create_receiver(
-            &changewire_gateway::model::NewReceiver {
+            &changewire_gateway::testing::NewReceiver {
                 settings: fields.clone(),
                 headers: twice.to_vec(),
             },

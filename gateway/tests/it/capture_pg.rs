@@ -378,7 +378,7 @@ async fn a_purged_and_reinstalled_log_delivers_every_later_row() {
     }
     sink.wait_for(3, WAIT).await;
     gw.stop().await;
-    changewire_gateway::capture::uninstall(&gw.config, true)
+    changewire_gateway::testing::uninstall_capture(&gw.config, true)
         .await
         .unwrap();
 
@@ -459,13 +459,11 @@ async fn bad_mappings_fail_start_up_with_a_clear_message() {
             "store = \"{}\"\ncapture = \"{}\"\nlisten = \"127.0.0.1:0\"\n[resources]\n{mapping}\n",
             db.url, db.url
         );
-        let config =
-            std::sync::Arc::new(changewire_gateway::config::Config::from_toml(&toml).unwrap());
+        let config = std::sync::Arc::new(changewire_gateway::Config::from_toml(&toml).unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let err = match changewire_gateway::server::RunningGateway::start_on(config, listener).await
-        {
+        let err = match changewire_gateway::RunningGateway::start_on(config, listener).await {
             Ok(_) => panic!("{mapping} must not start"),
-            Err(e) => changewire_gateway::report::Report(&e).to_string(),
+            Err(e) => changewire_gateway::testing::Report(&e).to_string(),
         };
         assert!(err.contains(needle) && err.contains("RUNS"), "{err}");
     }

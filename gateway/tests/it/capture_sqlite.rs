@@ -143,13 +143,11 @@ async fn bad_mappings_fail_start_up() {
             dir.path().join("store.db").display(),
             app_path.display()
         );
-        let config =
-            std::sync::Arc::new(changewire_gateway::config::Config::from_toml(&toml).unwrap());
+        let config = std::sync::Arc::new(changewire_gateway::Config::from_toml(&toml).unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let err = match changewire_gateway::server::RunningGateway::start_on(config, listener).await
-        {
+        let err = match changewire_gateway::RunningGateway::start_on(config, listener).await {
             Ok(_) => panic!("must not start"),
-            Err(e) => changewire_gateway::report::Report(&e).to_string(),
+            Err(e) => changewire_gateway::testing::Report(&e).to_string(),
         };
         assert!(err.contains(needle), "{err}");
     }
@@ -207,7 +205,7 @@ async fn a_purged_and_reinstalled_log_delivers_every_later_row() {
     }
     sink.wait_for(5, WAIT).await;
     gw.stop().await;
-    changewire_gateway::capture::uninstall(&gw.config, true)
+    changewire_gateway::testing::uninstall_capture(&gw.config, true)
         .await
         .unwrap();
 

@@ -479,7 +479,7 @@ async fn ssrf_is_checked_at_send_time(backend: Backend) {
     )
     .await;
     let sink = TestReceiver::start().await;
-    let fields = changewire_gateway::model::ReceiverSettings {
+    let fields = changewire_gateway::testing::ReceiverSettings {
         name: "rebound".into(),
         description: None,
         webhook_uri: format!("https://localhost:{}/hook", sink.addr.port()),
@@ -487,7 +487,7 @@ async fn ssrf_is_checked_at_send_time(backend: Backend) {
         expected_response_code: 200,
         active: true,
         timeout_ms: 1000,
-        retry_policy: changewire_gateway::model::RetryPolicy::Fixed,
+        retry_policy: changewire_gateway::testing::RetryPolicy::Fixed,
         max_attempts: 1,
         retry_interval_secs: 1,
         signature_schemes: Default::default(),
@@ -495,12 +495,12 @@ async fn ssrf_is_checked_at_send_time(backend: Backend) {
         basic_auth_password: None,
         ordered: false,
         max_concurrency: None,
-        plugin_failure_mode: changewire_gateway::model::PluginFailureMode::Fail,
+        plugin_failure_mode: changewire_gateway::testing::PluginFailureMode::Fail,
     };
     let store = &gw.gw().store;
     let row = store
         .create_receiver(
-            &changewire_gateway::model::NewReceiver {
+            &changewire_gateway::testing::NewReceiver {
                 settings: fields.clone(),
                 headers: Vec::new(),
             },
@@ -511,11 +511,11 @@ async fn ssrf_is_checked_at_send_time(backend: Backend) {
         .unwrap();
     store
         .insert_subscription(
-            &changewire_gateway::model::NewSubscription {
+            &changewire_gateway::testing::NewSubscription {
                 receiver_id: row.id,
                 resource: "RUNS".into(),
-                action: changewire_gateway::envelope::Action::Update,
-                settings: changewire_gateway::model::SubscriptionSettings {
+                action: changewire_gateway::testing::Action::Update,
+                settings: changewire_gateway::testing::SubscriptionSettings {
                     active: true,
                     include_full_record: false,
                     expand: Vec::new(),
@@ -525,7 +525,7 @@ async fn ssrf_is_checked_at_send_time(backend: Backend) {
         )
         .await
         .unwrap();
-    gw.gw().signals.receivers_changed();
+    gw.gw().receivers_changed();
     gw.publish(run_event(1, "x")).await;
     let ev = eventually("refused event failed", WAIT, || async {
         events(&gw, &row.id.to_string())
@@ -551,7 +551,7 @@ async fn a_refused_destination_fails_at_once(backend: Backend) {
     )
     .await;
     let sink = TestReceiver::start().await;
-    let fields = changewire_gateway::model::ReceiverSettings {
+    let fields = changewire_gateway::testing::ReceiverSettings {
         name: "rebound".into(),
         description: None,
         webhook_uri: format!("https://localhost:{}/hook", sink.addr.port()),
@@ -559,7 +559,7 @@ async fn a_refused_destination_fails_at_once(backend: Backend) {
         expected_response_code: 200,
         active: true,
         timeout_ms: 1000,
-        retry_policy: changewire_gateway::model::RetryPolicy::Exponential,
+        retry_policy: changewire_gateway::testing::RetryPolicy::Exponential,
         max_attempts: 8,
         retry_interval_secs: 60,
         signature_schemes: Default::default(),
@@ -567,12 +567,12 @@ async fn a_refused_destination_fails_at_once(backend: Backend) {
         basic_auth_password: None,
         ordered: false,
         max_concurrency: None,
-        plugin_failure_mode: changewire_gateway::model::PluginFailureMode::Fail,
+        plugin_failure_mode: changewire_gateway::testing::PluginFailureMode::Fail,
     };
     let store = &gw.gw().store;
     let row = store
         .create_receiver(
-            &changewire_gateway::model::NewReceiver {
+            &changewire_gateway::testing::NewReceiver {
                 settings: fields.clone(),
                 headers: Vec::new(),
             },
@@ -583,11 +583,11 @@ async fn a_refused_destination_fails_at_once(backend: Backend) {
         .unwrap();
     store
         .insert_subscription(
-            &changewire_gateway::model::NewSubscription {
+            &changewire_gateway::testing::NewSubscription {
                 receiver_id: row.id,
                 resource: "RUNS".into(),
-                action: changewire_gateway::envelope::Action::Update,
-                settings: changewire_gateway::model::SubscriptionSettings {
+                action: changewire_gateway::testing::Action::Update,
+                settings: changewire_gateway::testing::SubscriptionSettings {
                     active: true,
                     include_full_record: false,
                     expand: Vec::new(),
@@ -597,7 +597,7 @@ async fn a_refused_destination_fails_at_once(backend: Backend) {
         )
         .await
         .unwrap();
-    gw.gw().signals.receivers_changed();
+    gw.gw().receivers_changed();
     for i in 0..3 {
         gw.publish(run_event(i, "x")).await;
     }
@@ -644,24 +644,24 @@ async fn retention_counts_from_completion(backend: Backend) {
             .find(|e| e["status"] == "succeeded")
     })
     .await;
-    let id: changewire_gateway::model::DeliveryId = done["id"].as_str().unwrap().parse().unwrap();
+    let id: changewire_gateway::testing::DeliveryId = done["id"].as_str().unwrap().parse().unwrap();
     // No delivery engine from here on: the pending delivery stays pending.
     gw.stop().await;
-    let store = changewire_gateway::store::Store::connect(
-        &changewire_gateway::config::StoreUrl::parse("store", &gw.store_url).unwrap(),
+    let store = changewire_gateway::testing::Store::connect(
+        &changewire_gateway::testing::StoreUrl::parse("store", &gw.store_url).unwrap(),
     )
     .await
     .unwrap();
     let pending_id = store
         .insert_test_delivery(
             rid.parse().unwrap(),
-            &changewire_gateway::store::changes::NewChange {
+            &changewire_gateway::testing::NewChange {
                 source: "test".into(),
                 source_key: None,
                 table_name: None,
-                payload: changewire_gateway::envelope::ChangePayload::new(
+                payload: changewire_gateway::testing::ChangePayload::new(
                     "RUNS",
-                    changewire_gateway::envelope::Action::Test,
+                    changewire_gateway::testing::Action::Test,
                     "0",
                     0,
                     0,
@@ -672,21 +672,21 @@ async fn retention_counts_from_completion(backend: Backend) {
         .unwrap();
     // Both were created long ago (as if they had waited): the finished one
     // finished just now, the pending one has not finished.
-    changewire_gateway::store::on_pool!(store, |pool| sqlx::query(
+    changewire_gateway::testing::on_pool!(store, |pool| sqlx::query(
         "UPDATE deliveries SET created_at = 1"
     )
     .execute(pool)
     .await
     .map(|r| r.rows_affected()))
     .unwrap();
-    let hour_ago = changewire_gateway::store::now_ms() - 3_600_000;
+    let hour_ago = changewire_gateway::testing::now_ms() - 3_600_000;
     assert_eq!(
         store.prune(hour_ago, 1000).await.unwrap(),
         0,
         "finished just now: kept"
     );
     assert!(store.event(id).await.unwrap().is_some());
-    let later = changewire_gateway::store::now_ms() + 1000;
+    let later = changewire_gateway::testing::now_ms() + 1000;
     assert_eq!(
         store.prune(later, 1000).await.unwrap(),
         1,
@@ -767,9 +767,9 @@ both_backends! {
 
 #[tokio::test]
 async fn resolver_refuses_names_that_resolve_to_private_addresses() {
-    use changewire_gateway::delivery::client::GuardedResolver;
+    use changewire_gateway::testing::GuardedResolver;
     use tower::Service;
-    let mut strict = GuardedResolver::new(changewire_gateway::destination::Policy::default());
+    let mut strict = GuardedResolver::new(changewire_gateway::testing::Policy::default());
     let name: hyper_util::client::legacy::connect::dns::Name = "localhost".parse().unwrap();
     let err = strict
         .call(name)

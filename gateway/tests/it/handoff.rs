@@ -1,13 +1,13 @@
 //! In-process hand-off: fan-out writes deliveries already leased to this
 //! process, within each receiver's claim, and leaves the rest in the queue.
 
-use changewire_gateway::config::StoreUrl;
-use changewire_gateway::envelope::{Action, ChangePayload};
-use changewire_gateway::model::ReceiverId;
-use changewire_gateway::store::Store;
-use changewire_gateway::store::changes::{Claim, Claims, NewChange};
-use changewire_gateway::store::deliveries::LeaseRequest;
-use changewire_gateway::store::now_ms;
+use changewire_gateway::testing::LeaseRequest;
+use changewire_gateway::testing::ReceiverId;
+use changewire_gateway::testing::Store;
+use changewire_gateway::testing::StoreUrl;
+use changewire_gateway::testing::now_ms;
+use changewire_gateway::testing::{Action, ChangePayload};
+use changewire_gateway::testing::{Claim, Claims, NewChange};
 use changewire_test_support::Backend;
 use changewire_test_support::gateway::TestGateway;
 use serde_json::json;

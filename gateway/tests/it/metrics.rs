@@ -22,7 +22,7 @@ async fn families_before_any_event(backend: Backend) {
             .await;
     assert_eq!(metrics.status, 200);
     let text = metrics.body;
-    for family in changewire_gateway::telemetry::metric_families() {
+    for family in changewire_gateway::testing::metric_families() {
         assert!(
             text.contains(&format!("# TYPE {family} ")),
             "{family} is missing:\n{text}"

@@ -75,7 +75,7 @@ async fn audited_body(gw: &TestGateway, receiver: &str) -> (String, Option<Strin
             .cloned()
     })
     .await;
-    let id = changewire_gateway::model::DeliveryId(
+    let id = changewire_gateway::testing::DeliveryId(
         ev["id"]
             .as_str()
             .map_or_else(|| ev["id"].as_i64().unwrap(), |s| s.parse().unwrap()),
@@ -802,16 +802,16 @@ async fn start_attaching(
     store_url: &str,
     receiver: &str,
     path: &str,
-) -> Result<changewire_gateway::server::RunningGateway, String> {
+) -> Result<changewire_gateway::RunningGateway, String> {
     let toml = format!(
         "listen = \"127.0.0.1:0\"\nstore = \"{store_url}\"\n[[plugins.attach]]\nreceiver = {receiver}\n\
          path = {path:?}\nconfig = {{ headers = {{ x-team = \"payments\" }} }}\n"
     );
-    let config = std::sync::Arc::new(changewire_gateway::config::Config::from_toml(&toml).unwrap());
+    let config = std::sync::Arc::new(changewire_gateway::Config::from_toml(&toml).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    changewire_gateway::server::RunningGateway::start_on(config, listener)
+    changewire_gateway::RunningGateway::start_on(config, listener)
         .await
-        .map_err(|e| changewire_gateway::report::Report(&e).to_string())
+        .map_err(|e| changewire_gateway::testing::Report(&e).to_string())
 }
 
 /// `[[plugins.attach]]`: a plugin that cannot be attached stops the start,

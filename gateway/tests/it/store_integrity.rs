@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use changewire_gateway::config::StoreUrl;
-use changewire_gateway::store::Store;
-use changewire_gateway::store::deliveries::{AttemptRecord, Completion, Finished};
-use changewire_gateway::store::now_ms;
+use changewire_gateway::testing::Store;
+use changewire_gateway::testing::StoreUrl;
+use changewire_gateway::testing::now_ms;
+use changewire_gateway::testing::{AttemptRecord, Completion, Finished};
 use changewire_test_support::gateway::TestGateway;
 use changewire_test_support::receiver::TestReceiver;
 use changewire_test_support::{Backend, eventually};
@@ -84,7 +84,7 @@ async fn deletes_take_attempts_along(backend: Backend) {
         .unwrap();
     // An attempt of a delivery that no longer exists is not recorded.
     let gone = Finished {
-        delivery_id: changewire_gateway::model::DeliveryId(1_000_000),
+        delivery_id: changewire_gateway::testing::DeliveryId(1_000_000),
         lease_until: 1,
         completion: Completion::Succeeded,
         last_status: Some(200),
@@ -110,7 +110,7 @@ async fn deletes_take_attempts_along(backend: Backend) {
 /// running (nothing leases behind the test's back).
 async fn quiet_store(
     backend: Backend,
-) -> (TestGateway, Store, changewire_gateway::model::ReceiverId) {
+) -> (TestGateway, Store, changewire_gateway::testing::ReceiverId) {
     let mut gw = TestGateway::start(backend, "").await;
     let (rid, _) = gw
         .receiver_with("http://127.0.0.1:9/h", &[("RUNS", "UPDATE")], json!({}))
@@ -124,14 +124,14 @@ async fn quiet_store(
 
 async fn lease_one(
     store: &Store,
-    receiver_id: changewire_gateway::model::ReceiverId,
-) -> changewire_gateway::store::deliveries::LeasedDelivery {
+    receiver_id: changewire_gateway::testing::ReceiverId,
+) -> changewire_gateway::testing::LeasedDelivery {
     let now = now_ms();
     let mut leased = store
         .lease(
             "test-owner",
             now,
-            &[changewire_gateway::store::deliveries::LeaseRequest {
+            &[changewire_gateway::testing::LeaseRequest {
                 receiver_id,
                 limit: 1,
                 ordered: false,
@@ -144,14 +144,14 @@ async fn lease_one(
     leased.remove(0)
 }
 
-fn test_change() -> changewire_gateway::store::changes::NewChange {
-    changewire_gateway::store::changes::NewChange {
+fn test_change() -> changewire_gateway::testing::NewChange {
+    changewire_gateway::testing::NewChange {
         source: "test".into(),
         source_key: None,
         table_name: None,
-        payload: changewire_gateway::envelope::ChangePayload::new(
+        payload: changewire_gateway::testing::ChangePayload::new(
             "RUNS",
-            changewire_gateway::envelope::Action::Test,
+            changewire_gateway::testing::Action::Test,
             "0",
             0,
             0,
@@ -204,7 +204,7 @@ async fn a_release_keeps_the_last_error(backend: Backend) {
     let ev = store.event(id).await.unwrap().unwrap();
     assert_eq!(
         ev.status,
-        changewire_gateway::model::DeliveryStatus::Pending
+        changewire_gateway::testing::DeliveryStatus::Pending
     );
     assert_eq!(ev.last_error.as_deref(), Some("HTTP 500 (expected 200)"));
     assert_eq!(ev.attempts, 1, "a release is not an attempt");
@@ -239,7 +239,7 @@ async fn no_attempt_outlives_its_receiver() {
         let fields = store.receiver(1.into()).await.unwrap().unwrap().settings;
         let receiver = store
             .create_receiver(
-                &changewire_gateway::model::NewReceiver {
+                &changewire_gateway::testing::NewReceiver {
                     settings: fields.clone(),
                     headers: Vec::new(),
                 },
@@ -260,7 +260,7 @@ async fn no_attempt_outlives_its_receiver() {
             .lease(
                 "test-owner",
                 now,
-                &[changewire_gateway::store::deliveries::LeaseRequest {
+                &[changewire_gateway::testing::LeaseRequest {
                     receiver_id: receiver.id,
                     limit: 20,
                     ordered: false,

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use changewire_gateway::config::Config;
-use changewire_gateway::server::RunningGateway;
+use changewire_gateway::Config;
+use changewire_gateway::RunningGateway;
 use serde_json::{Value, json};
 
 use crate::Backend;
@@ -69,7 +69,7 @@ impl TestGateway {
         let gateway = RunningGateway::start_on(config.clone(), listener)
             .await
             .unwrap_or_else(|e| {
-                panic!("gateway start: {}", changewire_gateway::report::Report(&e))
+                panic!("gateway start: {}", changewire_gateway::testing::Report(&e))
             });
         TestGateway {
             gateway: Some(gateway),

@@ -14,7 +14,7 @@ use crate::api::scalars::id;
 
 /// Creating, changing and deleting receivers.
 #[derive(Default)]
-pub struct ReceiverMutation;
+pub(crate) struct ReceiverMutation;
 
 #[Object]
 impl ReceiverMutation {

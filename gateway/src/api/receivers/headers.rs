@@ -15,7 +15,7 @@ use crate::model::validate;
 
 /// A receiver's custom headers.
 #[derive(Default)]
-pub struct ReceiverHeaderMutation;
+pub(crate) struct ReceiverHeaderMutation;
 
 #[Object]
 impl ReceiverHeaderMutation {

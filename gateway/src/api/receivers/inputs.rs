@@ -10,190 +10,190 @@ use crate::model::{BasicAuthSpec, ReceiverSpec};
 
 /// A header given at creation.
 #[derive(InputObject, Debug, Clone)]
-pub struct WebhookHeaderInput {
+pub(crate) struct WebhookHeaderInput {
     /// Header name.
-    pub key: String,
+    pub(crate) key: String,
     /// Header value.
-    pub value: String,
+    pub(crate) value: String,
 }
 
 /// Basic authentication credentials.
 #[derive(InputObject, Debug, Clone)]
-pub struct BasicAuthInput {
+pub(crate) struct BasicAuthInput {
     /// User name.
-    pub username: String,
+    pub(crate) username: String,
     /// Password (stored encrypted when CHANGEWIRE_SECRET_KEY is set; never returned).
-    pub password: String,
+    pub(crate) password: String,
 }
 
 /// Input of `createWebhookReceiver`.
 #[derive(InputObject, Debug, Clone)]
-pub struct CreateWebhookReceiverInput {
+pub(crate) struct CreateWebhookReceiverInput {
     /// Name.
-    pub name: String,
+    pub(crate) name: String,
     /// Description.
-    pub description: Option<String>,
+    pub(crate) description: Option<String>,
     /// Where deliveries are POSTed (https unless the gateway allows http).
-    pub webhook_uri: String,
+    pub(crate) webhook_uri: String,
     /// Content type (`json`).
-    pub content_type: Option<String>,
+    pub(crate) content_type: Option<String>,
     /// The status that counts as success (default 200).
-    pub expected_response_code: Option<i32>,
+    pub(crate) expected_response_code: Option<i32>,
     /// Whether new events fan out to it (default true).
-    pub active: Option<bool>,
+    pub(crate) active: Option<bool>,
     /// Custom headers.
-    pub headers: Option<Vec<WebhookHeaderInput>>,
+    pub(crate) headers: Option<Vec<WebhookHeaderInput>>,
     /// Basic authentication.
-    pub basic_auth: Option<BasicAuthInput>,
+    pub(crate) basic_auth: Option<BasicAuthInput>,
     /// Request timeout in milliseconds (default 5000; at most the gateway's maximum).
-    pub timeout_ms: Option<i32>,
+    pub(crate) timeout_ms: Option<i32>,
     /// Retry policy (default EXPONENTIAL).
-    pub retry_policy: Option<GqlRetryPolicy>,
+    pub(crate) retry_policy: Option<GqlRetryPolicy>,
     /// Attempts before `failed` (default 8 for EXPONENTIAL, 4 for FIXED).
-    pub max_attempts: Option<i32>,
+    pub(crate) max_attempts: Option<i32>,
     /// Interval of the FIXED policy in seconds (default 60).
-    pub retry_interval_seconds: Option<i32>,
+    pub(crate) retry_interval_seconds: Option<i32>,
     /// Signature headers (default [ION]).
-    pub signature_schemes: Option<Vec<GqlSignatureScheme>>,
+    pub(crate) signature_schemes: Option<Vec<GqlSignatureScheme>>,
     /// Deliver events of one row one at a time, in commit order (default false).
-    pub ordered: Option<bool>,
+    pub(crate) ordered: Option<bool>,
     /// Concurrent requests (default: the gateway's).
-    pub max_concurrency: Option<i32>,
+    pub(crate) max_concurrency: Option<i32>,
     /// What happens when a plugin fails (default FAIL).
-    pub plugin_failure_mode: Option<GqlPluginFailureMode>,
+    pub(crate) plugin_failure_mode: Option<GqlPluginFailureMode>,
 }
 
 /// Input of `updateWebhookReceiver`: fields left out stay as they are.
 #[derive(InputObject, Debug, Clone)]
-pub struct UpdateWebhookReceiverInput {
+pub(crate) struct UpdateWebhookReceiverInput {
     /// Id.
-    pub id: ID,
+    pub(crate) id: ID,
     /// The `_etag` last read; a stale one is refused with CONFLICT.
-    pub etag: String,
+    pub(crate) etag: String,
     /// Name.
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// Description (null clears it).
-    pub description: MaybeUndefined<String>,
+    pub(crate) description: MaybeUndefined<String>,
     /// URL.
-    pub webhook_uri: Option<String>,
+    pub(crate) webhook_uri: Option<String>,
     /// Content type.
-    pub content_type: Option<String>,
+    pub(crate) content_type: Option<String>,
     /// Success status.
-    pub expected_response_code: Option<i32>,
+    pub(crate) expected_response_code: Option<i32>,
     /// Whether new events fan out to it.
-    pub active: Option<bool>,
+    pub(crate) active: Option<bool>,
     /// Basic authentication (null removes it).
-    pub basic_auth: MaybeUndefined<BasicAuthInput>,
+    pub(crate) basic_auth: MaybeUndefined<BasicAuthInput>,
     /// Timeout, ms.
-    pub timeout_ms: Option<i32>,
+    pub(crate) timeout_ms: Option<i32>,
     /// Retry policy.
-    pub retry_policy: Option<GqlRetryPolicy>,
+    pub(crate) retry_policy: Option<GqlRetryPolicy>,
     /// Attempts.
-    pub max_attempts: Option<i32>,
+    pub(crate) max_attempts: Option<i32>,
     /// FIXED interval, seconds.
-    pub retry_interval_seconds: Option<i32>,
+    pub(crate) retry_interval_seconds: Option<i32>,
     /// Signature schemes.
-    pub signature_schemes: Option<Vec<GqlSignatureScheme>>,
+    pub(crate) signature_schemes: Option<Vec<GqlSignatureScheme>>,
     /// Per-row ordering.
-    pub ordered: Option<bool>,
+    pub(crate) ordered: Option<bool>,
     /// Concurrency (null: the gateway default).
-    pub max_concurrency: MaybeUndefined<i32>,
+    pub(crate) max_concurrency: MaybeUndefined<i32>,
     /// Plugin failure mode.
-    pub plugin_failure_mode: Option<GqlPluginFailureMode>,
+    pub(crate) plugin_failure_mode: Option<GqlPluginFailureMode>,
 }
 
 /// Identifies an object at a version.
 #[derive(InputObject, Debug, Clone)]
-pub struct DeleteWebhookReceiverInput {
+pub(crate) struct DeleteWebhookReceiverInput {
     /// Id.
-    pub id: ID,
+    pub(crate) id: ID,
     /// The `_etag` last read.
-    pub etag: String,
+    pub(crate) etag: String,
 }
 
 /// Input of `addHeaderToWebhookReceiver`.
 #[derive(InputObject, Debug, Clone)]
-pub struct AddHeaderToWebhookReceiverInput {
+pub(crate) struct AddHeaderToWebhookReceiverInput {
     /// Receiver.
-    pub receiver_id: ID,
+    pub(crate) receiver_id: ID,
     /// Header name.
-    pub key: String,
+    pub(crate) key: String,
     /// Header value (encrypted at rest; shown in full only in this
     /// mutation's response).
-    pub value: String,
+    pub(crate) value: String,
     /// Replace a header of the same name (default: refuse it).
-    pub replace: Option<bool>,
+    pub(crate) replace: Option<bool>,
 }
 
 /// Input of `removeHeaderFromWebhookReceiver`.
 #[derive(InputObject, Debug, Clone)]
-pub struct RemoveHeaderFromWebhookReceiverInput {
+pub(crate) struct RemoveHeaderFromWebhookReceiverInput {
     /// The header's id.
-    pub id: ID,
+    pub(crate) id: ID,
 }
 
 /// Input of `rotateWebhookReceiverSecret`.
 #[derive(InputObject, Debug, Clone)]
-pub struct RotateWebhookReceiverSecretInput {
+pub(crate) struct RotateWebhookReceiverSecretInput {
     /// Receiver.
-    pub id: ID,
+    pub(crate) id: ID,
     /// The `_etag` last read.
-    pub etag: String,
+    pub(crate) etag: String,
     /// How long the old secret keeps signing alongside the new one, in seconds
     /// (default 86400; 0 switches at once; at most 30 days).
-    pub overlap_seconds: Option<i32>,
+    pub(crate) overlap_seconds: Option<i32>,
 }
 
 /// Input of `pauseWebhookReceiver`.
 #[derive(InputObject, Debug, Clone)]
-pub struct PauseWebhookReceiverInput {
+pub(crate) struct PauseWebhookReceiverInput {
     /// Receiver.
-    pub id: ID,
+    pub(crate) id: ID,
     /// The `_etag` last read.
-    pub etag: String,
+    pub(crate) etag: String,
     /// Why (shown as `pausedReason`).
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
 }
 
 /// Input of `resumeWebhookReceiver`.
 #[derive(InputObject, Debug, Clone)]
-pub struct ResumeWebhookReceiverInput {
+pub(crate) struct ResumeWebhookReceiverInput {
     /// Receiver.
-    pub id: ID,
+    pub(crate) id: ID,
     /// The `_etag` last read.
-    pub etag: String,
+    pub(crate) etag: String,
 }
 
 /// Payload carrying a receiver.
 #[derive(SimpleObject)]
-pub struct WebhookReceiverPayload {
+pub(crate) struct WebhookReceiverPayload {
     /// The receiver.
-    pub webhook_receiver: WebhookReceiver,
+    pub(crate) webhook_receiver: WebhookReceiver,
 }
 
 /// Payload of `deleteWebhookReceiver`.
 #[derive(SimpleObject)]
-pub struct DeleteWebhookReceiverPayload {
+pub(crate) struct DeleteWebhookReceiverPayload {
     /// The deleted receiver's id.
-    pub id: ID,
+    pub(crate) id: ID,
 }
 
 /// Payload of `addHeaderToWebhookReceiver`.
 #[derive(SimpleObject)]
-pub struct AddHeaderPayload {
+pub(crate) struct AddHeaderPayload {
     /// The new header.
-    pub webhook_header: WebhookHeader,
+    pub(crate) webhook_header: WebhookHeader,
     /// Its receiver.
-    pub webhook_receiver: WebhookReceiver,
+    pub(crate) webhook_receiver: WebhookReceiver,
 }
 
 /// Payload of `rotateWebhookReceiverSecret`.
 #[derive(SimpleObject)]
-pub struct RotateSecretPayload {
+pub(crate) struct RotateSecretPayload {
     /// The receiver; `sharedSecret` holds the new secret in full, this once.
-    pub webhook_receiver: WebhookReceiver,
+    pub(crate) webhook_receiver: WebhookReceiver,
     /// Until when the previous secret keeps signing (null: not at all).
-    pub previous_secret_expires_at: Option<String>,
+    pub(crate) previous_secret_expires_at: Option<String>,
 }
 
 fn maybe<T, U>(value: &MaybeUndefined<T>, f: impl Fn(&T) -> U) -> Option<Option<U>> {

@@ -14,21 +14,11 @@ mod secret;
 
 use async_graphql::{Context, ID, Object};
 
-pub use create_update::ReceiverMutation;
-pub use headers::ReceiverHeaderMutation;
-pub use inputs::{
-    AddHeaderPayload, AddHeaderToWebhookReceiverInput, BasicAuthInput, CreateWebhookReceiverInput,
-    DeleteWebhookReceiverInput, DeleteWebhookReceiverPayload, PauseWebhookReceiverInput,
-    RemoveHeaderFromWebhookReceiverInput, ResumeWebhookReceiverInput, RotateSecretPayload,
-    RotateWebhookReceiverSecretInput, UpdateWebhookReceiverInput, WebhookHeaderInput,
-    WebhookReceiverPayload,
-};
-pub use object::{
-    BasicAuth, CreatedBy, GqlPluginFailureMode, GqlRetryPolicy, GqlSignatureScheme, WebhookHeader,
-    WebhookReceiver,
-};
-pub use pause::ReceiverPauseMutation;
-pub use secret::ReceiverSecretMutation;
+pub(crate) use create_update::ReceiverMutation;
+pub(crate) use headers::ReceiverHeaderMutation;
+pub(crate) use object::{CreatedBy, WebhookReceiver};
+pub(crate) use pause::ReceiverPauseMutation;
+pub(crate) use secret::ReceiverSecretMutation;
 
 use super::context::{ApiContext, api, caller};
 use super::error::{Error, FieldResult, Result};
@@ -62,7 +52,7 @@ fn rules(state: &ApiContext) -> ReceiverRules<'_> {
 
 /// Receiver queries.
 #[derive(Default)]
-pub struct ReceiverQuery;
+pub(crate) struct ReceiverQuery;
 
 #[Object]
 impl ReceiverQuery {

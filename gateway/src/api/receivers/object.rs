@@ -17,7 +17,7 @@ use crate::timefmt::format_ms;
 /// How failed deliveries are retried.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "RetryPolicy")]
-pub enum GqlRetryPolicy {
+pub(crate) enum GqlRetryPolicy {
     /// Exponential backoff with jitter (default: 8 attempts over about a day).
     Exponential,
     /// A fixed interval (Inspectorio: 3 more tries, 60 s apart).
@@ -45,7 +45,7 @@ impl From<RetryPolicy> for GqlRetryPolicy {
 /// Signature headers a receiver gets.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "SignatureScheme")]
-pub enum GqlSignatureScheme {
+pub(crate) enum GqlSignatureScheme {
     /// `x-ion-signature`, exactly as ION computes it.
     Ion,
     /// Standard Webhooks `webhook-id`/`webhook-timestamp`/`webhook-signature`.
@@ -75,7 +75,7 @@ impl GqlSignatureScheme {
 /// What happens when the receiver's plugin fails.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "PluginFailureMode")]
-pub enum GqlPluginFailureMode {
+pub(crate) enum GqlPluginFailureMode {
     /// The event ends with status `plugin_error`.
     Fail,
     /// The original, untransformed body is delivered.
@@ -104,19 +104,19 @@ impl From<PluginFailureMode> for GqlPluginFailureMode {
 /// (`X-Api-Key`): they are encrypted at rest and shown in full only in the
 /// response of the mutation that set them; everywhere else, masked.
 #[derive(SimpleObject, Debug, Clone)]
-pub struct WebhookHeader {
+pub(crate) struct WebhookHeader {
     /// Id.
-    pub id: ID,
+    pub(crate) id: ID,
     /// Header name.
-    pub key: String,
+    pub(crate) key: String,
     /// Header value: in full only in the response that set it, masked
     /// (`********` and at most its last four characters) afterwards.
-    pub value: String,
+    pub(crate) value: String,
 }
 
 impl WebhookHeader {
     /// A stored header, its value masked.
-    pub fn masked(h: HeaderRow, secrets: &crate::secrets::SecretBox) -> Self {
+    pub(crate) fn masked(h: HeaderRow, secrets: &crate::secrets::SecretBox) -> Self {
         let value = match secrets.open(&h.value) {
             Ok(plain) => crate::secrets::mask_header_value(plain.expose()),
             Err(_) => "******** (encrypted with another CHANGEWIRE_SECRET_KEY)".into(),
@@ -140,22 +140,22 @@ impl WebhookHeader {
 
 /// Who created an object.
 #[derive(SimpleObject, Debug, Clone)]
-pub struct CreatedBy {
+pub(crate) struct CreatedBy {
     /// The API key id (`admin` for the bootstrap token).
-    pub id: ID,
+    pub(crate) id: ID,
     /// The API key name.
-    pub name: String,
+    pub(crate) name: String,
 }
 
 /// Basic authentication credentials' public half.
 #[derive(SimpleObject, Debug, Clone)]
-pub struct BasicAuth {
+pub(crate) struct BasicAuth {
     /// User name (the password is never returned).
-    pub username: String,
+    pub(crate) username: String,
 }
 
 /// A registered endpoint that receives webhooks.
-pub struct WebhookReceiver {
+pub(crate) struct WebhookReceiver {
     pub(super) row: ReceiverRow,
     /// The plaintext secret, shown only in the creation or rotation response.
     pub(super) revealed_secret: Option<String>,
@@ -165,7 +165,7 @@ pub struct WebhookReceiver {
 
 impl WebhookReceiver {
     /// Wraps a stored receiver (secret masked).
-    pub fn new(row: ReceiverRow) -> Self {
+    pub(crate) fn new(row: ReceiverRow) -> Self {
         WebhookReceiver {
             row,
             revealed_secret: None,

@@ -14,7 +14,7 @@ use crate::model::validate;
 
 /// Holding and resuming a receiver's deliveries.
 #[derive(Default)]
-pub struct ReceiverPauseMutation;
+pub(crate) struct ReceiverPauseMutation;
 
 #[Object]
 impl ReceiverPauseMutation {

@@ -18,7 +18,7 @@ const DEFAULT_OVERLAP_SECS: i32 = 86_400;
 
 /// A receiver's shared secret.
 #[derive(Default)]
-pub struct ReceiverSecretMutation;
+pub(crate) struct ReceiverSecretMutation;
 
 #[Object]
 impl ReceiverSecretMutation {

@@ -27,18 +27,18 @@ use plugin_step::BodyStep;
 
 /// What the recorder needs besides the store row.
 #[derive(Debug)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// The finished lease.
-    pub finished: Finished,
+    pub(crate) finished: Finished,
     /// The receiver.
-    pub receiver_id: ReceiverId,
+    pub(crate) receiver_id: ReceiverId,
     /// Some(true/false) for an attempt that reached the receiver (feeds the
     /// circuit breaker); None when nothing was sent.
-    pub http_success: Option<bool>,
+    pub(crate) http_success: Option<bool>,
     /// How long the request took.
-    pub duration: Duration,
+    pub(crate) duration: Duration,
     /// The label for metrics (`succeeded`, `retry`, `failed`, …).
-    pub label: &'static str,
+    pub(crate) label: &'static str,
 }
 
 /// Gives the lease back unattempted, due again at `at`; with a reason, it
@@ -62,7 +62,7 @@ fn held(d: &LeasedDelivery, at: i64, reason: Option<String>) -> Outcome {
 }
 
 /// Runs one leased delivery to an outcome.
-pub async fn run(
+pub(crate) async fn run(
     engine: Arc<Engine>,
     receiver: Arc<Receiver>,
     d: LeasedDelivery,

@@ -19,12 +19,12 @@ const NOT_LOADING_RETRY_MS: i64 = 30_000;
 #[derive(Debug)]
 pub(super) struct Body {
     /// The bytes to send (valid JSON).
-    pub text: String,
+    pub(crate) text: String,
     /// Headers the plugin added.
-    pub plugin_headers: Vec<(String, String)>,
+    pub(crate) plugin_headers: Vec<(String, String)>,
     /// The plugin changed the body: it cannot be rendered again from the
     /// change, so the audit trail keeps it.
-    pub changed: bool,
+    pub(crate) changed: bool,
 }
 
 /// What happens after the plugin step.
@@ -46,7 +46,6 @@ pub(super) enum BodyStep {
         completion: Completion,
         /// Its metrics label.
         label: &'static str,
-        /// Why.
         error: String,
         /// The body the plugin was given.
         body: String,

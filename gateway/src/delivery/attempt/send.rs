@@ -15,11 +15,11 @@ use crate::store::deliveries::LeasedDelivery;
 #[derive(Debug)]
 pub(super) struct Sent {
     /// The headers sent (in full; masked for the audit trail later).
-    pub request_headers: Vec<(String, String)>,
+    pub(crate) request_headers: Vec<(String, String)>,
     /// The receiver's answer, or why there was none.
-    pub result: Result<Answer, SendError>,
+    pub(crate) result: Result<Answer, SendError>,
     /// How long it took.
-    pub elapsed: Duration,
+    pub(crate) elapsed: Duration,
 }
 
 /// Signs `body` for `receiver` and POSTs it.

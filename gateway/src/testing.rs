@@ -1,0 +1,48 @@
+//! Internals the integration tests and benchmarks exercise directly (the
+//! store, capture's install, the model's types). Not a stable API: hidden
+//! from the documentation, and changed with the code it exposes.
+
+pub use crate::capture::Error as CaptureError;
+pub use crate::capture::postgres::PgCapture;
+pub use crate::capture::uninstall as uninstall_capture;
+pub use crate::config::StoreUrl;
+pub use crate::delivery::client::GuardedResolver;
+pub use crate::destination::Policy;
+pub use crate::envelope::{Action, ChangePayload, SubscriptionView};
+pub use crate::model::{
+    ChangeId, DeliveryId, DeliveryStatus, NewReceiver, NewSubscription, PluginFailureMode,
+    ReceiverId, ReceiverSettings, RetryPolicy, SignatureSchemes, SubscriptionId,
+    SubscriptionSettings,
+};
+pub use crate::on_pool;
+pub use crate::report::Report;
+pub use crate::secrets::{generate_api_token, hash_token};
+pub use crate::store::api_keys::ApiKeyRow;
+pub use crate::store::attempts::AttemptRow;
+pub use crate::store::changes::{Claim, Claims, FanoutOutcome, NewChange};
+pub use crate::store::deliveries::{
+    AttemptRecord, Completion, EventRow, Finished, LeaseRequest, LeasedDelivery,
+};
+pub use crate::store::plugins::PluginRow;
+pub use crate::store::receivers::{Actor, HeaderRow, ReceiverRow};
+pub use crate::store::subscriptions::{SubscriptionFilter, SubscriptionRow};
+pub use crate::store::{Backend, Error as StoreError, Store, now_ms};
+pub use crate::telemetry::metric_families;
+
+use std::sync::Arc;
+
+/// The API's router on `config`'s store, with no delivery engine and no
+/// capture: what an in-process test sends requests to with
+/// `tower::ServiceExt::oneshot`, without a socket.
+pub async fn api_router(config: Arc<crate::Config>) -> Result<axum::Router, crate::StartError> {
+    let store = Store::connect(&config.store).await?;
+    let plugins = Arc::new(crate::plugins::PluginRuntime::new(&config.plugins));
+    let api = crate::api::ApiContext::new(
+        store,
+        config,
+        Arc::new(crate::signals::Signals::default()),
+        plugins,
+        None,
+    );
+    Ok(crate::api::router(api, Arc::default()))
+}
