@@ -7,7 +7,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help test setup fmt fmt-check lint clippy rust vectors py node plugins e2e quickstart bench bench-core bench-plugins bench-delivery bench-scaling schema
+.PHONY: help test setup fmt fmt-check lint clippy module-graph rust vectors py node plugins e2e quickstart bench bench-core bench-plugins bench-delivery bench-scaling schema
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -30,7 +30,10 @@ clippy: ## clippy -D warnings on the workspace and the plugins
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 	$(CARGO) clippy --manifest-path plugins/Cargo.toml --workspace --all-targets -- -D warnings
 
-lint: fmt-check clippy ## fmt-check + clippy
+module-graph: ## no import circle inside gateway/src, no file over 500 lines without a reason
+	python3 scripts/module_graph.py --check
+
+lint: fmt-check clippy module-graph ## fmt-check + clippy + the module graph
 
 rust: ## Rust tests: core, gateway (SQLite and PostgreSQL), SDK, plugins host
 	$(CARGO) test --workspace --all-features --exclude changewire-e2e

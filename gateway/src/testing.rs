@@ -14,7 +14,6 @@ pub use crate::model::{
     ReceiverId, ReceiverSettings, RetryPolicy, SignatureSchemes, SubscriptionId,
     SubscriptionSettings,
 };
-pub use crate::on_pool;
 pub use crate::report::Report;
 pub use crate::secrets::{generate_api_token, hash_token};
 pub use crate::store::api_keys::ApiKeyRow;
@@ -24,7 +23,8 @@ pub use crate::store::deliveries::{
     AttemptRecord, Completion, EventRow, Finished, LeaseRequest, LeasedDelivery,
 };
 pub use crate::store::plugins::PluginRow;
-pub use crate::store::receivers::{Actor, HeaderRow, ReceiverRow};
+pub use crate::store::receiver_headers::HeaderRow;
+pub use crate::store::receivers::{Actor, ReceiverRow};
 pub use crate::store::subscriptions::{SubscriptionFilter, SubscriptionRow};
 pub use crate::store::{Backend, Error as StoreError, Store, now_ms};
 pub use crate::telemetry::metric_families;
@@ -46,3 +46,17 @@ pub async fn api_router(config: Arc<crate::Config>) -> Result<axum::Router, crat
     );
     Ok(crate::api::router(api, Arc::default()))
 }
+
+/// `on_pool!(store, |pool| …)`: runs the same statement tokens on whichever
+/// pool a [`Store`] holds (both arms must have the same type).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __testing_on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match $store.backend() {
+            $crate::testing::Backend::Postgres($pool) => $body,
+            $crate::testing::Backend::Sqlite($pool) => $body,
+        }
+    };
+}
+pub use crate::__testing_on_pool as on_pool;

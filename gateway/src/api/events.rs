@@ -1,18 +1,33 @@
-//! `WebhookEvent`: the audit trail (one event per delivery), redelivery and test pings.
+//! `WebhookEvent`: the audit trail (one event per delivery) and its
+//! queries. Sending events again is in [`super::redelivery`].
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 
-use super::context::{admin, api, caller};
+use super::context::{api, caller};
 use super::error::{Error, FieldResult, Result};
 use super::limits;
 use super::scalars::{ResourceName, SubscriptionAction, id, parse_id};
-use crate::envelope::{Action, ChangePayload};
+use crate::envelope::{EventIds, render};
 use crate::model::{DeliveryId, DeliveryStatus, ReceiverId, SubscriptionId};
 use crate::store::attempts::AttemptRow;
-use crate::store::changes::NewChange;
 use crate::store::deliveries::{EventFilter, EventRow};
-use crate::store::redelivery::RedeliveryJobRow;
 use crate::timefmt::{format_ms, parse_rfc3339_ms};
+
+/// The body an event's attempt sent: as recorded, or rendered again from
+/// the change when the audit trail left it out because it is reproducible.
+fn sent_body(row: &EventRow, recorded: Option<&str>) -> String {
+    match recorded {
+        Some(body) => body.to_string(),
+        None => render(
+            EventIds {
+                event_id: row.id.get(),
+                subscription_id: row.subscription_id.map(SubscriptionId::get),
+            },
+            &row.payload,
+            &row.view,
+        ),
+    }
+}
 
 /// Checks an event status filter.
 pub(crate) fn check_status(field: &str, value: Option<String>) -> Result<Option<DeliveryStatus>> {
@@ -78,7 +93,7 @@ impl WebhookEvent {
     /// The body of the last attempt.
     async fn request_data(&self) -> Option<String> {
         (self.row.attempts > 0 || self.row.request_data.is_some())
-            .then(|| self.row.sent_body(self.row.request_data.as_deref()))
+            .then(|| sent_body(&self.row, self.row.request_data.as_deref()))
     }
 
     /// The status the receiver answered with on the last attempt.
@@ -156,7 +171,7 @@ impl WebhookEvent {
             .map(|mut a| {
                 // A plugin-dropped or failed attempt sent nothing; others sent this body.
                 if a.request_body.is_none() && a.error_class.as_deref() != Some("plugin") {
-                    a.request_body = Some(self.row.sent_body(None));
+                    a.request_body = Some(sent_body(&self.row, None));
                 }
                 WebhookEventAttempt::from(a)
             })
@@ -250,64 +265,6 @@ fn to_filter(f: Option<WebhookEventFilters>) -> Result<EventFilter> {
     })
 }
 
-/// A bulk redelivery and its progress.
-#[derive(SimpleObject, Debug, Clone)]
-pub(crate) struct WebhookRedeliveryJob {
-    /// Id.
-    pub(crate) id: ID,
-    /// Receiver.
-    pub(crate) receiver_id: ID,
-    /// Failed events found in the range.
-    pub(crate) total: i32,
-    /// Events made pending again so far.
-    pub(crate) done: i32,
-    /// `running` or `finished`.
-    pub(crate) status: String,
-    /// Started.
-    pub(crate) created_at: String,
-    /// Finished.
-    pub(crate) finished_at: Option<String>,
-}
-
-impl From<RedeliveryJobRow> for WebhookRedeliveryJob {
-    fn from(j: RedeliveryJobRow) -> Self {
-        WebhookRedeliveryJob {
-            id: id(j.id),
-            receiver_id: id(j.receiver_id),
-            total: j.total,
-            done: j.done,
-            status: j.status,
-            created_at: format_ms(j.created_at),
-            finished_at: j.finished_at.map(format_ms),
-        }
-    }
-}
-
-/// Input of `redeliverFailedWebhookEvents`.
-#[derive(InputObject, Debug, Clone)]
-pub(crate) struct RedeliverFailedWebhookEventsInput {
-    /// Receiver.
-    pub(crate) receiver_id: ID,
-    /// Events created at or after (RFC 3339; default: the beginning).
-    pub(crate) from: Option<String>,
-    /// Events created before (RFC 3339; default: now).
-    pub(crate) to: Option<String>,
-}
-
-/// Payload carrying an event.
-#[derive(SimpleObject)]
-pub(crate) struct WebhookEventPayload {
-    /// The event.
-    pub(crate) webhook_event: WebhookEvent,
-}
-
-/// Payload carrying a redelivery job.
-#[derive(SimpleObject)]
-pub(crate) struct RedeliveryPayload {
-    /// The job.
-    pub(crate) job: WebhookRedeliveryJob,
-}
-
 /// Event queries.
 #[derive(Default)]
 pub(crate) struct EventQuery;
@@ -373,126 +330,5 @@ impl EventQuery {
             id: eid.to_string(),
         })?;
         Ok(WebhookEvent::new(row))
-    }
-
-    /// A bulk redelivery's progress.
-    async fn webhook_redelivery_job(
-        &self,
-        ctx: &Context<'_>,
-        id: ID,
-    ) -> FieldResult<WebhookRedeliveryJob> {
-        caller(ctx)?;
-        let jid = parse_id("id", &id)?;
-        let row = api(ctx)
-            .store
-            .redelivery_job(jid)
-            .await?
-            .ok_or(Error::NotFound {
-                entity: "redelivery job",
-                id: jid.to_string(),
-            })?;
-        Ok(row.into())
-    }
-}
-
-/// Event mutations.
-#[derive(Default)]
-pub(crate) struct EventMutation;
-
-#[Object]
-impl EventMutation {
-    /// Sends a finished event again, now, with a fresh retry budget (same `event_id`).
-    async fn retry_webhook_event(
-        &self,
-        ctx: &Context<'_>,
-        id: ID,
-    ) -> FieldResult<WebhookEventPayload> {
-        admin(ctx)?;
-        let state = api(ctx);
-        let eid = DeliveryId(parse_id("id", &id)?);
-        let row = state.store.retry_delivery(eid).await?;
-        state.signals.wake_delivery();
-        Ok(WebhookEventPayload {
-            webhook_event: WebhookEvent::new(row),
-        })
-    }
-
-    /// Sends every failed event of a receiver in a time range again; follow
-    /// progress with `webhookRedeliveryJob`.
-    #[graphql(complexity = "limits::counted(child_complexity)")]
-    async fn redeliver_failed_webhook_events(
-        &self,
-        ctx: &Context<'_>,
-        input: RedeliverFailedWebhookEventsInput,
-    ) -> FieldResult<RedeliveryPayload> {
-        admin(ctx)?;
-        let state = api(ctx);
-        let rid = ReceiverId(parse_id("input.receiverId", &input.receiver_id)?);
-        if state.store.receiver(rid).await?.is_none() {
-            return Err(Error::NotFound {
-                entity: "receiver",
-                id: rid.to_string(),
-            }
-            .into());
-        }
-        let parse = |field: &str, v: &Option<String>, default: i64| -> Result<i64> {
-            match v {
-                None => Ok(default),
-                Some(s) => parse_rfc3339_ms(s).ok_or_else(|| {
-                    Error::bad_input(field, format!("`{s}` is not an RFC 3339 time"))
-                }),
-            }
-        };
-        let from = parse("input.from", &input.from, 0)?;
-        let to = parse("input.to", &input.to, crate::store::now_ms() + 1)?;
-        if from >= to {
-            return Err(Error::bad_input("input.to", "must be after `from`").into());
-        }
-        let total = state.store.failed_count(rid, from, to).await?;
-        let job = state
-            .store
-            .insert_redelivery_job(rid, from, to, i32::try_from(total).unwrap_or(i32::MAX))
-            .await?;
-        crate::redelivery::spawn(state.store.clone(), state.signals.clone(), job.clone());
-        Ok(RedeliveryPayload { job: job.into() })
-    }
-
-    /// Sends a test ping (action `test`) to a receiver, whatever its subscriptions.
-    async fn send_test_webhook(
-        &self,
-        ctx: &Context<'_>,
-        receiver_id: ID,
-    ) -> FieldResult<WebhookEventPayload> {
-        let caller = admin(ctx)?;
-        let state = api(ctx);
-        let rid = ReceiverId(parse_id("receiverId", &receiver_id)?);
-        if state.store.receiver(rid).await?.is_none() {
-            return Err(Error::NotFound {
-                entity: "receiver",
-                id: rid.to_string(),
-            }
-            .into());
-        }
-        let now = crate::store::now_ms();
-        let mut payload = ChangePayload::new("TEST", Action::Test, "0", now, now);
-        payload.new = Some(
-            serde_json::json!({"message": "changewire test ping", "requested_by": caller.actor.name})
-                .to_string(),
-        );
-        let change = NewChange {
-            source: "test".into(),
-            source_key: None,
-            table_name: None,
-            payload,
-        };
-        let eid = state.store.insert_test_delivery(rid, &change).await?;
-        state.signals.wake_delivery();
-        let row = state.store.event(eid).await?.ok_or(Error::NotFound {
-            entity: "event",
-            id: eid.to_string(),
-        })?;
-        Ok(WebhookEventPayload {
-            webhook_event: WebhookEvent::new(row),
-        })
     }
 }

@@ -13,6 +13,7 @@ pub(crate) mod limits;
 pub(crate) mod pagination;
 pub(crate) mod plugins;
 pub(crate) mod receivers;
+pub(crate) mod redelivery;
 pub(crate) mod scalars;
 pub(crate) mod schema;
 pub(crate) mod subscriptions;

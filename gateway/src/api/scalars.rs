@@ -164,3 +164,12 @@ pub(crate) fn parse_id(field: &str, id: &ID) -> Result<i64, Error> {
 pub(crate) fn id(v: impl Into<i64>) -> ID {
     ID(v.into().to_string())
 }
+
+/// Who created an object.
+#[derive(async_graphql::SimpleObject, Debug, Clone)]
+pub(crate) struct CreatedBy {
+    /// The API key id (`admin` for the bootstrap token).
+    pub(crate) id: ID,
+    /// The API key name.
+    pub(crate) name: String,
+}

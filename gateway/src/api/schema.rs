@@ -6,7 +6,7 @@ use async_graphql::{
 
 use super::context::{ApiContext, api, caller};
 use super::error::FieldResult;
-use super::events::{EventMutation, EventQuery};
+use super::events::EventQuery;
 use super::ingest::IngestMutation;
 use super::limits::QueryLimits;
 use super::plugins::{PluginMutation, PluginQuery};
@@ -14,6 +14,7 @@ use super::receivers::{
     ReceiverHeaderMutation, ReceiverMutation, ReceiverPauseMutation, ReceiverQuery,
     ReceiverSecretMutation,
 };
+use super::redelivery::{EventMutation, RedeliveryQuery};
 use super::scalars::with_resources;
 use super::subscriptions::{SubscriptionMutation, SubscriptionQuery};
 use crate::config::Config;
@@ -54,6 +55,7 @@ pub(crate) struct QueryRoot(
     ReceiverQuery,
     SubscriptionQuery,
     EventQuery,
+    RedeliveryQuery,
     PluginQuery,
     MetaQuery,
 );

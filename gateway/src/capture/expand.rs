@@ -118,7 +118,7 @@ pub(crate) async fn related_pg(
             };
             let sql = format!(
                 "SELECT to_jsonb(t)::text FROM {} t WHERE t.\"{}\" = $1::{} LIMIT 1",
-                super::postgres::quote(&fk.target),
+                super::sql::quote(&fk.target),
                 fk.target_column,
                 fk.target_type
             );
@@ -167,7 +167,7 @@ pub(crate) async fn related_sqlite(
             };
             let sql = format!(
                 "SELECT {} FROM \"{}\" WHERE \"{}\" = $1 LIMIT 1",
-                super::sqlite::json_object_expr(target_columns, ""),
+                super::sql::json_object_expr(target_columns, ""),
                 fk.target,
                 fk.target_column
             );

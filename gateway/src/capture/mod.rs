@@ -17,6 +17,7 @@ pub(crate) mod diff;
 pub(crate) mod expand;
 pub(crate) mod postgres;
 pub(crate) mod rows;
+mod sql;
 pub(crate) mod sqlite;
 
 use std::sync::Arc;

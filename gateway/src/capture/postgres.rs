@@ -10,6 +10,7 @@ use sqlx::{AssertSqlSafe, PgPool, Row};
 use tokio::task::JoinSet;
 
 use super::rows::{LoggedRow, to_change};
+use super::sql::quote;
 use super::{Error, Importer, PollPace, TableInfo};
 use crate::config::{Config, redact_url};
 
@@ -27,15 +28,6 @@ pub struct PgCapture {
     notify: bool,
     pace: PollPace,
     commit_timestamps: bool,
-}
-
-/// Quotes `table` or `schema.table` as identifiers.
-pub(crate) fn quote(table: &str) -> String {
-    table
-        .split('.')
-        .map(|p| format!("\"{p}\""))
-        .collect::<Vec<_>>()
-        .join(".")
 }
 
 /// The install script (idempotent).

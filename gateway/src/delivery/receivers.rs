@@ -16,7 +16,8 @@ use super::retry;
 use crate::config::DeliverySettings;
 use crate::model::{PluginFailureMode, ReceiverId};
 use crate::secrets::SecretBox;
-use crate::store::receivers::{HeaderRow, ReceiverRow};
+use crate::store::receiver_headers::HeaderRow;
+use crate::store::receivers::ReceiverRow;
 use crate::store::{self, Store};
 
 /// Average attempt duration under which a receiver counts as fast.

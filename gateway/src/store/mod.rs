@@ -12,9 +12,11 @@
 
 pub(crate) mod api_keys;
 pub(crate) mod attempts;
+pub(crate) mod capture_cursors;
 pub(crate) mod changes;
 pub(crate) mod deliveries;
 pub(crate) mod plugins;
+pub(crate) mod receiver_headers;
 pub(crate) mod receivers;
 pub(crate) mod redelivery;
 mod sqlite_file;
@@ -83,13 +85,11 @@ pub enum Backend {
 /// `on_pool!(store, |pool| sqlx::query(SQL).bind(x).fetch_all(pool).await)` — both
 /// arms must produce the same type, so `execute` results are mapped to
 /// `rows_affected()` by the caller.
-#[macro_export]
-#[doc(hidden)]
 macro_rules! on_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
         match $store.backend() {
-            $crate::testing::Backend::Postgres($pool) => $body,
-            $crate::testing::Backend::Sqlite($pool) => $body,
+            $crate::store::Backend::Postgres($pool) => $body,
+            $crate::store::Backend::Sqlite($pool) => $body,
         }
     };
 }

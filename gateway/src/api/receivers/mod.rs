@@ -8,7 +8,7 @@
 mod create_update;
 mod headers;
 mod inputs;
-mod object;
+pub(crate) mod object;
 mod pause;
 mod secret;
 
@@ -16,7 +16,7 @@ use async_graphql::{Context, ID, Object};
 
 pub(crate) use create_update::ReceiverMutation;
 pub(crate) use headers::ReceiverHeaderMutation;
-pub(crate) use object::{CreatedBy, WebhookReceiver};
+pub(crate) use object::WebhookReceiver;
 pub(crate) use pause::ReceiverPauseMutation;
 pub(crate) use secret::ReceiverSecretMutation;
 

@@ -7,11 +7,12 @@ use changewire_core::Scheme;
 use crate::api::context::{api, caller};
 use crate::api::error::FieldResult;
 use crate::api::events::WebhookEvent;
-use crate::api::scalars::id;
+use crate::api::scalars::{CreatedBy, id};
 use crate::api::subscriptions::WebhookSubscription;
 use crate::model::{PluginFailureMode, RetryPolicy};
 use crate::store::deliveries::EventFilter;
-use crate::store::receivers::{HeaderRow, ReceiverRow};
+use crate::store::receiver_headers::HeaderRow;
+use crate::store::receivers::ReceiverRow;
 use crate::timefmt::format_ms;
 
 /// How failed deliveries are retried.
@@ -136,15 +137,6 @@ impl WebhookHeader {
             value: plain,
         }
     }
-}
-
-/// Who created an object.
-#[derive(SimpleObject, Debug, Clone)]
-pub(crate) struct CreatedBy {
-    /// The API key id (`admin` for the bootstrap token).
-    pub(crate) id: ID,
-    /// The API key name.
-    pub(crate) name: String,
 }
 
 /// Basic authentication credentials' public half.

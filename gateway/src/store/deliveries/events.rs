@@ -1,0 +1,211 @@
+//! The audit trail as the API reads it: one event per delivery, with its
+//! change and its last attempt; and manual redelivery.
+
+use sqlx::AssertSqlSafe;
+
+use super::super::{Error, Result, Store, now_ms, on_pool};
+use crate::envelope::{Action, ChangePayload, SubscriptionView};
+use crate::model::{ChangeId, DeliveryId, DeliveryStatus, ReceiverId, SubscriptionId};
+
+/// Filters of `webhookEvents`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct EventFilter {
+    pub(crate) receiver_id: Option<ReceiverId>,
+    pub(crate) subscription_id: Option<SubscriptionId>,
+    pub(crate) status: Option<DeliveryStatus>,
+    pub(crate) resource: Option<String>,
+    pub(crate) action: Option<Action>,
+    /// Created at or after (ms).
+    pub(crate) from_ms: Option<i64>,
+    /// Created before (ms).
+    pub(crate) to_ms: Option<i64>,
+}
+
+/// A delivery as the API shows it, with its change and last attempt.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct EventRow {
+    /// The delivery's id (`event_id`).
+    pub id: DeliveryId,
+    /// The change it delivers.
+    pub change_id: ChangeId,
+    /// The subscription that matched (None for a test ping).
+    pub subscription_id: Option<SubscriptionId>,
+    /// Where it goes.
+    pub receiver_id: ReceiverId,
+    /// Where it stands.
+    pub status: DeliveryStatus,
+    /// Attempts made.
+    pub attempts: i32,
+    /// When the next attempt is due (ms), while pending.
+    pub next_attempt_at: i64,
+    /// The last response status.
+    pub last_status: Option<i32>,
+    /// Why the last attempt failed, or why the delivery waits.
+    pub last_error: Option<String>,
+    /// Created by fan-out (ms).
+    pub created_at: i64,
+    /// Last changed (ms).
+    pub updated_at: i64,
+    /// Finished (ms).
+    pub completed_at: Option<i64>,
+    /// The change.
+    #[sqlx(flatten)]
+    pub payload: ChangePayload,
+    /// What its subscription asks for beyond the diff.
+    #[sqlx(flatten)]
+    pub view: SubscriptionView,
+    /// The last attempt's request body, when the audit trail stored it.
+    pub request_data: Option<String>,
+    /// The last attempt's response status.
+    pub response_status: Option<i32>,
+    /// The last attempt's response body (its first bytes).
+    pub response_data: Option<String>,
+}
+
+const EVENT_SELECT: &str = "SELECT d.id, d.change_id, d.subscription_id, d.receiver_id, d.status, d.attempts, \
+    d.next_attempt_at, d.last_status, d.last_error, d.created_at, d.updated_at, d.completed_at, c.resource, \
+    c.action, c.row_id, c.transaction_id, c.occurred_at, a.request_body AS request_data, \
+    a.response_status, a.response_body AS response_data, c.etag, c.old, c.new, c.record, c.related, \
+    (SELECT s.include_full_record FROM subscriptions s WHERE s.id = d.subscription_id) AS include_full_record, \
+    (SELECT s.expand FROM subscriptions s WHERE s.id = d.subscription_id) AS expand \
+    FROM deliveries d JOIN changes c ON c.id = d.change_id \
+    LEFT JOIN attempts a ON a.id = (SELECT MAX(x.id) FROM attempts x WHERE x.delivery_id = d.id)";
+
+impl Store {
+    /// One event.
+    pub async fn event(&self, id: DeliveryId) -> Result<Option<EventRow>> {
+        let sql = format!("{EVENT_SELECT} WHERE d.id = $1");
+        Ok(on_pool!(self, |pool| sqlx::query_as::<_, EventRow>(
+            AssertSqlSafe(sql.as_str())
+        )
+        .bind(id)
+        .fetch_optional(pool)
+        .await)?)
+    }
+
+    /// A page of events, newest first, with ids below `before` (0: from the newest).
+    pub(crate) async fn events_page(
+        &self,
+        filter: &EventFilter,
+        before: i64,
+        limit: i64,
+    ) -> Result<Vec<EventRow>> {
+        let sql = format!(
+            "{EVENT_SELECT} WHERE ($1 = 0 OR d.id < $1) AND ($2 IS NULL OR d.receiver_id = $2) \
+             AND ($3 IS NULL OR d.subscription_id = $3) AND ($4 IS NULL OR d.status = $4) \
+             AND ($5 IS NULL OR c.resource = $5) AND ($6 IS NULL OR c.action = $6) \
+             AND ($7 IS NULL OR d.created_at >= $7) AND ($8 IS NULL OR d.created_at < $8) \
+             ORDER BY d.id DESC LIMIT $9"
+        );
+        Ok(on_pool!(self, |pool| sqlx::query_as::<_, EventRow>(
+            AssertSqlSafe(sql.as_str())
+        )
+        .bind(before)
+        .bind(filter.receiver_id)
+        .bind(filter.subscription_id)
+        .bind(filter.status)
+        .bind(&filter.resource)
+        .bind(filter.action.map(Action::api_name))
+        .bind(filter.from_ms)
+        .bind(filter.to_ms)
+        .bind(limit)
+        .fetch_all(pool)
+        .await)?)
+    }
+
+    /// Number of events matching a filter.
+    pub(crate) async fn event_count(&self, filter: &EventFilter) -> Result<i64> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM deliveries d JOIN changes c ON c.id = d.change_id \
+             WHERE ($1 IS NULL OR d.receiver_id = $1) AND ($2 IS NULL OR d.subscription_id = $2) \
+             AND ($3 IS NULL OR d.status = $3) AND ($4 IS NULL OR c.resource = $4) AND ($5 IS NULL OR c.action = $5) \
+             AND ($6 IS NULL OR d.created_at >= $6) AND ($7 IS NULL OR d.created_at < $7)"
+        )
+        .bind(filter.receiver_id)
+        .bind(filter.subscription_id)
+        .bind(filter.status)
+        .bind(&filter.resource)
+        .bind(filter.action.map(Action::api_name))
+        .bind(filter.from_ms)
+        .bind(filter.to_ms)
+        .fetch_one(pool)
+        .await
+        })?)
+    }
+
+    /// Makes a finished delivery pending again, due now, with a fresh retry budget.
+    pub(crate) async fn retry_delivery(&self, id: DeliveryId) -> Result<EventRow> {
+        let now = now_ms();
+        let done = on_pool!(self, |pool| {
+            sqlx::query(
+            "UPDATE deliveries SET status = 'pending', next_attempt_at = $2, retry_base = attempts, \
+             completed_at = NULL, lease_until = 0, lease_owner = NULL, updated_at = $2 WHERE id = $1 AND status <> 'pending'"
+        )
+        .bind(id)
+        .bind(now)
+        .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        let row = self.event(id).await?.ok_or(Error::NotFound {
+            entity: "event",
+            id: id.get(),
+        })?;
+        if done == 0 {
+            return Err(Error::Duplicate(format!(
+                "event {id} is already pending; it will be attempted at its next retry"
+            )));
+        }
+        Ok(row)
+    }
+
+    /// Makes up to `limit` failed deliveries of a receiver, created in
+    /// `[from, to)`, with ids above `after`, pending again. Returns their ids.
+    pub(crate) async fn redeliver_failed(
+        &self,
+        receiver_id: ReceiverId,
+        from: i64,
+        to: i64,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<DeliveryId>> {
+        let now = now_ms();
+        let ids: Vec<DeliveryId> = on_pool!(self, |pool| {
+            sqlx::query_scalar::<_, DeliveryId>(
+            "UPDATE deliveries SET status = 'pending', next_attempt_at = $5, retry_base = attempts, \
+             completed_at = NULL, lease_until = 0, lease_owner = NULL, updated_at = $5 WHERE id IN ( \
+               SELECT id FROM deliveries WHERE receiver_id = $1 AND status = 'failed' AND created_at >= $2 \
+               AND created_at < $3 AND id > $4 ORDER BY id LIMIT $6) RETURNING id"
+        )
+        .bind(receiver_id)
+        .bind(from)
+        .bind(to)
+        .bind(after)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+        })?;
+        Ok(ids)
+    }
+
+    /// Failed deliveries of a receiver created in `[from, to)`.
+    pub(crate) async fn failed_count(
+        &self,
+        receiver_id: ReceiverId,
+        from: i64,
+        to: i64,
+    ) -> Result<i64> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM deliveries WHERE receiver_id = $1 AND status = 'failed' AND created_at >= $2 AND created_at < $3"
+        )
+        .bind(receiver_id)
+        .bind(from)
+        .bind(to)
+        .fetch_one(pool)
+        .await
+        })?)
+    }
+}
