@@ -30,6 +30,7 @@ mod api_http_bodies;
 mod api_ion_docs;
 mod api_limits;
 mod api_receivers;
+mod api_router;
 mod capture_pg;
 mod capture_sqlite;
 mod cli_start;

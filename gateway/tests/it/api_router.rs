@@ -1,0 +1,144 @@
+//! The API without a socket: requests go straight into the router
+//! (`tower::ServiceExt::oneshot`), on a store with no delivery engine.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::Request;
+use changewire_gateway::Config;
+use changewire_test_support::Backend;
+use changewire_test_support::gateway::{ADMIN_TOKEN, store_for};
+use http_body_util::BodyExt as _;
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+struct Api {
+    router: axum::Router,
+    _guards: (
+        Option<changewire_test_support::pg::TestDatabase>,
+        tempfile::TempDir,
+    ),
+}
+
+async fn api(backend: Backend) -> Api {
+    let (store_url, db, dir) = store_for(backend).await;
+    let toml = format!("store = \"{store_url}\"\nadmin_token = \"{ADMIN_TOKEN}\"");
+    let config = Arc::new(Config::from_toml(&toml).unwrap());
+    let router = changewire_gateway::testing::api_router(config)
+        .await
+        .unwrap();
+    Api {
+        router,
+        _guards: (db, dir),
+    }
+}
+
+async fn call(api: &Api, request: Request<Body>) -> (u16, Value) {
+    let response = api.router.clone().oneshot(request).await.unwrap();
+    let status = response.status().as_u16();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn graphql(token: Option<&str>, query: &str, variables: Value) -> Request<Body> {
+    let mut request = Request::post("/graphql").header("content-type", "application/json");
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    request
+        .body(Body::from(
+            json!({"query": query, "variables": variables}).to_string(),
+        ))
+        .unwrap()
+}
+
+const CREATE: &str = "mutation($i: CreateWebhookReceiverInput!) { createWebhookReceiver(input: $i) { webhookReceiver { id name webhookUri signatureSchemes retryPolicy maxAttempts } } }";
+
+/// Creating a receiver and reading it back, with the defaults the model
+/// gives a new receiver, through the router alone.
+async fn a_receiver_round_trips_through_the_router(backend: Backend) {
+    let api = api(backend).await;
+    let (status, body) = call(
+        &api,
+        graphql(
+            Some(ADMIN_TOKEN),
+            CREATE,
+            json!({"i": {"name": " ERP ", "webhookUri": "HTTPS://ERP.Example.com/hooks"}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let receiver = &body["data"]["createWebhookReceiver"]["webhookReceiver"];
+    assert_eq!(receiver["name"], "ERP");
+    assert_eq!(receiver["webhookUri"], "https://erp.example.com/hooks");
+    assert_eq!(receiver["signatureSchemes"], json!(["ION"]));
+    assert_eq!(receiver["retryPolicy"], "EXPONENTIAL");
+    assert_eq!(receiver["maxAttempts"], 8);
+    let id = receiver["id"].as_str().unwrap();
+    let (_, read) = call(
+        &api,
+        graphql(
+            Some(ADMIN_TOKEN),
+            "query($id: ID!) { webhookReceiver(id: $id) { id name } }",
+            json!({"id": id}),
+        ),
+    )
+    .await;
+    assert_eq!(read["data"]["webhookReceiver"]["name"], "ERP", "{read}");
+}
+
+/// A rule of the model reaches the client as BAD_USER_INPUT naming the
+/// input field, and nothing is created.
+async fn a_broken_rule_names_its_field_and_creates_nothing(backend: Backend) {
+    let api = api(backend).await;
+    let (_, body) = call(
+        &api,
+        graphql(
+            Some(ADMIN_TOKEN),
+            CREATE,
+            json!({"i": {"name": "x", "webhookUri": "https://x.example.com/", "maxAttempts": 0}}),
+        ),
+    )
+    .await;
+    let error = &body["errors"][0];
+    assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT", "{body}");
+    assert_eq!(error["extensions"]["field"], "input.maxAttempts", "{body}");
+    let (_, list) = call(
+        &api,
+        graphql(
+            Some(ADMIN_TOKEN),
+            "{ webhookReceivers { totalCount } }",
+            json!({}),
+        ),
+    )
+    .await;
+    assert_eq!(list["data"]["webhookReceivers"]["totalCount"], 0, "{list}");
+}
+
+/// Without a token the API answers 401 with a JSON error; `/healthz` and
+/// `/readyz` answer without one.
+async fn the_router_refuses_strangers_and_reports_health(backend: Backend) {
+    let api = api(backend).await;
+    let (status, body) = call(&api, graphql(None, "{ resources { name } }", json!({}))).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+    let health = api
+        .router
+        .clone()
+        .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let (status, ready) = call(&api, Request::get("/readyz").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["components"]["store"]["ready"], true, "{ready}");
+}
+
+both_backends! {
+    router_round_trip => a_receiver_round_trips_through_the_router,
+    router_bad_input => a_broken_rule_names_its_field_and_creates_nothing,
+    router_auth_and_health => the_router_refuses_strangers_and_reports_health,
+}
