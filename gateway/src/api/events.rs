@@ -170,8 +170,9 @@ impl WebhookEvent {
             .into_iter()
             .map(|mut a| {
                 // A plugin-dropped or failed attempt sent nothing; others sent this body.
-                if a.request_body.is_none() && a.error_class.as_deref() != Some("plugin") {
-                    a.request_body = Some(sent_body(&self.row, None));
+                let r = &mut a.record;
+                if r.request_body.is_none() && r.error_class.as_deref() != Some("plugin") {
+                    r.request_body = Some(sent_body(&self.row, None));
                 }
                 WebhookEventAttempt::from(a)
             })
@@ -207,7 +208,8 @@ pub(crate) struct WebhookEventAttempt {
 }
 
 impl From<AttemptRow> for WebhookEventAttempt {
-    fn from(a: AttemptRow) -> Self {
+    fn from(row: AttemptRow) -> Self {
+        let a = row.record;
         WebhookEventAttempt {
             attempt: a.attempt,
             started_at: format_ms(a.started_at),

@@ -1,37 +1,19 @@
 //! `attempts`: the audit trail of every request sent.
 
+use super::deliveries::AttemptRecord;
 use super::{Result, Store, on_pool};
 use crate::model::DeliveryId;
 
-/// One recorded attempt.
+/// One recorded attempt: what was written ([`AttemptRecord`]) and where.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct AttemptRow {
-    /// Id.
+    /// Its id.
     pub id: i64,
-    /// Delivery.
+    /// The delivery it belongs to.
     pub delivery_id: DeliveryId,
-    /// 1-based number.
-    pub attempt: i32,
-    /// Started (ms).
-    pub started_at: i64,
-    /// Duration, ms.
-    pub duration_ms: i32,
-    /// URL.
-    pub request_url: String,
-    /// Request headers (JSON object).
-    pub request_headers: String,
-    /// Request body.
-    pub request_body: Option<String>,
-    /// Response status.
-    pub response_status: Option<i32>,
-    /// First bytes of the response.
-    pub response_body: Option<String>,
-    /// Outcome.
-    pub outcome: String,
-    /// Error class.
-    pub error_class: Option<String>,
-    /// Error.
-    pub error: Option<String>,
+    /// The attempt.
+    #[sqlx(flatten)]
+    pub record: AttemptRecord,
 }
 
 impl Store {

@@ -391,24 +391,11 @@ async fn a_receiver_is_created_with_its_headers_or_not_at_all(backend: Backend) 
     let gw = TestGateway::start(backend, "").await;
     let store = &gw.gw().store;
     let before = store.receivers_page(0, 100).await.unwrap().len();
-    let fields = changewire_gateway::testing::ReceiverSettings {
-        name: "half".into(),
-        description: None,
-        webhook_uri: "https://example.com/h".into(),
-        content_type: "json".into(),
-        expected_response_code: 200,
-        active: true,
-        timeout_ms: 1000,
-        retry_policy: changewire_gateway::testing::RetryPolicy::Fixed,
-        max_attempts: 1,
-        retry_interval_secs: 1,
-        signature_schemes: Default::default(),
-        basic_auth_username: None,
-        basic_auth_password: None,
-        ordered: false,
-        max_concurrency: None,
-        plugin_failure_mode: changewire_gateway::testing::PluginFailureMode::Fail,
-    };
+    let fields = crate::stored_settings(
+        "https://example.com/h".into(),
+        changewire_gateway::testing::RetryPolicy::Fixed,
+        1,
+    );
     let twice = [
         ("X-A".to_string(), "1".to_string()),
         ("x-a".to_string(), "2".to_string()),

@@ -479,24 +479,11 @@ async fn ssrf_is_checked_at_send_time(backend: Backend) {
     )
     .await;
     let sink = TestReceiver::start().await;
-    let fields = changewire_gateway::testing::ReceiverSettings {
-        name: "rebound".into(),
-        description: None,
-        webhook_uri: format!("https://localhost:{}/hook", sink.addr.port()),
-        content_type: "json".into(),
-        expected_response_code: 200,
-        active: true,
-        timeout_ms: 1000,
-        retry_policy: changewire_gateway::testing::RetryPolicy::Fixed,
-        max_attempts: 1,
-        retry_interval_secs: 1,
-        signature_schemes: Default::default(),
-        basic_auth_username: None,
-        basic_auth_password: None,
-        ordered: false,
-        max_concurrency: None,
-        plugin_failure_mode: changewire_gateway::testing::PluginFailureMode::Fail,
-    };
+    let fields = crate::stored_settings(
+        format!("https://localhost:{}/hook", sink.addr.port()),
+        changewire_gateway::testing::RetryPolicy::Fixed,
+        1,
+    );
     let store = &gw.gw().store;
     let row = store
         .create_receiver(
@@ -551,24 +538,11 @@ async fn a_refused_destination_fails_at_once(backend: Backend) {
     )
     .await;
     let sink = TestReceiver::start().await;
-    let fields = changewire_gateway::testing::ReceiverSettings {
-        name: "rebound".into(),
-        description: None,
-        webhook_uri: format!("https://localhost:{}/hook", sink.addr.port()),
-        content_type: "json".into(),
-        expected_response_code: 200,
-        active: true,
-        timeout_ms: 1000,
-        retry_policy: changewire_gateway::testing::RetryPolicy::Exponential,
-        max_attempts: 8,
-        retry_interval_secs: 60,
-        signature_schemes: Default::default(),
-        basic_auth_username: None,
-        basic_auth_password: None,
-        ordered: false,
-        max_concurrency: None,
-        plugin_failure_mode: changewire_gateway::testing::PluginFailureMode::Fail,
-    };
+    let fields = crate::stored_settings(
+        format!("https://localhost:{}/hook", sink.addr.port()),
+        changewire_gateway::testing::RetryPolicy::Exponential,
+        8,
+    );
     let store = &gw.gw().store;
     let row = store
         .create_receiver(

@@ -45,3 +45,31 @@ mod store_integrity;
 fn backends() -> [Backend; 2] {
     [Backend::Sqlite, Backend::Postgres]
 }
+
+/// A receiver's settings to write straight into the store, past the API's
+/// rules (to register a destination the API would refuse, as if DNS had
+/// changed since).
+fn stored_settings(
+    url: String,
+    retry_policy: changewire_gateway::testing::RetryPolicy,
+    max_attempts: i32,
+) -> changewire_gateway::testing::ReceiverSettings {
+    changewire_gateway::testing::ReceiverSettings {
+        name: "stored directly".into(),
+        description: None,
+        webhook_uri: url,
+        content_type: "json".into(),
+        expected_response_code: 200,
+        active: true,
+        timeout_ms: 1000,
+        retry_policy,
+        max_attempts,
+        retry_interval_secs: if max_attempts > 1 { 60 } else { 1 },
+        signature_schemes: Default::default(),
+        basic_auth_username: None,
+        basic_auth_password: None,
+        ordered: false,
+        max_concurrency: None,
+        plugin_failure_mode: changewire_gateway::testing::PluginFailureMode::Fail,
+    }
+}

@@ -83,7 +83,7 @@ async fn audited_body(gw: &TestGateway, receiver: &str) -> (String, Option<Strin
     let attempts = gw.gw().store.attempts(id).await.unwrap();
     (
         ev["requestData"].as_str().unwrap().to_string(),
-        attempts[0].request_body.clone(),
+        attempts[0].record.request_body.clone(),
     )
 }
 

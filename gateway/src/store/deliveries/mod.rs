@@ -109,7 +109,7 @@ pub enum Completion {
 }
 
 /// One attempt for the audit trail.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, sqlx::FromRow)]
 pub struct AttemptRecord {
     /// 1-based attempt number.
     pub attempt: i32,
