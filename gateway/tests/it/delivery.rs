@@ -479,40 +479,15 @@ async fn ssrf_is_checked_at_send_time(backend: Backend) {
     )
     .await;
     let sink = TestReceiver::start().await;
-    let fields = crate::stored_settings(
-        format!("https://localhost:{}/hook", sink.addr.port()),
-        changewire_gateway::testing::RetryPolicy::Fixed,
-        1,
-    );
-    let store = &gw.gw().store;
-    let row = store
-        .create_receiver(
-            &changewire_gateway::testing::NewReceiver {
-                settings: fields.clone(),
-                headers: Vec::new(),
-            },
-            "whsec_c2VjcmV0",
-            &Default::default(),
-        )
-        .await
-        .unwrap();
-    store
-        .insert_subscription(
-            &changewire_gateway::testing::NewSubscription {
-                receiver_id: row.id,
-                resource: "RUNS".into(),
-                action: changewire_gateway::testing::Action::Update,
-                settings: changewire_gateway::testing::SubscriptionSettings {
-                    active: true,
-                    include_full_record: false,
-                    expand: Vec::new(),
-                },
-            },
-            &Default::default(),
-        )
-        .await
-        .unwrap();
-    gw.gw().receivers_changed();
+    let row = crate::stored_receiver(
+        &gw,
+        crate::stored_settings(
+            format!("https://localhost:{}/hook", sink.addr.port()),
+            changewire_gateway::testing::RetryPolicy::Fixed,
+            1,
+        ),
+    )
+    .await;
     gw.publish(run_event(1, "x")).await;
     let ev = eventually("refused event failed", WAIT, || async {
         events(&gw, &row.id.to_string())
@@ -538,40 +513,15 @@ async fn a_refused_destination_fails_at_once(backend: Backend) {
     )
     .await;
     let sink = TestReceiver::start().await;
-    let fields = crate::stored_settings(
-        format!("https://localhost:{}/hook", sink.addr.port()),
-        changewire_gateway::testing::RetryPolicy::Exponential,
-        8,
-    );
-    let store = &gw.gw().store;
-    let row = store
-        .create_receiver(
-            &changewire_gateway::testing::NewReceiver {
-                settings: fields.clone(),
-                headers: Vec::new(),
-            },
-            "whsec_c2VjcmV0",
-            &Default::default(),
-        )
-        .await
-        .unwrap();
-    store
-        .insert_subscription(
-            &changewire_gateway::testing::NewSubscription {
-                receiver_id: row.id,
-                resource: "RUNS".into(),
-                action: changewire_gateway::testing::Action::Update,
-                settings: changewire_gateway::testing::SubscriptionSettings {
-                    active: true,
-                    include_full_record: false,
-                    expand: Vec::new(),
-                },
-            },
-            &Default::default(),
-        )
-        .await
-        .unwrap();
-    gw.gw().receivers_changed();
+    let row = crate::stored_receiver(
+        &gw,
+        crate::stored_settings(
+            format!("https://localhost:{}/hook", sink.addr.port()),
+            changewire_gateway::testing::RetryPolicy::Exponential,
+            8,
+        ),
+    )
+    .await;
     for i in 0..3 {
         gw.publish(run_event(i, "x")).await;
     }

@@ -73,3 +73,37 @@ fn stored_settings(
         plugin_failure_mode: changewire_gateway::testing::PluginFailureMode::Fail,
     }
 }
+
+/// Writes a receiver with `settings` straight into `gw`'s store, subscribed
+/// to RUNS UPDATE, and tells the gateway.
+async fn stored_receiver(
+    gw: &changewire_test_support::gateway::TestGateway,
+    settings: changewire_gateway::testing::ReceiverSettings,
+) -> changewire_gateway::testing::ReceiverRow {
+    use changewire_gateway::testing::{Action, NewReceiver, NewSubscription, SubscriptionSettings};
+    let store = &gw.gw().store;
+    let new = NewReceiver {
+        settings,
+        headers: Vec::new(),
+    };
+    let row = store
+        .create_receiver(&new, "whsec_c2VjcmV0", &Default::default())
+        .await
+        .unwrap();
+    let subscription = NewSubscription {
+        receiver_id: row.id,
+        resource: "RUNS".into(),
+        action: Action::Update,
+        settings: SubscriptionSettings {
+            active: true,
+            include_full_record: false,
+            expand: Vec::new(),
+        },
+    };
+    store
+        .insert_subscription(&subscription, &Default::default())
+        .await
+        .unwrap();
+    gw.gw().receivers_changed();
+    row
+}
