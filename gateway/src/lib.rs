@@ -19,6 +19,7 @@ mod api;
 mod capture;
 mod cli;
 mod config;
+mod console;
 mod delivery;
 mod destination;
 mod envelope;

@@ -1,4 +1,4 @@
-//! Background upkeep: retention pruning, queue gauges, and resuming bulk
+//! Background upkeep: retention pruning (deliveries, console sessions), queue gauges, and resuming bulk
 //! redeliveries interrupted by a restart.
 
 use std::sync::Arc;
@@ -43,6 +43,23 @@ pub(crate) fn start(
                             break;
                         }
                     }
+                }
+            }
+        });
+    }
+    {
+        // Console links and sessions a day past their end (kept that long
+        // so a refused link can still be told apart from a wrong one in logs).
+        let (store, shutdown) = (store.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                if let Err(err) = store.prune_console_tokens(now_ms() - 86_400_000).await {
+                    tracing::warn!(error = %Report(&err), "pruning console sessions failed");
                 }
             }
         });

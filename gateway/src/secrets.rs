@@ -115,6 +115,17 @@ pub(crate) fn generate_receiver_secret() -> Secret {
     Secret::new(format!("whsec_{}", BASE64.encode(bytes)))
 }
 
+/// A new console token (session, link or CSRF): `prefix` and 32 random
+/// bytes, URL-safe base64.
+pub(crate) fn generate_url_token(prefix: &str) -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!(
+        "{prefix}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
 /// A new API token: `cw_` + 40 random base62 characters.
 pub fn generate_api_token() -> Secret {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";

@@ -166,7 +166,7 @@ impl RunningGateway {
             plugins.clone(),
             Some(handoff),
         );
-        let router = api::router(api_state, health.clone());
+        let router = http_routes(api_state, health.clone());
         let http_shutdown = shutdown.clone();
         tasks.spawn(async move {
             let served = axum::serve(listener, router)
@@ -236,5 +236,20 @@ impl RunningGateway {
     pub async fn run_until_cancelled(self) {
         self.shutdown.cancelled().await;
         self.shutdown().await;
+    }
+}
+
+/// Everything served on the listen address: the API and, unless
+/// `[console] enabled = false`, the web console.
+pub(crate) fn http_routes(api: ApiContext, health: Arc<crate::health::Health>) -> axum::Router {
+    let console = api
+        .config
+        .console
+        .enabled
+        .then(|| crate::console::router(api.clone()));
+    let router = api::router(api, health);
+    match console {
+        Some(console) => router.merge(console),
+        None => router,
     }
 }

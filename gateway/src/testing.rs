@@ -31,7 +31,7 @@ pub use crate::telemetry::metric_families;
 
 use std::sync::Arc;
 
-/// The API's router on `config`'s store, with no delivery engine and no
+/// The API's router (and the console's) on `config`'s store, with no delivery engine and no
 /// capture: what an in-process test sends requests to with
 /// `tower::ServiceExt::oneshot`, without a socket.
 pub async fn api_router(config: Arc<crate::Config>) -> Result<axum::Router, crate::StartError> {
@@ -44,7 +44,7 @@ pub async fn api_router(config: Arc<crate::Config>) -> Result<axum::Router, crat
         plugins,
         None,
     );
-    Ok(crate::api::router(api, Arc::default()))
+    Ok(crate::server::http_routes(api, Arc::default()))
 }
 
 /// `on_pool!(store, |pool| …)`: runs the same statement tokens on whichever

@@ -18,6 +18,14 @@ pub(crate) enum Role {
 }
 
 impl Role {
+    /// `admin` / `viewer`, as stored.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Viewer => "viewer",
+        }
+    }
+
     /// Parses `admin` / `viewer`.
     pub(crate) fn parse(s: &str) -> Option<Role> {
         match s {

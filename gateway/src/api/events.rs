@@ -15,7 +15,7 @@ use crate::timefmt::{format_ms, parse_rfc3339_ms};
 
 /// The body an event's attempt sent: as recorded, or rendered again from
 /// the change when the audit trail left it out because it is reproducible.
-fn sent_body(row: &EventRow, recorded: Option<&str>) -> String {
+pub(crate) fn sent_body(row: &EventRow, recorded: Option<&str>) -> String {
     match recorded {
         Some(body) => body.to_string(),
         None => render(
@@ -264,6 +264,7 @@ fn to_filter(f: Option<WebhookEventFilters>) -> Result<EventFilter> {
         action: f.action.map(Into::into),
         from_ms: time("filters.createdAfter", &f.created_after)?,
         to_ms: time("filters.createdBefore", &f.created_before)?,
+        ..EventFilter::default()
     })
 }
 

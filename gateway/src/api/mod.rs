@@ -4,6 +4,7 @@
 //! [`schema`].
 
 pub(crate) mod auth;
+pub(crate) mod console;
 pub(crate) mod context;
 pub(crate) mod error;
 pub(crate) mod events;

@@ -4,6 +4,7 @@
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 
+use super::ApiContext;
 use super::context::{admin, api, caller};
 use super::error::{Error, FieldResult, Result};
 use super::events::WebhookEvent;
@@ -99,6 +100,36 @@ impl RedeliveryQuery {
     }
 }
 
+/// Queues a test ping (action `test`) to a receiver, whatever its
+/// subscriptions, and wakes the engine.
+pub(crate) async fn send_test(
+    state: &ApiContext,
+    rid: ReceiverId,
+    requested_by: &str,
+) -> Result<DeliveryId> {
+    if state.store.receiver(rid).await?.is_none() {
+        return Err(Error::NotFound {
+            entity: "receiver",
+            id: rid.to_string(),
+        });
+    }
+    let now = crate::store::now_ms();
+    let mut payload = ChangePayload::new("TEST", Action::Test, "0", now, now);
+    payload.new = Some(
+        serde_json::json!({"message": "changewire test ping", "requested_by": requested_by})
+            .to_string(),
+    );
+    let change = NewChange {
+        source: "test".into(),
+        source_key: None,
+        table_name: None,
+        payload,
+    };
+    let eid = state.store.insert_test_delivery(rid, &change).await?;
+    state.signals.wake_delivery();
+    Ok(eid)
+}
+
 /// Event mutations.
 #[derive(Default)]
 pub(crate) struct EventMutation;
@@ -170,27 +201,7 @@ impl EventMutation {
         let caller = admin(ctx)?;
         let state = api(ctx);
         let rid = ReceiverId(parse_id("receiverId", &receiver_id)?);
-        if state.store.receiver(rid).await?.is_none() {
-            return Err(Error::NotFound {
-                entity: "receiver",
-                id: rid.to_string(),
-            }
-            .into());
-        }
-        let now = crate::store::now_ms();
-        let mut payload = ChangePayload::new("TEST", Action::Test, "0", now, now);
-        payload.new = Some(
-            serde_json::json!({"message": "changewire test ping", "requested_by": caller.actor.name})
-                .to_string(),
-        );
-        let change = NewChange {
-            source: "test".into(),
-            source_key: None,
-            table_name: None,
-            payload,
-        };
-        let eid = state.store.insert_test_delivery(rid, &change).await?;
-        state.signals.wake_delivery();
+        let eid = send_test(state, rid, &caller.actor.name).await?;
         let row = state.store.event(eid).await?.ok_or(Error::NotFound {
             entity: "event",
             id: eid.to_string(),

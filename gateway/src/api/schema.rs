@@ -4,6 +4,7 @@ use async_graphql::{
     Context, EmptySubscription, MergedObject, Object, Schema, SchemaBuilder, SimpleObject,
 };
 
+use super::console::ConsoleMutation;
 use super::context::{ApiContext, api, caller};
 use super::error::FieldResult;
 use super::events::EventQuery;
@@ -71,6 +72,7 @@ pub(crate) struct MutationRoot(
     EventMutation,
     IngestMutation,
     PluginMutation,
+    ConsoleMutation,
 );
 
 /// The schema type.

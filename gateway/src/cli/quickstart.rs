@@ -4,6 +4,7 @@
 //! subscriptions registered through the GraphQL API, a few committed changes,
 //! and each signed delivery shown as it arrives.
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +34,13 @@ pub(crate) struct QuickstartArgs {
     /// Keep the demo's files (store, app database) in this directory instead of a temporary one.
     #[arg(long, value_name = "DIR")]
     pub(crate) dir: Option<PathBuf>,
+    /// Keep serving the console (and the API) after the demo, until Ctrl-C.
+    /// The default in a terminal.
+    #[arg(long, conflicts_with = "exit")]
+    pub(crate) serve: bool,
+    /// Stop as soon as the demo is done, even in a terminal.
+    #[arg(long)]
+    pub(crate) exit: bool,
 }
 
 /// What the demo receiver saw.
@@ -264,14 +272,27 @@ async fn demo(args: &QuickstartArgs) -> anyhow::Result<ExitCode> {
         }
     }
 
-    // 6. The audit trail, through the API.
-    let events = graphql(
-        &base,
-        token.expose(),
-        "query($r: Int) { webhookEvents(filters: { receiverId: $r }) { id status action attemptCount responseStatus } }",
-        json!({"r": receiver_id.parse::<i64>().unwrap_or(0)}),
-    )
-    .await?;
+    // 6. The audit trail, through the API (the receiver may have answered a
+    // moment before the gateway recorded the answer: wait for the record).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let events = loop {
+        let events = graphql(
+            &base,
+            token.expose(),
+            "query($r: Int) { webhookEvents(filters: { receiverId: $r }) { id status action attemptCount responseStatus } }",
+            json!({"r": receiver_id.parse::<i64>().unwrap_or(0)}),
+        )
+        .await?;
+        let pending = events["webhookEvents"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["status"] == "pending");
+        if !pending || tokio::time::Instant::now() >= deadline {
+            break events;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     println!("\n6. webhookEvents (the audit trail):");
     for e in events["webhookEvents"].as_array().into_iter().flatten() {
         println!(
@@ -280,21 +301,46 @@ async fn demo(args: &QuickstartArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let delivered = seen.count.load(std::sync::atomic::Ordering::SeqCst);
-    gateway.shutdown().await;
-    receiver_task.abort();
-    if delivered == steps.len() {
+    let ok = delivered == steps.len();
+    if ok {
         println!(
             "\n{delivered} changes committed, {delivered} signed deliveries received and verified."
         );
-        println!(
-            "Next: `changewire serve --help`, the API at /graphql, and the SDKs in docs/sdks.md."
-        );
-        Ok(ExitCode::SUCCESS)
     } else {
         eprintln!(
             "\nexpected {} verified deliveries, got {delivered}",
             steps.len()
         );
+    }
+
+    // 7. The console, opened on these deliveries by a single-use link.
+    let link = graphql(
+        &base,
+        token.expose(),
+        "mutation { createConsoleSession(input: {}) { url expiresAt } }",
+        json!({}),
+    )
+    .await?;
+    let path = link["createConsoleSession"]["url"]
+        .as_str()
+        .context("no console link")?;
+    let keep_serving = args.serve || (!args.exit && std::io::stdout().is_terminal());
+    println!("\n7. the console, signed in, on these deliveries (the link works once):");
+    println!("  {base}{path}");
+    if keep_serving {
+        println!("\nServing the console and the API until Ctrl-C.");
+        let _ = tokio::signal::ctrl_c().await;
+    } else {
+        println!("  (the gateway stops now: run `changewire quickstart --serve` to keep it open)");
+    }
+    gateway.shutdown().await;
+    receiver_task.abort();
+    if ok {
+        println!(
+            "Next: `changewire serve --help`, the API at /graphql, the console at /console, and the SDKs in docs/sdks.md."
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
         Ok(ExitCode::from(1))
     }
 }

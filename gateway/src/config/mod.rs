@@ -18,7 +18,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 pub(crate) use raw::{FlagOverrides, RawConfig, RawResources};
 pub(crate) use resources::Resources;
 pub(crate) use sections::{
-    ApiSettings, CaptureOptions, DeliverySettings, LogSettings, PluginSettings,
+    ApiSettings, CaptureOptions, ConsoleSettings, DeliverySettings, LogSettings, MAX_LINK_TTL,
+    PluginSettings, SecureCookies,
 };
 pub use urls::StoreUrl;
 pub(crate) use urls::redact_url;
@@ -77,6 +78,8 @@ pub struct Config {
     /// Capture tuning.
     pub(crate) capture_options: CaptureOptions,
     pub(crate) plugins: PluginSettings,
+    /// `[console]`.
+    pub(crate) console: ConsoleSettings,
 }
 
 impl Config {
@@ -158,6 +161,7 @@ impl Config {
             delivery: DeliverySettings::validate(raw.delivery)?,
             capture_options: CaptureOptions::validate(raw.capture_options)?,
             plugins: PluginSettings::validate(raw.plugins)?,
+            console: ConsoleSettings::validate(raw.console)?,
         })
     }
 }

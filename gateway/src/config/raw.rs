@@ -76,6 +76,27 @@ pub(crate) struct RawConfig {
     pub(crate) capture_options: RawCaptureOptions,
     /// See `config.default.toml`.
     pub(crate) plugins: RawPlugins,
+    /// See `config.default.toml`.
+    pub(crate) console: RawConsole,
+}
+
+/// `[console]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConsole {
+    /// Serve the console at `/console`.
+    pub(crate) enabled: bool,
+    /// The gateway's public origin, for absolute magic links ("" for paths).
+    pub(crate) public_url: String,
+    /// Origins allowed to embed the console in a frame.
+    #[serde(default)]
+    pub(crate) frame_ancestors: Vec<String>,
+    /// How long a console session lasts, hours.
+    pub(crate) session_hours: u64,
+    /// How long a magic link may be used when `ttlSeconds` is not given.
+    pub(crate) link_ttl_secs: u64,
+    /// `auto` (Secure when served over https), `always`, `never`.
+    pub(crate) secure_cookies: String,
 }
 
 /// `[plugins]`.

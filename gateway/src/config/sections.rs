@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::raw::{RawApi, RawCaptureOptions, RawDelivery, RawLog, RawPlugins};
+use super::raw::{RawApi, RawCaptureOptions, RawConsole, RawDelivery, RawLog, RawPlugins};
 use super::{ConfigError, invalid, resources};
 
 /// `[log]`, validated.
@@ -242,6 +242,105 @@ impl PluginSettings {
             },
             limits,
             attach,
+        })
+    }
+}
+
+/// When the console's session cookie is marked `Secure`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SecureCookies {
+    /// When the request came over https (or `public_url` is https).
+    Auto,
+    /// Always.
+    Always,
+    /// Never (plain-http deployments behind nothing).
+    Never,
+}
+
+/// `[console]`, validated.
+#[derive(Debug, Clone)]
+pub(crate) struct ConsoleSettings {
+    /// Serve `/console`.
+    pub(crate) enabled: bool,
+    /// The public origin for absolute links, without a trailing slash.
+    pub(crate) public_url: Option<String>,
+    /// Origins that may frame the console.
+    pub(crate) frame_ancestors: Vec<String>,
+    /// A session's lifetime.
+    pub(crate) session_ttl: Duration,
+    /// A magic link's default lifetime.
+    pub(crate) link_ttl: Duration,
+    /// The cookie's `Secure` rule.
+    pub(crate) secure_cookies: SecureCookies,
+}
+
+/// The longest a magic link may live: a week.
+pub(crate) const MAX_LINK_TTL: Duration = Duration::from_secs(7 * 86_400);
+
+impl ConsoleSettings {
+    /// `[console]`.
+    pub(super) fn validate(c: RawConsole) -> Result<Self, ConfigError> {
+        let public_url = match c.public_url.trim().trim_end_matches('/') {
+            "" => None,
+            url => {
+                let parsed = url::Url::parse(url).map_err(|e| {
+                    invalid("console.public_url", format!("`{url}` is not a URL ({e})"))
+                })?;
+                if !matches!(parsed.scheme(), "http" | "https") || parsed.path() != "/" {
+                    return Err(invalid(
+                        "console.public_url",
+                        format!(
+                            "`{url}` must be an http(s) origin such as https://hooks.example.com"
+                        ),
+                    ));
+                }
+                Some(url.to_string())
+            }
+        };
+        let mut frame_ancestors = Vec::new();
+        for origin in c.frame_ancestors {
+            let ok = url::Url::parse(&origin)
+                .map(|u| matches!(u.scheme(), "http" | "https") && u.path() == "/")
+                .unwrap_or(false);
+            if !ok || origin.contains(|ch: char| ch.is_whitespace() || ch == ';' || ch == ',') {
+                return Err(invalid(
+                    "console.frame_ancestors",
+                    format!("`{origin}` is not an origin such as https://app.example.com"),
+                ));
+            }
+            frame_ancestors.push(origin.trim_end_matches('/').to_string());
+        }
+        if c.session_hours == 0 || c.session_hours > 24 * 30 {
+            return Err(invalid(
+                "console.session_hours",
+                "must be between 1 and 720",
+            ));
+        }
+        let link_ttl = Duration::from_secs(c.link_ttl_secs);
+        if c.link_ttl_secs == 0 || link_ttl > MAX_LINK_TTL {
+            return Err(invalid(
+                "console.link_ttl_secs",
+                "must be between 1 and 604800 (a week)",
+            ));
+        }
+        let secure_cookies = match c.secure_cookies.as_str() {
+            "auto" => SecureCookies::Auto,
+            "always" => SecureCookies::Always,
+            "never" => SecureCookies::Never,
+            other => {
+                return Err(invalid(
+                    "console.secure_cookies",
+                    format!("`{other}` is not `auto`, `always` or `never`"),
+                ));
+            }
+        };
+        Ok(ConsoleSettings {
+            enabled: c.enabled,
+            public_url,
+            frame_ancestors,
+            session_ttl: Duration::from_secs(c.session_hours * 3600),
+            link_ttl,
+            secure_cookies,
         })
     }
 }

@@ -14,6 +14,7 @@ pub(crate) mod api_keys;
 pub(crate) mod attempts;
 pub(crate) mod capture_cursors;
 pub(crate) mod changes;
+pub(crate) mod console_sessions;
 pub(crate) mod deliveries;
 pub(crate) mod plugins;
 pub(crate) mod receiver_headers;

@@ -10,7 +10,7 @@ mod headers;
 mod inputs;
 pub(crate) mod object;
 mod pause;
-mod secret;
+pub(crate) mod secret;
 
 use async_graphql::{Context, ID, Object};
 

@@ -19,6 +19,10 @@ pub(crate) struct EventFilter {
     pub(crate) from_ms: Option<i64>,
     /// Created before (ms).
     pub(crate) to_ms: Option<i64>,
+    /// The changed row's id (as text).
+    pub(crate) row_id: Option<String>,
+    /// Only events newer than this one (the console's live view).
+    pub(crate) newer_than: Option<DeliveryId>,
 }
 
 /// A delivery as the API shows it, with its change and last attempt.
@@ -95,6 +99,7 @@ impl Store {
              AND ($3 IS NULL OR d.subscription_id = $3) AND ($4 IS NULL OR d.status = $4) \
              AND ($5 IS NULL OR c.resource = $5) AND ($6 IS NULL OR c.action = $6) \
              AND ($7 IS NULL OR d.created_at >= $7) AND ($8 IS NULL OR d.created_at < $8) \
+             AND ($10 IS NULL OR c.row_id = $10) AND ($11 IS NULL OR d.id > $11) \
              ORDER BY d.id DESC LIMIT $9"
         );
         Ok(on_pool!(self, |pool| sqlx::query_as::<_, EventRow>(
@@ -109,6 +114,8 @@ impl Store {
         .bind(filter.from_ms)
         .bind(filter.to_ms)
         .bind(limit)
+        .bind(&filter.row_id)
+        .bind(filter.newer_than)
         .fetch_all(pool)
         .await)?)
     }
@@ -120,7 +127,8 @@ impl Store {
             "SELECT COUNT(*) FROM deliveries d JOIN changes c ON c.id = d.change_id \
              WHERE ($1 IS NULL OR d.receiver_id = $1) AND ($2 IS NULL OR d.subscription_id = $2) \
              AND ($3 IS NULL OR d.status = $3) AND ($4 IS NULL OR c.resource = $4) AND ($5 IS NULL OR c.action = $5) \
-             AND ($6 IS NULL OR d.created_at >= $6) AND ($7 IS NULL OR d.created_at < $7)"
+             AND ($6 IS NULL OR d.created_at >= $6) AND ($7 IS NULL OR d.created_at < $7) \
+             AND ($8 IS NULL OR c.row_id = $8) AND ($9 IS NULL OR d.id > $9)"
         )
         .bind(filter.receiver_id)
         .bind(filter.subscription_id)
@@ -129,6 +137,8 @@ impl Store {
         .bind(filter.action.map(Action::api_name))
         .bind(filter.from_ms)
         .bind(filter.to_ms)
+        .bind(&filter.row_id)
+        .bind(filter.newer_than)
         .fetch_one(pool)
         .await
         })?)

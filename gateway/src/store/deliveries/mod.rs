@@ -9,16 +9,19 @@
 //!
 //! Here: what a lease is and how it is taken. The recorder's writes are in
 //! [`finish`], the API's reads of the audit trail in [`events`], pruning and
-//! queue gauges in [`upkeep`].
+//! queue gauges in [`upkeep`], the console's window of recent attempts in
+//! [`recent`].
 
 mod events;
 mod finish;
+mod recent;
 mod upkeep;
 
 use sqlx::AssertSqlSafe;
 
 pub(crate) use events::EventFilter;
 pub use events::EventRow;
+pub(crate) use recent::RecentAttempt;
 
 use super::{Backend, Result, Store};
 use crate::envelope::{ChangePayload, EventIds, SubscriptionView, render};

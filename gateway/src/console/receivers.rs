@@ -1,0 +1,308 @@
+//! Receivers: the list, one receiver's settings, headers (masked),
+//! subscriptions and recent events, and its actions: pause and resume,
+//! rotate the secret (the new one shown once), send a test.
+
+use std::collections::HashMap;
+
+use axum::extract::{Form, Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::error::Error;
+use super::layout::{self, Nav, action_form};
+use super::overview::state;
+use super::session::Session;
+use super::time::{age, when};
+use crate::api::ApiContext;
+use crate::api::receivers::object::WebhookHeader;
+use crate::api::receivers::secret::{DEFAULT_OVERLAP_SECS, MAX_OVERLAP_SECS, Rotated, rotate};
+use crate::api::redelivery::send_test as queue_test;
+use crate::model::{ReceiverId, validate};
+use crate::store::deliveries::EventFilter;
+use crate::store::now_ms;
+use crate::store::receivers::ReceiverRow;
+use crate::store::subscriptions::SubscriptionFilter;
+
+/// A receiver this session may see.
+async fn visible(api: &ApiContext, session: &Session, id: i64) -> Result<ReceiverRow, Error> {
+    let id = ReceiverId(id);
+    session.check_receiver(id)?;
+    api.store
+        .receiver(id)
+        .await?
+        .ok_or_else(|| Error::NotFound {
+            entity: "receiver",
+            id: id.to_string(),
+        })
+}
+
+/// `GET /console/receivers`.
+pub(crate) async fn list(
+    State(api): State<ApiContext>,
+    session: Session,
+) -> Result<Response, Error> {
+    if let Some(id) = session.receiver {
+        return Ok(Redirect::to(&format!("/console/receivers/{id}")).into_response());
+    }
+    let now = now_ms();
+    let rows = api.store.receivers_page(0, 500).await?;
+    let queues: HashMap<ReceiverId, i64> = api
+        .store
+        .queue_stats()
+        .await?
+        .into_iter()
+        .map(|q| (q.receiver_id, q.pending))
+        .collect();
+    let body = html! {
+        h1 { "Receivers" }
+        p.hint { "Create and edit receivers with the GraphQL API (" a href="/graphql" { "GraphiQL" } ")." }
+        div.scroll { table {
+            thead { tr {
+                th scope="col" { "Id" } th scope="col" { "Name" } th scope="col" { "URL" }
+                th scope="col" { "State" } th scope="col" { "Queued" }
+            } }
+            tbody { @for r in &rows {
+                @let (text, class) = state(r, now);
+                tr {
+                    td { (r.id) }
+                    td { a href={ "/console/receivers/" (r.id) } { (r.settings.name) } }
+                    td { code { (r.settings.webhook_uri) } }
+                    td { span class={ "state " (class) } { (text) } }
+                    td { (queues.get(&r.id).copied().unwrap_or(0)) }
+                }
+            } }
+        } }
+    };
+    Ok(layout::page("Receivers", &session, Nav::Receivers, body).into_response())
+}
+
+fn settings_list(r: &ReceiverRow, now: i64) -> Markup {
+    let s = &r.settings;
+    let schemes: Vec<String> = s.signature_schemes.iter().map(|x| x.to_string()).collect();
+    html! {
+        dl.facts {
+            dt { "URL" } dd { code #receiver-url { (s.webhook_uri) } }
+            @if let Some(d) = &s.description { dt { "Description" } dd { (d) } }
+            dt { "Signatures" } dd { (schemes.join(", ")) }
+            dt { "Content type" } dd { (s.content_type) }
+            dt { "Expected response" } dd { (s.expected_response_code) }
+            dt { "Timeout" } dd { (s.timeout_ms) " ms" }
+            dt { "Retries" } dd { (s.retry_policy.as_str()) ", at most " (s.max_attempts) " attempts" }
+            dt { "Order" } dd { @if s.ordered { "one at a time, in order" } @else { "concurrent" } }
+            @if let Some(c) = s.max_concurrency { dt { "Concurrency" } dd { (c) } }
+            dt { "Plugin failures" } dd { (s.plugin_failure_mode.as_str()) }
+            @if let Some(until) = r.previous_secret_expires_at.filter(|t| *t > now) {
+                dt { "Secret rotation" } dd { "the previous secret signs too until " (when(until, now)) }
+            }
+        }
+    }
+}
+
+/// `GET /console/receivers/{id}`.
+pub(crate) async fn detail(
+    State(api): State<ApiContext>,
+    session: Session,
+    Path(id): Path<i64>,
+) -> Result<Response, Error> {
+    let r = visible(&api, &session, id).await?;
+    let now = now_ms();
+    let (state_text, state_class) = state(&r, now);
+    let headers: Vec<WebhookHeader> = api
+        .store
+        .receiver_headers(r.id)
+        .await?
+        .into_iter()
+        .map(|h| WebhookHeader::masked(h, &api.secrets))
+        .collect();
+    let subscriptions = api
+        .store
+        .subscriptions_page(
+            &SubscriptionFilter {
+                receiver_id: Some(r.id),
+                ..SubscriptionFilter::default()
+            },
+            0,
+            100,
+        )
+        .await?;
+    let filter = EventFilter {
+        receiver_id: Some(r.id),
+        ..EventFilter::default()
+    };
+    let recent = api.store.events_page(&filter, 0, 10).await?;
+    let plugin = api.store.plugin_for(r.id).await?;
+    let pause_or_resume = if r.paused || r.circuit_open_until.is_some_and(|u| u > now) {
+        action_form(
+            &session,
+            &format!("/console/receivers/{}/resume", r.id),
+            "Resume",
+            html! {
+                input type="hidden" name="etag" value=(r.etag);
+            },
+        )
+    } else {
+        action_form(
+            &session,
+            &format!("/console/receivers/{}/pause", r.id),
+            "Pause",
+            html! {
+                input type="hidden" name="etag" value=(r.etag);
+                label for="reason" { "Reason (optional)" }
+                input #reason name="reason" maxlength="500";
+            },
+        )
+    };
+    let body = html! {
+        h1 { (r.settings.name) " " span class={ "state " (state_class) } { (state_text) } }
+        (settings_list(&r, now))
+        div.actions {
+            (pause_or_resume)
+            (action_form(&session, &format!("/console/receivers/{}/test", r.id), "Send test", html! {}))
+            (action_form(&session, &format!("/console/receivers/{}/rotate", r.id), "Rotate secret", html! {
+                input type="hidden" name="etag" value=(r.etag);
+                label for="overlap" { "Old secret keeps signing for (seconds)" }
+                input #overlap name="overlap" type="number" min="0" max=(MAX_OVERLAP_SECS) value=(DEFAULT_OVERLAP_SECS);
+            }))
+        }
+        section aria-labelledby="recent-h" {
+            h2 #recent-h { "Recent events" }
+            @if recent.is_empty() { p { "None yet." } } @else {
+                ul.recent { @for e in &recent {
+                    li { a href={ "/console/events/" (e.id) } { "Event " (e.id) } " · " (e.payload.resource) " "
+                         (e.payload.action.api_name()) " · " (e.status.as_str()) " · " (age(e.created_at, now)) " ago" }
+                } }
+            }
+            p { a href={ "/console/events?receiver=" (r.id) } { "All events of this receiver" } }
+        }
+        section aria-labelledby="subs-h" {
+            h2 #subs-h { "Subscriptions" }
+            @if subscriptions.is_empty() { p { "None: only test pings reach it." } } @else {
+                div.scroll { table {
+                    thead { tr { th scope="col" { "Resource" } th scope="col" { "Action" } th scope="col" { "Active" } th scope="col" { "Full record" } } }
+                    tbody { @for s in &subscriptions {
+                        tr { td { (s.resource) } td { (s.action.api_name()) } td { @if s.active { "yes" } @else { "no" } }
+                             td { @if s.include_full_record { "yes" } @else { "no" } } }
+                    } }
+                } }
+            }
+        }
+        section aria-labelledby="headers-h" {
+            h2 #headers-h { "Custom headers" }
+            @if headers.is_empty() { p { "None." } } @else {
+                table.kv { @for h in &headers { tr { th scope="row" { (h.key) } td { code { (h.value) } } } } }
+            }
+        }
+        section aria-labelledby="plugin-h" {
+            h2 #plugin-h { "Plugin" }
+            @if let Some(p) = &plugin {
+                p { (p.name) " · sha256 " code { (p.sha256.get(..12).unwrap_or(&p.sha256)) } " · attached " (age(p.created_at, now)) " ago" }
+            } @else { p { "None." } }
+        }
+    };
+    Ok(layout::page(&r.settings.name, &session, Nav::Receivers, body).into_response())
+}
+
+/// A form changing a receiver: CSRF token and the etag it was read with.
+#[derive(Deserialize)]
+pub(crate) struct ReceiverForm {
+    csrf: String,
+    #[serde(default)]
+    etag: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    overlap: String,
+}
+
+/// `POST /console/receivers/{id}/pause`.
+pub(crate) async fn pause(
+    State(api): State<ApiContext>,
+    session: Session,
+    Path(id): Path<i64>,
+    Form(form): Form<ReceiverForm>,
+) -> Result<Response, Error> {
+    session.authorize_change(&form.csrf)?;
+    let r = visible(&api, &session, id).await?;
+    let reason = match form.reason.trim() {
+        "" => format!("paused by {} in the console", session.who),
+        given => validate::name("reason", given, 500)
+            .map_err(|e| Error::bad_input("reason", e.reason))?,
+    };
+    api.store
+        .set_receiver_paused(r.id, Some(&form.etag), true, Some(&reason))
+        .await?;
+    api.signals.receivers_changed();
+    Ok(Redirect::to(&format!("/console/receivers/{id}")).into_response())
+}
+
+/// `POST /console/receivers/{id}/resume`.
+pub(crate) async fn resume(
+    State(api): State<ApiContext>,
+    session: Session,
+    Path(id): Path<i64>,
+    Form(form): Form<ReceiverForm>,
+) -> Result<Response, Error> {
+    session.authorize_change(&form.csrf)?;
+    let r = visible(&api, &session, id).await?;
+    api.store
+        .set_receiver_paused(r.id, Some(&form.etag), false, None)
+        .await?;
+    api.signals.receivers_changed();
+    Ok(Redirect::to(&format!("/console/receivers/{id}")).into_response())
+}
+
+/// `POST /console/receivers/{id}/test`: queues a test ping and shows it.
+pub(crate) async fn send_test(
+    State(api): State<ApiContext>,
+    session: Session,
+    Path(id): Path<i64>,
+    Form(form): Form<ReceiverForm>,
+) -> Result<Response, Error> {
+    session.authorize_change(&form.csrf)?;
+    let r = visible(&api, &session, id).await?;
+    let event = queue_test(&api, r.id, &session.actor().name).await?;
+    Ok(Redirect::to(&format!("/console/events/{event}")).into_response())
+}
+
+/// `POST /console/receivers/{id}/rotate`: the new secret, shown this once.
+pub(crate) async fn rotate_secret(
+    State(api): State<ApiContext>,
+    session: Session,
+    Path(id): Path<i64>,
+    Form(form): Form<ReceiverForm>,
+) -> Result<Response, Error> {
+    session.authorize_change(&form.csrf)?;
+    let r = visible(&api, &session, id).await?;
+    let overlap = match form.overlap.trim() {
+        "" => i64::from(DEFAULT_OVERLAP_SECS),
+        text => text
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (0..=MAX_OVERLAP_SECS).contains(n))
+            .ok_or_else(|| {
+                Error::bad_input(
+                    "overlap",
+                    format!("`{text}` is not a number of seconds from 0 to {MAX_OVERLAP_SECS}"),
+                )
+            })?,
+    };
+    let Rotated {
+        row,
+        secret,
+        previous_expires_at,
+    } = rotate(&api, r.id, &form.etag, overlap).await?;
+    let now = now_ms();
+    let body = html! {
+        h1 { "New secret for " (row.settings.name) }
+        p role="status" { "Copy it now: it is shown only this once." }
+        p { code #new-secret { (secret.expose()) } }
+        @if let Some(at) = previous_expires_at {
+            p #overlap-note { "Deliveries are signed with both the old and the new secret until " (when(at, now)) "." }
+        } @else {
+            p #overlap-note { "The old secret stopped signing at once." }
+        }
+        p { a href={ "/console/receivers/" (row.id) } { "Back to the receiver" } }
+    };
+    Ok(layout::page("New secret", &session, Nav::Receivers, body).into_response())
+}

@@ -1,0 +1,42 @@
+//! The most recent attempts, for the console's health overview. Reads a
+//! bounded window at the top of the attempts' primary key, so its cost does
+//! not grow with the audit trail.
+
+use super::super::{Result, Store, on_pool};
+use crate::model::ReceiverId;
+
+/// One recent attempt, as the overview counts it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub(crate) struct RecentAttempt {
+    /// Whose.
+    pub(crate) receiver_id: ReceiverId,
+    /// Started (ms).
+    pub(crate) started_at: i64,
+    /// How long it took (ms).
+    pub(crate) duration_ms: i32,
+    /// `succeeded`, `failed`, `filtered`, `plugin_error`.
+    pub(crate) outcome: String,
+    /// Why it failed.
+    pub(crate) error: Option<String>,
+}
+
+impl Store {
+    /// At most the `window` newest attempts, started at or after `since` (ms).
+    pub(crate) async fn recent_attempts(
+        &self,
+        since: i64,
+        window: i64,
+    ) -> Result<Vec<RecentAttempt>> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_as::<_, RecentAttempt>(
+                "SELECT d.receiver_id, a.started_at, a.duration_ms, a.outcome, a.error FROM attempts a \
+                 JOIN deliveries d ON d.id = a.delivery_id \
+                 WHERE a.id > (SELECT COALESCE(MAX(id), 0) FROM attempts) - $2 AND a.started_at >= $1",
+            )
+            .bind(since)
+            .bind(window)
+            .fetch_all(pool)
+            .await
+        })?)
+    }
+}
