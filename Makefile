@@ -7,12 +7,12 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help test setup fmt fmt-check lint clippy module-graph rust vectors py node plugins e2e quickstart bench bench-core bench-plugins bench-delivery bench-scaling schema
+.PHONY: help test setup fmt fmt-check lint clippy module-graph rust vectors py node plugins e2e browser quickstart bench bench-core bench-plugins bench-delivery bench-scaling schema
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
-test: setup lint rust vectors plugins py node e2e ## everything CI runs (fmt, clippy, all tests)
+test: setup lint rust vectors plugins py node e2e browser ## everything CI runs (fmt, clippy, all tests)
 	@echo "all tests passed"
 
 setup: ## toolchain targets the build needs (idempotent)
@@ -55,6 +55,9 @@ node: ## Node SDK: npm install (native addon), wasm build, node --test
 e2e: ## end to end: the binary, kill -9, PostgreSQL restart, SIGTERM, every SDK on real deliveries
 	$(CARGO) build -p changewire-gateway
 	CHANGEWIRE_E2E_SDKS=1 $(CARGO) test -p changewire-e2e -- --test-threads=1
+
+browser: ## the web console in Debian's Chromium (Playwright): sign-in, live events, retry, links, viewer; screenshots to docs/console/
+	bash tests/browser/run-tests.sh
 
 quickstart: ## see it work: SQLite store, captured demo table, signed deliveries
 	$(CARGO) run -p changewire-gateway -- quickstart

@@ -34,6 +34,7 @@ mod api_router;
 mod capture_pg;
 mod capture_sqlite;
 mod cli_start;
+mod console;
 mod delivery;
 mod handoff;
 mod ingest;
