@@ -358,15 +358,32 @@ async fn a_receiver_scoped_session_sees_only_its_receiver(backend: Backend) {
         own.frame_options, None,
         "framing is allowed for the listed origin"
     );
+    let their_event = c
+        .graphql(
+            ADMIN_TOKEN,
+            "mutation($r: ID!) { sendTestWebhook(receiverId: $r) { webhookEvent { id } } }",
+            json!({"r": theirs}),
+        )
+        .await;
+    let their_event = their_event["data"]["sendTestWebhook"]["webhookEvent"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{their_event}"))
+        .to_string();
     for path in [
         format!("/console/receivers/{theirs}"),
         format!("/console/events?receiver={theirs}"),
-        format!("/console/debugger?event=1"),
+        format!("/console/events/{their_event}"),
+        format!("/console/debugger?event={their_event}"),
     ] {
         let answer = c.get(&path, Some(&session)).await;
         assert_eq!(answer.status, 404, "{path}: {}", answer.body);
         assert!(!answer.body.contains("theirs"), "{path}");
     }
+    let listed = c.get("/console/events", Some(&session)).await;
+    assert!(
+        !listed.body.contains(&format!("data-event-id=\"{their_event}\"")),
+        "another receiver's event is not listed"
+    );
     let csrf = csrf_of(&own.body);
     let answer = c
         .post(
