@@ -28,6 +28,7 @@ pub use crate::store::receivers::{Actor, ReceiverRow};
 pub use crate::store::subscriptions::{SubscriptionFilter, SubscriptionRow};
 pub use crate::store::{Backend, Error as StoreError, Store, now_ms};
 pub use crate::telemetry::metric_families;
+pub use crate::timefmt::format_ms;
 
 use std::sync::Arc;
 

@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 /// Formats Unix milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
-pub(crate) fn format_ms(ms: i64) -> String {
+pub fn format_ms(ms: i64) -> String {
     let nanos = i128::from(ms) * 1_000_000;
     let Ok(dt) = OffsetDateTime::from_unix_timestamp_nanos(nanos) else {
         return "1970-01-01T00:00:00.000Z".to_string();
