@@ -7,6 +7,7 @@ pub(crate) mod auth;
 pub(crate) mod context;
 pub(crate) mod error;
 pub(crate) mod events;
+pub(crate) mod graphiql;
 pub(crate) mod http;
 pub(crate) mod ingest;
 pub(crate) mod limits;
