@@ -1,16 +1,15 @@
-//! HTTP: `POST /graphql` (GraphiQL on `GET /graphql`), `POST /v1/events`,
-//! `GET /healthz`, `GET /readyz`, `GET /metrics`.
+//! HTTP: `POST /graphql` (GraphiQL on `GET /graphql`, from [`super::graphiql`]),
+//! `POST /v1/events`, `GET /healthz`, `GET /readyz`, `GET /metrics`.
 
 use std::sync::Arc;
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::GraphQLResponse;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -44,7 +43,8 @@ pub(crate) fn router(api: ApiContext, health: Arc<Health>) -> Router {
         health,
     };
     Router::new()
-        .route("/graphql", get(graphiql).post(graphql))
+        .route("/graphql", post(graphql))
+        .merge(super::graphiql::routes())
         .route("/v1/events", post(ingest))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -52,15 +52,6 @@ pub(crate) fn router(api: ApiContext, health: Arc<Health>) -> Router {
         .layer(DefaultBodyLimit::disable())
         .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
         .with_state(state)
-}
-
-async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .title("changewire")
-            .finish(),
-    )
 }
 
 fn error_body(status: StatusCode, err: &Error) -> Response {

@@ -8,6 +8,7 @@ pub(crate) mod console;
 pub(crate) mod context;
 pub(crate) mod error;
 pub(crate) mod events;
+pub(crate) mod graphiql;
 pub(crate) mod http;
 pub(crate) mod ingest;
 pub(crate) mod limits;
