@@ -225,6 +225,18 @@ describe("the console", { concurrency: false }, () => {
     await viewer.close();
   });
 
+  test("GraphiQL renders with no internet: every asset comes from the gateway", async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    // Without a token pasted in its headers editor, the schema request is answered 401.
+    const p = await watchedPage(context, problems, ["/graphql"]);
+    const foreign = [];
+    p.on("request", (r) => { if (!r.url().startsWith(gateway.base)) foreign.push(r.url()); });
+    await p.goto(`${gateway.base}/graphql`);
+    await p.locator(".graphiql-container").waitFor({ timeout: 15_000 });
+    assert.deepEqual(foreign, []);
+    await context.close();
+  });
+
   test("no page logged a browser error", () => {
     assert.deepEqual(problems, []);
   });
