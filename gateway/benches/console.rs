@@ -40,7 +40,9 @@ async fn graphql(router: &axum::Router, query: &str, variables: Value) -> Value 
     let request = Request::post("/graphql")
         .header("content-type", "application/json")
         .header("authorization", format!("Bearer {TOKEN}"))
-        .body(Body::from(json!({"query": query, "variables": variables}).to_string()))
+        .body(Body::from(
+            json!({"query": query, "variables": variables}).to_string(),
+        ))
         .unwrap();
     serde_json::from_str(&send(router, request).await.2).unwrap()
 }
@@ -82,7 +84,10 @@ async fn seed(url: &str, receivers: &[i64], n: i64) {
     ] {
         sqlx::raw_sql(sqlx::AssertSqlSafe(statement)).execute(&mut db).await.unwrap();
     }
-    eprintln!("seeded {n} events in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "seeded {n} events in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -105,9 +110,14 @@ async fn run() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
     let db = TestDatabase::create().await;
-    let toml = format!("store = \"{}\"\nadmin_token = \"{TOKEN}\"\n[log]\nlevel = \"error\"\n", db.url);
+    let toml = format!(
+        "store = \"{}\"\nadmin_token = \"{TOKEN}\"\n[log]\nlevel = \"error\"\n",
+        db.url
+    );
     let config = Arc::new(Config::from_toml(&toml).unwrap());
-    let router = changewire_gateway::testing::api_router(config).await.unwrap();
+    let router = changewire_gateway::testing::api_router(config)
+        .await
+        .unwrap();
     let mut receivers = Vec::new();
     for i in 0..RECEIVERS {
         let created = graphql(
@@ -123,8 +133,16 @@ async fn run() {
     }
     seed(&db.url, &receivers, n).await;
 
-    let link = graphql(&router, "mutation { createConsoleSession(input: {}) { url } }", json!({})).await;
-    let url = link["data"]["createConsoleSession"]["url"].as_str().unwrap().to_string();
+    let link = graphql(
+        &router,
+        "mutation { createConsoleSession(input: {}) { url } }",
+        json!({}),
+    )
+    .await;
+    let url = link["data"]["createConsoleSession"]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (_, cookie, _) = send(&router, Request::post(url).body(Body::empty()).unwrap()).await;
     let cookie = cookie.unwrap();
 
@@ -135,16 +153,41 @@ async fn run() {
     let pages: Vec<(&str, String)> = vec![
         ("overview", "/console".into()),
         ("events", "/console/events".into()),
-        ("events by receiver", format!("/console/events?receiver={r}")),
+        (
+            "events by receiver",
+            format!("/console/events?receiver={r}"),
+        ),
         ("events failed", "/console/events?status=failed".into()),
-        ("events plugin_error (none)", "/console/events?status=plugin_error".into()),
+        (
+            "events plugin_error (none)",
+            "/console/events?status=plugin_error".into(),
+        ),
         ("events pending", "/console/events?status=pending".into()),
-        ("events resource LOTS", "/console/events?resource=LOTS".into()),
-        ("events action DELETE", "/console/events?action=DELETE".into()),
-        ("events receiver+failed", format!("/console/events?receiver={r}&status=failed")),
+        (
+            "events resource LOTS",
+            "/console/events?resource=LOTS".into(),
+        ),
+        (
+            "events action DELETE",
+            "/console/events?action=DELETE".into(),
+        ),
+        (
+            "events receiver+failed",
+            format!("/console/events?receiver={r}&status=failed"),
+        ),
         ("find row id", "/console/events?find=run-4242".into()),
-        ("older page (keyset)", format!("/console/events?before={middle_id}")),
-        ("time range", format!("/console/events?from={}&to={}", fmt(middle_ms), fmt(middle_ms + 3_600_000))),
+        (
+            "older page (keyset)",
+            format!("/console/events?before={middle_id}"),
+        ),
+        (
+            "time range",
+            format!(
+                "/console/events?from={}&to={}",
+                fmt(middle_ms),
+                fmt(middle_ms + 3_600_000)
+            ),
+        ),
         ("live rows", format!("/console/events/live?after={}", n - 5)),
         ("event detail", format!("/console/events/{middle_id}")),
         ("receiver detail", format!("/console/receivers/{r}")),
@@ -155,7 +198,10 @@ async fn run() {
         let mut times = Vec::with_capacity(SAMPLES);
         let mut status = 0;
         for _ in 0..SAMPLES {
-            let request = Request::get(path.as_str()).header("cookie", &cookie).body(Body::empty()).unwrap();
+            let request = Request::get(path.as_str())
+                .header("cookie", &cookie)
+                .body(Body::empty())
+                .unwrap();
             let started = Instant::now();
             let (s, _, _) = send(&router, request).await;
             times.push(started.elapsed().as_secs_f64() * 1000.0);
@@ -171,7 +217,10 @@ async fn run() {
         );
         assert!(matches!(status, 200 | 303), "{path} answered {status}");
     }
-    println!("{}", json!({"bench": "console_pages", "events": n, "worst_p95_ms": (worst * 100.0).round() / 100.0, "under_200ms": worst < 200.0}));
+    println!(
+        "{}",
+        json!({"bench": "console_pages", "events": n, "worst_p95_ms": (worst * 100.0).round() / 100.0, "under_200ms": worst < 200.0})
+    );
     drop(router);
     tokio::time::sleep(Duration::from_millis(100)).await;
 }

@@ -37,21 +37,23 @@ export function chromiumPath() {
   return path;
 }
 
-/** A receiver on loopback: records each delivery, answers 200. */
+/** A receiver on loopback: records each delivery, answers 200 (500 on `failPaths`). */
 export async function startReceiver() {
   const received = [];
+  const failPaths = new Set();
   const server = createServer((req, res) => {
     const chunks = [];
     req.on("data", (c) => chunks.push(c));
     req.on("end", () => {
       received.push({ path: req.url, headers: req.headers, body: Buffer.concat(chunks).toString("utf8") });
-      res.writeHead(200, { "content-type": "text/plain" });
-      res.end("ok");
+      const failing = failPaths.has(req.url);
+      res.writeHead(failing ? 500 : 200, { "content-type": "text/plain" });
+      res.end(failing ? "failing on purpose" : "ok");
     });
   });
   await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
   const { port } = server.address();
-  return { received, url: (path) => `http://127.0.0.1:${port}${path}`, close: () => server.close() };
+  return { received, failPaths, url: (path) => `http://127.0.0.1:${port}${path}`, close: () => server.close() };
 }
 
 async function freePort() {

@@ -100,6 +100,23 @@ impl RedeliveryQuery {
     }
 }
 
+/// Starts a job sending every failed event of a receiver created in
+/// `[from, to)` (ms) again; it runs in the background and survives restarts.
+pub(crate) async fn start_redelivery(
+    state: &ApiContext,
+    rid: ReceiverId,
+    from: i64,
+    to: i64,
+) -> Result<RedeliveryJobRow> {
+    let total = state.store.failed_count(rid, from, to).await?;
+    let job = state
+        .store
+        .insert_redelivery_job(rid, from, to, i32::try_from(total).unwrap_or(i32::MAX))
+        .await?;
+    crate::redelivery::spawn(state.store.clone(), state.signals.clone(), job.clone());
+    Ok(job)
+}
+
 /// Queues a test ping (action `test`) to a receiver, whatever its
 /// subscriptions, and wakes the engine.
 pub(crate) async fn send_test(
@@ -183,12 +200,7 @@ impl EventMutation {
         if from >= to {
             return Err(Error::bad_input("input.to", "must be after `from`").into());
         }
-        let total = state.store.failed_count(rid, from, to).await?;
-        let job = state
-            .store
-            .insert_redelivery_job(rid, from, to, i32::try_from(total).unwrap_or(i32::MAX))
-            .await?;
-        crate::redelivery::spawn(state.store.clone(), state.signals.clone(), job.clone());
+        let job = start_redelivery(state, rid, from, to).await?;
         Ok(RedeliveryPayload { job: job.into() })
     }
 

@@ -49,7 +49,7 @@ pub(crate) struct EventParams {
     after: Option<i64>,
 }
 
-fn utc_ms(field: &'static str, value: &str) -> Result<Option<i64>, Error> {
+pub(crate) fn utc_ms(field: &'static str, value: &str) -> Result<Option<i64>, Error> {
     let value = value.trim();
     if value.is_empty() {
         return Ok(None);

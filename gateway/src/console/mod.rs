@@ -11,7 +11,8 @@
 //!
 //! - [`session`]: cookies, sign-in, magic links, CSRF.
 //! - [`shell`] and [`layout`]: the HTML around every page, and the security headers.
-//! - [`overview`], [`events`], [`receivers`], [`debugger`]: the pages.
+//! - [`overview`], [`events`], [`receivers`] (and [`receiver_forms`]),
+//!   [`redelivery`], [`debugger`]: the pages.
 //! - [`diff`]: a change's before/after, field by field.
 
 mod assets;
@@ -21,7 +22,9 @@ mod error;
 mod events;
 mod layout;
 mod overview;
+mod receiver_forms;
 mod receivers;
+mod redelivery;
 pub(crate) mod session;
 mod shell;
 mod time;
@@ -54,8 +57,32 @@ pub(crate) fn router(api: ApiContext) -> Router {
         .route("/console/events/live", get(events::live_rows))
         .route("/console/events/{id}", get(events::detail))
         .route("/console/events/{id}/retry", post(events::retry))
-        .route("/console/receivers", get(receivers::list))
+        .route(
+            "/console/receivers",
+            get(receivers::list).post(receiver_forms::create),
+        )
+        .route("/console/receivers/new", get(receiver_forms::new_form))
         .route("/console/receivers/{id}", get(receivers::detail))
+        .route(
+            "/console/receivers/{id}/edit",
+            get(receiver_forms::edit_form).post(receiver_forms::update),
+        )
+        .route(
+            "/console/receivers/{id}/headers",
+            post(receiver_forms::add_header),
+        )
+        .route(
+            "/console/receivers/{id}/headers/{header}/remove",
+            post(receiver_forms::remove_header),
+        )
+        .route(
+            "/console/receivers/{id}/subscriptions",
+            post(receiver_forms::add_subscription),
+        )
+        .route(
+            "/console/receivers/{id}/subscriptions/{sub}/remove",
+            post(receiver_forms::remove_subscription),
+        )
         .route("/console/receivers/{id}/pause", post(receivers::pause))
         .route("/console/receivers/{id}/resume", post(receivers::resume))
         .route(
@@ -63,6 +90,11 @@ pub(crate) fn router(api: ApiContext) -> Router {
             post(receivers::rotate_secret),
         )
         .route("/console/receivers/{id}/test", post(receivers::send_test))
+        .route(
+            "/console/receivers/{id}/redeliver",
+            get(redelivery::form).post(redelivery::start),
+        )
+        .route("/console/redeliveries/{id}", get(redelivery::job))
         .route(
             "/console/debugger",
             get(debugger::form).post(debugger::check),

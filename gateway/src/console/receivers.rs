@@ -12,6 +12,7 @@ use serde::Deserialize;
 use super::error::Error;
 use super::layout::{self, Nav, action_form};
 use super::overview::state;
+use super::receiver_forms::{add_forms, secret_once};
 use super::session::Session;
 use super::time::{age, when};
 use crate::api::ApiContext;
@@ -56,7 +57,7 @@ pub(crate) async fn list(
         .collect();
     let body = html! {
         h1 { "Receivers" }
-        p.hint { "Create and edit receivers with the GraphQL API (" a href="/graphql" { "GraphiQL" } ")." }
+        @if session.can_change() { p { a.button href="/console/receivers/new" { "New receiver" } } }
         div.scroll { table {
             thead { tr {
                 th scope="col" { "Id" } th scope="col" { "Name" } th scope="col" { "URL" }
@@ -108,10 +109,9 @@ pub(crate) async fn detail(
     let r = visible(&api, &session, id).await?;
     let now = now_ms();
     let (state_text, state_class) = state(&r, now);
-    let headers: Vec<WebhookHeader> = api
-        .store
-        .receiver_headers(r.id)
-        .await?
+    let stored = api.store.receiver_headers(r.id).await?;
+    let header_ids: Vec<i64> = stored.iter().map(|h| h.id).collect();
+    let headers: Vec<WebhookHeader> = stored
         .into_iter()
         .map(|h| WebhookHeader::masked(h, &api.secrets))
         .collect();
@@ -156,6 +156,7 @@ pub(crate) async fn detail(
     let body = html! {
         h1 { (r.settings.name) " " span class={ "state " (state_class) } { (state_text) } }
         (settings_list(&r, now))
+        p { a href={ "/console/receivers/" (r.id) "/edit" } { "Edit settings" } }
         div.actions {
             (pause_or_resume)
             (action_form(&session, &format!("/console/receivers/{}/test", r.id), "Send test", html! {}))
@@ -173,16 +174,23 @@ pub(crate) async fn detail(
                          (e.payload.action.api_name()) " · " (e.status.as_str()) " · " (age(e.created_at, now)) " ago" }
                 } }
             }
-            p { a href={ "/console/events?receiver=" (r.id) } { "All events of this receiver" } }
+            p {
+                a href={ "/console/events?receiver=" (r.id) } { "All events of this receiver" }
+                " · "
+                a href={ "/console/receivers/" (r.id) "/redeliver" } { "Redeliver failed events" }
+            }
         }
         section aria-labelledby="subs-h" {
             h2 #subs-h { "Subscriptions" }
             @if subscriptions.is_empty() { p { "None: only test pings reach it." } } @else {
                 div.scroll { table {
-                    thead { tr { th scope="col" { "Resource" } th scope="col" { "Action" } th scope="col" { "Active" } th scope="col" { "Full record" } } }
+                    thead { tr { th scope="col" { "Resource" } th scope="col" { "Action" } th scope="col" { "Active" } th scope="col" { "Full record" } th scope="col" { span.sr-only { "Remove" } } } }
                     tbody { @for s in &subscriptions {
                         tr { td { (s.resource) } td { (s.action.api_name()) } td { @if s.active { "yes" } @else { "no" } }
-                             td { @if s.include_full_record { "yes" } @else { "no" } } }
+                             td { @if s.include_full_record { "yes" } @else { "no" } }
+                             td { (action_form(&session, &format!("/console/receivers/{}/subscriptions/{}/remove", r.id, s.id), "Remove", html! {
+                                 input type="hidden" name="etag" value=(s.etag);
+                             })) } }
                     } }
                 } }
             }
@@ -190,9 +198,13 @@ pub(crate) async fn detail(
         section aria-labelledby="headers-h" {
             h2 #headers-h { "Custom headers" }
             @if headers.is_empty() { p { "None." } } @else {
-                table.kv { @for h in &headers { tr { th scope="row" { (h.key) } td { code { (h.value) } } } } }
+                table.kv { @for (h, hid) in headers.iter().zip(&header_ids) { tr {
+                    th scope="row" { (h.key) } td { code { (h.value) } }
+                    td { (action_form(&session, &format!("/console/receivers/{}/headers/{hid}/remove", r.id), "Remove", html! {})) }
+                } } }
             }
         }
+        (add_forms(&session, r.id, &api.config.resources.names()))
         section aria-labelledby="plugin-h" {
             h2 #plugin-h { "Plugin" }
             @if let Some(p) = &plugin {
@@ -293,16 +305,12 @@ pub(crate) async fn rotate_secret(
         previous_expires_at,
     } = rotate(&api, r.id, &form.etag, overlap).await?;
     let now = now_ms();
-    let body = html! {
-        h1 { "New secret for " (row.settings.name) }
-        p role="status" { "Copy it now: it is shown only this once." }
-        p { code #new-secret { (secret.expose()) } }
+    let note = html! {
         @if let Some(at) = previous_expires_at {
             p #overlap-note { "Deliveries are signed with both the old and the new secret until " (when(at, now)) "." }
         } @else {
             p #overlap-note { "The old secret stopped signing at once." }
         }
-        p { a href={ "/console/receivers/" (row.id) } { "Back to the receiver" } }
     };
-    Ok(layout::page("New secret", &session, Nav::Receivers, body).into_response())
+    Ok(secret_once(&session, &row, secret.expose(), note).into_response())
 }

@@ -381,7 +381,9 @@ async fn a_receiver_scoped_session_sees_only_its_receiver(backend: Backend) {
     }
     let listed = c.get("/console/events", Some(&session)).await;
     assert!(
-        !listed.body.contains(&format!("data-event-id=\"{their_event}\"")),
+        !listed
+            .body
+            .contains(&format!("data-event-id=\"{their_event}\"")),
         "another receiver's event is not listed"
     );
     let csrf = csrf_of(&own.body);

@@ -41,7 +41,7 @@ fn receiver_id(field: &str, id: &ID) -> Result<ReceiverId> {
 }
 
 /// The rules of this gateway's configuration.
-fn rules(state: &ApiContext) -> ReceiverRules<'_> {
+pub(crate) fn rules(state: &ApiContext) -> ReceiverRules<'_> {
     ReceiverRules {
         policy: &state.policy,
         default_timeout: state.config.delivery.default_timeout,
