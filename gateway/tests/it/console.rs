@@ -395,6 +395,34 @@ async fn a_receiver_scoped_session_sees_only_its_receiver(backend: Backend) {
         )
         .await;
     assert_eq!(answer.status, 404, "{}", answer.body);
+    // Another receiver's header cannot be removed through this receiver's URL.
+    let header = c
+        .graphql(
+            ADMIN_TOKEN,
+            "mutation($r: ID!) { addHeaderToWebhookReceiver(input: { receiverId: $r, key: \"X-Team\", value: \"billing\" }) { webhookHeader { id } } }",
+            json!({"r": theirs}),
+        )
+        .await;
+    let hid = header["data"]["addHeaderToWebhookReceiver"]["webhookHeader"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{header}"))
+        .to_string();
+    let answer = c
+        .post(
+            &format!("/console/receivers/{mine}/headers/{hid}/remove"),
+            Some(&session),
+            &format!("csrf={csrf}"),
+        )
+        .await;
+    assert_eq!(answer.status, 404, "{}", answer.body);
+    let still = c
+        .graphql(
+            ADMIN_TOKEN,
+            "query($id: ID!) { webhookReceiver(id: $id) { headers { key } } }",
+            json!({"id": theirs}),
+        )
+        .await;
+    assert_eq!(still["data"]["webhookReceiver"]["headers"], json!([{"key": "X-Team"}]), "{still}");
     // The operator overview sends a scoped session to its receiver.
     let overview = c.get("/console", Some(&session)).await;
     assert_eq!(
