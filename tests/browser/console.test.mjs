@@ -5,7 +5,7 @@
 // Screenshots of each page go to docs/console/ (shown in README).
 
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
@@ -62,6 +62,7 @@ before(async () => {
     new: { id: 1, title: "Build 42", status: "in_progress", operator: "ada" },
   });
   await eventually(async () => (await eventsOf(ids.a)).every((e) => e.status === "succeeded") && (await eventsOf(ids.b)).length === 1, "the first deliveries");
+  ids.firstEventA = (await eventsOf(ids.a))[0].id;
   browser = await launchBrowser();
   admin = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   // The wrong token (401) and the broken edit form (400) are answered so on purpose.
@@ -164,7 +165,7 @@ describe("the console", { concurrency: false }, () => {
   test("receivers are created, edited, given headers and subscriptions from the console", async () => {
     await page.goto(`${gateway.base}/console/receivers`);
     await page.getByRole("link", { name: "New receiver" }).click();
-    await page.getByLabel("Name").fill("warehouse");
+    await page.getByLabel("Name", { exact: true }).fill("warehouse");
     await page.getByLabel("URL").fill(receiver.url("/w"));
     await page.getByRole("button", { name: "Save" }).click();
     const secret = (await page.locator("#new-secret").textContent()).trim();
@@ -211,6 +212,30 @@ describe("the console", { concurrency: false }, () => {
     assert.equal(await page.locator("#progress").getAttribute("max"), "1");
     await page.screenshot({ path: join(shots, "redelivery.png") });
     await eventually(async () => (await eventsOf(failing)).every((e) => e.status === "succeeded"), "the redelivered event to succeed");
+  });
+
+  test("a plugin is attached from the console and dry-run on a recorded event", async () => {
+    const wasm = join(repo, "plugins/target/wasm32-wasip2/release/redact_fields.wasm");
+    assert.ok(existsSync(wasm), `${wasm} is built by plugins/build.sh (run-tests.sh does)`);
+    await page.goto(`${gateway.base}/console/receivers/${ids.a}`);
+    await page.getByLabel("WebAssembly component (.wasm)").setInputFiles(wasm);
+    await page.getByLabel("Name", { exact: true }).fill("redact operator");
+    await page.getByLabel("Configuration (JSON object)").fill('{"fields": ["operator"]}');
+    await page.getByRole("button", { name: "Attach plugin" }).click();
+    assert.match(await page.locator("#plugin-name").textContent(), /redact operator/);
+    const deliveredBefore = receiver.received.length;
+    await page.goto(`${gateway.base}/console/events/${ids.firstEventA}`);
+    await page.getByRole("button", { name: "Dry-run the plugin" }).click();
+    assert.match(await page.locator("#dry-run-outcome").textContent(), /Sent transformed/);
+    const out = await page.locator("#dry-run-body").textContent();
+    assert.ok(!out.includes('"ada"'), `the operator is redacted: ${out}`);
+    assert.match(out, /"status":\s*"in_progress"/);
+    assert.match(await page.locator("#dry-run-time").textContent(), /Took \d+ µs/);
+    await page.screenshot({ path: join(shots, "plugin-dry-run.png"), fullPage: true });
+    assert.equal(receiver.received.length, deliveredBefore, "a dry run sends nothing");
+    await page.goto(`${gateway.base}/console/receivers/${ids.a}`);
+    await page.getByRole("button", { name: "Detach plugin" }).click();
+    assert.equal(await page.locator("#plugin-name").count(), 0);
   });
 
   test("a receiver-scoped link sees only its receiver, even by URL guessing", async () => {

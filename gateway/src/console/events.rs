@@ -310,6 +310,7 @@ pub(crate) async fn detail(
 ) -> Result<Response, Error> {
     let event = visible_event(&api, &session, id).await?;
     let attempts = api.store.attempts(event.id).await?;
+    let has_plugin = api.store.plugin_for(event.receiver_id).await?.is_some();
     let now = now_ms();
     let p = &event.payload;
     let fields = diff(p.old.as_deref(), p.new.as_deref());
@@ -329,7 +330,15 @@ pub(crate) async fn detail(
             @if let Some(done) = event.completed_at { dt { "Finished" } dd { (format_ms(done)) } }
             @if let Some(err) = &event.last_error { dt { "Last error" } dd.error-text { (err) } }
         }
-        (layout::action_form(&session, &format!("/console/events/{}/retry", event.id), "Retry", html! {}))
+        div.actions {
+            (layout::action_form(&session, &format!("/console/events/{}/retry", event.id), "Retry", html! {}))
+            @if has_plugin {
+                form.action method="post" action={ "/console/events/" (event.id) "/dry-run" } {
+                    input type="hidden" name="csrf" value=(session.csrf);
+                    button type="submit" { "Dry-run the plugin" }
+                }
+            }
+        }
         section aria-labelledby="diff-h" {
             h2 #diff-h { "Row change" }
             @if fields.is_empty() {

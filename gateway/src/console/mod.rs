@@ -12,7 +12,7 @@
 //! - [`session`]: cookies, sign-in, magic links, CSRF.
 //! - [`shell`] and [`layout`]: the HTML around every page, and the security headers.
 //! - [`overview`], [`events`], [`receivers`] (and [`receiver_forms`]),
-//!   [`redelivery`], [`debugger`]: the pages.
+//!   [`redelivery`], [`plugins`] (attach, detach, dry run), [`debugger`]: the pages.
 //! - [`diff`]: a change's before/after, field by field.
 
 mod assets;
@@ -22,6 +22,7 @@ mod error;
 mod events;
 mod layout;
 mod overview;
+mod plugins;
 mod receiver_forms;
 mod receivers;
 mod redelivery;
@@ -57,6 +58,17 @@ pub(crate) fn router(api: ApiContext) -> Router {
         .route("/console/events/live", get(events::live_rows))
         .route("/console/events/{id}", get(events::detail))
         .route("/console/events/{id}/retry", post(events::retry))
+        .route("/console/events/{id}/dry-run", post(plugins::dry_run))
+        .route(
+            "/console/receivers/{id}/plugin",
+            post(plugins::attach).layer(axum::extract::DefaultBodyLimit::max(
+                crate::api::plugins::MAX_PLUGIN_BYTES + (64 << 10),
+            )),
+        )
+        .route(
+            "/console/receivers/{id}/plugin/detach",
+            post(plugins::detach),
+        )
         .route(
             "/console/receivers",
             get(receivers::list).post(receiver_forms::create),

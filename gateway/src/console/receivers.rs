@@ -208,8 +208,20 @@ pub(crate) async fn detail(
         section aria-labelledby="plugin-h" {
             h2 #plugin-h { "Plugin" }
             @if let Some(p) = &plugin {
-                p { (p.name) " · sha256 " code { (p.sha256.get(..12).unwrap_or(&p.sha256)) } " · attached " (age(p.created_at, now)) " ago" }
+                p #plugin-name { (p.name) " · sha256 " code { (p.sha256.get(..12).unwrap_or(&p.sha256)) } " · attached " (age(p.created_at, now)) " ago" }
+                (action_form(&session, &format!("/console/receivers/{}/plugin/detach", r.id), "Detach plugin", html! {}))
+                p.hint { "Dry-run it on any event of this receiver from the event's page." }
             } @else { p { "None." } }
+            form.action method="post" action={ "/console/receivers/" (r.id) "/plugin" } enctype="multipart/form-data" {
+                input type="hidden" name="csrf" value=(session.csrf);
+                label for="plugin-wasm" { "WebAssembly component (.wasm)" }
+                input #plugin-wasm type="file" name="wasm" accept=".wasm,application/wasm" required;
+                label for="plugin-name-input" { "Name" }
+                input #plugin-name-input name="name" placeholder="plugin";
+                label for="plugin-config" { "Configuration (JSON object)" }
+                input #plugin-config name="config" placeholder="{}";
+                button type="submit" disabled[!session.can_change()] { @if plugin.is_some() { "Replace plugin" } @else { "Attach plugin" } }
+            }
         }
     };
     Ok(layout::page(&r.settings.name, &session, Nav::Receivers, body).into_response())

@@ -62,11 +62,18 @@ impl Session {
         self.role == Role::Admin
     }
 
+    /// Checks a form's CSRF token.
+    pub(crate) fn check_csrf(&self, csrf: &str) -> Result<(), Error> {
+        if bool::from(self.csrf.as_bytes().ct_eq(csrf.as_bytes())) {
+            Ok(())
+        } else {
+            Err(Error::Csrf)
+        }
+    }
+
     /// Checks a form: its CSRF token first, then that the session may change things.
     pub(crate) fn authorize_change(&self, csrf: &str) -> Result<(), Error> {
-        if !bool::from(self.csrf.as_bytes().ct_eq(csrf.as_bytes())) {
-            return Err(Error::Csrf);
-        }
+        self.check_csrf(csrf)?;
         if !self.can_change() {
             return Err(Error::Forbidden(
                 "this console session is read-only: it can look but not change anything".into(),
@@ -257,9 +264,7 @@ pub(crate) async fn logout(
     session: Session,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, Error> {
-    if !bool::from(session.csrf.as_bytes().ct_eq(form.csrf.as_bytes())) {
-        return Err(Error::Csrf);
-    }
+    session.check_csrf(&form.csrf)?;
     if let Some(token) = cookie_value(&headers, COOKIE) {
         api.store.end_console_session(&hash_token(token)).await?;
     }

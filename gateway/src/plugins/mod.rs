@@ -45,6 +45,7 @@ use crate::model::ReceiverId;
 
 pub(crate) use attach::{attach, attach_from_config};
 pub(crate) use runtime::{LoadState, PluginRuntime};
+pub(crate) use transform::PluginEvent;
 pub(crate) use transform::Transform;
 
 /// Why a plugin cannot be attached.

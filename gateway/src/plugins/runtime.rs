@@ -9,7 +9,7 @@ use changewire_plugin_host::{Plugin, PluginHost};
 use tokio::sync::Notify;
 
 use super::Error;
-use super::transform::{LoadedPlugin, Transform};
+use super::transform::{LoadedPlugin, PluginEvent, Transform};
 use crate::config::PluginSettings;
 use crate::delivery::receivers::Receiver;
 use crate::health::Health;
@@ -389,6 +389,46 @@ impl PluginRuntime {
             Ok(plugin) => plugin.transform(d, receiver, body).await,
             Err(not_loaded) => not_loaded,
         }
+    }
+
+    /// Runs the plugin loaded here for a receiver on `body`, sending
+    /// nothing: the console's dry run. `Err` says why no plugin runs.
+    pub(crate) async fn dry_run(
+        &self,
+        receiver_id: ReceiverId,
+        event: &PluginEvent<'_>,
+        body: &str,
+    ) -> Result<(Transform, std::time::Duration), String> {
+        let plugin = {
+            let slots = self
+                .slots
+                .read()
+                .map_err(|_| "the plugin registry is unavailable".to_string())?;
+            match slots.get(&receiver_id) {
+                Some(Slot {
+                    state: SlotState::Loaded(plugin),
+                    ..
+                }) => plugin.clone(),
+                Some(Slot {
+                    state: SlotState::Failed { error, .. },
+                    name,
+                    ..
+                }) => {
+                    return Err(format!(
+                        "the plugin `{name}` does not load on this gateway: {error}"
+                    ));
+                }
+                None => {
+                    return Err(match &self.disabled {
+                        Some(reason) => format!("plugins are disabled on this gateway ({reason})"),
+                        None => "no plugin is loaded here for this receiver".to_string(),
+                    });
+                }
+            }
+        };
+        let started = std::time::Instant::now();
+        let outcome = plugin.call(event, body).await;
+        Ok((outcome, started.elapsed()))
     }
 
     fn not_loaded(&self, revision: &str) -> Transform {

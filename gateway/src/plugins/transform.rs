@@ -38,6 +38,19 @@ pub(crate) enum Transform {
     },
 }
 
+/// What a plugin is told about the event besides its body.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PluginEvent<'a> {
+    /// The resource, lower-case.
+    pub(crate) resource: &'a str,
+    /// `create`, `update`, `delete` or `test`.
+    pub(crate) action: &'a str,
+    /// The receiver.
+    pub(crate) receiver_id: i64,
+    /// Its name.
+    pub(crate) receiver_name: &'a str,
+}
+
 /// A compiled plugin and its configuration.
 #[derive(Clone)]
 pub(super) struct LoadedPlugin {
@@ -55,12 +68,23 @@ impl LoadedPlugin {
         receiver: &Receiver,
         body: &str,
     ) -> Transform {
-        let input = PluginInput {
+        let event = PluginEvent {
             resource: &d.payload.resource.to_ascii_lowercase(),
             action: d.payload.action.as_str(),
-            body,
             receiver_id: receiver.id.get(),
             receiver_name: &receiver.name,
+        };
+        self.call(&event, body).await
+    }
+
+    /// Runs the plugin on a body.
+    pub(super) async fn call(&self, event: &PluginEvent<'_>, body: &str) -> Transform {
+        let input = PluginInput {
+            resource: event.resource,
+            action: event.action,
+            body,
+            receiver_id: event.receiver_id,
+            receiver_name: event.receiver_name,
             config: &self.config,
         };
         match self.plugin.call_async(&input).await {

@@ -422,7 +422,11 @@ async fn a_receiver_scoped_session_sees_only_its_receiver(backend: Backend) {
             json!({"id": theirs}),
         )
         .await;
-    assert_eq!(still["data"]["webhookReceiver"]["headers"], json!([{"key": "X-Team"}]), "{still}");
+    assert_eq!(
+        still["data"]["webhookReceiver"]["headers"],
+        json!([{"key": "X-Team"}]),
+        "{still}"
+    );
     // The operator overview sends a scoped session to its receiver.
     let overview = c.get("/console", Some(&session)).await;
     assert_eq!(
