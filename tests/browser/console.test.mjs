@@ -5,12 +5,14 @@
 // Screenshots of each page go to docs/console/ (shown in README).
 
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
 import {
-  ADMIN_TOKEN, eventually, graphql, launchBrowser, publish, repo, startGateway, startReceiver, watchedPage,
+  ADMIN_TOKEN, binary, eventually, graphql, launchBrowser, publish, repo, startGateway, startReceiver, watchedPage,
 } from "./harness.mjs";
 
 const shots = join(repo, "docs/console");
@@ -312,6 +314,30 @@ describe("the console", { concurrency: false }, () => {
     await p.locator(".graphiql-container").waitFor({ timeout: 15_000 });
     assert.deepEqual(foreign, []);
     await context.close();
+  });
+
+  test("quickstart ends with a console link that opens on its four deliveries", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "changewire-quickstart-"));
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("CHANGEWIRE_")));
+    const child = spawn(binary(), ["quickstart", "--serve", "--dir", dir], { env, stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.on("data", (chunk) => { out += chunk; });
+    try {
+      const url = await eventually(() => (out.match(/http:\/\/127\.0\.0\.1:\d+\/console\/link\/\S+/) || [])[0], "the console link", 60_000);
+      const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+      const p = await watchedPage(context, problems);
+      await p.goto(url);
+      await p.getByRole("heading", { name: "Events" }).waitFor();
+      const rows = p.locator("#event-rows tr");
+      assert.equal(await rows.count(), 4);
+      assert.deepEqual((await rows.locator("td:nth-child(5)").allTextContents()).sort(), ["CREATE", "DELETE", "UPDATE", "UPDATE"]);
+      assert.equal(await rows.locator(".state.good").count(), 4, "all four succeeded");
+      await context.close();
+    } finally {
+      child.kill("SIGINT");
+      await new Promise((ok) => (child.exitCode !== null ? ok() : child.once("exit", ok)));
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("no page logged a browser error", () => {

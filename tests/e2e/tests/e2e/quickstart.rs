@@ -34,6 +34,11 @@ fn quickstart_delivers_four_verified_events() {
         stdout.contains("4 changes committed, 4 signed deliveries received and verified."),
         "{stdout}"
     );
+    // It ends with a single-use console link (and, not in a terminal, stops).
+    assert!(
+        stdout.contains("/console/link/cwl_"),
+        "a console link: {stdout}"
+    );
     // The audit trail agrees, and `--dir` kept the demo's files.
     assert_eq!(
         stdout.matches("→ \"succeeded\" (HTTP 200").count(),
