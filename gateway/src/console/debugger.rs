@@ -11,12 +11,12 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use subtle::ConstantTimeEq as _;
 
+use super::access;
 use super::error::Error;
 use super::layout::{self, Nav};
 use super::session::Session;
 use crate::api::ApiContext;
 use crate::api::events::sent_body;
-use crate::model::{DeliveryId, ReceiverId};
 
 /// What the form holds.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -181,15 +181,7 @@ pub(crate) async fn form(
 ) -> Result<Response, Error> {
     let mut f = DebugForm::default();
     if let Some(id) = q.event {
-        let event = api
-            .store
-            .event(DeliveryId(id))
-            .await?
-            .filter(|e| session.check_receiver(e.receiver_id).is_ok());
-        let event = event.ok_or_else(|| Error::NotFound {
-            entity: "event",
-            id: id.to_string(),
-        })?;
+        let event = access::event(&api, &session, id).await?;
         let attempts = api.store.attempts(event.id).await?;
         if let Some(last) = attempts.last() {
             f.url = last.record.request_url.clone();
@@ -239,19 +231,12 @@ pub(crate) async fn check(
                 "a read-only session cannot use a stored secret; paste it instead".into(),
             ));
         }
-        let id: ReceiverId = f
+        let id: i64 = f
             .receiver
+            .trim()
             .parse()
             .map_err(|_| Error::bad_input("receiver", "is not a receiver id"))?;
-        session.check_receiver(id)?;
-        let row = api
-            .store
-            .receiver(id)
-            .await?
-            .ok_or_else(|| Error::NotFound {
-                entity: "receiver",
-                id: id.to_string(),
-            })?;
+        let row = access::receiver(&api, &session, id).await?;
         api.secrets
             .open(&row.shared_secret)
             .map_err(|_| {

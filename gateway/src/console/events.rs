@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 
+use super::access;
 use super::diff::diff;
 use super::error::Error;
 use super::layout::{self, Nav};
@@ -254,23 +255,6 @@ pub(crate) async fn live_rows(
     Ok(html! { @for e in &rows { (event_row(e, now)) } })
 }
 
-/// An event this session may see.
-async fn visible_event(api: &ApiContext, session: &Session, id: i64) -> Result<EventRow, Error> {
-    let not_found = || Error::NotFound {
-        entity: "event",
-        id: id.to_string(),
-    };
-    let event = api
-        .store
-        .event(DeliveryId(id))
-        .await?
-        .ok_or_else(not_found)?;
-    session
-        .check_receiver(event.receiver_id)
-        .map_err(|_| not_found())?;
-    Ok(event)
-}
-
 fn headers_table(json: &str) -> Markup {
     let pairs: Vec<(String, String)> =
         serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(json)
@@ -308,7 +292,7 @@ pub(crate) async fn detail(
     session: Session,
     Path(id): Path<i64>,
 ) -> Result<Response, Error> {
-    let event = visible_event(&api, &session, id).await?;
+    let event = access::event(&api, &session, id).await?;
     let attempts = api.store.attempts(event.id).await?;
     let has_plugin = api.store.plugin_for(event.receiver_id).await?.is_some();
     let now = now_ms();
@@ -397,7 +381,7 @@ pub(crate) async fn retry(
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, Error> {
     session.authorize_change(&form.csrf)?;
-    let event = visible_event(&api, &session, id).await?;
+    let event = access::event(&api, &session, id).await?;
     api.store.retry_delivery(event.id).await?;
     api.signals.wake_delivery();
     Ok(Redirect::to(&format!("/console/events/{id}")).into_response())

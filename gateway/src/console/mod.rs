@@ -15,6 +15,7 @@
 //!   [`redelivery`], [`plugins`] (attach, detach, dry run), [`debugger`]: the pages.
 //! - [`diff`]: a change's before/after, field by field.
 
+mod access;
 mod assets;
 mod debugger;
 mod diff;

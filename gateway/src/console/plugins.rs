@@ -6,13 +6,14 @@ use axum::extract::{Form, Multipart, Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 
+use super::access;
 use super::error::Error;
 use super::layout::{self, Nav};
 use super::session::{CsrfForm, Session};
 use crate::api::ApiContext;
 use crate::api::events::sent_body;
 use crate::api::plugins::MAX_PLUGIN_BYTES;
-use crate::model::{DeliveryId, ReceiverId, validate};
+use crate::model::{ReceiverId, validate};
 use crate::plugins::{self, PluginEvent, Transform};
 
 /// `POST /console/events/{id}/dry-run`: runs the receiver's plugin on the
@@ -24,23 +25,8 @@ pub(crate) async fn dry_run(
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, Error> {
     session.check_csrf(&form.csrf)?;
-    let not_found = || Error::NotFound {
-        entity: "event",
-        id: id.to_string(),
-    };
-    let event = api
-        .store
-        .event(DeliveryId(id))
-        .await?
-        .ok_or_else(not_found)?;
-    session
-        .check_receiver(event.receiver_id)
-        .map_err(|_| not_found())?;
-    let receiver = api
-        .store
-        .receiver(event.receiver_id)
-        .await?
-        .ok_or_else(not_found)?;
+    let event = access::event(&api, &session, id).await?;
+    let receiver = access::receiver(&api, &session, event.receiver_id.get()).await?;
     let body = sent_body(&event, None);
     let resource = event.payload.resource.to_ascii_lowercase();
     let plugin_event = PluginEvent {

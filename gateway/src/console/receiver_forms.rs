@@ -9,6 +9,7 @@ use changewire_core::Scheme;
 use maud::{Markup, html};
 use serde::Deserialize;
 
+use super::access;
 use super::error::Error;
 use super::layout::{self, Nav, action_form};
 use super::session::Session;
@@ -224,25 +225,13 @@ pub(crate) async fn create(
     Ok(secret_once(&session, &row, secret.expose(), html! {}).into_response())
 }
 
-async fn visible(api: &ApiContext, session: &Session, id: i64) -> Result<ReceiverRow, Error> {
-    let id = ReceiverId(id);
-    session.check_receiver(id)?;
-    api.store
-        .receiver(id)
-        .await?
-        .ok_or_else(|| Error::NotFound {
-            entity: "receiver",
-            id: id.to_string(),
-        })
-}
-
 /// `GET /console/receivers/{id}/edit`.
 pub(crate) async fn edit_form(
     State(api): State<ApiContext>,
     session: Session,
     Path(id): Path<i64>,
 ) -> Result<Response, Error> {
-    let r = visible(&api, &session, id).await?;
+    let r = access::receiver(&api, &session, id).await?;
     let f = ReceiverForm::from_settings(&r.settings, &r.etag);
     let action = format!("/console/receivers/{id}/edit");
     let body =
@@ -258,7 +247,7 @@ pub(crate) async fn update(
     Form(f): Form<ReceiverForm>,
 ) -> Result<Response, Error> {
     session.authorize_change(&f.csrf)?;
-    let r = visible(&api, &session, id).await?;
+    let r = access::receiver(&api, &session, id).await?;
     let settings = match f
         .spec()
         .and_then(|spec| spec.update(&r.settings, &rules(&api)))
@@ -299,7 +288,7 @@ pub(crate) async fn add_header(
     Form(f): Form<HeaderForm>,
 ) -> Result<Response, Error> {
     session.authorize_change(&f.csrf)?;
-    let r = visible(&api, &session, id).await?;
+    let r = access::receiver(&api, &session, id).await?;
     let (key, value) = validate::header("header", &f.key, &f.value)
         .map_err(|e| Error::bad_input("header", format!("`{}` {}", e.field, e.reason)))?;
     api.store
@@ -325,7 +314,7 @@ pub(crate) async fn remove_header(
     Form(f): Form<RemoveForm>,
 ) -> Result<Response, Error> {
     session.authorize_change(&f.csrf)?;
-    let r = visible(&api, &session, id).await?;
+    let r = access::receiver(&api, &session, id).await?;
     let owned = api
         .store
         .receiver_headers(r.id)
@@ -363,7 +352,7 @@ pub(crate) async fn add_subscription(
     Form(f): Form<SubscriptionForm>,
 ) -> Result<Response, Error> {
     session.authorize_change(&f.csrf)?;
-    let r = visible(&api, &session, id).await?;
+    let r = access::receiver(&api, &session, id).await?;
     let action = Action::parse(&f.action.trim().to_ascii_lowercase()).ok_or_else(|| {
         Error::bad_input(
             "action",
@@ -392,7 +381,7 @@ pub(crate) async fn remove_subscription(
     Form(f): Form<RemoveForm>,
 ) -> Result<Response, Error> {
     session.authorize_change(&f.csrf)?;
-    let r = visible(&api, &session, id).await?;
+    let r = access::receiver(&api, &session, id).await?;
     let sid = SubscriptionId(sub);
     match api.store.subscription(sid).await? {
         Some(s) if s.receiver_id == r.id => {}

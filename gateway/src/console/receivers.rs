@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 
+use super::access;
 use super::error::Error;
 use super::layout::{self, Nav, action_form};
 use super::overview::state;
@@ -24,19 +25,6 @@ use crate::store::deliveries::EventFilter;
 use crate::store::now_ms;
 use crate::store::receivers::ReceiverRow;
 use crate::store::subscriptions::SubscriptionFilter;
-
-/// A receiver this session may see.
-async fn visible(api: &ApiContext, session: &Session, id: i64) -> Result<ReceiverRow, Error> {
-    let id = ReceiverId(id);
-    session.check_receiver(id)?;
-    api.store
-        .receiver(id)
-        .await?
-        .ok_or_else(|| Error::NotFound {
-            entity: "receiver",
-            id: id.to_string(),
-        })
-}
 
 /// `GET /console/receivers`.
 pub(crate) async fn list(
@@ -106,7 +94,7 @@ pub(crate) async fn detail(
     session: Session,
     Path(id): Path<i64>,
 ) -> Result<Response, Error> {
-    let r = visible(&api, &session, id).await?;
+    let r = access::receiver(&api, &session, id).await?;
     let now = now_ms();
     let (state_text, state_class) = state(&r, now);
     let stored = api.store.receiver_headers(r.id).await?;
@@ -247,7 +235,7 @@ pub(crate) async fn pause(
     Form(form): Form<ReceiverForm>,
 ) -> Result<Response, Error> {
     session.authorize_change(&form.csrf)?;
-    let r = visible(&api, &session, id).await?;
+    let r = access::receiver(&api, &session, id).await?;
     let reason = match form.reason.trim() {
         "" => format!("paused by {} in the console", session.who),
         given => validate::name("reason", given, 500)
@@ -268,7 +256,7 @@ pub(crate) async fn resume(
     Form(form): Form<ReceiverForm>,
 ) -> Result<Response, Error> {
     session.authorize_change(&form.csrf)?;
-    let r = visible(&api, &session, id).await?;
+    let r = access::receiver(&api, &session, id).await?;
     api.store
         .set_receiver_paused(r.id, Some(&form.etag), false, None)
         .await?;
@@ -284,7 +272,7 @@ pub(crate) async fn send_test(
     Form(form): Form<ReceiverForm>,
 ) -> Result<Response, Error> {
     session.authorize_change(&form.csrf)?;
-    let r = visible(&api, &session, id).await?;
+    let r = access::receiver(&api, &session, id).await?;
     let event = queue_test(&api, r.id, &session.actor().name).await?;
     Ok(Redirect::to(&format!("/console/events/{event}")).into_response())
 }
@@ -297,7 +285,7 @@ pub(crate) async fn rotate_secret(
     Form(form): Form<ReceiverForm>,
 ) -> Result<Response, Error> {
     session.authorize_change(&form.csrf)?;
-    let r = visible(&api, &session, id).await?;
+    let r = access::receiver(&api, &session, id).await?;
     let overlap = match form.overlap.trim() {
         "" => i64::from(DEFAULT_OVERLAP_SECS),
         text => text

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 
+use super::access;
 use super::error::Error;
 use super::events::utc_ms;
 use super::layout::{self, Nav, action_form};
@@ -40,20 +41,6 @@ impl RangeForm {
     }
 }
 
-async fn visible_receiver(api: &ApiContext, session: &Session, id: i64) -> Result<String, Error> {
-    let id = ReceiverId(id);
-    session.check_receiver(id)?;
-    let row = api
-        .store
-        .receiver(id)
-        .await?
-        .ok_or_else(|| Error::NotFound {
-            entity: "receiver",
-            id: id.to_string(),
-        })?;
-    Ok(row.settings.name)
-}
-
 /// `GET /console/receivers/{id}/redeliver[?from=&to=]`: the range and how
 /// many failed events it holds.
 pub(crate) async fn form(
@@ -62,7 +49,7 @@ pub(crate) async fn form(
     Path(id): Path<i64>,
     Query(range): Query<RangeForm>,
 ) -> Result<Response, Error> {
-    let name = visible_receiver(&api, &session, id).await?;
+    let name = access::receiver(&api, &session, id).await?.settings.name;
     let now = now_ms();
     let (from, to) = range.range(now)?;
     let matching = api.store.failed_count(ReceiverId(id), from, to).await?;
@@ -96,7 +83,7 @@ pub(crate) async fn start(
     Form(range): Form<RangeForm>,
 ) -> Result<Response, Error> {
     session.authorize_change(&range.csrf)?;
-    visible_receiver(&api, &session, id).await?;
+    access::receiver(&api, &session, id).await?;
     let (from, to) = range.range(now_ms())?;
     let job = start_redelivery(&api, ReceiverId(id), from, to).await?;
     Ok(Redirect::to(&format!("/console/redeliveries/{}", job.id)).into_response())
