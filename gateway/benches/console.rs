@@ -4,7 +4,8 @@
 //!
 //! `cargo bench -p changewire-gateway --bench console` prints one JSON object
 //! per page and a summary; BENCHMARKS.md records a run. `CONSOLE_BENCH_EVENTS`
-//! changes the number of events (default 1,000,000).
+//! changes the number of events (default 1,000,000); `CONSOLE_BENCH_KEEP=1`
+//! keeps the database for `EXPLAIN ANALYZE`.
 
 #![allow(clippy::unwrap_used)] // a bench that cannot set up should stop loudly
 
@@ -52,6 +53,7 @@ async fn graphql(router: &axum::Router, query: &str, variables: Value) -> Value 
 /// ending now.
 async fn seed(url: &str, receivers: &[i64], n: i64) {
     let mut db = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::raw_sql("SET search_path TO changewire").execute(&mut db).await.unwrap();
     let now = changewire_gateway::testing::now_ms();
     let first = receivers[0];
     let started = Instant::now();
@@ -222,5 +224,10 @@ async fn run() {
         json!({"bench": "console_pages", "events": n, "worst_p95_ms": (worst * 100.0).round() / 100.0, "under_200ms": worst < 200.0})
     );
     drop(router);
+    if std::env::var_os("CONSOLE_BENCH_KEEP").is_some() {
+        // For EXPLAIN ANALYZE by hand; drop it yourself afterwards.
+        eprintln!("kept {}", db.url);
+        std::mem::forget(db);
+    }
     tokio::time::sleep(Duration::from_millis(100)).await;
 }

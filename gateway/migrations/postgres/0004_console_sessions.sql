@@ -19,3 +19,14 @@ CREATE TABLE console_sessions (
 );
 CREATE INDEX console_sessions_by_link ON console_sessions (link_id) WHERE link_id IS NOT NULL;
 CREATE INDEX console_sessions_by_expiry ON console_sessions (expires_at);
+
+-- The console's filters on a large audit trail. Unsuccessful deliveries are
+-- rare, so "failed" (and filtered, plugin_error) is found through small
+-- partial indexes instead of a walk back through every delivery (a delivery
+-- that succeeds is never written into them); a row id is found through its
+-- changes.
+CREATE INDEX deliveries_unsuccessful ON deliveries (id)
+    WHERE status IN ('failed', 'filtered', 'plugin_error');
+CREATE INDEX deliveries_unsuccessful_by_receiver ON deliveries (receiver_id, id)
+    WHERE status IN ('failed', 'filtered', 'plugin_error');
+CREATE INDEX changes_row_id ON changes (row_id);

@@ -66,6 +66,101 @@ pub struct EventRow {
     pub response_data: Option<String>,
 }
 
+/// A value bound to a numbered placeholder.
+enum Bound<'a> {
+    Int(i64),
+    Text(&'a str),
+}
+
+/// The conditions of a filter: only those given, each with its placeholder
+/// (`$1`, `$2`, … in order; both backends read them).
+struct Conditions<'a> {
+    clauses: Vec<String>,
+    values: Vec<Bound<'a>>,
+    needs_changes: bool,
+}
+
+impl<'a> Conditions<'a> {
+    /// The next placeholder's number.
+    fn next(&self) -> usize {
+        self.values.len() + 1
+    }
+
+    /// `{column_op} $n`, bound to an integer.
+    fn int(&mut self, column_op: &str, value: i64) {
+        self.clauses.push(format!("{column_op} ${}", self.next()));
+        self.values.push(Bound::Int(value));
+    }
+
+    /// `{column_op} $n`, bound to text.
+    fn text(&mut self, column_op: &str, value: &'a str) {
+        self.clauses.push(format!("{column_op} ${}", self.next()));
+        self.values.push(Bound::Text(value));
+    }
+
+    /// The tables to read: deliveries, and their changes when a condition is on one.
+    fn from(&self) -> &'static str {
+        if self.needs_changes {
+            "deliveries d JOIN changes c ON c.id = d.change_id"
+        } else {
+            "deliveries d"
+        }
+    }
+
+    /// The `WHERE` clause (`TRUE` when nothing filters).
+    fn conditions(&self) -> String {
+        if self.clauses.is_empty() {
+            "TRUE".into()
+        } else {
+            self.clauses.join(" AND ")
+        }
+    }
+}
+
+impl EventFilter {
+    /// This filter's conditions. The status and the action are written as
+    /// literals (they are this crate's own fixed names, never input), so
+    /// PostgreSQL can use the partial index of unsuccessful deliveries.
+    fn conditions(&self) -> Conditions<'_> {
+        let mut w = Conditions {
+            clauses: Vec::new(),
+            values: Vec::new(),
+            needs_changes: false,
+        };
+        if let Some(id) = self.receiver_id {
+            w.int("d.receiver_id =", id.get());
+        }
+        if let Some(id) = self.subscription_id {
+            w.int("d.subscription_id =", id.get());
+        }
+        if let Some(status) = self.status {
+            w.clauses.push(format!("d.status = '{}'", status.as_str()));
+        }
+        if let Some(from) = self.from_ms {
+            w.int("d.created_at >=", from);
+        }
+        if let Some(to) = self.to_ms {
+            w.int("d.created_at <", to);
+        }
+        if let Some(id) = self.newer_than {
+            w.int("d.id >", id.get());
+        }
+        if let Some(resource) = &self.resource {
+            w.needs_changes = true;
+            w.text("c.resource =", resource);
+        }
+        if let Some(action) = self.action {
+            w.needs_changes = true;
+            w.clauses.push(format!("c.action = '{}'", action.api_name()));
+        }
+        if let Some(row_id) = &self.row_id {
+            w.needs_changes = true;
+            w.text("c.row_id =", row_id);
+        }
+        w
+    }
+}
+
 const EVENT_SELECT: &str = "SELECT d.id, d.change_id, d.subscription_id, d.receiver_id, d.status, d.attempts, \
     d.next_attempt_at, d.last_status, d.last_error, d.created_at, d.updated_at, d.completed_at, c.resource, \
     c.action, c.row_id, c.transaction_id, c.occurred_at, a.request_body AS request_data, \
@@ -88,59 +183,56 @@ impl Store {
     }
 
     /// A page of events, newest first, with ids below `before` (0: from the newest).
+    ///
+    /// The deliveries are chosen first (only the filters given become
+    /// conditions, so each uses its index), then joined with their change
+    /// and last attempt: 50 rows are joined, not every row in a time range.
     pub(crate) async fn events_page(
         &self,
         filter: &EventFilter,
         before: i64,
         limit: i64,
     ) -> Result<Vec<EventRow>> {
+        let mut w = filter.conditions();
+        if before != 0 {
+            w.int("d.id <", before);
+        }
+        let from = w.from();
+        let conditions = w.conditions();
+        let limit_at = w.next();
         let sql = format!(
-            "{EVENT_SELECT} WHERE ($1 = 0 OR d.id < $1) AND ($2 IS NULL OR d.receiver_id = $2) \
-             AND ($3 IS NULL OR d.subscription_id = $3) AND ($4 IS NULL OR d.status = $4) \
-             AND ($5 IS NULL OR c.resource = $5) AND ($6 IS NULL OR c.action = $6) \
-             AND ($7 IS NULL OR d.created_at >= $7) AND ($8 IS NULL OR d.created_at < $8) \
-             AND ($10 IS NULL OR c.row_id = $10) AND ($11 IS NULL OR d.id > $11) \
-             ORDER BY d.id DESC LIMIT $9"
+            "{EVENT_SELECT} WHERE d.id IN (SELECT d.id FROM {from} WHERE {conditions} \
+             ORDER BY d.id DESC LIMIT ${limit_at}) ORDER BY d.id DESC"
         );
-        Ok(on_pool!(self, |pool| sqlx::query_as::<_, EventRow>(
-            AssertSqlSafe(sql.as_str())
-        )
-        .bind(before)
-        .bind(filter.receiver_id)
-        .bind(filter.subscription_id)
-        .bind(filter.status)
-        .bind(&filter.resource)
-        .bind(filter.action.map(Action::api_name))
-        .bind(filter.from_ms)
-        .bind(filter.to_ms)
-        .bind(limit)
-        .bind(&filter.row_id)
-        .bind(filter.newer_than)
-        .fetch_all(pool)
-        .await)?)
+        Ok(on_pool!(self, |pool| {
+            let mut query = sqlx::query_as::<_, EventRow>(AssertSqlSafe(sql.as_str()));
+            for value in &w.values {
+                query = match value {
+                    Bound::Int(v) => query.bind(*v),
+                    Bound::Text(v) => query.bind(*v),
+                };
+            }
+            query.bind(limit).fetch_all(pool).await
+        })?)
     }
 
     /// Number of events matching a filter.
     pub(crate) async fn event_count(&self, filter: &EventFilter) -> Result<i64> {
+        let w = filter.conditions();
+        let sql = format!(
+            "SELECT COUNT(*) FROM {} WHERE {}",
+            w.from(),
+            w.conditions()
+        );
         Ok(on_pool!(self, |pool| {
-            sqlx::query_scalar::<_, i64>(
-            "SELECT COUNT(*) FROM deliveries d JOIN changes c ON c.id = d.change_id \
-             WHERE ($1 IS NULL OR d.receiver_id = $1) AND ($2 IS NULL OR d.subscription_id = $2) \
-             AND ($3 IS NULL OR d.status = $3) AND ($4 IS NULL OR c.resource = $4) AND ($5 IS NULL OR c.action = $5) \
-             AND ($6 IS NULL OR d.created_at >= $6) AND ($7 IS NULL OR d.created_at < $7) \
-             AND ($8 IS NULL OR c.row_id = $8) AND ($9 IS NULL OR d.id > $9)"
-        )
-        .bind(filter.receiver_id)
-        .bind(filter.subscription_id)
-        .bind(filter.status)
-        .bind(&filter.resource)
-        .bind(filter.action.map(Action::api_name))
-        .bind(filter.from_ms)
-        .bind(filter.to_ms)
-        .bind(&filter.row_id)
-        .bind(filter.newer_than)
-        .fetch_one(pool)
-        .await
+            let mut query = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql.as_str()));
+            for value in &w.values {
+                query = match value {
+                    Bound::Int(v) => query.bind(*v),
+                    Bound::Text(v) => query.bind(*v),
+                };
+            }
+            query.fetch_one(pool).await
         })?)
     }
 
