@@ -53,7 +53,10 @@ async fn graphql(router: &axum::Router, query: &str, variables: Value) -> Value 
 /// ending now.
 async fn seed(url: &str, receivers: &[i64], n: i64) {
     let mut db = sqlx::PgConnection::connect(url).await.unwrap();
-    sqlx::raw_sql("SET search_path TO changewire").execute(&mut db).await.unwrap();
+    sqlx::raw_sql("SET search_path TO changewire")
+        .execute(&mut db)
+        .await
+        .unwrap();
     let now = changewire_gateway::testing::now_ms();
     let first = receivers[0];
     let started = Instant::now();

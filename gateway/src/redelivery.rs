@@ -30,10 +30,9 @@ pub(crate) async fn run(
 ) -> crate::store::Result<()> {
     let mut done = job.done;
     let mut after = 0;
+    let range = job.range();
     loop {
-        let ids = store
-            .redeliver_failed(job.receiver_id, job.from_ms, job.to_ms, after, BATCH)
-            .await?;
+        let ids = store.redeliver_failed(&range, after, BATCH).await?;
         if ids.is_empty() {
             break;
         }

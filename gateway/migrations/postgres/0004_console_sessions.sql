@@ -30,3 +30,6 @@ CREATE INDEX deliveries_unsuccessful ON deliveries (id)
 CREATE INDEX deliveries_unsuccessful_by_receiver ON deliveries (receiver_id, id)
     WHERE status IN ('failed', 'filtered', 'plugin_error');
 CREATE INDEX changes_row_id ON changes (row_id);
+
+-- A bulk redelivery may be limited to one resource.
+ALTER TABLE redelivery_jobs ADD COLUMN resource TEXT;

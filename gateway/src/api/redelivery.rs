@@ -9,11 +9,11 @@ use super::context::{admin, api, caller};
 use super::error::{Error, FieldResult, Result};
 use super::events::WebhookEvent;
 use super::limits;
-use super::scalars::{id, parse_id};
+use super::scalars::{ResourceName, id, parse_id};
 use crate::envelope::{Action, ChangePayload};
 use crate::model::{DeliveryId, ReceiverId};
 use crate::store::changes::NewChange;
-use crate::store::redelivery::RedeliveryJobRow;
+use crate::store::redelivery::{RedeliveryJobRow, RedeliveryRange};
 use crate::timefmt::{format_ms, parse_rfc3339_ms};
 
 /// A bulk redelivery and its progress.
@@ -23,6 +23,8 @@ pub(crate) struct WebhookRedeliveryJob {
     pub(crate) id: ID,
     /// Receiver.
     pub(crate) receiver_id: ID,
+    /// Only events of this resource, if one was given.
+    pub(crate) resource: Option<String>,
     /// Failed events found in the range.
     pub(crate) total: i32,
     /// Events made pending again so far.
@@ -40,6 +42,7 @@ impl From<RedeliveryJobRow> for WebhookRedeliveryJob {
         WebhookRedeliveryJob {
             id: id(j.id),
             receiver_id: id(j.receiver_id),
+            resource: j.resource,
             total: j.total,
             done: j.done,
             status: j.status,
@@ -58,6 +61,8 @@ pub(crate) struct RedeliverFailedWebhookEventsInput {
     pub(crate) from: Option<String>,
     /// Events created before (RFC 3339; default: now).
     pub(crate) to: Option<String>,
+    /// Only events of this resource (default: every resource).
+    pub(crate) resource: Option<ResourceName>,
 }
 
 /// Payload carrying an event.
@@ -100,18 +105,15 @@ impl RedeliveryQuery {
     }
 }
 
-/// Starts a job sending every failed event of a receiver created in
-/// `[from, to)` (ms) again; it runs in the background and survives restarts.
+/// Starts a job sending every failed event in `range` again; it runs in the background and survives restarts.
 pub(crate) async fn start_redelivery(
     state: &ApiContext,
-    rid: ReceiverId,
-    from: i64,
-    to: i64,
+    range: &RedeliveryRange,
 ) -> Result<RedeliveryJobRow> {
-    let total = state.store.failed_count(rid, from, to).await?;
+    let total = state.store.failed_count(range).await?;
     let job = state
         .store
-        .insert_redelivery_job(rid, from, to, i32::try_from(total).unwrap_or(i32::MAX))
+        .insert_redelivery_job(range, i32::try_from(total).unwrap_or(i32::MAX))
         .await?;
     crate::redelivery::spawn(state.store.clone(), state.signals.clone(), job.clone());
     Ok(job)
@@ -200,7 +202,23 @@ impl EventMutation {
         if from >= to {
             return Err(Error::bad_input("input.to", "must be after `from`").into());
         }
-        let job = start_redelivery(state, rid, from, to).await?;
+        let resource = match input.resource {
+            Some(r) if state.config.resources.get(&r.0).is_none() => {
+                return Err(Error::bad_input(
+                    "input.resource",
+                    format!("`{}` is not a configured resource", r.0),
+                )
+                .into());
+            }
+            other => other.map(|r| r.0),
+        };
+        let range = RedeliveryRange {
+            receiver_id: rid,
+            from_ms: from,
+            to_ms: to,
+            resource,
+        };
+        let job = start_redelivery(state, &range).await?;
         Ok(RedeliveryPayload { job: job.into() })
     }
 

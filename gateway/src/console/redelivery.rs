@@ -1,5 +1,5 @@
-//! Redelivery: pick a time range, see how many failed events of a receiver
-//! match, start a job, watch its progress bar (the job runs in the
+//! Redelivery: pick a time range (and a resource), see how many failed
+//! events of a receiver match, start a job, watch its progress bar (the job runs in the
 //! background and resumes after a restart).
 
 use axum::extract::{Form, Path, Query, State};
@@ -17,6 +17,7 @@ use crate::api::ApiContext;
 use crate::api::redelivery::start_redelivery;
 use crate::model::ReceiverId;
 use crate::store::now_ms;
+use crate::store::redelivery::RedeliveryRange;
 use crate::timefmt::format_ms;
 
 /// The range, as the form sends it (UTC; empty `from`: a day ago, empty `to`: now).
@@ -28,16 +29,38 @@ pub(crate) struct RangeForm {
     from: String,
     #[serde(default)]
     to: String,
+    #[serde(default)]
+    resource: String,
 }
 
 impl RangeForm {
-    fn range(&self, now: i64) -> Result<(i64, i64), Error> {
+    fn range(
+        &self,
+        api: &ApiContext,
+        receiver_id: ReceiverId,
+        now: i64,
+    ) -> Result<RedeliveryRange, Error> {
         let from = utc_ms("from", &self.from)?.unwrap_or(now - 86_400_000);
         let to = utc_ms("to", &self.to)?.unwrap_or(now + 1);
         if from >= to {
             return Err(Error::bad_input("to", "must be after `from`"));
         }
-        Ok((from, to))
+        let resource = match self.resource.trim() {
+            "" => None,
+            r if api.config.resources.get(r).is_some() => Some(r.to_string()),
+            r => {
+                return Err(Error::bad_input(
+                    "resource",
+                    format!("`{r}` is not a configured resource"),
+                ));
+            }
+        };
+        Ok(RedeliveryRange {
+            receiver_id,
+            from_ms: from,
+            to_ms: to,
+            resource,
+        })
     }
 }
 
@@ -51,8 +74,10 @@ pub(crate) async fn form(
 ) -> Result<Response, Error> {
     let name = access::receiver(&api, &session, id).await?.settings.name;
     let now = now_ms();
-    let (from, to) = range.range(now)?;
-    let matching = api.store.failed_count(ReceiverId(id), from, to).await?;
+    let selected = range.range(&api, ReceiverId(id), now)?;
+    let (from, to) = (selected.from_ms, selected.to_ms);
+    let matching = api.store.failed_count(&selected).await?;
+    let resources = api.config.resources.names();
     let body = html! {
         h1 { "Redeliver failed events of " (name) }
         form.filters method="get" action={ "/console/receivers/" (id) "/redeliver" } {
@@ -60,6 +85,11 @@ pub(crate) async fn form(
             input #from type="datetime-local" name="from" value=(range.from) aria-describedby="range-hint";
             label for="to" { "To (UTC)" }
             input #to type="datetime-local" name="to" value=(range.to) aria-describedby="range-hint";
+            label for="resource" { "Resource" }
+            select #resource name="resource" {
+                option value="" { "any" }
+                @for r in &resources { option value=(r) selected[range.resource.trim() == r] { (r) } }
+            }
             button type="submit" { "Count" }
         }
         p.hint #range-hint { "Empty: from a day ago, to now." }
@@ -68,6 +98,7 @@ pub(crate) async fn form(
             (action_form(&session, &format!("/console/receivers/{id}/redeliver"), "Redeliver them", html! {
                 input type="hidden" name="from" value=(format_ms(from));
                 input type="hidden" name="to" value=(format_ms(to));
+                input type="hidden" name="resource" value=(range.resource.trim());
             }))
         }
         p.hint { "Each event is sent again with a fresh retry budget and keeps its event id." }
@@ -84,8 +115,8 @@ pub(crate) async fn start(
 ) -> Result<Response, Error> {
     session.authorize_change(&range.csrf)?;
     access::receiver(&api, &session, id).await?;
-    let (from, to) = range.range(now_ms())?;
-    let job = start_redelivery(&api, ReceiverId(id), from, to).await?;
+    let selected = range.range(&api, ReceiverId(id), now_ms())?;
+    let job = start_redelivery(&api, &selected).await?;
     Ok(Redirect::to(&format!("/console/redeliveries/{}", job.id)).into_response())
 }
 
@@ -121,6 +152,7 @@ pub(crate) async fn job(
         dl.facts {
             dt { "Receiver" } dd { a href={ "/console/receivers/" (job.receiver_id) } { (job.receiver_id) } }
             dt { "Range" } dd { (format_ms(job.from_ms)) " – " (format_ms(job.to_ms)) }
+            @if let Some(r) = &job.resource { dt { "Resource" } dd { (r) } }
             dt { "Started" } dd { (when(job.created_at, now)) }
             @if let Some(done) = job.finished_at { dt { "Finished" } dd { (when(done, now)) } }
         }

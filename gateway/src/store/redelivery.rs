@@ -18,6 +18,8 @@ pub(crate) struct RedeliveryJobRow {
     pub(crate) total: i32,
     /// Events made pending again so far.
     pub(crate) done: i32,
+    /// Only events of this resource (`None`: every resource).
+    pub(crate) resource: Option<String>,
     /// `running` or `finished`.
     pub(crate) status: String,
     /// Created (ms).
@@ -27,26 +29,50 @@ pub(crate) struct RedeliveryJobRow {
 }
 
 const COLUMNS: &str =
-    "id, receiver_id, from_ms, to_ms, total, done, status, created_at, finished_at";
+    "id, receiver_id, from_ms, to_ms, resource, total, done, status, created_at, finished_at";
+
+/// Which failed events a redelivery sends again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RedeliveryRange {
+    /// Whose.
+    pub(crate) receiver_id: ReceiverId,
+    /// Created at or after (ms).
+    pub(crate) from_ms: i64,
+    /// Created before (ms).
+    pub(crate) to_ms: i64,
+    /// Only this resource's.
+    pub(crate) resource: Option<String>,
+}
+
+impl RedeliveryJobRow {
+    /// The events this job sends again.
+    pub(crate) fn range(&self) -> RedeliveryRange {
+        RedeliveryRange {
+            receiver_id: self.receiver_id,
+            from_ms: self.from_ms,
+            to_ms: self.to_ms,
+            resource: self.resource.clone(),
+        }
+    }
+}
 
 impl Store {
     /// Starts a job.
     pub(crate) async fn insert_redelivery_job(
         &self,
-        receiver_id: ReceiverId,
-        from: i64,
-        to: i64,
+        range: &RedeliveryRange,
         total: i32,
     ) -> Result<RedeliveryJobRow> {
         let sql = format!(
-            "INSERT INTO redelivery_jobs (receiver_id, from_ms, to_ms, total, done, status, created_at) \
-             VALUES ($1, $2, $3, $4, 0, 'running', $5) RETURNING {COLUMNS}"
+            "INSERT INTO redelivery_jobs (receiver_id, from_ms, to_ms, resource, total, done, status, created_at) \
+             VALUES ($1, $2, $3, $4, $5, 0, 'running', $6) RETURNING {COLUMNS}"
         );
         Ok(on_pool!(self, |pool| {
             sqlx::query_as::<_, RedeliveryJobRow>(AssertSqlSafe(sql.as_str()))
-                .bind(receiver_id)
-                .bind(from)
-                .bind(to)
+                .bind(range.receiver_id)
+                .bind(range.from_ms)
+                .bind(range.to_ms)
+                .bind(&range.resource)
                 .bind(total)
                 .bind(now_ms())
                 .fetch_one(pool)

@@ -40,7 +40,7 @@ fn now_secs() -> i64 {
 }
 
 async fn events(gw: &TestGateway, receiver: &str) -> Vec<Value> {
-    let q = "query($r: Int) { webhookEvents(filters: { receiverId: $r }) { id status attemptCount responseStatus responseData requestData lastError \
+    let q = "query($r: Int) { webhookEvents(filters: { receiverId: $r }) { id resource status attemptCount responseStatus responseData requestData lastError \
              attempts { attempt responseStatus errorClass error requestHeaders outcome } } }";
     let id: i64 = receiver.parse().unwrap();
     gw.graphql(q, json!({"r": id})).await["webhookEvents"]
@@ -674,12 +674,74 @@ async fn disabled_receiver_holds_pending_deliveries(backend: Backend) {
     .await;
 }
 
+async fn a_redelivery_limited_to_one_resource_leaves_the_others_failed(backend: Backend) {
+    let gw = TestGateway::start(backend, "").await;
+    let sink = TestReceiver::start().await;
+    sink.set_status(500);
+    let (rid, _) = gw
+        .receiver_with(
+            &sink.url(),
+            &[("RUNS", "UPDATE"), ("PARTS", "UPDATE")],
+            json!({"maxAttempts": 1}),
+        )
+        .await;
+    for i in 0..3 {
+        gw.publish(run_event(i, "x")).await;
+        gw.publish(json!({"resource": "PARTS", "action": "UPDATE", "id": i, "new": {"qty": i}}))
+            .await;
+    }
+    eventually("6 failed", WAIT, || async {
+        let n = events(&gw, &rid)
+            .await
+            .iter()
+            .filter(|e| e["status"] == "failed")
+            .count();
+        (n == 6).then_some(())
+    })
+    .await;
+    sink.set_status(200);
+    let refused = gw
+        .graphql_raw(
+            "mutation($i: RedeliverFailedWebhookEventsInput!) { redeliverFailedWebhookEvents(input: $i) { job { id } } }",
+            json!({"i": {"receiverId": rid, "resource": "NOT_A_RESOURCE"}}),
+        )
+        .await;
+    assert!(refused.get("errors").is_some(), "{refused}");
+    let job = gw
+        .graphql(
+            "mutation($i: RedeliverFailedWebhookEventsInput!) { redeliverFailedWebhookEvents(input: $i) { job { id total resource } } }",
+            json!({"i": {"receiverId": rid, "resource": "PARTS"}}),
+        )
+        .await["redeliverFailedWebhookEvents"]["job"]
+        .clone();
+    assert_eq!(
+        (job["total"].clone(), job["resource"].clone()),
+        (json!(3), json!("PARTS"))
+    );
+    eventually("the PARTS events succeeded", WAIT, || async {
+        let all = events(&gw, &rid).await;
+        let succeeded: Vec<_> = all.iter().filter(|e| e["status"] == "succeeded").collect();
+        (succeeded.len() == 3).then_some(())
+    })
+    .await;
+    let all = events(&gw, &rid).await;
+    for e in &all {
+        let expected = if e["resource"] == "PARTS" {
+            "succeeded"
+        } else {
+            "failed"
+        };
+        assert_eq!(e["status"], expected, "{e}");
+    }
+}
+
 both_backends! {
     disabled => disabled_receiver_holds_pending_deliveries,
     signed => signed_delivery,
     retries => retries_then_fails_with_reason,
     retry_after => retry_after_is_honoured,
     redelivery => bulk_redelivery_and_test_ping,
+    redelivery_of_one_resource => a_redelivery_limited_to_one_resource_leaves_the_others_failed,
     rotation => rotation_signs_with_both_secrets,
     circuit_breaker => circuit_breaker_pauses_and_resumes,
     isolation => hanging_receiver_does_not_delay_others,

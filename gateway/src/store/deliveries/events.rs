@@ -6,6 +6,7 @@ use sqlx::AssertSqlSafe;
 use super::super::{Error, Result, Store, now_ms, on_pool};
 use crate::envelope::{Action, ChangePayload, SubscriptionView};
 use crate::model::{ChangeId, DeliveryId, DeliveryStatus, ReceiverId, SubscriptionId};
+use crate::store::redelivery::RedeliveryRange;
 
 /// Filters of `webhookEvents`.
 #[derive(Debug, Clone, Default)]
@@ -151,7 +152,8 @@ impl EventFilter {
         }
         if let Some(action) = self.action {
             w.needs_changes = true;
-            w.clauses.push(format!("c.action = '{}'", action.api_name()));
+            w.clauses
+                .push(format!("c.action = '{}'", action.api_name()));
         }
         if let Some(row_id) = &self.row_id {
             w.needs_changes = true;
@@ -219,11 +221,7 @@ impl Store {
     /// Number of events matching a filter.
     pub(crate) async fn event_count(&self, filter: &EventFilter) -> Result<i64> {
         let w = filter.conditions();
-        let sql = format!(
-            "SELECT COUNT(*) FROM {} WHERE {}",
-            w.from(),
-            w.conditions()
-        );
+        let sql = format!("SELECT COUNT(*) FROM {} WHERE {}", w.from(), w.conditions());
         Ok(on_pool!(self, |pool| {
             let mut query = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql.as_str()));
             for value in &w.values {
@@ -262,13 +260,11 @@ impl Store {
         Ok(row)
     }
 
-    /// Makes up to `limit` failed deliveries of a receiver, created in
-    /// `[from, to)`, with ids above `after`, pending again. Returns their ids.
+    /// Makes a batch of the range's failed deliveries (ids above `after`)
+    /// pending again, due now, with a fresh retry budget; returns their ids.
     pub(crate) async fn redeliver_failed(
         &self,
-        receiver_id: ReceiverId,
-        from: i64,
-        to: i64,
+        range: &RedeliveryRange,
         after: i64,
         limit: i64,
     ) -> Result<Vec<DeliveryId>> {
@@ -277,35 +273,35 @@ impl Store {
             sqlx::query_scalar::<_, DeliveryId>(
             "UPDATE deliveries SET status = 'pending', next_attempt_at = $5, retry_base = attempts, \
              completed_at = NULL, lease_until = 0, lease_owner = NULL, updated_at = $5 WHERE id IN ( \
-               SELECT id FROM deliveries WHERE receiver_id = $1 AND status = 'failed' AND created_at >= $2 \
-               AND created_at < $3 AND id > $4 ORDER BY id LIMIT $6) RETURNING id"
+               SELECT d.id FROM deliveries d WHERE d.receiver_id = $1 AND d.status = 'failed' AND d.created_at >= $2 \
+               AND d.created_at < $3 AND d.id > $4 AND ($7 IS NULL OR EXISTS \
+               (SELECT 1 FROM changes c WHERE c.id = d.change_id AND c.resource = $7)) ORDER BY d.id LIMIT $6) RETURNING id"
         )
-        .bind(receiver_id)
-        .bind(from)
-        .bind(to)
+        .bind(range.receiver_id)
+        .bind(range.from_ms)
+        .bind(range.to_ms)
         .bind(after)
         .bind(now)
         .bind(limit)
+        .bind(&range.resource)
         .fetch_all(pool)
         .await
         })?;
         Ok(ids)
     }
 
-    /// Failed deliveries of a receiver created in `[from, to)`.
-    pub(crate) async fn failed_count(
-        &self,
-        receiver_id: ReceiverId,
-        from: i64,
-        to: i64,
-    ) -> Result<i64> {
+    /// Failed deliveries in a redelivery's range.
+    pub(crate) async fn failed_count(&self, range: &RedeliveryRange) -> Result<i64> {
         Ok(on_pool!(self, |pool| {
             sqlx::query_scalar::<_, i64>(
-            "SELECT COUNT(*) FROM deliveries WHERE receiver_id = $1 AND status = 'failed' AND created_at >= $2 AND created_at < $3"
+            "SELECT COUNT(*) FROM deliveries d WHERE d.receiver_id = $1 AND d.status = 'failed' \
+             AND d.created_at >= $2 AND d.created_at < $3 AND ($4 IS NULL OR EXISTS \
+             (SELECT 1 FROM changes c WHERE c.id = d.change_id AND c.resource = $4))"
         )
-        .bind(receiver_id)
-        .bind(from)
-        .bind(to)
+        .bind(range.receiver_id)
+        .bind(range.from_ms)
+        .bind(range.to_ms)
+        .bind(&range.resource)
         .fetch_one(pool)
         .await
         })?)
