@@ -29,10 +29,11 @@ pub(crate) struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Run the gateway: API, capture and delivery.
+    /// Run the gateway: API, web console, capture and delivery.
     Serve(serve::ServeArgs),
     /// See it work: a demo app database, a receiver, and signed deliveries
-    /// verified as they arrive — on the embedded SQLite default.
+    /// verified as they arrive — on the embedded SQLite default — then a
+    /// link to the web console opened on them.
     Quickstart(quickstart::QuickstartArgs),
     /// Install or remove the capture triggers without running the gateway.
     Capture(capture::CaptureArgs),
