@@ -7,7 +7,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help test setup fmt fmt-check lint clippy module-graph rust vectors py node plugins e2e browser quickstart bench bench-core bench-plugins bench-delivery bench-scaling schema
+.PHONY: help test setup fmt fmt-check lint clippy module-graph rust vectors py node plugins e2e browser quickstart bench bench-core bench-plugins bench-delivery bench-scaling bench-console schema
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -79,4 +79,8 @@ bench-scaling: ## how cost grows: fan-out, payload, backlog, a slow receiver, 1 
 	$(CARGO) build --release -p changewire-gateway
 	$(CARGO) bench -p changewire-gateway --bench scaling -- all
 
-bench: bench-core bench-plugins bench-delivery bench-scaling ## every benchmark (release builds; see BENCHMARKS.md)
+bench-console: ## the console: its pages on 1,000,000 events (p50/p95), and delivery throughput with consoles open vs without (JSON)
+	$(CARGO) bench -p changewire-gateway --bench console
+	$(CARGO) bench -p changewire-gateway --bench console_live
+
+bench: bench-core bench-plugins bench-delivery bench-scaling bench-console ## every benchmark (release builds; see BENCHMARKS.md)

@@ -54,14 +54,14 @@ mod common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use changewire_e2e::GatewayProcess;
 use common::{
-    PAYLOAD, Sink, app_db, arg, arg_list, bench_args, binary_missing, gateway_process, record,
-    release_binary, round, run_bench, start_sink, start_sink_aside, wait_count, write_backlog,
-    write_rows_on,
+    PAYLOAD, Sink, app_db, arg, arg_list, bench_args, binary_missing, clk_tck, cpu_ticks,
+    gateway_process, postgres_ticks, record, release_binary, round, run_bench, start_sink,
+    start_sink_aside, wait_count, write_backlog, write_rows_on,
 };
 use futures_util::StreamExt as _;
 use serde_json::{Value, json};
@@ -71,46 +71,6 @@ use sqlx::{Connection, PgConnection};
 /// after the gateways stopped (backends flush table statistics at most once
 /// a second, and on exit).
 const SETTLE: Duration = Duration::from_millis(1500);
-
-/// Clock ticks per second, the unit of `/proc/<pid>/stat`.
-fn clk_tck() -> f64 {
-    static TCK: OnceLock<f64> = OnceLock::new();
-    *TCK.get_or_init(|| {
-        std::process::Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8(o.stdout).ok())
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(100.0)
-    })
-}
-
-/// utime + stime of a process (all its threads), in clock ticks.
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised command start at field 3 (state);
-    // utime and stime are fields 14 and 15.
-    let fields: Vec<&str> = stat
-        .get(stat.rfind(')')? + 1..)?
-        .split_whitespace()
-        .collect();
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-}
-
-/// Every `postgres` process on the machine and its CPU ticks.
-fn postgres_ticks() -> HashMap<u32, u64> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return HashMap::new();
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .is_ok_and(|c| c.trim() == "postgres")
-        })
-        .filter_map(|pid| Some((pid, cpu_ticks(pid)?)))
-        .collect()
-}
 
 /// Row writes by table in the current database, and the WAL position.
 async fn db_counters(conn: &mut PgConnection) -> (BTreeMap<String, i64>, u64) {

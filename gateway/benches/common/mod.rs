@@ -1,12 +1,14 @@
-//! Helpers shared by the end-to-end benchmarks (`delivery`, `scaling`):
-//! the counting sink, the `runs` application table and its writer, the
-//! `changewire` binary as a child process, a backlog written straight into
-//! the store, percentiles, arguments and output.
+//! Helpers shared by the end-to-end benchmarks (`delivery`, `scaling`,
+//! `console_live`): the counting sink, the `runs` application table and its
+//! writer, the `changewire` binary as a child process, a backlog written
+//! straight into the store, CPU ticks from `/proc`, percentiles, arguments
+//! and output.
 //!
 //! Every load goes to 127.0.0.1 and every loop is bounded in count and time.
 
 #![allow(dead_code)] // each benchmark uses a subset
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -271,6 +273,66 @@ pub(crate) async fn write_backlog(
     .unwrap();
     let _ = conn.close().await;
     began.elapsed()
+}
+
+/// Clock ticks per second, the unit of `/proc/<pid>/stat`.
+pub(crate) fn clk_tck() -> f64 {
+    static TCK: OnceLock<f64> = OnceLock::new();
+    *TCK.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+/// utime + stime of a process (all its threads), in clock ticks.
+pub(crate) fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command start at field 3 (state);
+    // utime and stime are fields 14 and 15.
+    let fields: Vec<&str> = stat
+        .get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// Every `postgres` process on the machine and its CPU ticks.
+pub(crate) fn postgres_ticks() -> HashMap<u32, u64> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return HashMap::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "postgres")
+        })
+        .filter_map(|pid| Some((pid, cpu_ticks(pid)?)))
+        .collect()
+}
+
+/// Busy clock ticks of the whole machine (every CPU: all but idle and
+/// iowait), from `/proc/stat`.
+pub(crate) fn machine_busy_ticks() -> u64 {
+    std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|stat| {
+            let fields: Vec<u64> = stat
+                .lines()
+                .next()?
+                .split_whitespace()
+                .skip(1)
+                .take(8)
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            // user nice system idle iowait irq softirq steal
+            Some(fields.iter().sum::<u64>() - fields.get(3)? - fields.get(4)?)
+        })
+        .unwrap_or(0)
 }
 
 pub(crate) fn arg(args: &[String], name: &str, default: i64) -> i64 {
