@@ -201,10 +201,12 @@ impl Store {
         }
         let from = w.from();
         let conditions = w.conditions();
-        let limit_at = w.next();
+        // A literal, not a parameter: PostgreSQL's generic plan for a bound
+        // limit can pick a scan of every attempt. It is a number, never text.
+        let limit = limit.max(1);
         let sql = format!(
             "{EVENT_SELECT} WHERE d.id IN (SELECT d.id FROM {from} WHERE {conditions} \
-             ORDER BY d.id DESC LIMIT ${limit_at}) ORDER BY d.id DESC"
+             ORDER BY d.id DESC LIMIT {limit}) ORDER BY d.id DESC"
         );
         Ok(on_pool!(self, |pool| {
             let mut query = sqlx::query_as::<_, EventRow>(AssertSqlSafe(sql.as_str()));
@@ -214,7 +216,7 @@ impl Store {
                     Bound::Text(v) => query.bind(*v),
                 };
             }
-            query.bind(limit).fetch_all(pool).await
+            query.fetch_all(pool).await
         })?)
     }
 

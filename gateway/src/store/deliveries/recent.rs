@@ -1,6 +1,8 @@
 //! The most recent attempts, for the console's health overview. Reads a
-//! bounded window at the top of the attempts' primary key, so its cost does
-//! not grow with the audit trail.
+//! bounded window at the top of the attempts' primary key and looks up each
+//! attempt's receiver by the deliveries' primary key (a join let PostgreSQL
+//! hash the whole deliveries table), so its cost does not grow with the
+//! audit trail.
 
 use super::super::{Result, Store, on_pool};
 use crate::model::ReceiverId;
@@ -29,9 +31,11 @@ impl Store {
     ) -> Result<Vec<RecentAttempt>> {
         Ok(on_pool!(self, |pool| {
             sqlx::query_as::<_, RecentAttempt>(
-                "SELECT d.receiver_id, a.started_at, a.duration_ms, a.outcome, a.error FROM attempts a \
-                 JOIN deliveries d ON d.id = a.delivery_id \
-                 WHERE a.id > (SELECT COALESCE(MAX(id), 0) FROM attempts) - $2 AND a.started_at >= $1",
+                "SELECT receiver_id, started_at, duration_ms, outcome, error FROM ( \
+                 SELECT (SELECT d.receiver_id FROM deliveries d WHERE d.id = a.delivery_id) AS receiver_id, \
+                 a.started_at, a.duration_ms, a.outcome, a.error FROM attempts a \
+                 WHERE a.id > (SELECT COALESCE(MAX(id), 0) FROM attempts) - $2 AND a.started_at >= $1) w \
+                 WHERE receiver_id IS NOT NULL",
             )
             .bind(since)
             .bind(window)
