@@ -314,6 +314,16 @@ async fn viewers_and_read_only_links_change_nothing(backend: Backend) {
         .await;
     assert_eq!(sent.status, 303, "{}", sent.body);
     assert!(sent.location.unwrap().starts_with("/console/events/"));
+    // The overview reads the window of recent attempts on both backends.
+    let overview = c.get("/console", Some(&session)).await;
+    assert_eq!(overview.status, 200, "{}", overview.body);
+    assert!(
+        overview
+            .body
+            .contains(&format!("data-receiver-id=\"{rid}\"")),
+        "{}",
+        overview.body
+    );
 }
 
 async fn a_receiver_scoped_session_sees_only_its_receiver(backend: Backend) {
