@@ -6,7 +6,7 @@
 use axum::extract::{Form, Query, State};
 use axum::response::{IntoResponse, Response};
 use changewire_core::diagnose::diagnose;
-use changewire_core::{ion, standard};
+use changewire_core::{Headers as _, ion, standard};
 use maud::{Markup, html};
 use serde::Deserialize;
 use subtle::ConstantTimeEq as _;
@@ -71,13 +71,6 @@ pub(crate) fn parse_headers(text: &str) -> Result<Vec<(String, String)>, Error> 
     Ok(out)
 }
 
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
 /// Checks every scheme whose headers are present.
 pub(crate) fn check_signatures(
     secret: &str,
@@ -86,8 +79,8 @@ pub(crate) fn check_signatures(
     headers: &[(String, String)],
 ) -> Vec<SchemeReport> {
     let mut reports = Vec::new();
-    if let Some(signature) = header(headers, ion::HEADER) {
-        let next = header(headers, ion::HEADER_NEXT);
+    if let Some(signature) = headers.header(ion::HEADER) {
+        let next = headers.header(ion::HEADER_NEXT);
         let report = match diagnose(secret, url, body, signature) {
             Ok(d) => {
                 let next_matches = next.is_some_and(|n| {
@@ -112,9 +105,9 @@ pub(crate) fn check_signatures(
         };
         reports.push(report);
     }
-    if let Some(signature) = header(headers, standard::HEADER_SIGNATURE) {
-        let id = header(headers, standard::HEADER_ID).unwrap_or("");
-        let ts = header(headers, standard::HEADER_TIMESTAMP).unwrap_or("");
+    if let Some(signature) = headers.header(standard::HEADER_SIGNATURE) {
+        let id = headers.header(standard::HEADER_ID).unwrap_or("");
+        let ts = headers.header(standard::HEADER_TIMESTAMP).unwrap_or("");
         let signed_string = format!("{id}.{ts}.{}", String::from_utf8_lossy(body));
         let report = match standard::SigningKey::from_secret(secret) {
             Err(e) => SchemeReport {

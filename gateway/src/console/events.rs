@@ -178,11 +178,13 @@ pub(crate) async fn list(
 ) -> Result<Response, Error> {
     let mut filter = params.filter(&session)?;
     // An event id goes straight to that event.
-    if let Ok(id) = params.find.trim().parse::<i64>()
-        && let Some(event) = api.store.event(DeliveryId(id)).await?
-        && session.check_receiver(event.receiver_id).is_ok()
-    {
-        return Ok(Redirect::to(&format!("/console/events/{id}")).into_response());
+    if let Ok(id) = params.find.trim().parse::<i64>() {
+        match access::event(&api, &session, id).await {
+            Ok(_) => return Ok(Redirect::to(&format!("/console/events/{id}")).into_response()),
+            // Not an event this session sees: look for a row id.
+            Err(Error::NotFound { .. }) => {}
+            Err(other) => return Err(other),
+        }
     }
     filter.newer_than = None;
     let rows = api
@@ -294,7 +296,7 @@ pub(crate) async fn detail(
 ) -> Result<Response, Error> {
     let event = access::event(&api, &session, id).await?;
     let attempts = api.store.attempts(event.id).await?;
-    let has_plugin = api.store.plugin_for(event.receiver_id).await?.is_some();
+    let has_plugin = api.store.plugin_summary(event.receiver_id).await?.is_some();
     let now = now_ms();
     let p = &event.payload;
     let fields = diff(p.old.as_deref(), p.new.as_deref());

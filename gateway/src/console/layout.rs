@@ -7,7 +7,7 @@
 use axum::extract::Request;
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use maud::{DOCTYPE, Markup, html};
 
 use super::shell::head;
@@ -86,6 +86,11 @@ pub(crate) fn page(title: &str, session: &Session, current: Nav, body: Markup) -
             }
         }
     }
+}
+
+/// The answer to a change of a receiver: back to its page.
+pub(crate) fn back_to_receiver(id: impl std::fmt::Display) -> Response {
+    axum::response::Redirect::to(&format!("/console/receivers/{id}")).into_response()
 }
 
 /// A hidden CSRF field and a submit button: the form of one action.

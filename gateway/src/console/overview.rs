@@ -20,8 +20,8 @@ use crate::store::receivers::ReceiverRow;
 
 /// How many of the newest attempts the overview reads.
 const WINDOW: i64 = 5_000;
-/// How many receivers the overview lists.
-const MAX_RECEIVERS: i64 = 500;
+/// How many receivers the overview and the receivers page list.
+pub(crate) const MAX_RECEIVERS: i64 = 500;
 const HOUR_MS: i64 = 3_600_000;
 
 /// What the window says of one receiver.

@@ -3,7 +3,7 @@
 //! error the plugin gives and the time it took, with nothing sent.
 
 use axum::extract::{Form, Multipart, Path, State};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use maud::html;
 
 use super::access;
@@ -128,7 +128,7 @@ pub(crate) async fn attach(
             other => Error::bad_input("wasm", crate::report::Report(&other).to_string()),
         })?;
     api.signals.receivers_changed();
-    Ok(Redirect::to(&format!("/console/receivers/{id}")).into_response())
+    Ok(layout::back_to_receiver(id))
 }
 
 /// `POST /console/receivers/{id}/plugin/detach`.
@@ -144,5 +144,5 @@ pub(crate) async fn detach(
     api.store.detach_plugin(rid).await?;
     api.plugins.remove(rid);
     api.signals.receivers_changed();
-    Ok(Redirect::to(&format!("/console/receivers/{id}")).into_response())
+    Ok(layout::back_to_receiver(id))
 }

@@ -4,7 +4,7 @@
 //! typed and the field and reason named; nothing is stored.
 
 use axum::extract::{Form, Path, State};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use changewire_core::Scheme;
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -265,7 +265,7 @@ pub(crate) async fn update(
     };
     api.store.update_receiver(r.id, &f.etag, &settings).await?;
     api.signals.receivers_changed();
-    Ok(Redirect::to(&format!("/console/receivers/{id}")).into_response())
+    Ok(layout::back_to_receiver(id))
 }
 
 /// The header form.
@@ -295,7 +295,7 @@ pub(crate) async fn add_header(
         .add_receiver_header(r.id, &key, &api.secrets.seal(&value), f.replace.is_some())
         .await?;
     api.signals.receivers_changed();
-    Ok(Redirect::to(&format!("/console/receivers/{id}")).into_response())
+    Ok(layout::back_to_receiver(id))
 }
 
 /// A form that removes one thing.
@@ -329,7 +329,7 @@ pub(crate) async fn remove_header(
     }
     api.store.remove_receiver_header(header).await?;
     api.signals.receivers_changed();
-    Ok(Redirect::to(&format!("/console/receivers/{id}")).into_response())
+    Ok(layout::back_to_receiver(id))
 }
 
 /// The subscription form.
@@ -370,7 +370,7 @@ pub(crate) async fn add_subscription(
         .insert_subscription(&new, &session.actor())
         .await?;
     api.signals.receivers_changed();
-    Ok(Redirect::to(&format!("/console/receivers/{id}")).into_response())
+    Ok(layout::back_to_receiver(id))
 }
 
 /// `POST /console/receivers/{id}/subscriptions/{sub}/remove`.
@@ -394,7 +394,7 @@ pub(crate) async fn remove_subscription(
     }
     api.store.delete_subscription(sid, &f.etag).await?;
     api.signals.receivers_changed();
-    Ok(Redirect::to(&format!("/console/receivers/{id}")).into_response())
+    Ok(layout::back_to_receiver(id))
 }
 
 /// The add-header and add-subscription forms of a receiver's page.

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::access;
 use super::error::Error;
 use super::layout::{self, Nav, action_form};
-use super::overview::state;
+use super::overview::{MAX_RECEIVERS, state};
 use super::receiver_forms::{add_forms, secret_once};
 use super::session::Session;
 use super::time::{age, when};
@@ -32,10 +32,10 @@ pub(crate) async fn list(
     session: Session,
 ) -> Result<Response, Error> {
     if let Some(id) = session.receiver {
-        return Ok(Redirect::to(&format!("/console/receivers/{id}")).into_response());
+        return Ok(layout::back_to_receiver(id));
     }
     let now = now_ms();
-    let rows = api.store.receivers_page(0, 500).await?;
+    let rows = api.store.receivers_page(0, MAX_RECEIVERS).await?;
     let queues: HashMap<ReceiverId, i64> = api
         .store
         .queue_stats()
@@ -119,7 +119,7 @@ pub(crate) async fn detail(
         ..EventFilter::default()
     };
     let recent = api.store.events_page(&filter, 0, 10).await?;
-    let plugin = api.store.plugin_for(r.id).await?;
+    let plugin = api.store.plugin_summary(r.id).await?;
     let pause_or_resume = if r.paused || r.circuit_open_until.is_some_and(|u| u > now) {
         action_form(
             &session,
@@ -245,7 +245,7 @@ pub(crate) async fn pause(
         .set_receiver_paused(r.id, Some(&form.etag), true, Some(&reason))
         .await?;
     api.signals.receivers_changed();
-    Ok(Redirect::to(&format!("/console/receivers/{id}")).into_response())
+    Ok(layout::back_to_receiver(id))
 }
 
 /// `POST /console/receivers/{id}/resume`.
@@ -261,7 +261,7 @@ pub(crate) async fn resume(
         .set_receiver_paused(r.id, Some(&form.etag), false, None)
         .await?;
     api.signals.receivers_changed();
-    Ok(Redirect::to(&format!("/console/receivers/{id}")).into_response())
+    Ok(layout::back_to_receiver(id))
 }
 
 /// `POST /console/receivers/{id}/test`: queues a test ping and shows it.
@@ -288,16 +288,13 @@ pub(crate) async fn rotate_secret(
     let r = access::receiver(&api, &session, id).await?;
     let overlap = match form.overlap.trim() {
         "" => i64::from(DEFAULT_OVERLAP_SECS),
-        text => text
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (0..=MAX_OVERLAP_SECS).contains(n))
-            .ok_or_else(|| {
-                Error::bad_input(
-                    "overlap",
-                    format!("`{text}` is not a number of seconds from 0 to {MAX_OVERLAP_SECS}"),
-                )
-            })?,
+        text => {
+            let n = text.parse::<i64>().map_err(|_| {
+                Error::bad_input("overlap", format!("`{text}` is not a number of seconds"))
+            })?;
+            validate::range("overlap", n, 0, MAX_OVERLAP_SECS)
+                .map_err(|e| Error::bad_input("overlap", e.reason))?
+        }
     };
     let Rotated {
         row,

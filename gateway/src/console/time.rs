@@ -2,36 +2,29 @@
 
 use crate::timefmt::format_ms;
 
-/// `2026-12-06T17:00:00.000Z (3 min ago)`, or `… (in 20 s)` for the future.
-pub(crate) fn when(ms: i64, now: i64) -> String {
-    let delta = (now - ms) / 1000;
-    let (n, future) = if delta >= 0 {
-        (delta, false)
-    } else {
-        (-delta, true)
-    };
-    let span = match n {
-        0..=59 => format!("{n} s"),
-        60..=3599 => format!("{} min", n / 60),
-        3600..=86_399 => format!("{} h", n / 3600),
-        _ => format!("{} d", n / 86_400),
-    };
-    if future {
-        format!("{} (in {span})", format_ms(ms))
-    } else {
-        format!("{} ({span} ago)", format_ms(ms))
+/// `45 s`, `3 min`, `2 h`, `4 d` for a number of seconds.
+fn span(secs: i64) -> String {
+    match secs {
+        0..=59 => format!("{secs} s"),
+        60..=3599 => format!("{} min", secs / 60),
+        3600..=86_399 => format!("{} h", secs / 3600),
+        _ => format!("{} d", secs / 86_400),
     }
 }
 
-/// A short age: `45 s`, `3 min`, `2 h`.
-pub(crate) fn age(ms: i64, now: i64) -> String {
-    let n = ((now - ms) / 1000).max(0);
-    match n {
-        0..=59 => format!("{n} s"),
-        60..=3599 => format!("{} min", n / 60),
-        3600..=86_399 => format!("{} h", n / 3600),
-        _ => format!("{} d", n / 86_400),
+/// `2026-12-06T17:00:00.000Z (3 min ago)`, or `… (in 20 s)` for the future.
+pub(crate) fn when(ms: i64, now: i64) -> String {
+    let delta = (now - ms) / 1000;
+    if delta >= 0 {
+        format!("{} ({} ago)", format_ms(ms), span(delta))
+    } else {
+        format!("{} (in {})", format_ms(ms), span(-delta))
     }
+}
+
+/// A short age: `45 s`, `3 min`, `2 h` (never negative).
+pub(crate) fn age(ms: i64, now: i64) -> String {
+    span(((now - ms) / 1000).max(0))
 }
 
 #[cfg(test)]

@@ -34,6 +34,17 @@ pub(crate) struct PluginIndexEntry {
     pub(crate) revision: String,
 }
 
+/// A receiver's plugin without its module: what a page shows.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub(crate) struct PluginSummary {
+    /// Its name.
+    pub(crate) name: String,
+    /// SHA-256 of the module.
+    pub(crate) sha256: String,
+    /// Attached (ms).
+    pub(crate) created_at: i64,
+}
+
 impl Store {
     /// Attaches (or replaces) a receiver's plugin.
     pub async fn attach_plugin(
@@ -94,6 +105,21 @@ impl Store {
                 "SELECT receiver_id, revision FROM plugins ORDER BY receiver_id",
             )
             .fetch_all(pool)
+            .await
+        })?)
+    }
+
+    /// The receiver's plugin, if any, without reading its module.
+    pub(crate) async fn plugin_summary(
+        &self,
+        receiver_id: ReceiverId,
+    ) -> Result<Option<PluginSummary>> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_as::<_, PluginSummary>(
+                "SELECT name, sha256, created_at FROM plugins WHERE receiver_id = $1",
+            )
+            .bind(receiver_id)
+            .fetch_optional(pool)
             .await
         })?)
     }
