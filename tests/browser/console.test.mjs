@@ -39,6 +39,15 @@ async function createReceiver(name, path, extra = {}) {
   return id;
 }
 
+/** Clicks a form's button and waits for the page it leads to (`path`), so nothing reads the page it left. */
+async function submit(p, button, path) {
+  await Promise.all([
+    p.waitForResponse((r) => r.request().resourceType() === "document" && r.status() === 200 && new URL(r.url()).pathname === path),
+    p.getByRole("button", { name: button }).click(),
+  ]);
+  await p.waitForLoadState("load");
+}
+
 async function eventsOf(receiverId) {
   const data = await graphql(
     gateway.base,
@@ -128,7 +137,8 @@ describe("the console", { concurrency: false }, () => {
     assert.match(await page.locator("#body-sent").textContent(), /"status":\s*"complete"/);
     await page.screenshot({ path: join(shots, "event.png"), fullPage: true });
     const deliveredBefore = receiver.received.length;
-    await page.getByRole("button", { name: "Retry" }).click();
+    // The form posts and comes back to this page: wait for that before reloading.
+    await submit(page, "Retry", `/console/events/${ids.liveEvent}`);
     await eventually(async () => {
       await page.reload();
       return (await page.locator("#attempts tbody tr").count()) === 2;
@@ -148,7 +158,7 @@ describe("the console", { concurrency: false }, () => {
     await page.screenshot({ path: join(shots, "debugger.png"), fullPage: true });
     // A pasted wrong URL is explained.
     await page.getByLabel("URL, exactly as registered").fill(receiver.url("/a/"));
-    await page.getByRole("button", { name: "Check" }).click();
+    await submit(page, "Check", "/console/debugger");
     assert.match(await page.locator("#verdict").textContent(), /trailing slash/);
   });
 
@@ -173,6 +183,7 @@ describe("the console", { concurrency: false }, () => {
     const secret = (await page.locator("#new-secret").textContent()).trim();
     assert.match(secret, /^whsec_/);
     await page.getByRole("link", { name: "Go to the receiver" }).click();
+    await page.waitForURL(/\/console\/receivers\/\d+$/);
     const id = page.url().split("/").pop();
     // A broken rule shows the form again, naming the field; nothing changes.
     await page.getByRole("link", { name: "Edit settings" }).click();
@@ -184,14 +195,14 @@ describe("the console", { concurrency: false }, () => {
     assert.match(await page.locator("#receiver-url").textContent(), /\/w$/);
     await page.getByLabel("Header name").fill("X-Api-Key");
     await page.getByLabel("Value (stored encrypted, shown masked)").fill("sk_live_0123456789abcdef");
-    await page.getByRole("button", { name: "Add header" }).click();
+    await submit(page, "Add header", `/console/receivers/${id}`);
     const headers = await page.locator("section[aria-labelledby=headers-h]").textContent();
     assert.match(headers, /X-Api-Key/);
     assert.ok(!headers.includes("sk_live_0123456789abcdef"), "the value is masked");
     assert.match(headers, /\*{8}cdef/);
     await page.getByLabel("Resource").selectOption("RUNS");
     await page.getByLabel("Action").selectOption("DELETE");
-    await page.getByRole("button", { name: "Subscribe" }).click();
+    await submit(page, "Subscribe", `/console/receivers/${id}`);
     assert.match(await page.locator("section[aria-labelledby=subs-h] tbody").textContent(), /RUNS\s*DELETE/);
     await page.screenshot({ path: join(shots, "receiver-edit.png"), fullPage: true });
   });
@@ -236,7 +247,7 @@ describe("the console", { concurrency: false }, () => {
     await page.screenshot({ path: join(shots, "plugin-dry-run.png"), fullPage: true });
     assert.equal(receiver.received.length, deliveredBefore, "a dry run sends nothing");
     await page.goto(`${gateway.base}/console/receivers/${ids.a}`);
-    await page.getByRole("button", { name: "Detach plugin" }).click();
+    await submit(page, "Detach plugin", `/console/receivers/${ids.a}`);
     assert.equal(await page.locator("#plugin-name").count(), 0);
   });
 
