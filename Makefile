@@ -7,12 +7,12 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help test setup fmt fmt-check lint clippy module-graph rust vectors py node plugins e2e browser quickstart bench bench-core bench-plugins bench-delivery bench-scaling bench-console schema
+.PHONY: help test setup fmt fmt-check lint clippy module-graph rust vectors py node plugins e2e browser quickstart bench bench-core bench-plugins bench-delivery bench-scaling bench-console schema dist dist-test
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
-test: setup lint rust vectors plugins py node e2e browser ## everything CI runs (fmt, clippy, all tests)
+test: setup lint rust vectors plugins py node dist-test e2e browser ## everything CI runs (fmt, clippy, all tests)
 	@echo "all tests passed"
 
 setup: ## toolchain targets the build needs (idempotent)
@@ -51,6 +51,12 @@ py: ## Python SDK: pip install ./sdk-python in a venv, pytest
 
 node: ## Node SDK: npm install (native addon), wasm build, node --test
 	bash sdk-node/run-tests.sh
+
+dist: ## release artifacts in dist/: stripped binary, abi3 wheel, npm packages, .crate files (docs/install.md)
+	bash scripts/dist/build.sh
+
+dist-test: dist ## install dist/ as a user does (no cargo on PATH); a real delivery verified by each SDK
+	bash tests/dist/run-tests.sh
 
 e2e: ## end to end: the binary, kill -9, PostgreSQL restart, SIGTERM, every SDK on real deliveries
 	$(CARGO) build -p changewire-gateway

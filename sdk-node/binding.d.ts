@@ -52,6 +52,10 @@ export declare function verifyData(secret: string, url: string, dataJson: string
 /**
  * Verifies a request: the URL exactly as registered, the raw body, and the
  * headers as a flat `[name, value, name, value, …]` list. Returns the scheme
- * that verified (`"ion"` or `"standard"`).
+ * that verified (`"ion"`, `"standard"` or `"ed25519"`; a `whpk_` public key
+ * in place of the secret verifies the Standard Webhooks `v1a` signature).
  */
 export declare function verifyRequest(secret: string, url: string, body: Uint8Array, headers: Array<string>, now: number, tolerance: number, require?: string | undefined | null): string
+
+/** This package's version (the crate's, which is also the npm package's). */
+export declare function version(): string

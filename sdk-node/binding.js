@@ -843,3 +843,4 @@ module.exports.signStandard = nativeBinding.signStandard
 module.exports.unicodeVersion = nativeBinding.unicodeVersion
 module.exports.verifyData = nativeBinding.verifyData
 module.exports.verifyRequest = nativeBinding.verifyRequest
+module.exports.version = nativeBinding.version

@@ -24,8 +24,12 @@ export type HeadersLike =
   | ReadonlyArray<readonly [string, string]>
   | ReadonlyArray<string>
 
-/** A signature scheme changewire sends. */
-export type Scheme = 'ion' | 'standard'
+/**
+ * A signature scheme changewire sends: ION's `x-ion-signature`, Standard
+ * Webhooks' HMAC (`v1`), or Standard Webhooks' Ed25519 (`v1a`, verified with
+ * a `whpk_` public key).
+ */
+export type Scheme = 'ion' | 'standard' | 'ed25519'
 
 /** The stable error codes of {@link WebhookVerificationError}. */
 export type VerificationErrorCode =
@@ -61,7 +65,8 @@ export interface VerifyOptions {
    * Accept only this scheme. By default Standard Webhooks headers are
    * preferred when present (they cover the whole body and stop replays) and
    * `x-ion-signature` (or, during a secret rotation, `x-ion-signature-next`)
-   * is the fallback.
+   * is the fallback. A `whpk_` public key always means `'ed25519'`, and
+   * `'ed25519'` needs one.
    */
   require?: Scheme
 }
@@ -84,6 +89,10 @@ export function verifySignature(secret: string, url: string, data: Record<string
  * Verifies a request: the URL exactly as registered with the gateway, the
  * raw body bytes and the headers. Returns the scheme that verified; throws
  * {@link WebhookVerificationError} saying why otherwise.
+ *
+ * `secret` is the receiver's shared secret (`whsec_…` for Standard
+ * Webhooks), or a `whpk_…` Ed25519 public key: then the `v1a` entry of
+ * `webhook-signature` is verified and the result is `'ed25519'`.
  *
  * This is the safe call: it reads the body as the sender's Python did, so
  * key order and number spelling (`1.0` vs `1`) count as they should.
@@ -169,6 +178,14 @@ export function parseEvent(rawBody: RawBody): WebhookEvent
 export const UNICODE_VERSION: string
 /** Default Standard Webhooks timestamp tolerance, in seconds. */
 export const DEFAULT_TOLERANCE: number
+/** This package's version (the compiled core's, equal to package.json's). */
+export const version: string
+/**
+ * What runs the core: `'native'` (the napi-rs addon, from the platform
+ * package such as `changewire-linux-x64-gnu` or built from source) or
+ * `'wasm'` (the WebAssembly build, used when no native addon loads).
+ */
+export const backend: 'native' | 'wasm'
 
 declare const changewire: {
   verifySignature: typeof verifySignature
@@ -182,5 +199,7 @@ declare const changewire: {
   InvalidEventError: typeof InvalidEventError
   UNICODE_VERSION: string
   DEFAULT_TOLERANCE: number
+  version: string
+  backend: 'native' | 'wasm'
 }
 export default changewire

@@ -11,4 +11,4 @@ try {
   }
   throw err
 }
-module.exports = require('./lib/api.js').createApi(binding)
+module.exports = require('./lib/api.js').createApi(binding, 'wasm')

@@ -13,5 +13,7 @@ export const {
   InvalidEventError,
   UNICODE_VERSION,
   DEFAULT_TOLERANCE,
+  version,
+  backend,
 } = api
 export default api

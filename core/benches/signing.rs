@@ -1,4 +1,5 @@
-//! Sign and verify throughput on typical ION bodies (1 KB and 64 KB of `data`).
+//! Sign and verify throughput on typical ION bodies (1 KB and 64 KB of `data`):
+//! ION, Standard Webhooks HMAC (`v1`) and Ed25519 (`v1a`).
 //!
 //! `cargo bench -p changewire-core --bench signing`; figures in BENCHMARKS.md.
 
@@ -80,6 +81,8 @@ fn bench(c: &mut Criterion) {
         group.finish();
     }
     let key = standard::SigningKey::from_secret(secret).expect("valid secret");
+    let ed_key = standard::Ed25519SigningKey::from_seed([42; 32]);
+    let ed_public = ed_key.public_key();
     for (label, size) in [("1KB", 1024), ("64KB", 64 * 1024)] {
         let body = body_of_size(size);
         let signature = ion::sign_body(secret, url, &body).expect("signs");
@@ -105,6 +108,26 @@ fn bench(c: &mut Criterion) {
                     "123456",
                     "1764000000",
                     black_box(&sig),
+                    black_box(&body),
+                    1_764_000_000,
+                    300,
+                )
+            })
+        });
+        group.bench_function(BenchmarkId::new("sign", body.len()), |b| {
+            b.iter(|| key.sign(black_box("123456"), 1_764_000_000, black_box(&body)))
+        });
+        // Per delivery the gateway signs once; each receiver verifies once.
+        let ed_sig = ed_key.sign("123456", 1_764_000_000, &body);
+        group.bench_function(BenchmarkId::new("ed25519_sign", body.len()), |b| {
+            b.iter(|| ed_key.sign(black_box("123456"), 1_764_000_000, black_box(&body)))
+        });
+        group.bench_function(BenchmarkId::new("ed25519_verify", body.len()), |b| {
+            b.iter(|| {
+                ed_public.verify(
+                    "123456",
+                    "1764000000",
+                    black_box(&ed_sig),
                     black_box(&body),
                     1_764_000_000,
                     300,

@@ -37,7 +37,7 @@ impl UnknownScheme {
     }
 }
 
-/// Writes the accepted names: "`ion` or `standard`".
+/// Writes the accepted names: "`ion`, `standard` or `ed25519`".
 struct SchemeNames;
 
 impl fmt::Display for SchemeNames {
@@ -95,7 +95,8 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// The secret cannot be used (for Standard Webhooks: not base64).
+    /// The secret or key cannot be used (for Standard Webhooks: not base64;
+    /// for Ed25519: not a `whpk_` public key of 32 bytes on the curve).
     #[error("invalid secret: {0}")]
     InvalidSecret(&'static str),
     /// The Standard Webhooks timestamp is older than the tolerance allows.

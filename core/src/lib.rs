@@ -9,8 +9,13 @@
 //!        │                                   │
 //!        │                      ion: data → sorted "k:str(v)" pairs → "url?k:v&k:v"
 //!        │                                   │            HMAC-SHA1 → base64 → x-ion-signature
-//!        └── standard: "{id}.{timestamp}.{body}" → HMAC-SHA256 → "v1,…" → webhook-signature
+//!        └── standard: "{id}.{timestamp}.{body}" ─┬─ HMAC-SHA256 (whsec_ secret) → "v1,…" ─┐
+//!                                                 └─ Ed25519 (whsk_ seed)      → "v1a,…" ──┴→ webhook-signature
 //! ```
+//!
+//! A receiver verifies `v1a` with the `whpk_` public key alone
+//! ([`standard::Ed25519PublicKey`]; [`verify_request`] takes it where the
+//! secret goes and answers [`Scheme::Ed25519`]).
 //!
 //! The core does no I/O: no sockets, no files, no clock, no randomness. The
 //! caller passes the time (`now`) and generates secrets. It never panics on

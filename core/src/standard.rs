@@ -5,6 +5,9 @@
 //! may carry several space-separated signatures (one per active secret during
 //! a rotation); any `v1` match verifies. The timestamp must be within a
 //! tolerance of the receiver's clock, which stops replays of old requests.
+//!
+//! The asymmetric variant, `v1a` (Ed25519, verified with a `whpk_` public
+//! key), is [`Ed25519SigningKey`] and [`Ed25519PublicKey`].
 
 use std::fmt;
 
@@ -15,6 +18,12 @@ use sha2::Sha256;
 
 use crate::error::Error;
 use crate::ion::constant_time_eq;
+
+mod asymmetric;
+
+pub use asymmetric::{
+    ASYMMETRIC_VERSION, Ed25519PublicKey, Ed25519SigningKey, PUBLIC_KEY_PREFIX, SIGNING_KEY_PREFIX,
+};
 
 /// Header carrying the message id (changewire: the `event_id`).
 pub const HEADER_ID: &str = "webhook-id";

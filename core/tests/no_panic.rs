@@ -98,6 +98,24 @@ fn exercise(secret: &str, url: &str, body: &[u8], signature: &str, timestamp: &s
         let _ = standard::verify(&key, id, timestamp, signature, body, i64::MAX, u64::MAX);
         let _ = key.sign(id, i64::MIN, body);
     }
+    if let Ok(key) = standard::Ed25519PublicKey::parse(secret) {
+        let _ = key.verify(id, timestamp, signature, body, i64::MAX, u64::MAX);
+        let _ = key.verify(id, timestamp, signature, body, i64::MIN, 0);
+    }
+    if let Ok(key) = standard::Ed25519SigningKey::parse(secret) {
+        let _ = key.sign(id, i64::MIN, body);
+    }
+    // A real public key, so arbitrary `v1a` entries reach the curve arithmetic.
+    let public = standard::Ed25519SigningKey::from_seed([5; 32]).public_key();
+    let _ = public.verify(id, timestamp, signature, body, 1_764_000_000, u64::MAX);
+    let _ = verify_request(
+        &public.to_string(),
+        url,
+        body,
+        &headers,
+        1_764_000_000,
+        &VerifyOptions::default(),
+    );
 }
 
 proptest! {
@@ -112,6 +130,12 @@ proptest! {
     #[test]
     fn json_shaped_text(body in jsonish(), secret in "(whsec_)?[A-Za-z0-9+/=]{0,40}", sig in "(v1,)?[A-Za-z0-9+/=, ]{0,60}",
                         ts in "-?[0-9]{0,25}") {
+        exercise(&secret, "https://r.test/h", body.as_bytes(), &sig, &ts, "msg");
+    }
+
+    #[test]
+    fn ed25519_shaped_text(body in jsonish(), secret in "(whpk_|whsk_)?[A-Za-z0-9+/=]{0,48}",
+                           sig in "((v1a|v1),)?[A-Za-z0-9+/=, ]{0,120}", ts in "-?[0-9]{0,25}") {
         exercise(&secret, "https://r.test/h", body.as_bytes(), &sig, &ts, "msg");
     }
 
@@ -134,4 +158,6 @@ fn pathological_inputs_are_errors_not_crashes() {
     let long_int = format!("{{\"data\": {{\"n\": {}}}}}", "9".repeat(10_000));
     assert!(ion::sign_body("s", "u", long_int.as_bytes()).is_err());
     assert!(standard::SigningKey::from_secret("whsec_").is_err());
+    assert!(standard::Ed25519PublicKey::parse("whpk_").is_err());
+    assert!(standard::Ed25519SigningKey::parse("whsk_").is_err());
 }

@@ -174,3 +174,102 @@ fn standard_webhooks_vectors() {
         failures.join("\n")
     );
 }
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Ed25519Case {
+    tc_id: u64,
+    comment: String,
+    flags: Vec<String>,
+    signing_key: String,
+    public_key: String,
+    msg_id: String,
+    timestamp: i64,
+    now: i64,
+    body: String,
+    signature_header: String,
+    expected_signature: String,
+    result: String,
+}
+
+/// The error an invalid Ed25519 vector must give, from its flags.
+fn ed25519_error_matches(case: &Ed25519Case, err: &Error) -> bool {
+    let has = |flag: &str| case.flags.iter().any(|f| f == flag);
+    if has("MalformedPublicKey") {
+        matches!(err, Error::InvalidSecret(_))
+    } else if has("StaleTimestamp") {
+        matches!(err, Error::TimestampTooOld { .. })
+    } else if has("FutureTimestamp") {
+        matches!(err, Error::TimestampTooNew { .. })
+    } else if has("MissingV1a") || has("MalformedSignature") || has("MalformedHeader") {
+        matches!(err, Error::MalformedHeader { header, .. } if *header == standard::HEADER_SIGNATURE)
+    } else {
+        *err == Error::SignatureMismatch
+    }
+}
+
+#[test]
+fn standard_webhooks_ed25519_vectors() {
+    let cases: Vec<Ed25519Case> = load("standard_webhooks_ed25519.json");
+    assert!(
+        cases.len() >= 100,
+        "expected at least 100 Ed25519 vectors, found {}",
+        cases.len()
+    );
+    let mut failures = Vec::new();
+    for case in &cases {
+        let id = format!("tcId {} ({})", case.tc_id, case.comment);
+        let verdict = standard::Ed25519PublicKey::parse(&case.public_key).and_then(|key| {
+            key.verify(
+                &case.msg_id,
+                &case.timestamp.to_string(),
+                &case.signature_header,
+                case.body.as_bytes(),
+                case.now,
+                standard::DEFAULT_TOLERANCE_SECS,
+            )
+        });
+        let ok = match (&verdict, case.result.as_str()) {
+            (Ok(()), "valid") => true,
+            (Err(err), "invalid") => ed25519_error_matches(case, err),
+            _ => false,
+        };
+        if !ok {
+            failures.push(format!(
+                "{id} {:?}: expected {}, got {verdict:?}",
+                case.flags, case.result
+            ));
+        }
+        // Signing: our signature of this message is the RFC 8032 one.
+        match standard::Ed25519SigningKey::parse(&case.signing_key) {
+            Ok(key) => {
+                let ours = key.sign(&case.msg_id, case.timestamp, case.body.as_bytes());
+                if ours != case.expected_signature {
+                    failures.push(format!(
+                        "{id}: signature {ours} != {}",
+                        case.expected_signature
+                    ));
+                }
+                if key.to_secret_string() != case.signing_key {
+                    failures.push(format!("{id}: the signing key does not round-trip"));
+                }
+                let public = key.public_key().to_string();
+                let paired = !case
+                    .flags
+                    .iter()
+                    .any(|f| f == "MalformedPublicKey" || f == "WrongKey");
+                if paired && public != case.public_key {
+                    failures.push(format!("{id}: public key {public} != {}", case.public_key));
+                }
+            }
+            Err(err) => failures.push(format!("{id}: signing key refused: {err}")),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} Ed25519 vectors failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}

@@ -24,6 +24,13 @@
 //! * `capture`: capture + fan-out only (receivers paused): changes/s and
 //!   deliveries written/s with 1 and 10 subscriptions, and commit → pending
 //!   delivery p50/p99; the same latency for a captured SQLite file;
+//! * `signing`: end-to-end deliveries/s with Standard Webhooks HMAC only and
+//!   with HMAC + Ed25519 (`v1a`), back to back in `--pairs` pairs (3);
+//! * `traces`: the release `changewire` binary as a child process, end to
+//!   end without traces and with every span exported to an OTLP collector
+//!   on loopback (which only counts them): deliveries/s and the gateway
+//!   process's CPU per delivery, in `--pairs` pairs (3) whose order
+//!   alternates (off → on, then on → off);
 //! * `trigger`: single-row UPDATE transactions with and without the capture
 //!   trigger (pgbench-style), as a ratio;
 //! * `isolation`: a healthy receiver's p50/p99 at 200 changes/s, alone and
@@ -54,8 +61,8 @@ use axum::body::Bytes;
 use changewire_test_support::gateway::{ADMIN_TOKEN, TestGateway};
 use changewire_test_support::pg::TestDatabase;
 use common::{
-    PAYLOAD, app_db, arg, bench_args, binary_missing, gateway_process, now_ns, percentile, record,
-    run_bench, start_sink, wait_count, write_backlog, write_rows,
+    PAYLOAD, app_db, arg, bench_args, binary_missing, clk_tck, cpu_ticks, gateway_process, now_ns,
+    percentile, record, run_bench, start_sink, wait_count, write_backlog, write_rows,
 };
 use serde_json::{Value, json};
 use sqlx::Connection;
@@ -262,16 +269,20 @@ async fn register_paused(gw: &TestGateway, url: &str) {
 
 /// Commit `changes` as fast as possible; deliveries/s end to end.
 async fn throughput(changes: i64, fanout: usize, plugin: Option<&str>) -> Value {
+    throughput_with(changes, fanout, plugin, json!({})).await
+}
+
+/// [`throughput`] with receivers created with `extra` settings.
+async fn throughput_with(changes: i64, fanout: usize, plugin: Option<&str>, extra: Value) -> Value {
     let db = app_db().await;
     let (addr, sink) = start_sink(false).await;
     let gw = gateway(&db, "").await;
     for r in 0..fanout {
-        let id = register(
-            &gw,
-            &format!("http://{addr}/r{r}"),
-            json!({"maxConcurrency": 64}),
-        )
-        .await;
+        let mut input = json!({"maxConcurrency": 64});
+        if let (Some(obj), Some(more)) = (input.as_object_mut(), extra.as_object()) {
+            obj.extend(more.clone());
+        }
+        let id = register(&gw, &format!("http://{addr}/r{r}"), input).await;
         if let Some(path) = plugin {
             use base64::Engine as _;
             let wasm =
@@ -627,6 +638,88 @@ async fn rss(pending: i64) -> Value {
            "peak_rss_mb": (peak_kb as f64 / 1024.0 * 10.0).round() / 10.0})
 }
 
+/// One run of the `changewire` binary (capture and store on a fresh
+/// database, one receiver): `changes` committed at once, deliveries/s and
+/// the gateway process's CPU per delivery; with `traced`, every span is
+/// exported to a counting collector on loopback.
+async fn traces_run(changes: i64, traced: bool) -> Value {
+    let db = app_db().await;
+    let (addr, sink) = start_sink(false).await;
+    let collector = changewire_test_support::otlp::OtlpCollector::counting().await;
+    let mut extra = Vec::new();
+    if traced {
+        extra.push(("CHANGEWIRE_TELEMETRY__OTLP_ENDPOINT", collector.url()));
+    }
+    let mut gw = gateway_process(&db.url, true, &extra).await;
+    gw.register(
+        &format!("http://{addr}/r"),
+        "RUNS",
+        "CREATE",
+        json!({"maxConcurrency": 64}),
+    )
+    .await;
+    let ticks_before = cpu_ticks(gw.pid()).unwrap_or(0);
+    let began = Instant::now();
+    write_rows(&db.url, 1, changes, 500, None).await;
+    wait_count(&sink, changes as u64, Duration::from_secs(600)).await;
+    let seconds = began.elapsed().as_secs_f64();
+    let ticks = cpu_ticks(gw.pid())
+        .unwrap_or(0)
+        .saturating_sub(ticks_before);
+    // The last spans wait for the exporter's next flush (every 100 ms).
+    let expected_spans = if traced { 2 * changes as u64 } else { 0 };
+    let waited = Instant::now();
+    while collector.span_count() < expected_spans && waited.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if gw.sigterm(Duration::from_secs(20)).is_none() {
+        gw.kill9();
+    }
+    json!({
+        "traced": traced, "deliveries": changes, "seconds": seconds,
+        "deliveries_per_sec": (changes as f64 / seconds).round(),
+        "gateway_cpu_us_per_delivery": (ticks as f64 / clk_tck() / changes as f64 * 1e7).round() / 10.0,
+        "spans_expected": expected_spans, "spans_received": collector.span_count(),
+    })
+}
+
+/// `pairs` pairs of [`traces_run`], off → on then on → off alternately (so
+/// drift over the run falls on both sides); each pair's ratios, on / off,
+/// and their medians.
+async fn traces_cost(changes: i64, pairs: i64) -> Value {
+    if let Some(skipped) = binary_missing() {
+        return skipped;
+    }
+    let mut rows = Vec::new();
+    let (mut throughput, mut cpu) = (Vec::new(), Vec::new());
+    for pair in 0..pairs {
+        let (off, on) = if pair % 2 == 0 {
+            let off = traces_run(changes, false).await;
+            (off, traces_run(changes, true).await)
+        } else {
+            let on = traces_run(changes, true).await;
+            (traces_run(changes, false).await, on)
+        };
+        let rate = |v: &Value| v["deliveries_per_sec"].as_f64().unwrap_or(0.0);
+        let cost = |v: &Value| v["gateway_cpu_us_per_delivery"].as_f64().unwrap_or(0.0);
+        let throughput_ratio = rate(&on) / rate(&off).max(1.0);
+        let cpu_ratio = cost(&on) / cost(&off).max(0.1);
+        throughput.push(throughput_ratio);
+        cpu.push(cpu_ratio);
+        rows.push(json!({"off": off, "on": on,
+                         "throughput_ratio": (throughput_ratio * 1000.0).round() / 1000.0,
+                         "gateway_cpu_ratio": (cpu_ratio * 1000.0).round() / 1000.0}));
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let m = v.get(v.len() / 2).copied().unwrap_or(0.0);
+        (m * 1000.0).round() / 1000.0
+    };
+    json!({"changes_per_run": changes, "pairs": rows,
+           "median_throughput_ratio": median(&mut throughput),
+           "median_gateway_cpu_ratio": median(&mut cpu)})
+}
+
 fn main() {
     let (args, what) = bench_args();
     let changes = arg(&args, "--changes", 20_000);
@@ -687,6 +780,39 @@ fn main() {
                 &mut out,
                 "plugin_throughput",
                 json!({"without": without, "with_add_header": with, "ratio": (ratio * 100.0).round() / 100.0}),
+            );
+        }
+        if all || what == "signing" {
+            // Each pair runs back to back: HMAC only, then HMAC + Ed25519.
+            let mut pairs = Vec::new();
+            for _ in 0..arg(&args, "--pairs", 3) {
+                let hmac = throughput_with(
+                    changes / 2,
+                    1,
+                    None,
+                    json!({"signatureSchemes": ["STANDARD"]}),
+                )
+                .await;
+                let both = throughput_with(
+                    changes / 2,
+                    1,
+                    None,
+                    json!({"signatureSchemes": ["STANDARD", "ED25519"]}),
+                )
+                .await;
+                let ratio = both["deliveries_per_sec"].as_f64().unwrap_or(0.0)
+                    / hmac["deliveries_per_sec"].as_f64().unwrap_or(1.0);
+                pairs.push(json!({"standard": hmac["deliveries_per_sec"], "standard_and_ed25519": both["deliveries_per_sec"],
+                                  "ratio": (ratio * 100.0).round() / 100.0}));
+            }
+            record(&mut out, "signing_throughput", json!({"pairs": pairs}));
+        }
+        if all || what == "traces" {
+            let pairs = arg(&args, "--pairs", 3);
+            record(
+                &mut out,
+                "traces_cost",
+                traces_cost(changes / 2, pairs).await,
             );
         }
         if all || what == "ingest" {

@@ -29,6 +29,10 @@
 //! * `slow_receiver`: 10 receivers, `--slow-changes` (2,000) changes; once
 //!   all healthy, once with one answering after `--slow-ms` (1,000) ms; the 9
 //!   healthy receivers' deliveries/s and commit → arrival p50/p99, and ratios;
+//! * `steady`: 1 receiver, `--rate` (500) changes/s one per transaction for
+//!   `--seconds` (10), on a fresh store and on one already holding
+//!   `--histories` (0,1000000) finished deliveries with their attempts,
+//!   `--passes` (2) runs each: PostgreSQL CPU per delivery under a trickle;
 //! * `processes`: 1 receiver, `--process-changes` (20,000) changes delivered
 //!   by 1 and by 2 gateway processes sharing the database.
 //!
@@ -60,7 +64,7 @@ use std::time::{Duration, Instant};
 use changewire_e2e::GatewayProcess;
 use common::{
     PAYLOAD, Sink, app_db, arg, arg_list, bench_args, binary_missing, clk_tck, cpu_ticks,
-    gateway_process, postgres_ticks, record, release_binary, round, run_bench, start_sink,
+    gateway_process, now_ns, postgres_ticks, record, release_binary, round, run_bench, start_sink,
     start_sink_aside, wait_count, write_backlog, write_rows_on,
 };
 use futures_util::StreamExt as _;
@@ -430,6 +434,64 @@ async fn backlog(pending: i64, window: Duration) -> Value {
     out
 }
 
+/// A steady `rate` changes/s, one row per transaction, for `secs` seconds,
+/// to one receiver, on a fresh store or on one that already holds `history`
+/// finished deliveries (written with SQL before the gateway starts, the way
+/// a past burst leaves them); PostgreSQL CPU per delivery is the figure.
+async fn steady(rate: u64, secs: u64, history: i64) -> Value {
+    if let Some(skipped) = binary_missing() {
+        return skipped;
+    }
+    let db = app_db().await;
+    let (addr, sink) = start_sink(false).await;
+    let mut setup_gw = gateway_process(&db.url, true, &[]).await;
+    register_receivers(&setup_gw, addr, 1, &json!({})).await;
+    if setup_gw.sigterm(Duration::from_secs(20)).is_none() {
+        setup_gw.kill9();
+    }
+    let mut stats = PgConnection::connect(&db.url).await.unwrap();
+    if history > 0 {
+        let now_ms = now_ns() / 1_000_000;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO changewire.changes (source, source_key, resource, action, row_id, transaction_id, occurred_at, new, created_at)
+             SELECT 'history', g::text, 'RUNS', 'CREATE', g::text, g, {now_ms}, '{{\"id\": ' || g || '}}', {now_ms} FROM generate_series(1, {history}) g;
+             INSERT INTO changewire.deliveries (change_id, subscription_id, receiver_id, status, attempts, next_attempt_at, created_at, updated_at, completed_at)
+             SELECT id, 1, (SELECT min(id) FROM changewire.receivers), 'succeeded', 1, {now_ms}, {now_ms}, {now_ms}, {now_ms}
+             FROM changewire.changes WHERE source = 'history';
+             INSERT INTO changewire.attempts (delivery_id, attempt, started_at, duration_ms, request_url, request_headers, response_status, outcome)
+             SELECT id, 1, {now_ms}, 1, 'http://127.0.0.1/', '{{}}', 200, 'succeeded' FROM changewire.deliveries;"
+        )))
+        .execute(&mut stats)
+        .await
+        .unwrap();
+    }
+    let gws = vec![gateway_process(&db.url, true, &[]).await];
+    let mut writer = PgConnection::connect(&db.url).await.unwrap();
+    let writer_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut writer)
+        .await
+        .unwrap();
+    tokio::time::sleep(SETTLE).await;
+    let db0 = db_start(&mut stats, &sink).await;
+    let w = open_window(db0, &gws, &sink);
+    let changes = (rate * secs) as i64;
+    write_rows_on(&mut writer, 1, changes, 1, Some(rate), PAYLOAD).await;
+    wait_count(&sink, changes as u64, Duration::from_secs(120)).await;
+    let end = close_window(&w, &gws, &sink);
+    let mut out = report(
+        w,
+        end,
+        gws,
+        Some((writer, writer_pid as u32)),
+        &mut stats,
+        &sink,
+    )
+    .await;
+    out["rate_per_sec"] = json!(rate);
+    out["history_deliveries"] = json!(history);
+    out
+}
+
 /// One row of the summary table.
 fn summary_row(run: &str, v: &Value) -> Value {
     json!({
@@ -498,6 +560,23 @@ fn main() {
             for n in arg_list(&args, "--backlogs", &[10_000, 100_000, 1_000_000]) {
                 let run = backlog(n, window).await;
                 keep(&mut out, &mut summary, &format!("backlog_{n}"), run);
+            }
+        }
+        if all || what == "steady" {
+            let rate = arg(&args, "--rate", 500) as u64;
+            let secs = arg(&args, "--seconds", 10) as u64;
+            for history in arg_list(&args, "--histories", &[0, 1_000_000]) {
+                // Back to back, as the issue measured: the second run on the
+                // same kind of store shows whether the cost grows.
+                for pass in 1..=arg(&args, "--passes", 2) {
+                    let run = steady(rate, secs, history).await;
+                    keep(
+                        &mut out,
+                        &mut summary,
+                        &format!("steady_{rate}_history_{history}_pass_{pass}"),
+                        run,
+                    );
+                }
             }
         }
         if all || what == "slow_receiver" {

@@ -15,18 +15,23 @@ mod address;
 mod uri;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
+use ipnet::IpNet;
 use url::{Host, Url};
 
 pub(crate) use address::non_public_kind;
 
 /// The rules in force.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Policy {
     /// Plain http allowed.
     pub allow_http: bool,
     /// Loopback, private, link-local… allowed.
     pub allow_private_networks: bool,
+    /// Non-public ranges allowed all the same (`[delivery] allow_networks`):
+    /// receivers inside the company's network, the rest still refused.
+    pub allow_networks: Arc<[IpNet]>,
 }
 
 /// Why a destination is refused.
@@ -51,10 +56,14 @@ pub(crate) enum Refusal {
     #[error("must not have a #fragment")]
     Fragment,
     /// A refused address.
-    #[error("points to {0} address {1}, which is refused without --allow-private-networks")]
+    #[error(
+        "points to {0} address {1}, which is refused without --allow-private-networks or a [delivery] allow_networks range holding it"
+    )]
     PrivateAddress(&'static str, IpAddr),
     /// A refused name.
-    #[error("points to `{0}`, a local name, which is refused without --allow-private-networks")]
+    #[error(
+        "points to `{0}`, a local name, which is refused without --allow-private-networks or [delivery] allow_networks"
+    )]
     LocalName(String),
     /// A character that an HTTP request cannot carry, or that the URL check
     /// and the HTTP client would read differently.
@@ -99,6 +108,19 @@ fn is_local_name(host: &str) -> bool {
 }
 
 impl Policy {
+    /// The rules: plain http, every private network, or only these ranges.
+    pub(crate) fn new(
+        allow_http: bool,
+        allow_private_networks: bool,
+        allow_networks: &[IpNet],
+    ) -> Self {
+        Policy {
+            allow_http,
+            allow_private_networks,
+            allow_networks: allow_networks.into(),
+        }
+    }
+
     /// Checks a receiver URL without touching the network, as the WHATWG
     /// parser reads it. Registration uses [`Policy::accept_url`] and sending
     /// [`Policy::check_sendable`], which both start here and also check what
@@ -122,7 +144,10 @@ impl Policy {
             Some(Host::Ipv4(ip)) => self.check_ip(IpAddr::V4(ip))?,
             Some(Host::Ipv6(ip)) => self.check_ip(IpAddr::V6(ip))?,
             Some(Host::Domain(name)) => {
-                if !self.allow_private_networks && is_local_name(name) {
+                // With allowed ranges, an internal name is accepted here and
+                // judged by the addresses it resolves to when sending.
+                let names_checked_later = !self.allow_networks.is_empty();
+                if !self.allow_private_networks && !names_checked_later && is_local_name(name) {
                     return Err(Refusal::LocalName(name.to_string()));
                 }
             }
@@ -136,9 +161,22 @@ impl Policy {
             return Ok(());
         }
         match non_public_kind(ip) {
+            Some(_) if self.allows_network_of(ip) => Ok(()),
             Some(kind) => Err(Refusal::PrivateAddress(kind, ip)),
             None => Ok(()),
         }
+    }
+
+    /// `ip` (or the IPv4 address an IPv4-mapped IPv6 address carries) is in
+    /// an allowed range.
+    fn allows_network_of(&self, ip: IpAddr) -> bool {
+        let plain = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        self.allow_networks
+            .iter()
+            .any(|net| net.contains(&ip) || net.contains(&plain))
     }
 }
 
@@ -146,10 +184,9 @@ impl Policy {
 mod tests {
     use super::*;
 
-    const STRICT: Policy = Policy {
-        allow_http: false,
-        allow_private_networks: false,
-    };
+    fn strict() -> Policy {
+        Policy::default()
+    }
 
     #[test]
     fn refuses_without_network_access() {
@@ -177,7 +214,7 @@ mod tests {
             ("https://x.example.com/h#frag", "fragment"),
             ("https://2130706433/", "loopback"),
         ] {
-            let err = STRICT.check_url(url).expect_err(url).to_string();
+            let err = strict().check_url(url).expect_err(url).to_string();
             assert!(err.contains(expect), "{url}: {err}");
         }
     }
@@ -185,21 +222,55 @@ mod tests {
     #[test]
     fn accepts_public_and_unresolvable_names() {
         assert!(
-            STRICT
+            strict()
                 .check_url("https://hooks.example.com/ion-events")
                 .is_ok()
         );
         assert!(
-            STRICT
+            strict()
                 .check_url("https://does-not-resolve.invalid-tld-xyz.test/h")
                 .is_ok()
         );
-        assert!(STRICT.check_url("https://8.8.8.8/h").is_ok());
-        let open = Policy {
-            allow_http: true,
-            allow_private_networks: true,
-        };
+        assert!(strict().check_url("https://8.8.8.8/h").is_ok());
+        let open = Policy::new(true, true, &[]);
         assert!(open.check_url("http://127.0.0.1:9000/h").is_ok());
         assert!(open.check_url("http://localhost:9000/h").is_ok());
+    }
+
+    #[test]
+    fn allowed_networks_let_named_ranges_through_and_refuse_the_rest() {
+        let nets: Vec<IpNet> = vec![
+            "10.20.0.0/16".parse().unwrap(),
+            "fd00:1::/32".parse().unwrap(),
+        ];
+        let policy = Policy::new(false, false, &nets);
+        for ip in [
+            "10.20.1.2",
+            "10.20.255.255",
+            "::ffff:10.20.0.1",
+            "fd00:1::5",
+        ] {
+            assert_eq!(policy.check_ip(ip.parse().unwrap()), Ok(()), "{ip}");
+        }
+        for (ip, kind) in [
+            ("10.21.0.1", "private"),
+            ("127.0.0.1", "loopback"),
+            ("169.254.169.254", "cloud metadata"),
+            ("fd00:2::1", "private"),
+        ] {
+            let err = policy
+                .check_ip(ip.parse().unwrap())
+                .expect_err(ip)
+                .to_string();
+            assert!(
+                err.contains(kind) && err.contains("allow_networks"),
+                "{ip}: {err}"
+            );
+        }
+        assert!(policy.check_url("https://10.20.3.4/h").is_ok());
+        assert!(policy.check_url("https://10.30.3.4/h").is_err());
+        // Internal names are judged by what they resolve to when sending.
+        assert!(policy.check_url("https://crm.internal/h").is_ok());
+        assert!(strict().check_url("https://crm.internal/h").is_err());
     }
 }

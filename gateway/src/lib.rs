@@ -22,20 +22,24 @@ mod config;
 mod console;
 mod delivery;
 mod destination;
+mod egress;
 mod envelope;
 mod fanout;
 mod health;
 mod maintenance;
 mod model;
+mod operational;
 mod plugins;
 mod redelivery;
 mod report;
 mod secrets;
 mod server;
+mod shared;
 mod signals;
 mod store;
 mod telemetry;
 mod timefmt;
+mod traces;
 
 #[doc(hidden)]
 pub mod testing;

@@ -115,6 +115,29 @@ pub(crate) fn generate_receiver_secret() -> Secret {
     Secret::new(format!("whsec_{}", BASE64.encode(bytes)))
 }
 
+/// A receiver's Ed25519 signing key as stored: the `whsk_` seed sealed like
+/// a shared secret, and its `whpk_` public key in clear.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSigningKey {
+    /// The `whsk_…` key, sealed.
+    pub sealed: String,
+    /// The `whpk_…` public key.
+    pub public: String,
+}
+
+impl SecretBox {
+    /// A new Ed25519 key pair (32 random bytes of seed), the secret half sealed.
+    pub(crate) fn new_signing_key(&self) -> StoredSigningKey {
+        let mut seed = [0u8; 32];
+        rand::rng().fill_bytes(&mut seed);
+        let key = changewire_core::standard::Ed25519SigningKey::from_seed(seed);
+        StoredSigningKey {
+            sealed: self.seal(&key.to_secret_string()),
+            public: key.public_key().to_string(),
+        }
+    }
+}
+
 /// A new console token (session, link or CSRF): `prefix` and 32 random
 /// bytes, URL-safe base64.
 pub(crate) fn generate_url_token(prefix: &str) -> String {

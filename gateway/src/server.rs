@@ -123,6 +123,15 @@ impl RunningGateway {
         if sealed > 0 {
             tracing::info!(sealed, "encrypted secrets that were stored in clear");
         }
+        let keyed = store
+            .add_missing_signing_keys(&crate::secrets::SecretBox::new(config.secret_key.as_ref()))
+            .await?;
+        if keyed > 0 {
+            tracing::info!(
+                receivers = keyed,
+                "made Ed25519 signing keys for receivers that had none"
+            );
+        }
         let signals = Arc::new(Signals::default());
         let health = Arc::new(Health::default());
         let shutdown = CancellationToken::new();
@@ -132,29 +141,30 @@ impl RunningGateway {
         let plugins = Arc::new(PluginRuntime::new(&config.plugins));
         crate::plugins::attach_from_config(&config, &store, &plugins).await?;
         plugins.sync(&store, &health).await?;
+        let capture_progress = Arc::new(crate::operational::CaptureProgress::default());
+        let operational = crate::operational::start(
+            &config,
+            &store,
+            &signals,
+            &capture_progress,
+            &shutdown,
+            &mut tasks,
+        );
 
         // The delivery engine first: capture and the API hand it the new
         // deliveries it may send at once, through its hand-off.
-        let handoff = crate::delivery::start(
-            &config,
-            &store,
-            &signals,
-            &health,
-            &shutdown,
-            &mut tasks,
-            plugins.clone(),
-        )
-        .await?;
-        crate::capture::start(
-            &config,
-            &store,
-            &signals,
-            &health,
-            &shutdown,
-            &mut tasks,
-            Some(handoff.clone()),
-        )
-        .await?;
+        let traces = crate::traces::Traces::start(&config.telemetry, config.store.as_str());
+        let shared = crate::shared::Shared {
+            config: config.clone(),
+            store: store.clone(),
+            signals: signals.clone(),
+            health: health.clone(),
+            shutdown: shutdown.clone(),
+            traces: traces.clone(),
+        };
+        let handoff =
+            crate::delivery::start(&shared, &mut tasks, plugins.clone(), operational).await?;
+        crate::capture::start(&shared, &mut tasks, Some(handoff.clone()), capture_progress).await?;
         crate::maintenance::start(&config, &store, &signals, &shutdown, &mut tasks);
 
         // The API goes up last: once `/healthz` answers, capture triggers are
@@ -165,6 +175,7 @@ impl RunningGateway {
             signals.clone(),
             plugins.clone(),
             Some(handoff),
+            traces,
         );
         let router = http_routes(api_state, health.clone());
         let http_shutdown = shutdown.clone();

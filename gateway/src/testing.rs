@@ -6,13 +6,13 @@ pub use crate::capture::Error as CaptureError;
 pub use crate::capture::postgres::PgCapture;
 pub use crate::capture::uninstall as uninstall_capture;
 pub use crate::config::StoreUrl;
-pub use crate::delivery::client::GuardedResolver;
 pub use crate::destination::Policy;
+pub use crate::egress::GuardedResolver;
 pub use crate::envelope::{Action, ChangePayload, SubscriptionView};
 pub use crate::model::{
     ChangeId, DeliveryId, DeliveryStatus, NewReceiver, NewSubscription, PluginFailureMode,
-    ReceiverId, ReceiverSettings, RetryPolicy, SignatureSchemes, SubscriptionId,
-    SubscriptionSettings,
+    ReceiverEgressSettings, ReceiverId, ReceiverSettings, RetryPolicy, SignatureSchemes,
+    SubscriptionId, SubscriptionSettings,
 };
 pub use crate::report::Report;
 pub use crate::secrets::{generate_api_token, hash_token};
@@ -44,6 +44,7 @@ pub async fn api_router(config: Arc<crate::Config>) -> Result<axum::Router, crat
         Arc::new(crate::signals::Signals::default()),
         plugins,
         None,
+        crate::traces::Traces::off(),
     );
     Ok(crate::server::http_routes(api, Arc::default()))
 }
@@ -61,3 +62,29 @@ macro_rules! __testing_on_pool {
     };
 }
 pub use crate::__testing_on_pool as on_pool;
+
+/// The plan PostgreSQL picks for the lease of `requests`, as `EXPLAIN`
+/// prints it; None on SQLite.
+pub async fn explain_lease(
+    store: &Store,
+    requests: &[LeaseRequest],
+) -> Option<Result<String, StoreError>> {
+    match store.backend() {
+        Backend::Postgres(pool) => {
+            Some(crate::store::deliveries::explain_lease(pool, requests).await)
+        }
+        Backend::Sqlite(_) => None,
+    }
+}
+
+/// The plan PostgreSQL picks for the recorder's statement (update and
+/// attempts) with a batch of `ids`, as `EXPLAIN` prints it; None on SQLite.
+pub async fn explain_recorder(
+    store: &Store,
+    ids: &[DeliveryId],
+) -> Option<Result<String, StoreError>> {
+    match store.backend() {
+        Backend::Postgres(pool) => Some(crate::store::deliveries::explain_finish(pool, ids).await),
+        Backend::Sqlite(_) => None,
+    }
+}

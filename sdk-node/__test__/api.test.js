@@ -3,6 +3,7 @@
 // errors (classes, codes, exact messages), events, options, entry points.
 const { test } = require('node:test')
 const assert = require('node:assert/strict')
+const crypto = require('node:crypto')
 const { loadBuilds } = require('./builds.js')
 
 const URL = 'https://hooks.example.com/ion-events'
@@ -12,6 +13,19 @@ const BODY =
   '"transaction_id": 99, "occurred_at": "2026-04-26T19:33:42.108Z", "data": {"id": 7, ' +
   '"etag": "e1", "old": {"status": "open", "qty": 1.0}, "new": {"status": "done", "10": 1, "2": 2}}}'
 const STD_SECRET = 'whsec_c2VjcmV0LWtleS1ieXRlcw=='
+
+// Ed25519 by node:crypto (OpenSSL), not by changewire: a key from a 32-byte
+// seed (PKCS#8 DER around the seed) and its `whpk_` public key.
+const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex')
+function ed25519Key(fill) {
+  const seed = Buffer.alloc(32, fill)
+  const key = crypto.createPrivateKey({ key: Buffer.concat([PKCS8_ED25519_PREFIX, seed]), format: 'der', type: 'pkcs8' })
+  const spki = crypto.createPublicKey(key).export({ format: 'der', type: 'spki' })
+  return [key, `whpk_${spki.subarray(spki.length - 32).toString('base64')}`]
+}
+function v1a(key, msgId, timestamp, body) {
+  return `v1a,${crypto.sign(null, Buffer.from(`${msgId}.${timestamp}.${body}`), key).toString('base64')}`
+}
 
 function throwsCode(cw, fn, code, message) {
   assert.throws(fn, (err) => {
@@ -135,13 +149,36 @@ test('the API of every build', async (t) => {
         'invalid secret: a Standard Webhooks secret is `whsec_` followed by base64')
       assert.throws(() => cw.verifyRequest(STD_SECRET, URL, BODY, headers, { require: 'hmac' }), {
         name: 'TypeError',
-        message: 'require: unknown signature scheme `hmac`; expected `ion` or `standard`',
+        message: 'require: unknown signature scheme `hmac`; expected `ion`, `standard` or `ed25519`',
       })
       // Scheme names are read in any case; the scheme returned is always lowercase.
       assert.equal(cw.verifyRequest(STD_SECRET, URL, BODY, headers, { require: 'Standard' }), 'standard')
       throwsCode(cw, () => cw.verifyRequest(STD_SECRET, URL, BODY, headers, { require: 'ION' }), 'missing_header',
         'missing `x-ion-signature` header')
       assert.throws(() => cw.verifyRequest(STD_SECRET, URL, BODY, headers, { now: 'soon' }), TypeError)
+    })
+
+    await t.test(`${name}: a whpk_ public key verifies v1a signed by node:crypto (OpenSSL)`, () => {
+      const [signer, publicKey] = ed25519Key(7)
+      const other = ed25519Key(8)
+      const now = Math.floor(Date.now() / 1000)
+      const signature = `${cw.signStandard(STD_SECRET, '17', now, BODY)} ${v1a(other[0], '17', now, BODY)} ${v1a(signer, '17', now, BODY)}`
+      const headers = { 'webhook-id': '17', 'webhook-timestamp': String(now), 'webhook-signature': signature }
+      // The same entry point as a whsec_ secret; the key selects Ed25519.
+      assert.equal(cw.verifyRequest(publicKey, URL, BODY, headers), 'ed25519')
+      assert.equal(cw.verifyRequest(other[1], URL, BODY, headers), 'ed25519')
+      assert.equal(cw.verifyRequest(publicKey, URL, BODY, headers, { require: 'Ed25519' }), 'ed25519')
+      assert.equal(cw.verifyRequest(STD_SECRET, URL, BODY, headers), 'standard')
+      throwsCode(cw, () => cw.verifyRequest(publicKey, URL, `${BODY} `, headers), 'signature_mismatch',
+        'signature does not match')
+      throwsCode(cw, () => cw.verifyRequest(ed25519Key(9)[1], URL, BODY, headers), 'signature_mismatch')
+      throwsCode(cw, () => cw.verifyRequest(publicKey, URL, BODY, headers, { now: now + 301 }), 'timestamp_too_old')
+      throwsCode(cw, () => cw.verifyRequest(publicKey, URL, BODY, headers, { require: 'standard' }), 'invalid_secret')
+      throwsCode(cw, () => cw.verifyRequest(STD_SECRET, URL, BODY, headers, { require: 'ed25519' }), 'invalid_secret')
+      throwsCode(cw, () => cw.verifyRequest('whpk_AAAA', URL, BODY, headers), 'invalid_secret',
+        'invalid secret: an Ed25519 public key is `whpk_` followed by base64 of its 32 bytes')
+      const hmacOnly = { ...headers, 'webhook-signature': cw.signStandard(STD_SECRET, '17', now, BODY) }
+      throwsCode(cw, () => cw.verifyRequest(publicKey, URL, BODY, hmacOnly), 'malformed_header')
     })
 
     await t.test(`${name}: parseEvent checks the envelope`, () => {
@@ -178,6 +215,9 @@ test('the API of every build', async (t) => {
       )
       assert.equal(cw.UNICODE_VERSION, '14.0.0')
       assert.equal(cw.DEFAULT_TOLERANCE, 300)
+      // The compiled core's version (Cargo) is the npm package's.
+      assert.equal(cw.version, require('../package.json').version)
+      assert.equal(cw.backend, name === 'native' ? 'native' : 'wasm')
     })
   }
 })
@@ -192,6 +232,38 @@ test('CommonJS and ES module entry points export the same API', async () => {
   }
   assert.equal(esm.default, cjs)
   assert.equal(require('changewire/wasm').WebhookVerificationError, cjs.WebhookVerificationError)
+})
+
+test('without a native addon, `changewire` falls back to the WebAssembly build', () => {
+  const { execFileSync } = require('node:child_process')
+  const fs = require('node:fs')
+  const os = require('node:os')
+  const path = require('node:path')
+  const root = path.join(__dirname, '..')
+  // The package as published without its platform package: no .node file anywhere.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'changewire-fallback-'))
+  try {
+    for (const f of ['index.js', 'binding.js', 'package.json', 'lib', path.join('wasm', 'pkg', 'node')]) {
+      fs.cpSync(path.join(root, f), path.join(dir, f), { recursive: true })
+    }
+    const probe = `const cw = require(${JSON.stringify(dir)});
+      const sig = cw.signBody('k', 'https://x.test/h', '{"data": {"a": 1}}');
+      console.log(JSON.stringify([cw.backend, cw.version, cw.verifySignature('k', 'https://x.test/h', {a: 1}, sig)]))`
+    const run = (env) =>
+      JSON.parse(execFileSync(process.execPath, ['-e', probe], { env: { ...process.env, ...env }, encoding: 'utf8' }))
+    const version = require('../package.json').version
+    assert.deepEqual(run({ CHANGEWIRE_BACKEND: '' }), ['wasm', version, true])
+    assert.throws(
+      () => execFileSync(process.execPath, ['-e', probe], { env: { ...process.env, CHANGEWIRE_BACKEND: 'native' }, stdio: 'pipe' }),
+      /Cannot find native binding/,
+    )
+    // And beside this checkout's addon, CHANGEWIRE_BACKEND=wasm skips it.
+    const here = `const cw = require(${JSON.stringify(root)}); console.log(JSON.stringify([cw.backend, cw.version]))`
+    const forced = execFileSync(process.execPath, ['-e', here], { env: { ...process.env, CHANGEWIRE_BACKEND: 'wasm' }, encoding: 'utf8' })
+    assert.deepEqual(JSON.parse(forced), ['wasm', version])
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
 })
 
 /** The ION signature (secret 'k') of a canonical string. */

@@ -8,6 +8,7 @@ const { loadBuilds, vectors } = require('./builds.js')
 
 const ION = vectors('ion_signature.json')
 const STANDARD = vectors('standard_webhooks.json')
+const ED25519 = vectors('standard_webhooks_ed25519.json')
 
 function ionCodes(flags) {
   if (flags.includes('Unencodable')) return ['unencodable']
@@ -30,6 +31,7 @@ function report(failures, total, what) {
 test('vector files are complete', () => {
   assert.ok(ION.length >= 1000, `${ION.length} ION vectors`)
   assert.ok(STANDARD.length >= 200, `${STANDARD.length} Standard Webhooks vectors`)
+  assert.ok(ED25519.length >= 100, `${ED25519.length} Ed25519 vectors`)
 })
 
 test('every build agrees with every vector', async (t) => {
@@ -131,6 +133,55 @@ test('every build agrees with every vector', async (t) => {
         if (signed.value !== c.expectedSignature) failures.push(`${id}: signStandard gave ${signed.value ?? signed.error}`)
       }
       report(failures, STANDARD.length, 'Standard Webhooks vectors')
+    })
+
+    await t.test(`${name}: Standard Webhooks Ed25519 (v1a) vectors with the whpk_ public key`, () => {
+      const failures = []
+      for (const c of ED25519) {
+        const id = `tcId ${c.tcId} (${c.comment})`
+        const body = Buffer.from(c.body, 'utf8')
+        const headers = {
+          'Webhook-Id': c.msgId,
+          'webhook-timestamp': String(c.timestamp),
+          'webhook-signature': c.signatureHeader,
+          'x-ion-signature': 'ignored: a public key verifies the Standard Webhooks headers',
+        }
+        const got = outcome(() => cw.verifyRequest(c.publicKey, 'https://r.test/', body, headers, { now: c.now }))
+        const age = c.now - c.timestamp
+        let codes = ['signature_mismatch']
+        let want = 'signature does not match'
+        if (c.result === 'valid') want = null
+        else if (c.flags.includes('MalformedPublicKey')) {
+          // Without the whpk_ prefix it is read as a whsec_ secret: refused, or no v1 entry.
+          codes = c.publicKey.startsWith('whpk_') ? ['invalid_secret'] : ['invalid_secret', 'malformed_header']
+          want = undefined
+        } else if (c.flags.includes('StaleTimestamp')) {
+          codes = ['timestamp_too_old']
+          want = `timestamp is ${age}s old, beyond the 300s tolerance (replay?)`
+        } else if (c.flags.includes('FutureTimestamp')) {
+          codes = ['timestamp_too_new']
+          want = `timestamp is ${-age}s in the future, beyond the 300s tolerance (clock skew?)`
+        } else if (c.flags.includes('MissingV1a')) {
+          codes = ['malformed_header']
+          want =
+            'malformed `webhook-signature` header: no `v1a,` signature ' +
+            '(a `whpk_` public key verifies only Ed25519 `v1a` signatures)'
+        } else if (c.flags.includes('MalformedSignature')) {
+          codes = ['malformed_header']
+          want = 'malformed `webhook-signature` header: a `v1a,` signature is not base64 of 64 bytes'
+        } else if (c.flags.includes('MalformedHeader')) {
+          codes = ['malformed_header']
+          want = 'malformed `webhook-signature` header: each signature is `<version>,<base64>`'
+        }
+        if (want === null) {
+          if (got.value !== 'ed25519') failures.push(`${id}: gave ${got.value ?? got.error}`)
+        } else if (!(got.error instanceof cw.WebhookVerificationError) || !codes.includes(got.error.code)) {
+          failures.push(`${id}: gave ${got.value ?? got.error}, want ${codes}`)
+        } else if (want !== undefined && got.error.message !== want) {
+          failures.push(`${id}: message ${JSON.stringify(got.error.message)}, want ${JSON.stringify(want)}`)
+        }
+      }
+      report(failures, ED25519.length, 'Ed25519 vectors')
     })
   }
 })

@@ -210,7 +210,11 @@ function encodeData(data) {
   return plainJson(data, 0) ? JSON.stringify(data) : encode(data, 0)
 }
 
-function createApi(binding) {
+/**
+ * The public API over `binding`; `backend` ('native' or 'wasm') is exported
+ * as is, so callers can tell which one loaded.
+ */
+function createApi(binding, backend) {
   function call(fn, ...args) {
     try {
       return fn(...args)
@@ -229,7 +233,10 @@ function createApi(binding) {
     return call(binding.verifyData, secret, String(url), encodeData(data), signature)
   }
 
-  /** Verifies a request (raw body + headers); returns 'ion' or 'standard'. */
+  /**
+   * Verifies a request (raw body + headers); returns 'ion', 'standard' or
+   * 'ed25519' (`secret` is then a `whpk_` public key).
+   */
   function verifyRequest(secret, url, rawBody, headers, options = {}) {
     text(secret, 'secret')
     text(url, 'url')
@@ -306,6 +313,8 @@ function createApi(binding) {
     InvalidEventError,
     UNICODE_VERSION: binding.unicodeVersion(),
     DEFAULT_TOLERANCE,
+    version: binding.version(),
+    backend,
   }
 }
 

@@ -25,7 +25,8 @@ fn fail_with(code: &str, message: String) -> napi::Error<String> {
 
 /// Verifies a request: the URL exactly as registered, the raw body, and the
 /// headers as a flat `[name, value, name, value, …]` list. Returns the scheme
-/// that verified (`"ion"` or `"standard"`).
+/// that verified (`"ion"`, `"standard"` or `"ed25519"`; a `whpk_` public key
+/// in place of the secret verifies the Standard Webhooks `v1a` signature).
 #[napi]
 pub fn verify_request(
     secret: String,
@@ -144,6 +145,12 @@ pub fn check_event(body: Uint8ArraySlice<'_>) -> Result<()> {
                 format!("body is not a changewire event: {e}"),
             )
         })
+}
+
+/// This package's version: the crate's, which is also the npm package's.
+#[napi]
+pub fn version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
 }
 
 /// The Unicode version whose notion of "printable" the canonical form uses.

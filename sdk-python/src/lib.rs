@@ -385,7 +385,7 @@ fn header_pairs(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
     Ok(out)
 }
 
-/// `require=`: a scheme name in any ASCII case, or `None` for either scheme.
+/// `require=`: a scheme name in any ASCII case, or `None` to go by the headers.
 fn scheme_arg(require: Option<&str>) -> PyResult<Option<Scheme>> {
     require
         .map(str::parse)
@@ -409,8 +409,10 @@ fn with_body<T: Send>(py: Python<'_>, body: &[u8], f: impl FnOnce(&[u8]) -> T + 
 }
 
 /// Verifies a whole request: the URL exactly as registered, the raw body
-/// bytes, and the headers. Returns the scheme that verified (`"ion"` or
-/// `"standard"`); raises `WebhookVerificationError` saying why otherwise.
+/// bytes, and the headers. Returns the scheme that verified (`"ion"`,
+/// `"standard"` or `"ed25519"`); raises `WebhookVerificationError` saying why
+/// otherwise. A `whpk_…` Ed25519 public key in place of the secret verifies
+/// the Standard Webhooks `v1a` signature.
 #[pyfunction]
 #[pyo3(signature = (secret, url, body, headers, *, now=None, tolerance=standard::DEFAULT_TOLERANCE_SECS, require=None))]
 #[allow(clippy::too_many_arguments)] // Mirrors the Python signature (keyword-only options).
@@ -467,9 +469,9 @@ fn verify_request<'py>(
             Some(pairs) => pairs.header(standard::HEADER_SIGNATURE).is_some(),
             None => found.has(standard::HEADER_SIGNATURE),
         };
-        // Only the Standard Webhooks scheme reads the clock.
+        // Only the Standard Webhooks schemes (HMAC and Ed25519) read the clock.
         let reads_clock = match options.require {
-            Some(Scheme::Standard) => true,
+            Some(Scheme::Standard | Scheme::Ed25519) => true,
             Some(_) => false,
             None => standard_present,
         };
@@ -486,6 +488,7 @@ fn verify_request<'py>(
         match result {
             Ok(Scheme::Ion) => Ok(intern!(py, Scheme::Ion.as_str()).clone()),
             Ok(Scheme::Standard) => Ok(intern!(py, Scheme::Standard.as_str()).clone()),
+            Ok(Scheme::Ed25519) => Ok(intern!(py, Scheme::Ed25519.as_str()).clone()),
             Ok(other) => Ok(PyString::new(py, other.as_str())),
             Err(err) => Err(verification_error(py, &err)),
         }

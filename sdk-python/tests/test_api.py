@@ -164,7 +164,7 @@ def test_standard_webhooks_scheme_options_and_clock():
     with pytest.raises(ValueError) as info:
         changewire.verify_request(secret, URL, BODY, headers, require="hmac")
     assert type(info.value) is ValueError
-    assert str(info.value) == "require: unknown signature scheme `hmac`; expected `ion` or `standard`"
+    assert str(info.value) == "require: unknown signature scheme `hmac`; expected `ion`, `standard` or `ed25519`"
     # Scheme names are read in any case; the scheme returned is always lowercase.
     assert changewire.verify_request(secret, URL, BODY, headers, require="Standard") == "standard"
     with pytest.raises(changewire.WebhookVerificationError, match="missing `x-ion-signature`"):
@@ -241,6 +241,19 @@ def test_constants_and_exports():
     assert changewire.WebhookVerificationError.__module__ == "changewire"
     assert issubclass(changewire.WebhookVerificationError, ValueError)
     assert changewire.__version__ == "0.1.0"
+
+
+def test_version_is_the_crates():
+    """``__version__`` (the installed distribution's) is the workspace version
+    the extension was compiled from: maturin takes it from Cargo.toml."""
+    cargo = (pathlib.Path(__file__).parents[2] / "Cargo.toml").read_text(encoding="utf-8")
+    section = cargo.split("[workspace.package]", 1)[1]
+    version = next(
+        line.split("=", 1)[1].strip().strip('"')
+        for line in section.splitlines()
+        if line.startswith("version")
+    )
+    assert changewire.__version__ == version
 
 
 def test_stub_declares_exactly_the_public_api():

@@ -14,11 +14,13 @@ from reference import outcome, verify_signature as reference_verify
 
 ION = load("ion_signature.json")
 STANDARD = load("standard_webhooks.json")
+ED25519 = load("standard_webhooks_ed25519.json")
 
 
 def test_vector_files_are_complete():
     assert len(ION) >= 1000
     assert len(STANDARD) >= 200
+    assert len(ED25519) >= 100
 
 
 def ion_codes(case):
@@ -145,3 +147,55 @@ def test_standard_webhooks(case):
         else:
             assert str(info.value) == expected
     assert changewire.sign_standard(case["secret"], case["msgId"], case["timestamp"], body) == case["expectedSignature"]
+
+
+def ed25519_expected(case):
+    """(code, message) core gives for an invalid Ed25519 vector; None for a valid one.
+    A message of ... means only the code is determined."""
+    flags = set(case["flags"])
+    age = case["now"] - case["timestamp"]
+    if case["result"] == "valid":
+        return None
+    if "MalformedPublicKey" in flags:
+        if case["publicKey"].startswith("whpk_"):
+            return "invalid_secret", ...
+        # Not a public key, so it is read as a whsec_ secret: refused, or no v1 entry.
+        return {"invalid_secret", "malformed_header"}, ...
+    if "StaleTimestamp" in flags:
+        return "timestamp_too_old", f"timestamp is {age}s old, beyond the 300s tolerance (replay?)"
+    if "FutureTimestamp" in flags:
+        return "timestamp_too_new", f"timestamp is {-age}s in the future, beyond the 300s tolerance (clock skew?)"
+    if "MissingV1a" in flags:
+        return "malformed_header", (
+            "malformed `webhook-signature` header: no `v1a,` signature "
+            "(a `whpk_` public key verifies only Ed25519 `v1a` signatures)"
+        )
+    if "MalformedSignature" in flags:
+        return "malformed_header", "malformed `webhook-signature` header: a `v1a,` signature is not base64 of 64 bytes"
+    if "MalformedHeader" in flags:
+        return "malformed_header", "malformed `webhook-signature` header: each signature is `<version>,<base64>`"
+    return "signature_mismatch", "signature does not match"
+
+
+@pytest.mark.parametrize("case", ED25519, ids=lambda c: str(c["tcId"]))
+def test_standard_webhooks_ed25519(case):
+    body = case["body"].encode("utf-8")
+    pairs = [
+        ("Webhook-Id", case["msgId"]),
+        ("webhook-timestamp", str(case["timestamp"])),
+        ("webhook-signature", case["signatureHeader"]),
+        ("x-ion-signature", "ignored: a public key verifies the Standard Webhooks headers"),
+    ]
+    # Pairs and a plain dict take different paths through the binding.
+    for headers in (pairs, {name.lower(): value for name, value in pairs}):
+        expected = ed25519_expected(case)
+        if expected is None:
+            got = changewire.verify_request(case["publicKey"], "https://r.test/", body, headers, now=case["now"])
+            assert got == "ed25519"
+            continue
+        with pytest.raises(changewire.WebhookVerificationError) as info:
+            changewire.verify_request(case["publicKey"], "https://r.test/", body, headers, now=case["now"])
+        code, message = expected
+        assert info.value.code in (code if isinstance(code, set) else {code}), str(info.value)
+        if message is not ...:
+            assert str(info.value) == message

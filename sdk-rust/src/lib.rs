@@ -50,6 +50,12 @@
 //!   `webhook-signature`), when the receiver asked for them, are preferred:
 //!   they cover the whole body and stop replays (the timestamp must be within
 //!   [`VerifyOptions::tolerance_secs`] of the receiver's clock).
+//! * **Public-key signatures.** A receiver given a `whpk_…` public key
+//!   instead of a `whsec_…` secret passes it where the secret goes
+//!   ([`Webhook::new`], [`verify_request`]): the Standard Webhooks headers are
+//!   then checked for an Ed25519 `v1a` signature and the scheme is
+//!   [`Scheme::Ed25519`]. A public key cannot sign, so a leaked one lets
+//!   nobody forge deliveries.
 //!
 //! ## Features
 //!

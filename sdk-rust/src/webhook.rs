@@ -71,7 +71,8 @@ impl std::fmt::Debug for Webhook {
 impl Webhook {
     /// A receiver with the given shared secret (`sharedSecret` of the
     /// receiver; a `whsec_…` secret for Standard Webhooks) and URL, exactly as
-    /// registered.
+    /// registered. A `whpk_…` Ed25519 public key in place of the secret
+    /// verifies Standard Webhooks `v1a` signatures ([`Scheme::Ed25519`]).
     pub fn new(secret: impl Into<String>, url: impl Into<String>) -> Self {
         Webhook {
             inner: Arc::new(Inner {
@@ -212,6 +213,38 @@ mod tests {
             hook.verify(BODY, &headers),
             Err(Error::TimestampTooOld { .. })
         ));
+    }
+
+    #[test]
+    fn a_public_key_in_place_of_the_secret_verifies_v1a() {
+        let signer = standard::Ed25519SigningKey::from_seed([9; 32]);
+        let hmac = standard::SigningKey::from_secret("whsec_c2VjcmV0LWtleS1ieXRlcw==").unwrap();
+        let signature = format!(
+            "{} {}",
+            hmac.sign("m1", 1000, BODY),
+            signer.sign("m1", 1000, BODY)
+        );
+        let headers = vec![
+            ("webhook-id", "m1".to_string()),
+            ("webhook-timestamp", "1000".to_string()),
+            ("webhook-signature", signature),
+        ];
+        let hook = Webhook::new(signer.public_key().to_string(), "u");
+        assert_eq!(hook.verify_at(BODY, &headers, 1000), Ok(Scheme::Ed25519));
+        assert_eq!(
+            hook.verify_at(b"{}", &headers, 1000),
+            Err(Error::SignatureMismatch)
+        );
+        assert!(matches!(
+            hook.require(Scheme::Standard)
+                .verify_at(BODY, &headers, 1000),
+            Err(Error::InvalidSecret(_))
+        ));
+        let hmac_hook = Webhook::new("whsec_c2VjcmV0LWtleS1ieXRlcw==", "u");
+        assert_eq!(
+            hmac_hook.verify_at(BODY, &headers, 1000),
+            Ok(Scheme::Standard)
+        );
     }
 
     #[test]

@@ -236,3 +236,105 @@ fn standard_webhooks_vectors_through_the_sdk() {
         failures.join("\n")
     );
 }
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Ed25519Case {
+    tc_id: u64,
+    comment: String,
+    flags: Vec<String>,
+    public_key: String,
+    msg_id: String,
+    timestamp: i64,
+    now: i64,
+    body: String,
+    signature_header: String,
+    result: String,
+}
+
+/// Whether `err` is what an invalid Ed25519 vector must give (from its flags).
+fn ed25519_error_expected(case: &Ed25519Case, err: &Error) -> bool {
+    let has = |flag: &str| case.flags.iter().any(|f| f == flag);
+    let age = case.now - case.timestamp;
+    let text = err.to_string();
+    if has("MalformedPublicKey") {
+        if case.public_key.starts_with("whpk_") {
+            matches!(err, Error::InvalidSecret(_))
+        } else {
+            // Not a public key, so read as a `whsec_` secret: refused, or no `v1,` entry.
+            matches!(err, Error::InvalidSecret(_))
+                || text == "malformed `webhook-signature` header: no `v1,` signature"
+        }
+    } else if has("StaleTimestamp") {
+        text == format!("timestamp is {age}s old, beyond the 300s tolerance (replay?)")
+    } else if has("FutureTimestamp") {
+        text == format!(
+            "timestamp is {}s in the future, beyond the 300s tolerance (clock skew?)",
+            -age
+        )
+    } else if has("MissingV1a") {
+        text.starts_with("malformed `webhook-signature` header: no `v1a,` signature")
+    } else if has("MalformedSignature") {
+        text == "malformed `webhook-signature` header: a `v1a,` signature is not base64 of 64 bytes"
+    } else if has("MalformedHeader") {
+        matches!(err, Error::MalformedHeader { .. })
+    } else {
+        *err == Error::SignatureMismatch
+    }
+}
+
+#[test]
+fn standard_webhooks_ed25519_vectors_through_the_sdk() {
+    let cases: Vec<Ed25519Case> = load("standard_webhooks_ed25519.json");
+    assert!(cases.len() >= 100, "only {} vectors", cases.len());
+    let mut failures = Vec::new();
+    for case in &cases {
+        let id = format!("tcId {} ({})", case.tc_id, case.comment);
+        let timestamp = case.timestamp.to_string();
+        let pairs = [
+            ("Webhook-Id", case.msg_id.as_str()),
+            ("webhook-timestamp", timestamp.as_str()),
+            ("webhook-signature", case.signature_header.as_str()),
+            // Present but ignored: a public key verifies Standard Webhooks headers.
+            ("x-ion-signature", "bogus"),
+        ];
+        // The same entry point as a `whsec_` secret: the key selects Ed25519.
+        let webhook = Webhook::new(case.public_key.as_str(), "https://r.test/unused");
+        let verdict = webhook.verify_at(case.body.as_bytes(), &pairs[..], case.now);
+        let ok = match (&verdict, case.result.as_str()) {
+            (Ok(Scheme::Ed25519), "valid") => true,
+            (Err(err), "invalid") => ed25519_error_expected(case, err),
+            _ => false,
+        };
+        if !ok {
+            failures.push(format!(
+                "{id} {:?}: gave {verdict:?}, want {}",
+                case.flags, case.result
+            ));
+        }
+        if case.public_key.starts_with("whpk_") {
+            let strict = webhook.require(Scheme::Ed25519);
+            let required = strict.verify_at(case.body.as_bytes(), &pairs[..], case.now);
+            if required != verdict {
+                failures.push(format!(
+                    "{id}: require(Ed25519) gave {required:?}, default gave {verdict:?}"
+                ));
+            }
+        }
+        if let Some(map) = header_map(&pairs) {
+            let via_map = webhook.verify_at(case.body.as_bytes(), &HttpHeaders(&map), case.now);
+            if via_map != verdict {
+                failures.push(format!(
+                    "{id}: HeaderMap gave {via_map:?}, list gave {verdict:?}"
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} Ed25519 vectors failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}

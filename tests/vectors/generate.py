@@ -7,6 +7,10 @@ Writes, next to this file:
                            receiver URL and Python's str() of every `data` value)
   standard_webhooks.json   Standard Webhooks vectors (HMAC-SHA256 over
                            "<msg id>.<timestamp>.<raw body>")
+  standard_webhooks_ed25519.json
+                           Standard Webhooks asymmetric vectors (v1a: Ed25519
+                           over the same content; rfc8032.py, pure Python,
+                           checked against RFC 8032's TEST 1-3 first)
 
 Every expected value is computed by Python itself (json.loads, str()/repr(),
 hmac), never by changewire's Rust code.  Before anything is written every
@@ -14,7 +18,7 @@ vector is re-checked with a second, independently written verifier that does
 not use repr(), the hmac module or the base64 module.
 
 Usage:
-  python3 tests/vectors/generate.py           # (re)write both files
+  python3 tests/vectors/generate.py           # (re)write the three files
   python3 tests/vectors/generate.py --check   # exit 1 if the committed files differ
 
 The vectors are frozen compatibility fixtures: see README.md before editing.
@@ -37,6 +41,8 @@ import struct
 import sys
 import unicodedata
 from decimal import Decimal
+
+import rfc8032   # Ed25519 in pure Python, beside this file
 
 SEED = 20261123
 REQUIRED_UNICODE = "14.0.0"
@@ -2226,6 +2232,329 @@ SW_SECTIONS = [
 ]
 
 
+# ---- Standard Webhooks, asymmetric (v1a, Ed25519) -------------------------
+#
+# Expected signatures come from rfc8032.py (pure Python, checked against
+# RFC 8032's TEST 1-3 before anything is written), never from changewire.
+
+ED_FILE = "standard_webhooks_ed25519.json"
+
+
+def ed_secret(seed):
+    return "whsk_" + base64.b64encode(seed).decode()
+
+
+def ed_public(seed):
+    return "whpk_" + base64.b64encode(rfc8032.public_key(seed)).decode()
+
+
+def ed_content(msg_id, timestamp, body):
+    return f"{msg_id}.{timestamp}.{body}".encode("utf-8")
+
+
+def ed_sign(seed, msg_id, timestamp, body):
+    return "v1a," + base64.b64encode(rfc8032.sign(seed, ed_content(msg_id, timestamp, body))).decode()
+
+
+def ed_seed_of(signing_key):
+    assert signing_key.startswith("whsk_")
+    seed = base64.b64decode(signing_key[5:], validate=True)
+    assert len(seed) == 32
+    return seed
+
+
+def canonical_b64decode(text, size):
+    """The bytes of `text` if it is exactly the padded base64 of `size` bytes."""
+    if any(c not in B64_ALPHABET + "=" for c in text):
+        return None
+    raw = manual_b64decode(text)
+    if len(raw) != size or manual_b64(raw) != text:
+        return None
+    return raw
+
+
+def independent_ed_verify(public_key, msg_id, timestamp, now, body, header, tolerance):
+    """The receiver's rules, written from the README: a whpk_ key of 32 bytes on
+    the curve, the timestamp within the tolerance, and any v1a entry whose
+    exact base64 holds 64 bytes that pass RFC 8032 verification."""
+    if public_key[:5] != "whpk_":
+        return False
+    public = canonical_b64decode(public_key[5:], 32)
+    if public is None or rfc8032.decompress(public) is None:
+        return False
+    if now - timestamp > tolerance or timestamp - now > tolerance:
+        return False
+    content = (msg_id + "." + _int_digits(timestamp) + "." + body).encode("utf-8")
+    for entry in header.split(" "):
+        version, comma, sig = entry.partition(",")
+        if comma and version == "v1a":
+            raw = canonical_b64decode(sig, 64)
+            if raw is not None and rfc8032.verify(public, content, raw):
+                return True
+    return False
+
+
+ED_NOTES = {
+    "Valid": "The result is valid: some v1a signature in the header verifies with the public key and the timestamp is within the tolerance.",
+    "Rotation": "The header holds two or more v1a signatures (signing key rotation); the test is valid if any of them verifies.",
+    "BesideHmac": "The header holds v1 (HMAC) signatures, which a public key ignores.",
+    "WrongKey": "The v1a signature was made with another signing key.",
+    "ModifiedSignature": "One byte of the correct 64-byte signature was changed (in R or in S).",
+    "NonCanonicalS": "The signature's S was replaced by S + L, which satisfies the same equation; RFC 8032 requires S < L, so it is invalid.",
+    "ModifiedBody": "The signature was made for a different body (one byte, whitespace, trailing newline).",
+    "ModifiedMsgId": "The signature was made for a different webhook-id.",
+    "ModifiedTimestamp": "The signature was made for a different webhook-timestamp.",
+    "StaleTimestamp": "now - timestamp > toleranceSeconds: too old, invalid even with a correct signature.",
+    "FutureTimestamp": "timestamp - now > toleranceSeconds: too new, invalid even with a correct signature.",
+    "ToleranceBoundary": "|now - timestamp| is exactly toleranceSeconds (valid) or one more (invalid).",
+    "MissingV1a": "The header holds no v1a entry at all (empty, only v1, or versions such as V1A or v1b).",
+    "MalformedSignature": "The only v1a entry is not the exact padded base64 of 64 bytes (not base64, padding removed, URL-safe alphabet, 63 or 65 bytes, hex, empty).",
+    "NonCanonicalBase64": "The signature decodes to the right bytes but is not the exact base64 text (padding removed, unused bits set); it is invalid.",
+    "MalformedHeader": "An entry of the header has no comma, so the header cannot be read.",
+    "MalformedPublicKey": "publicKey is not whpk_ followed by the padded base64 of 32 bytes that encode a curve point of large order; verification must refuse the key.",
+    "UnicodeBody": "The body contains non-ASCII characters (signed as UTF-8).",
+    "LargeBody": "The body is at least 64 KiB.",
+    "EmptyBody": "The body is the empty string.",
+    "NonJsonBody": "The body is not JSON; Standard Webhooks signs bytes, not JSON.",
+    "UnusualMsgId": "The webhook-id is not of the usual msg_<base62> form (UUID, dots, unicode, long).",
+}
+
+
+class EdSuite:
+    def __init__(self):
+        self.tests = []
+        self.sections = []
+        self.section = None
+
+    def add(self, comment, flags, seed, msg_id, timestamp, now, body, header, result, public_key=None):
+        public_key = ed_public(seed) if public_key is None else public_key
+        ok = independent_ed_verify(public_key, msg_id, timestamp, now, body, header, TOLERANCE)
+        assert ok == (result == "valid"), comment
+        flags = set(flags)
+        if result == "valid":
+            flags.add("Valid")
+        if any(e.startswith("v1,") for e in header.split(" ")):
+            flags.add("BesideHmac")
+        if sum(e.startswith("v1a,") for e in header.split(" ")) >= 2:
+            flags.add("Rotation")
+        if any(ord(c) > 0x7F for c in body):
+            flags.add("UnicodeBody")
+        if len(body.encode()) >= 65536:
+            flags.add("LargeBody")
+        if body == "":
+            flags.add("EmptyBody")
+        if abs(now - timestamp) in (TOLERANCE, TOLERANCE + 1):
+            flags.add("ToleranceBoundary")
+        if now - timestamp > TOLERANCE:
+            flags.add("StaleTimestamp")
+        if timestamp - now > TOLERANCE:
+            flags.add("FutureTimestamp")
+        unknown = flags - set(ED_NOTES)
+        assert not unknown, unknown
+        self.tests.append({
+            "tcId": len(self.tests) + 1, "comment": comment, "flags": [f for f in ED_NOTES if f in flags],
+            "signingKey": ed_secret(seed), "publicKey": public_key, "msgId": msg_id, "timestamp": timestamp,
+            "now": now, "body": body, "signatureHeader": header,
+            "expectedSignature": ed_sign(seed, msg_id, timestamp, body), "result": result,
+        })
+        self.sections.append(self.section)
+
+
+def ed_case(rng, unicode=False):
+    ts = sw_ts(rng)
+    return rng.randbytes(32), sw_msg_id(rng), ts, ts + rng.randint(-TOLERANCE, TOLERANCE), sw_body(rng, unicode)
+
+
+def edsec_valid(rng, suite):
+    for i in range(24):
+        seed, mid, ts, now, body = ed_case(rng, unicode=i % 4 == 3)
+        suite.add("one correct v1a signature", [], seed, mid, ts, now, body, ed_sign(seed, mid, ts, body), "valid")
+    for label, body in [("empty body", ""), ("non-JSON body", "hello world"), ("body with CRLF", "a\r\nb\r\n"),
+                        ("body with dots", "...."), ("body with only unicode", "\u00e9\u6f22\U0001f600\u2028"),
+                        ("body with NUL", "a\x00b")]:
+        seed, mid, ts, now, _ = ed_case(rng)
+        flags = ["NonJsonBody"] if body else []
+        suite.add(label, flags, seed, mid, ts, now, body, ed_sign(seed, mid, ts, body), "valid")
+    for label, mid in [("UUID webhook-id", "2f1d6e7c-5b1a-4b7e-9c3d-0e8f7a6b5c4d"), ("webhook-id with dots", "evt.1.2"),
+                       ("unicode webhook-id", "msg_\xe9v\xe9nement"), ("long webhook-id", "msg_" + "x" * 300)]:
+        seed, _, ts, now, body = ed_case(rng)
+        suite.add(label, ["UnusualMsgId"], seed, mid, ts, now, body, ed_sign(seed, mid, ts, body), "valid")
+    for label, seed in [("all-zero seed", bytes(32)), ("all-ones seed", b"\xff" * 32)]:
+        _, mid, ts, now, body = ed_case(rng)
+        suite.add(label, [], seed, mid, ts, now, body, ed_sign(seed, mid, ts, body), "valid")
+    seed, mid, ts, now, _ = ed_case(rng)
+    body = sw_body(rng)
+    while len(body.encode()) < 65536:
+        body += " " * rng.randint(1, 3) + sw_body(rng, unicode=True)
+    suite.add(f"large body ({len(body.encode())} bytes)", [], seed, mid, ts, now, body,
+              ed_sign(seed, mid, ts, body), "valid")
+
+
+def hmac_entry(rng, mid, ts, body):
+    return sw_sign(sw_secret(rng), mid, ts, body)
+
+
+def edsec_rotation(rng, suite):
+    for i in range(12):
+        seed, mid, ts, now, body = ed_case(rng)
+        good, other = ed_sign(seed, mid, ts, body), ed_sign(rng.randbytes(32), mid, ts, body)
+        entries = [good, other] if i % 2 == 0 else [other, good]
+        suite.add(f"rotation: the key's v1a signature {'first' if i % 2 == 0 else 'last'} of two", [],
+                  seed, mid, ts, now, body, " ".join(entries), "valid")
+    for i in range(12):
+        seed, mid, ts, now, body = ed_case(rng)
+        good = ed_sign(seed, mid, ts, body)
+        kind = i % 4
+        if kind == 0:
+            entries, label = [hmac_entry(rng, mid, ts, body), good], "v1 then v1a"
+        elif kind == 1:
+            entries, label = [good, hmac_entry(rng, mid, ts, body)], "v1a then v1"
+        elif kind == 2:
+            entries = [hmac_entry(rng, mid, ts, body), hmac_entry(rng, mid, ts, body), ed_sign(rng.randbytes(32), mid, ts, body), good]
+            label = "two v1 and two v1a (rotation of both)"
+        else:
+            entries, label = [good, "v2," + base64.b64encode(rng.randbytes(32)).decode()], "v1a then an unknown version"
+        suite.add(f"{label}; the v1a signature verifies", [], seed, mid, ts, now, body, " ".join(entries), "valid")
+    for i in range(6):
+        seed, mid, ts, now, body = ed_case(rng)
+        entries = [ed_sign(rng.randbytes(32), mid, ts, body) for _ in range(2)]
+        if i % 2:
+            entries.insert(1, hmac_entry(rng, mid, ts, body))
+        suite.add("rotation: two v1a signatures, neither from this key", ["WrongKey"],
+                  seed, mid, ts, now, body, " ".join(entries), "invalid")
+
+
+def flip_byte(rng, raw, lo, hi):
+    pos = rng.randrange(lo, hi)
+    return raw[:pos] + bytes([raw[pos] ^ (1 << rng.randrange(8))]) + raw[pos + 1:]
+
+
+def edsec_invalid(rng, suite):
+    for i in range(8):
+        seed, mid, ts, now, body = ed_case(rng)
+        raw = base64.b64decode(ed_sign(seed, mid, ts, body)[4:])
+        half = "R" if i % 2 == 0 else "S"
+        bad = flip_byte(rng, raw, 0, 32) if half == "R" else flip_byte(rng, raw, 32, 64)
+        suite.add(f"one bit of {half} flipped", ["ModifiedSignature"], seed, mid, ts, now, body,
+                  "v1a," + base64.b64encode(bad).decode(), "invalid")
+    for _ in range(4):
+        seed, mid, ts, now, body = ed_case(rng)
+        raw = base64.b64decode(ed_sign(seed, mid, ts, body)[4:])
+        s = int.from_bytes(raw[32:], "little") + rfc8032.L
+        assert s < 2**256
+        suite.add("S + L instead of S (malleated signature)", ["NonCanonicalS"], seed, mid, ts, now, body,
+                  "v1a," + base64.b64encode(raw[:32] + s.to_bytes(32, "little")).decode(), "invalid")
+    for _ in range(6):
+        seed, mid, ts, now, body = ed_case(rng)
+        suite.add("signed with another key", ["WrongKey"], seed, mid, ts, now, body,
+                  ed_sign(rng.randbytes(32), mid, ts, body), "invalid")
+    seed, mid, ts, now, body = ed_case(rng)
+    other = rng.randbytes(32)
+    suite.add("verified with another key's public key", ["WrongKey"], seed, mid, ts, now, body,
+              ed_sign(seed, mid, ts, body), "invalid", public_key=ed_public(other))
+    mods = [("one byte changed", lambda b: (b[:-2] + ("x" if b[-2] != "x" else "y") + b[-1:]) if len(b) > 2 else b + "x"),
+            ("trailing newline added", lambda b: b + "\n"), ("whitespace added after the first brace", lambda b: b[:1] + " " + b[1:])]
+    for i in range(6):
+        seed, mid, ts, now, body = ed_case(rng, unicode=i % 2 == 1)
+        label, mod = mods[i % len(mods)]
+        other = mod(body)
+        assert other != body
+        suite.add(f"body modified after signing: {label}", ["ModifiedBody"], seed, mid, ts, now, other,
+                  ed_sign(seed, mid, ts, body), "invalid")
+    for i in range(6):
+        seed, mid, ts, now, body = ed_case(rng)
+        if i % 2 == 0:
+            sig, flags, label = ed_sign(seed, mid + "x", ts, body), ["ModifiedMsgId"], "signed for another webhook-id"
+        else:
+            sig, flags, label = ed_sign(seed, mid, ts + rng.choice([-1, 1, 60]), body), ["ModifiedTimestamp"], "signed for another timestamp"
+        suite.add(label, flags, seed, mid, ts, now, body, sig, "invalid")
+
+
+def edsec_timestamps(rng, suite):
+    deltas = [(301, "invalid", "too old by one second"), (3600, "invalid", "an hour old"),
+              (-301, "invalid", "too new by one second"), (-86400, "invalid", "a day in the future"),
+              (300, "valid", "exactly 300 s old"), (-300, "valid", "exactly 300 s in the future"), (0, "valid", "now")]
+    for delta, result, label in deltas:
+        seed, mid, ts, _, body = ed_case(rng)
+        suite.add(f"timestamp {label}, correct signature", [], seed, mid, ts, ts + delta, body,
+                  ed_sign(seed, mid, ts, body), result)
+
+
+def edsec_malformed(rng, suite):
+    missing = [
+        ("empty header", lambda g, h: ""),
+        ("only a v1 signature", lambda g, h: h),
+        ("upper-case V1A is another version", lambda g, h: "V" + g[1:2] + "A" + g[3:]),
+        ("the signature under version v1b", lambda g, h: "v1b" + g[3:]),
+        ("the signature under version v1", lambda g, h: "v1" + g[3:]),
+    ]
+    for label, make in missing:
+        seed, mid, ts, now, body = ed_case(rng)
+        header = make(ed_sign(seed, mid, ts, body), hmac_entry(rng, mid, ts, body))
+        suite.add(f"no v1a entry: {label}", ["MissingV1a"], seed, mid, ts, now, body, header, "invalid")
+    malformed = [
+        ("empty signature after the comma", [], lambda g: "v1a,"),
+        ("not base64", [], lambda g: "v1a,!!!!not-base64!!!!"),
+        ("padding removed", ["NonCanonicalBase64"], lambda g: g.rstrip("=")),
+        ("unused bits set", ["NonCanonicalBase64"], lambda g: "v1a," + noncanonical_b64(g[4:])),
+        ("URL-safe alphabet", [], lambda g: "v1a," + g[4:].replace("+", "-").replace("/", "_")),
+        ("63 bytes (last byte dropped)", [], lambda g: "v1a," + base64.b64encode(base64.b64decode(g[4:])[:63]).decode()),
+        ("65 bytes (a zero byte appended)", [], lambda g: "v1a," + base64.b64encode(base64.b64decode(g[4:]) + b"\0").decode()),
+        ("hex instead of base64", [], lambda g: "v1a," + base64.b64decode(g[4:]).hex()),
+    ]
+    for label, flags, make in malformed:
+        seed, mid, ts, now, body = ed_case(rng)
+        good = ed_sign(seed, mid, ts, body)
+        header = make(good)
+        assert header != good, label   # (URL-safe: this seed's signature has a + or a /)
+        suite.add(f"malformed v1a entry: {label}", ["MalformedSignature"] + flags, seed, mid, ts, now, body,
+                  header, "invalid")
+    for label, make in [("no comma", lambda g: "v1a" + g[4:]), ("colon instead of comma", lambda g: "v1a:" + g[4:])]:
+        seed, mid, ts, now, body = ed_case(rng)
+        suite.add(f"malformed header: {label}", ["MalformedHeader"], seed, mid, ts, now, body,
+                  make(ed_sign(seed, mid, ts, body)), "invalid")
+
+
+def not_a_point(rng):
+    while True:
+        y = rng.randrange(2, rfc8032.P)
+        data = y.to_bytes(32, "little")
+        if rfc8032.decompress(data) is None:
+            return data
+
+
+def edsec_keys(rng, suite):
+    def b64(raw):
+        return base64.b64encode(raw).decode()
+
+    identity = (1).to_bytes(32, "little")
+    kinds = [
+        ("no whpk_ prefix", lambda s, pk: b64(pk)),
+        ("whsec_ prefix", lambda s, pk: "whsec_" + b64(pk)),
+        ("the whsk_ signing key instead of the public key", lambda s, pk: ed_secret(s)),
+        ("upper-case WHPK_ prefix", lambda s, pk: "WHPK_" + b64(pk)),
+        ("31 bytes", lambda s, pk: "whpk_" + b64(pk[:31])),
+        ("33 bytes", lambda s, pk: "whpk_" + b64(pk + b"\0")),
+        ("not base64", lambda s, pk: "whpk_" + b64(pk)[:-4] + "!!!="),
+        ("padding removed", lambda s, pk: "whpk_" + b64(pk).rstrip("=")),
+        ("empty after the prefix", lambda s, pk: "whpk_"),
+        ("32 bytes that are not a curve point", lambda s, pk: "whpk_" + b64(not_a_point(rng))),
+        ("the identity point (small order)", lambda s, pk: "whpk_" + b64(identity)),
+    ]
+    for label, make in kinds:
+        seed, mid, ts, now, body = ed_case(rng)
+        public_key = make(seed, rfc8032.public_key(seed))
+        suite.add(f"malformed public key: {label}", ["MalformedPublicKey"], seed, mid, ts, now, body,
+                  ed_sign(seed, mid, ts, body), "invalid", public_key=public_key)
+
+
+ED_SECTIONS = [
+    ("ed25519-valid", edsec_valid), ("ed25519-rotation", edsec_rotation), ("ed25519-invalid", edsec_invalid),
+    ("ed25519-timestamps", edsec_timestamps), ("ed25519-malformed", edsec_malformed), ("ed25519-keys", edsec_keys),
+    # Append new sections here, with new names; never edit or reorder the ones above.
+]
+
+
 # --------------------------------------------------------------------------
 # Self-check and output.
 # --------------------------------------------------------------------------
@@ -2255,6 +2584,22 @@ def self_check_sw(tests):
         assert ok == (t["result"] == "valid"), (t["tcId"], t["comment"])
         assert t["expectedSignature"] == sw_sign(t["secret"], t["msgId"], t["timestamp"], t["body"])
     assert len(tests) >= 200
+
+
+def self_check_ed(tests):
+    for t in tests:
+        ok = independent_ed_verify(t["publicKey"], t["msgId"], t["timestamp"], t["now"], t["body"],
+                                   t["signatureHeader"], TOLERANCE)
+        assert ok == (t["result"] == "valid"), (t["tcId"], t["comment"])
+        seed = ed_seed_of(t["signingKey"])
+        assert t["expectedSignature"] == ed_sign(seed, t["msgId"], t["timestamp"], t["body"])
+        raw = base64.b64decode(t["expectedSignature"][4:], validate=True)
+        assert rfc8032.verify(rfc8032.public_key(seed), ed_content(t["msgId"], t["timestamp"], t["body"]), raw)
+        if "MalformedPublicKey" not in t["flags"] and "WrongKey" not in t["flags"]:
+            assert t["publicKey"] == ed_public(seed), t["tcId"]
+    flags = {f for t in tests for f in t["flags"]}
+    assert flags == set(ED_NOTES), set(ED_NOTES) - flags
+    assert len(tests) >= 100
 
 
 SECTION_SIZES = {}
@@ -2307,7 +2652,12 @@ def generate():
     ion = render({"scheme": "ion", **common, "notes": ION_NOTES, "numberOfTests": len(ion_tests)}, ion_tests)
     sw = render({"scheme": "standard-webhooks", **common, "toleranceSeconds": TOLERANCE, "notes": SW_NOTES,
                  "numberOfTests": len(sw_tests)}, sw_tests)
-    return {ION_FILE: ion, SW_FILE: sw}
+    rfc8032.self_test()   # RFC 8032 TEST 1-3, before any Ed25519 vector is made
+    ed_tests = build(ED_SECTIONS, EdSuite())
+    self_check_ed(ed_tests)
+    ed = render({"scheme": "standard-webhooks-ed25519", **common, "toleranceSeconds": TOLERANCE,
+                 "notes": ED_NOTES, "numberOfTests": len(ed_tests)}, ed_tests)
+    return {ION_FILE: ion, SW_FILE: sw, ED_FILE: ed}
 
 
 def main():

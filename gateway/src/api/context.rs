@@ -13,6 +13,7 @@ use crate::plugins::PluginRuntime;
 use crate::secrets::SecretBox;
 use crate::signals::Signals;
 use crate::store::Store;
+use crate::traces::Traces;
 
 /// Shared state of the API.
 #[derive(Clone)]
@@ -33,6 +34,8 @@ pub(crate) struct ApiContext {
     pub(crate) publisher: crate::fanout::Publisher,
     /// This process's delivery engine, to hand new deliveries to.
     pub(crate) handoff: Option<Handoff>,
+    /// Where spans of published changes go.
+    pub(crate) traces: Traces,
 }
 
 impl ApiContext {
@@ -43,19 +46,19 @@ impl ApiContext {
         signals: Arc<Signals>,
         plugins: Arc<PluginRuntime>,
         handoff: Option<Handoff>,
+        traces: Traces,
     ) -> Self {
         ApiContext {
             secrets: SecretBox::new(config.secret_key.as_ref()),
-            policy: Policy {
-                allow_http: config.allow_http,
-                allow_private_networks: config.allow_private_networks,
-            },
+            policy: config.destination_policy(),
             publisher: crate::fanout::Publisher::start(
                 store.clone(),
                 signals.clone(),
                 handoff.clone(),
+                traces.clone(),
             ),
             handoff,
+            traces,
             store,
             config,
             signals,

@@ -119,6 +119,7 @@ pub(crate) async fn publish_many(
         &state.store,
         &state.signals,
         state.handoff.as_ref(),
+        &state.traces,
         &changes,
     )
     .await?;

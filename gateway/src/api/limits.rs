@@ -43,6 +43,10 @@ pub(crate) const ATTEMPTS_PER_EVENT: usize = 50;
 /// more.
 pub(crate) const SUBSCRIPTIONS_PER_RECEIVER: usize = 3 * DEFAULT_RESOURCES.len();
 
+/// Operational subscriptions counted per listing (they are few: one or two
+/// per on-call receiver).
+pub(crate) const OPERATIONAL_SUBSCRIPTIONS: usize = 100;
+
 /// Custom headers counted per receiver (the number is not capped; 32 is as
 /// many as a plugin may add to one delivery).
 pub(crate) const HEADERS_PER_RECEIVER: usize = 32;

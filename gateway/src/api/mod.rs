@@ -12,6 +12,7 @@ pub(crate) mod graphiql;
 pub(crate) mod http;
 pub(crate) mod ingest;
 pub(crate) mod limits;
+pub(crate) mod operational;
 pub(crate) mod pagination;
 pub(crate) mod plugins;
 pub(crate) mod receivers;

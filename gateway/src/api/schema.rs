@@ -10,6 +10,7 @@ use super::error::FieldResult;
 use super::events::EventQuery;
 use super::ingest::IngestMutation;
 use super::limits::QueryLimits;
+use super::operational::{OperationalMutation, OperationalQuery};
 use super::plugins::{PluginMutation, PluginQuery};
 use super::receivers::{
     ReceiverHeaderMutation, ReceiverMutation, ReceiverPauseMutation, ReceiverQuery,
@@ -58,6 +59,7 @@ pub(crate) struct QueryRoot(
     EventQuery,
     RedeliveryQuery,
     PluginQuery,
+    OperationalQuery,
     MetaQuery,
 );
 
@@ -72,6 +74,7 @@ pub(crate) struct MutationRoot(
     EventMutation,
     IngestMutation,
     PluginMutation,
+    OperationalMutation,
     ConsoleMutation,
 );
 

@@ -20,6 +20,7 @@ pub(crate) mod rows;
 mod sql;
 pub(crate) mod sqlite;
 
+use crate::traces::Traces;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, StoreUrl};
 use crate::delivery::handoff::Handoff;
 use crate::health::Health;
+use crate::operational::CaptureProgress;
+use crate::shared::Shared;
 use crate::signals::Signals;
 use crate::store::Store;
 
@@ -104,20 +107,20 @@ pub(crate) struct ForeignKey {
 /// Starts the importer for the configured capture database, if any.
 /// Fails when a mapped table is missing or has no primary key.
 pub(crate) async fn start(
-    config: &Arc<Config>,
-    store: &Store,
-    signals: &Arc<Signals>,
-    health: &Arc<Health>,
-    shutdown: &CancellationToken,
+    shared: &Shared,
     tasks: &mut JoinSet<()>,
     handoff: Option<Handoff>,
+    progress: Arc<CaptureProgress>,
 ) -> Result<(), Error> {
+    let config = &shared.config;
     let ctx = Importer {
-        store: store.clone(),
-        signals: signals.clone(),
-        health: health.clone(),
-        shutdown: shutdown.clone(),
+        progress,
+        store: shared.store.clone(),
+        signals: shared.signals.clone(),
+        health: shared.health.clone(),
+        shutdown: shared.shutdown.clone(),
         handoff,
+        traces: shared.traces.clone(),
     };
     match &config.capture {
         None => Ok(()),
@@ -249,6 +252,10 @@ pub(crate) struct Importer {
     pub(crate) shutdown: CancellationToken,
     /// This process's delivery engine, to hand new deliveries to.
     pub(crate) handoff: Option<Handoff>,
+    /// Where spans of captured changes go.
+    pub(crate) traces: Traces,
+    /// Marked each time the importer finds its log empty (`capture.lagging`).
+    pub(crate) progress: Arc<CaptureProgress>,
 }
 
 /// Removes the triggers and trigger function (and, with `purge`, the log).

@@ -253,6 +253,7 @@ impl PgCapture {
                         self.pace.saw_changes();
                         continue; // more may be waiting
                     }
+                    ctx.progress.caught_up();
                 }
                 Err(err) => {
                     ctx.health
@@ -295,7 +296,10 @@ impl PgCapture {
                 .fetch_one(&self.pool)
                 .await
             {
-                Ok(false) => continue,
+                Ok(false) => {
+                    ctx.progress.caught_up();
+                    continue;
+                }
                 Ok(true) | Err(_) => return true,
             }
         }
@@ -363,9 +367,14 @@ impl PgCapture {
         // Deliveries are durable and handed to sending once this returns;
         // the log rows go after, so a crash in between re-imports them as
         // no-ops.
-        let outcome =
-            crate::fanout::fan_out(&ctx.store, &ctx.signals, ctx.handoff.as_ref(), &changes)
-                .await?;
+        let outcome = crate::fanout::fan_out(
+            &ctx.store,
+            &ctx.signals,
+            ctx.handoff.as_ref(),
+            &ctx.traces,
+            &changes,
+        )
+        .await?;
         let mark = format!(
             "DELETE FROM {}.logged_actions WHERE id = ANY($1)",
             self.schema

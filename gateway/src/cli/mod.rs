@@ -17,9 +17,17 @@ use std::process::ExitCode;
 use changewire_core::Scheme;
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// The version and the git commit the binary was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("BUILD_GIT_COMMIT"),
+    ")"
+);
+
 /// changewire — committed database changes become signed webhooks.
 #[derive(Debug, Parser)]
-#[command(name = "changewire", version, about, long_about = None)]
+#[command(name = "changewire", version = VERSION, about, long_about = None)]
 pub(crate) struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -59,6 +67,9 @@ pub(crate) enum SchemeArg {
     Ion,
     /// Standard Webhooks `webhook-signature`: HMAC-SHA256 over `id.timestamp.body`.
     Standard,
+    /// Standard Webhooks `webhook-signature` `v1a`: Ed25519 over `id.timestamp.body`
+    /// (sign with a `whsk_` key, verify with the receiver's `whpk_` public key).
+    Ed25519,
 }
 
 impl From<SchemeArg> for Scheme {
@@ -66,6 +77,7 @@ impl From<SchemeArg> for Scheme {
         match arg {
             SchemeArg::Ion => Scheme::Ion,
             SchemeArg::Standard => Scheme::Standard,
+            SchemeArg::Ed25519 => Scheme::Ed25519,
         }
     }
 }
@@ -189,7 +201,8 @@ mod tests {
         ])
         .unwrap_err();
         assert!(
-            err.to_string().contains("[possible values: ion, standard]"),
+            err.to_string()
+                .contains("[possible values: ion, standard, ed25519]"),
             "{err}"
         );
     }

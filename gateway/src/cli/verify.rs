@@ -11,7 +11,7 @@ use super::{SchemeArg, event_id_of, read_stdin, unix_now};
 /// Arguments of `changewire verify`.
 #[derive(Debug, Args)]
 pub(crate) struct VerifyArgs {
-    /// The receiver's shared secret.
+    /// The receiver's shared secret (for ed25519: its `whpk_` public key).
     #[arg(long, env = "CHANGEWIRE_SIGN_SECRET", hide_env_values = true)]
     pub(crate) secret: String,
     /// The receiver URL exactly as registered.
@@ -44,6 +44,7 @@ pub(super) fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let verdict = match args.scheme {
         SchemeArg::Ion => verify_ion(args, &body),
         SchemeArg::Standard => verify_standard(args, &body),
+        SchemeArg::Ed25519 => verify_ed25519(args, &body),
     };
     Ok(match verdict {
         Ok(()) => {
@@ -75,8 +76,8 @@ fn verify_ion(args: &VerifyArgs, body: &[u8]) -> Result<(), String> {
     }
 }
 
-fn verify_standard(args: &VerifyArgs, body: &[u8]) -> Result<(), String> {
-    let key = standard::SigningKey::from_secret(&args.secret).map_err(|e| e.to_string())?;
+/// The message id and timestamp of a Standard Webhooks check.
+fn id_and_timestamp<'a>(args: &'a VerifyArgs, body: &[u8]) -> Result<(String, &'a str), String> {
     let id = args
         .id
         .clone()
@@ -86,6 +87,33 @@ fn verify_standard(args: &VerifyArgs, body: &[u8]) -> Result<(), String> {
         .timestamp
         .as_deref()
         .ok_or("no timestamp: pass --timestamp (the webhook-timestamp header)")?;
+    Ok((id, timestamp))
+}
+
+fn verify_ed25519(args: &VerifyArgs, body: &[u8]) -> Result<(), String> {
+    let key = standard::Ed25519PublicKey::parse(&args.secret).map_err(|e| e.to_string())?;
+    let (id, timestamp) = id_and_timestamp(args, body)?;
+    if args.explain {
+        println!(
+            "signed string: {id}.{}.{}",
+            timestamp.trim(),
+            String::from_utf8_lossy(body)
+        );
+    }
+    key.verify(
+        &id,
+        timestamp,
+        &args.signature,
+        body,
+        unix_now(),
+        args.tolerance,
+    )
+    .map_err(|err| err.to_string())
+}
+
+fn verify_standard(args: &VerifyArgs, body: &[u8]) -> Result<(), String> {
+    let key = standard::SigningKey::from_secret(&args.secret).map_err(|e| e.to_string())?;
+    let (id, timestamp) = id_and_timestamp(args, body)?;
     if args.explain {
         println!(
             "signed string: {id}.{}.{}",

@@ -19,12 +19,12 @@ pub(crate) use raw::{FlagOverrides, RawConfig, RawResources};
 pub(crate) use resources::Resources;
 pub(crate) use sections::{
     ApiSettings, CaptureOptions, ConsoleSettings, DeliverySettings, LogSettings, MAX_LINK_TTL,
-    PluginSettings, SecureCookies,
+    OperationalSettings, PluginSettings, SecureCookies, TelemetrySettings,
 };
 pub use urls::StoreUrl;
 pub(crate) use urls::redact_url;
 
-/// The commented defaults, also printed by `changewire config --defaults`.
+/// The commented defaults, also printed by `changewire config`.
 pub(crate) const DEFAULT_TOML: &str = include_str!("config.default.toml");
 
 /// A configuration that cannot be used, with the key and the reason.
@@ -38,6 +38,15 @@ pub enum ConfigError {
     Invalid {
         /// The configuration key.
         key: &'static str,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// A value read from the environment (`HTTPS_PROXY`…) or a list entry
+    /// is unusable.
+    #[error("`{setting}`: {reason}")]
+    Setting {
+        /// The setting or environment variable.
+        setting: String,
         /// Why it is refused.
         reason: String,
     },
@@ -80,9 +89,23 @@ pub struct Config {
     pub(crate) plugins: PluginSettings,
     /// `[console]`.
     pub(crate) console: ConsoleSettings,
+    /// `[operational]`.
+    pub(crate) operational: OperationalSettings,
+    /// `[telemetry]`: traces.
+    pub(crate) telemetry: TelemetrySettings,
 }
 
 impl Config {
+    /// Where webhooks may go: `allow_http`, `allow_private_networks` and
+    /// `[delivery] allow_networks`.
+    pub(crate) fn destination_policy(&self) -> crate::destination::Policy {
+        crate::destination::Policy::new(
+            self.allow_http,
+            self.allow_private_networks,
+            &self.delivery.allow_networks,
+        )
+    }
+
     /// Merges defaults, the optional file, the environment and the flags.
     pub(crate) fn load(
         file: Option<&Path>,
@@ -109,7 +132,9 @@ impl Config {
         }
         let figment = figment.merge(env).merge(Serialized::defaults(flags));
         let raw: RawConfig = figment.extract().map_err(Box::new)?;
-        Ok(Arc::new(Config::validate(raw)?))
+        Ok(Arc::new(Config::validate(raw, &|name| {
+            std::env::var(name).ok()
+        })?))
     }
 
     /// A configuration for tests and embedding: defaults plus `patch`.
@@ -124,12 +149,15 @@ impl Config {
             figment = figment.merge(Toml::string(layer));
         }
         let raw: RawConfig = figment.extract().map_err(Box::new)?;
-        Config::validate(raw)
+        Config::validate(raw, &|_| None)
     }
 
     /// Checks every value once: the top-level keys here, each section by
-    /// its own validator.
-    pub(crate) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+    /// its own validator. `env` reads the proxy variables (`HTTPS_PROXY`…).
+    pub(crate) fn validate(
+        raw: RawConfig,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let listen: SocketAddr = raw.listen.parse().map_err(|e| {
             invalid(
                 "listen",
@@ -158,10 +186,12 @@ impl Config {
             require_secret_key: raw.require_secret_key,
             log: LogSettings::validate(raw.log)?,
             api: ApiSettings::validate(raw.api)?,
-            delivery: DeliverySettings::validate(raw.delivery)?,
+            delivery: DeliverySettings::validate(raw.delivery, env)?,
             capture_options: CaptureOptions::validate(raw.capture_options)?,
             plugins: PluginSettings::validate(raw.plugins)?,
             console: ConsoleSettings::validate(raw.console)?,
+            operational: OperationalSettings::validate(raw.operational)?,
+            telemetry: telemetry(raw.telemetry)?,
         })
     }
 }
@@ -183,6 +213,34 @@ fn validate_resources(raw: &RawResources, capturing: bool) -> Result<Resources, 
         ));
     }
     Ok(resources)
+}
+
+/// `[telemetry]`: the collector must be an http(s) URL.
+fn telemetry(raw: raw::RawTelemetry) -> Result<TelemetrySettings, ConfigError> {
+    let endpoint = raw.otlp_endpoint.trim();
+    let otlp_endpoint = if endpoint.is_empty() {
+        None
+    } else {
+        let url = url::Url::parse(endpoint).map_err(|e| {
+            invalid(
+                "telemetry.otlp_endpoint",
+                format!("`{endpoint}` is not a URL ({e})"),
+            )
+        })?;
+        if url.scheme() != "http" {
+            return Err(invalid(
+                "telemetry.otlp_endpoint",
+                format!(
+                    "`{endpoint}` must be an http:// URL of an OTLP/HTTP collector (e.g. http://127.0.0.1:4318; a local collector or agent forwards with TLS)"
+                ),
+            ));
+        }
+        Some(endpoint.trim_end_matches('/').to_string())
+    };
+    Ok(TelemetrySettings {
+        otlp_endpoint,
+        service_name: raw.service_name,
+    })
 }
 
 /// A token or key: absent when empty, refused when shorter than 16.
@@ -229,6 +287,47 @@ mod tests {
                 .to_string();
             assert!(err.starts_with(&format!("`api.{key}`")), "{err}");
         }
+    }
+
+    #[test]
+    fn egress_and_telemetry_settings_name_their_key() {
+        for (toml, key) in [
+            ("[delivery]\nproxy = \"ftp://proxy:21\"", "`delivery.proxy`"),
+            (
+                "[delivery]\nno_proxy = [\"not a host\"]",
+                "`delivery.no_proxy`",
+            ),
+            (
+                "[delivery]\nallow_networks = [\"10.0.0.0/33\"]",
+                "`delivery.allow_networks`",
+            ),
+            (
+                "[telemetry]\notlp_endpoint = \"collector:4318\"",
+                "`telemetry.otlp_endpoint`",
+            ),
+        ] {
+            let err = Config::from_toml(toml).unwrap_err().to_string();
+            assert!(err.starts_with(key), "{toml}: {err}");
+        }
+        let cfg = Config::from_toml(
+            "[delivery]\nproxy = \"socks5h://p:1080\"\nallow_networks = [\"10.20.0.0/16\"]\n[telemetry]\notlp_endpoint = \"http://127.0.0.1:4318/\"",
+        )
+        .unwrap();
+        assert!(
+            cfg.delivery
+                .proxies
+                .route("https", "hooks.example.com")
+                .is_some()
+        );
+        assert!(
+            cfg.destination_policy()
+                .check_ip("10.20.1.1".parse().unwrap())
+                .is_ok()
+        );
+        assert_eq!(
+            cfg.telemetry.otlp_endpoint.as_deref(),
+            Some("http://127.0.0.1:4318")
+        );
     }
 
     #[test]

@@ -69,6 +69,8 @@ pub(crate) struct RawConfig {
     /// See `config.default.toml`.
     pub(crate) log: RawLog,
     /// See `config.default.toml`.
+    pub(crate) telemetry: RawTelemetry,
+    /// See `config.default.toml`.
     pub(crate) api: RawApi,
     /// See `config.default.toml`.
     pub(crate) delivery: RawDelivery,
@@ -78,6 +80,20 @@ pub(crate) struct RawConfig {
     pub(crate) plugins: RawPlugins,
     /// See `config.default.toml`.
     pub(crate) console: RawConsole,
+    /// See `config.default.toml`.
+    pub(crate) operational: RawOperational,
+}
+
+/// `[operational]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOperational {
+    /// The failed attempt of one delivery that sends `delivery.failing`.
+    pub(crate) failing_after_attempts: u32,
+    /// Oldest unimported change age that sends `capture.lagging`, seconds.
+    pub(crate) capture_lag_secs: u64,
+    /// At most one event per type and receiver in this window, seconds.
+    pub(crate) coalesce_secs: u64,
 }
 
 /// `[console]`.
@@ -189,6 +205,27 @@ pub(crate) struct RawDelivery {
     pub(crate) retention_days: u32,
     /// Shutdown grace, in seconds.
     pub(crate) shutdown_grace_secs: u64,
+    /// Disable a receiver failing for longer than this, in seconds (0: never).
+    pub(crate) auto_disable_after_secs: u64,
+    /// The outbound proxy URL ("": the environment's, or none).
+    #[serde(default)]
+    pub(crate) proxy: String,
+    /// Hosts reached without the proxy.
+    #[serde(default)]
+    pub(crate) no_proxy: Vec<String>,
+    /// Private ranges receivers may be in.
+    #[serde(default)]
+    pub(crate) allow_networks: Vec<String>,
+}
+
+/// `[telemetry]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTelemetry {
+    /// OTLP/HTTP collector URL ("": no traces).
+    pub(crate) otlp_endpoint: String,
+    /// `service.name` of the spans.
+    pub(crate) service_name: String,
 }
 
 /// `[capture_options]`.

@@ -4,8 +4,13 @@
 
 use std::time::Duration;
 
-use super::raw::{RawApi, RawCaptureOptions, RawConsole, RawDelivery, RawLog, RawPlugins};
+use ipnet::IpNet;
+
+use super::raw::{
+    RawApi, RawCaptureOptions, RawConsole, RawDelivery, RawLog, RawOperational, RawPlugins,
+};
 use super::{ConfigError, invalid, resources};
+use crate::egress::{EgressError, ProxySettings};
 
 /// `[log]`, validated.
 #[derive(Debug, Clone)]
@@ -58,6 +63,22 @@ pub(crate) struct DeliverySettings {
     pub(crate) retention: Option<Duration>,
     /// Shutdown grace.
     pub(crate) shutdown_grace: Duration,
+    /// A receiver failing for longer than this is disabled (None: never).
+    pub(crate) auto_disable_after: Option<Duration>,
+    /// The outbound proxies and what bypasses them.
+    pub(crate) proxies: ProxySettings,
+    /// Private ranges receivers may be in.
+    pub(crate) allow_networks: Vec<IpNet>,
+}
+
+/// `[telemetry]`, validated.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct TelemetrySettings {
+    /// OTLP/HTTP collector base URL (spans go to `{endpoint}/v1/traces`);
+    /// None: no traces.
+    pub(crate) otlp_endpoint: Option<String>,
+    /// `service.name` of the spans.
+    pub(crate) service_name: String,
 }
 
 /// `[capture_options]`, validated.
@@ -145,8 +166,12 @@ impl ApiSettings {
 }
 
 impl DeliverySettings {
-    /// `[delivery]`.
-    pub(super) fn validate(d: RawDelivery) -> Result<Self, ConfigError> {
+    /// `[delivery]`; `env` reads the proxy variables (`HTTPS_PROXY`…) used
+    /// when `proxy` is not set.
+    pub(super) fn validate(
+        d: RawDelivery,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
         if d.max_in_flight == 0 {
             return Err(invalid("delivery.max_in_flight", "must be at least 1"));
         }
@@ -165,7 +190,25 @@ impl DeliverySettings {
         if d.poll_interval_ms == 0 {
             return Err(invalid("delivery.poll_interval_ms", "must be at least 1"));
         }
+        let proxies = ProxySettings::resolve(&d.proxy, &d.no_proxy, env).map_err(|e| match e {
+            EgressError::Setting { setting, reason } => ConfigError::Setting { setting, reason },
+            other => invalid("delivery.proxy", other.to_string()),
+        })?;
+        let allow_networks = d
+            .allow_networks
+            .iter()
+            .map(|n| {
+                n.trim().parse::<IpNet>().map_err(|_| {
+                    invalid(
+                        "delivery.allow_networks",
+                        format!("`{n}` is not a range like 10.20.0.0/16 or fd00:1::/32"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(DeliverySettings {
+            proxies,
+            allow_networks,
             max_in_flight: d.max_in_flight,
             default_concurrency: d.default_concurrency,
             lease_margin: Duration::from_secs(d.lease_margin_secs),
@@ -179,6 +222,8 @@ impl DeliverySettings {
             retention: (d.retention_days > 0)
                 .then(|| Duration::from_secs(u64::from(d.retention_days) * 86_400)),
             shutdown_grace: Duration::from_secs(d.shutdown_grace_secs),
+            auto_disable_after: (d.auto_disable_after_secs > 0)
+                .then(|| Duration::from_secs(d.auto_disable_after_secs)),
         })
     }
 }
@@ -341,6 +386,40 @@ impl ConsoleSettings {
             session_ttl: Duration::from_secs(c.session_hours * 3600),
             link_ttl,
             secure_cookies,
+        })
+    }
+}
+
+/// `[operational]`, validated.
+#[derive(Debug, Clone)]
+pub(crate) struct OperationalSettings {
+    /// The failed attempt of one delivery that sends `delivery.failing`.
+    pub(crate) failing_after_attempts: u32,
+    /// How old the oldest unimported change may get before `capture.lagging`.
+    pub(crate) capture_lag: Duration,
+    /// At most one event per type and receiver in this window.
+    pub(crate) coalesce: Duration,
+}
+
+impl OperationalSettings {
+    /// `[operational]`.
+    pub(super) fn validate(o: RawOperational) -> Result<Self, ConfigError> {
+        if o.failing_after_attempts == 0 {
+            return Err(invalid(
+                "operational.failing_after_attempts",
+                "must be at least 1",
+            ));
+        }
+        if o.capture_lag_secs == 0 {
+            return Err(invalid(
+                "operational.capture_lag_secs",
+                "must be at least 1",
+            ));
+        }
+        Ok(OperationalSettings {
+            failing_after_attempts: o.failing_after_attempts,
+            capture_lag: Duration::from_secs(o.capture_lag_secs),
+            coalesce: Duration::from_secs(o.coalesce_secs),
         })
     }
 }

@@ -42,6 +42,8 @@ pub(crate) struct ReceiverForm {
     #[serde(default)]
     scheme_standard: Option<String>,
     #[serde(default)]
+    scheme_ed25519: Option<String>,
+    #[serde(default)]
     retry_policy: String,
     #[serde(default)]
     max_attempts: String,
@@ -74,6 +76,7 @@ impl ReceiverForm {
             webhook_uri: s.webhook_uri.clone(),
             scheme_ion: on(s.signature_schemes.contains(Scheme::Ion)),
             scheme_standard: on(s.signature_schemes.contains(Scheme::Standard)),
+            scheme_ed25519: on(s.signature_schemes.contains(Scheme::Ed25519)),
             retry_policy: s.retry_policy.as_str().to_string(),
             max_attempts: s.max_attempts.to_string(),
             timeout_ms: s.timeout_ms.to_string(),
@@ -90,6 +93,9 @@ impl ReceiverForm {
         }
         if self.scheme_standard.is_some() {
             schemes.push(Scheme::Standard);
+        }
+        if self.scheme_ed25519.is_some() {
+            schemes.push(Scheme::Ed25519);
         }
         let retry_policy = match self.retry_policy.trim() {
             "" => None,
@@ -136,6 +142,7 @@ fn receiver_form(
                 legend { "Signatures" }
                 label.check { input type="checkbox" name="schemeIon" checked[f.scheme_ion.is_some()]; " ION (x-ion-signature)" }
                 label.check { input type="checkbox" name="schemeStandard" checked[f.scheme_standard.is_some()]; " Standard Webhooks (webhook-signature)" }
+                label.check { input type="checkbox" name="schemeEd25519" checked[f.scheme_ed25519.is_some()]; " Ed25519 (webhook-signature v1a, verified with the public key)" }
             }
             label for="retryPolicy" { "Retry policy" }
             select #retryPolicy name="retryPolicy" {

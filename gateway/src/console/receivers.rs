@@ -80,6 +80,13 @@ fn settings_list(r: &ReceiverRow, now: i64) -> Markup {
             dt { "Retries" } dd { (s.retry_policy.as_str()) ", at most " (s.max_attempts) " attempts" }
             dt { "Order" } dd { @if s.ordered { "one at a time, in order" } @else { "concurrent" } }
             @if let Some(c) = s.max_concurrency { dt { "Concurrency" } dd { (c) } }
+            @if let Some(rate) = s.rate_limit_per_second { dt { "Rate limit" } dd { (rate) " requests/s" } }
+            @if let Some(key) = &r.public_key { dt { "Ed25519 public key" } dd { code #receiver-public-key { (key) } } }
+            @if s.egress.tls_client_certificate.is_some() { dt { "Mutual TLS" } dd { "client certificate set (never shown)" } }
+            @if s.egress.tls_ca_bundle.is_some() { dt { "Trusted CAs" } dd { "its own CA bundle, instead of the public roots" } }
+            @if let (Some(url), Some(id)) = (&s.egress.oauth2_token_url, &s.egress.oauth2_client_id) {
+                dt { "OAuth2" } dd { "client " code { (id) } " at " code { (url) } @if let Some(scope) = &s.egress.oauth2_scope { ", scope " code { (scope) } } }
+            }
             dt { "Plugin failures" } dd { (s.plugin_failure_mode.as_str()) }
             @if let Some(until) = r.previous_secret_expires_at.filter(|t| *t > now) {
                 dt { "Secret rotation" } dd { "the previous secret signs too until " (when(until, now)) }

@@ -1,18 +1,15 @@
 //! The HTTP client: hyper with connection pooling and keep-alive, rustls for
 //! https, and the SSRF guard applied to the address actually connected to.
 //!
-//! Names are resolved by [`GuardedResolver`], which returns only addresses
-//! the destination policy allows; the connector can therefore never reach a
-//! refused address, even if DNS changes between registration and delivery
-//! (rebinding). URLs with an IP literal never reach the resolver, so
-//! [`Client::send`] checks every URL first with the same policy, and checks
-//! that the request it builds goes where the policy looked
-//! ([`Policy::check_sendable`]).
+//! Connections come from [`EgressConnector`]: directly, with names resolved
+//! only to addresses the destination policy allows (so DNS changing between
+//! registration and delivery cannot reach an internal service), or through
+//! the configured proxy after the same check. URLs with an IP literal never
+//! reach the resolver, so [`Client::send`] checks every URL first with the
+//! same policy, and checks that the request it builds goes where the policy
+//! looked ([`Policy::check_sendable`]). A receiver with its own TLS settings
+//! (client certificate, CA bundle) gets its own pool ([`Client::with_tls`]).
 
-use std::future::Future;
-use std::net::SocketAddr;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -20,81 +17,10 @@ use http::{Method, Request};
 use http_body_util::{BodyExt, Full};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::TokioExecutor;
 
 use crate::destination::Policy;
-
-/// Resolves names and drops every address the policy refuses.
-#[derive(Debug, Clone, Copy)]
-pub struct GuardedResolver {
-    policy: Policy,
-}
-
-/// The resolver found nothing allowed.
-#[derive(Debug, thiserror::Error)]
-pub enum ResolveError {
-    /// DNS failed.
-    #[error("DNS lookup of `{0}` failed: {1}")]
-    Lookup(String, std::io::Error),
-    /// Every address is refused.
-    #[error(
-        "`{name}` resolves only to refused addresses ({detail}); allow with --allow-private-networks"
-    )]
-    Refused {
-        /// The name.
-        name: String,
-        /// The first refusal.
-        detail: String,
-    },
-}
-
-impl GuardedResolver {
-    /// A resolver enforcing `policy`.
-    pub fn new(policy: Policy) -> Self {
-        GuardedResolver { policy }
-    }
-}
-
-impl tower::Service<Name> for GuardedResolver {
-    type Response = std::vec::IntoIter<SocketAddr>;
-    type Error = ResolveError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, name: Name) -> Self::Future {
-        let policy = self.policy;
-        Box::pin(async move {
-            let host = name.as_str().to_string();
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await
-                .map_err(|e| ResolveError::Lookup(host.clone(), e))?
-                .collect();
-            let mut refusal = None;
-            let allowed: Vec<SocketAddr> = found
-                .into_iter()
-                .filter(|a| match policy.check_ip(a.ip()) {
-                    Ok(()) => true,
-                    Err(r) => {
-                        refusal.get_or_insert_with(|| r.to_string());
-                        false
-                    }
-                })
-                .collect();
-            if allowed.is_empty() {
-                return Err(ResolveError::Refused {
-                    name: host,
-                    detail: refusal.unwrap_or_else(|| "no addresses".into()),
-                });
-            }
-            Ok(allowed.into_iter())
-        })
-    }
-}
+use crate::egress::{EgressConnector, EgressError, ProxySettings, ResolveError};
 
 /// What went wrong with a request, by class (recorded as `error_class`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +33,10 @@ pub(crate) enum SendError {
     Connect(String),
     /// The TLS handshake failed.
     Tls(String),
+    /// The proxy is down or refused the tunnel.
+    Proxy(String),
+    /// No OAuth2 token could be had.
+    Auth(String),
     /// No complete answer within the timeout.
     Timeout,
     /// The connection broke mid-request.
@@ -121,6 +51,8 @@ impl SendError {
             SendError::Dns(_) => "dns",
             SendError::Connect(_) => "connect",
             SendError::Tls(_) => "tls",
+            SendError::Proxy(_) => "proxy",
+            SendError::Auth(_) => "oauth",
             SendError::Timeout => "timeout",
             SendError::Io(_) => "io",
         }
@@ -134,6 +66,8 @@ impl std::fmt::Display for SendError {
             SendError::Dns(m) => write!(f, "DNS: {m}"),
             SendError::Connect(m) => write!(f, "connection failed: {m}"),
             SendError::Tls(m) => write!(f, "TLS: {m}"),
+            SendError::Proxy(m) => f.write_str(m),
+            SendError::Auth(m) => f.write_str(m),
             SendError::Timeout => f.write_str("timed out"),
             SendError::Io(m) => write!(f, "connection error: {m}"),
         }
@@ -151,44 +85,66 @@ pub(crate) struct Answer {
     pub(crate) retry_after: Option<String>,
 }
 
+type Pool = HyperClient<HttpsConnector<EgressConnector>, Full<Bytes>>;
+
 /// The pooled client.
 #[derive(Clone)]
 pub(crate) struct Client {
-    inner: HyperClient<HttpsConnector<HttpConnector<GuardedResolver>>, Full<Bytes>>,
+    inner: Pool,
+    connector: EgressConnector,
     policy: Policy,
     keep_bytes: usize,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Client { .. }")
+    }
 }
 
 /// Bytes of a response read (beyond those kept) so the connection can be reused.
 const DRAIN_LIMIT: usize = 64 * 1024;
 
 impl Client {
-    /// Builds the client.
-    pub(crate) fn new(policy: Policy, keep_bytes: usize) -> Client {
-        let mut http = HttpConnector::new_with_resolver(GuardedResolver { policy });
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(Duration::from_secs(5)));
-        http.set_nodelay(true);
+    /// Builds the client: the public CA roots, no client certificate.
+    pub(crate) fn new(policy: Policy, proxies: ProxySettings, keep_bytes: usize) -> Client {
+        let connector = EgressConnector::new(policy.clone(), proxies);
         let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
         let https = match hyper_rustls::HttpsConnectorBuilder::new()
             .with_provider_and_webpki_roots(provider)
         {
-            Ok(builder) => builder.https_or_http().enable_http1().wrap_connector(http),
+            Ok(builder) => builder
+                .https_or_http()
+                .enable_http1()
+                .wrap_connector(connector.clone()),
             // The ring provider supports the default protocol versions; fall back to the defaults.
             Err(_) => hyper_rustls::HttpsConnectorBuilder::new()
                 .with_webpki_roots()
                 .https_or_http()
                 .enable_http1()
-                .wrap_connector(http),
+                .wrap_connector(connector.clone()),
         };
-        let inner = HyperClient::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
-            .build(https);
         Client {
-            inner,
+            inner: pool(https),
+            connector,
             policy,
             keep_bytes,
+        }
+    }
+
+    /// The same client (policy, proxy) with a receiver's own TLS settings:
+    /// its client certificate, its trusted CAs. It has its own connections.
+    pub(crate) fn with_tls(&self, tls: rustls::ClientConfig) -> Client {
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(self.connector.clone());
+        Client {
+            inner: pool(https),
+            connector: self.connector.clone(),
+            policy: self.policy.clone(),
+            keep_bytes: self.keep_bytes,
         }
     }
 
@@ -257,6 +213,13 @@ impl Client {
     }
 }
 
+fn pool(https: HttpsConnector<EgressConnector>) -> Pool {
+    HyperClient::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .build(https)
+}
+
 fn classify(err: hyper_util::client::legacy::Error) -> SendError {
     let mut chain = String::new();
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&err);
@@ -264,13 +227,26 @@ fn classify(err: hyper_util::client::legacy::Error) -> SendError {
     let mut dns = None;
     let mut tls = false;
     while let Some(e) = source {
-        if let Some(r) = e.downcast_ref::<ResolveError>() {
-            match r {
-                ResolveError::Refused { .. } => refused_by_policy = Some(r.to_string()),
-                ResolveError::Lookup(..) => dns = Some(r.to_string()),
+        match e.downcast_ref::<EgressError>() {
+            Some(EgressError::Destination(r @ ResolveError::Refused { .. })) => {
+                refused_by_policy = Some(r.to_string())
             }
+            Some(EgressError::Destination(r @ ResolveError::Lookup(..))) => {
+                dns = Some(r.to_string())
+            }
+            Some(p @ (EgressError::ProxyUnreachable { .. } | EgressError::ProxyRefused { .. })) => {
+                return SendError::Proxy(p.to_string());
+            }
+            _ => {}
         }
-        if e.downcast_ref::<rustls::Error>().is_some() {
+        // rustls errors surface directly, or inside an io::Error (an alert
+        // the receiver sent after the handshake, as TLS 1.3 servers do when
+        // they refuse a client certificate).
+        let in_io = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .is_some_and(|inner| inner.is::<rustls::Error>());
+        if e.is::<rustls::Error>() || in_io {
             tls = true;
         }
         if !chain.is_empty() {
@@ -306,7 +282,7 @@ mod tests {
         // As a row stored before URLs were checked as sent could hold. The
         // refusal comes before any connection (and the host is not reachable
         // from tests anyway: nothing here may connect).
-        let client = Client::new(Policy::default(), 1024);
+        let client = Client::new(Policy::default(), ProxySettings::default(), 1024);
         let (result, _) = client
             .send(
                 "https://hooks.example.com/a b",

@@ -14,8 +14,12 @@ pub(crate) struct Signing {
     pub(crate) previous: Option<Secret>,
     /// Send `x-ion-signature`.
     pub(crate) ion: bool,
-    /// Send Standard Webhooks headers.
+    /// Send Standard Webhooks headers with HMAC (`v1`) signatures.
     pub(crate) standard: bool,
+    /// Ed25519 keys that sign (`v1a`): the current one, and the previous
+    /// one during a rotation's overlap. Empty when the receiver did not
+    /// choose ED25519.
+    pub(crate) ed25519: Vec<standard::Ed25519SigningKey>,
 }
 
 /// What one request's headers are made from.
@@ -76,13 +80,18 @@ pub(crate) fn build(parts: &RequestParts<'_>) -> Vec<(String, String)> {
             }
         }
     }
-    if signing.standard {
+    if signing.standard || !signing.ed25519.is_empty() {
         let id = event_id.to_string();
         let mut signatures = Vec::new();
-        for secret in std::iter::once(&signing.current).chain(signing.previous.iter()) {
-            if let Ok(key) = standard::SigningKey::from_secret(secret.expose()) {
-                signatures.push(key.sign(&id, now_secs, body));
+        if signing.standard {
+            for secret in std::iter::once(&signing.current).chain(signing.previous.iter()) {
+                if let Ok(key) = standard::SigningKey::from_secret(secret.expose()) {
+                    signatures.push(key.sign(&id, now_secs, body));
+                }
             }
+        }
+        for key in &signing.ed25519 {
+            signatures.push(key.sign(&id, now_secs, body));
         }
         headers.push((standard::HEADER_ID.into(), id));
         headers.push((standard::HEADER_TIMESTAMP.into(), now_secs.to_string()));
@@ -121,6 +130,7 @@ const SHOWN_IN_AUDIT: &[&str] = &[
     standard::HEADER_ID,
     standard::HEADER_TIMESTAMP,
     standard::HEADER_SIGNATURE,
+    "traceparent",
 ];
 
 /// The headers as recorded in the audit trail (and shown to viewers): the
@@ -171,6 +181,50 @@ mod tests {
     const BODY: &[u8] = br#"{"event_id": 5, "data": {"id": 1, "new": {"a": 1}}}"#;
 
     #[test]
+    fn ed25519_signs_beside_hmac_and_both_keys_sign_during_a_rotation() {
+        let old = standard::Ed25519SigningKey::from_seed([1; 32]);
+        let new = standard::Ed25519SigningKey::from_seed([2; 32]);
+        let signing = Signing {
+            current: Secret::new("whsec_bmV3LXNlY3JldC1rZXk="),
+            previous: None,
+            ion: false,
+            standard: true,
+            ed25519: vec![new.clone(), old.clone()],
+        };
+        let h = build(&RequestParts {
+            url: "https://r.test/h",
+            body: BODY,
+            event_id: 5,
+            now_secs: 1000,
+            signing: &signing,
+            custom: &[],
+            basic_auth: None,
+            plugin_headers: &[],
+        });
+        let header = h
+            .iter()
+            .find(|(k, _)| k == standard::HEADER_SIGNATURE)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("");
+        let versions: Vec<&str> = header
+            .split(' ')
+            .filter_map(|e| e.split_once(',').map(|(v, _)| v))
+            .collect();
+        assert_eq!(versions, ["v1", "v1a", "v1a"], "{header}");
+        for key in [&old, &new] {
+            let public = key.public_key().to_string();
+            assert_eq!(
+                verify_request(&public, "", BODY, &h, 1000, &VerifyOptions::default()),
+                Ok(Scheme::Ed25519)
+            );
+        }
+        let stranger = standard::Ed25519SigningKey::from_seed([3; 32])
+            .public_key()
+            .to_string();
+        assert!(verify_request(&stranger, "", BODY, &h, 1000, &VerifyOptions::default()).is_err());
+    }
+
+    #[test]
     fn signatures_verify_with_the_core_and_rotation_keeps_both() {
         let old = Secret::new("whsec_b2xkLXNlY3JldC1rZXk=");
         let new = Secret::new("whsec_bmV3LXNlY3JldC1rZXk=");
@@ -179,6 +233,7 @@ mod tests {
             previous: Some(old.clone()),
             ion: true,
             standard: true,
+            ed25519: Vec::new(),
         };
         let custom = [("X-K".to_string(), "v".to_string())];
         let h = build(&RequestParts {

@@ -16,11 +16,16 @@
 //! [`crate::plugins`].
 
 pub(crate) mod attempt;
+mod circuit;
 pub(crate) mod client;
 pub(crate) mod dispatcher;
 pub(crate) mod handoff;
 pub(crate) mod headers;
 pub(crate) mod log_limit;
+mod oauth;
+pub(crate) mod rate_limit;
+mod receiver_egress;
+mod receiver_state;
 pub(crate) mod receivers;
 pub(crate) mod recorder;
 pub(crate) mod retry;
@@ -30,11 +35,12 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, DeliverySettings};
-use crate::destination::Policy;
+use crate::config::DeliverySettings;
 use crate::health::Health;
+use crate::operational::{Emitter, OperationalEvent, OperationalEventType};
 use crate::plugins::PluginRuntime;
 use crate::secrets::SecretBox;
+use crate::shared::Shared;
 use crate::signals::Signals;
 use crate::store::Store;
 
@@ -66,6 +72,12 @@ pub(crate) struct Engine {
     pub(crate) freed: tokio::sync::Notify,
     /// Warnings that would repeat per delivery, at most one a minute each.
     pub(crate) log_limiter: log_limit::LogLimiter,
+    /// Where receiver and delivery trouble is reported (operational webhooks).
+    pub(crate) operational: Emitter,
+    /// Where attempt spans go (when traces are exported).
+    pub(crate) traces: crate::traces::Traces,
+    /// When a delivery counts as failing (`[operational]`).
+    pub(crate) operational_settings: crate::config::OperationalSettings,
 }
 
 /// A lease owner id unique to this process.
@@ -77,26 +89,34 @@ fn owner_id() -> String {
 /// hand-off through which capture and the publisher give this engine the
 /// deliveries it may send at once.
 pub(crate) async fn start(
-    config: &Arc<Config>,
-    store: &Store,
-    signals: &Arc<Signals>,
-    health: &Arc<Health>,
-    shutdown: &CancellationToken,
+    shared: &Shared,
     tasks: &mut JoinSet<()>,
     plugins: Arc<PluginRuntime>,
+    operational: Emitter,
 ) -> Result<handoff::Handoff, Error> {
+    let Shared {
+        config,
+        store,
+        signals,
+        health,
+        shutdown,
+        traces,
+    } = shared;
     let secrets = SecretBox::new(config.secret_key.as_ref());
-    let policy = Policy {
-        allow_http: config.allow_http,
-        allow_private_networks: config.allow_private_networks,
-    };
-    let receivers = receivers::Receivers::new(store.clone(), secrets, &config.delivery);
+    let policy = config.destination_policy();
+    let client = client::Client::new(
+        policy,
+        config.delivery.proxies.clone(),
+        config.delivery.response_body_bytes,
+    );
+    let receivers =
+        receivers::Receivers::new(store.clone(), secrets, client.clone(), &config.delivery);
     receivers.refresh().await?;
     let engine = Arc::new(Engine {
         store: store.clone(),
         settings: config.delivery.clone(),
         receivers,
-        client: client::Client::new(policy, config.delivery.response_body_bytes),
+        client,
         plugins,
         owner: owner_id(),
         signals: signals.clone(),
@@ -105,6 +125,9 @@ pub(crate) async fn start(
         in_flight: std::sync::atomic::AtomicUsize::new(0),
         freed: tokio::sync::Notify::new(),
         log_limiter: log_limit::LogLimiter::default(),
+        traces: traces.clone(),
+        operational,
+        operational_settings: config.operational.clone(),
     });
     let (handoff, handed) = handoff::Handoff::new(&engine);
     let (tx, rx) = tokio::sync::mpsc::channel(4096);
@@ -129,8 +152,24 @@ async fn sync_plugins(engine: Arc<Engine>) {
             _ = engine.plugins.sync_requested() => {}
         }
         match engine.plugins.sync(&engine.store, &engine.health).await {
-            Ok(report) if report.loaded > 0 => engine.signals.wake_delivery(),
-            Ok(_) => {}
+            Ok(report) => {
+                if report.loaded > 0 {
+                    engine.signals.wake_delivery();
+                }
+                for (receiver, plugin, error) in report.newly_failed {
+                    let name = engine.receivers.get(receiver).map(|r| r.name.clone());
+                    engine.operational.emit(OperationalEvent::new(
+                        OperationalEventType::PluginFailed,
+                        Some(receiver),
+                        serde_json::json!({
+                            "receiverId": receiver.to_string(),
+                            "receiverName": name,
+                            "plugin": plugin,
+                            "lastError": format!("the plugin does not load: {error}"),
+                        }),
+                    ));
+                }
+            }
             Err(err) => {
                 tracing::warn!(error = %crate::report::Report(&err), "reloading plugins failed")
             }

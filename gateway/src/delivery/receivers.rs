@@ -4,14 +4,17 @@
 //! (signal) or in another one (periodic check of `updated_at`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use changewire_core::standard::Ed25519SigningKey;
 use changewire_core::{Scheme, Secret};
-use tokio::sync::Semaphore;
 
+use super::client::Client;
 use super::headers::Signing;
+use super::receiver_egress::{ReceiverEgress, UnusableReceiver};
+pub(crate) use super::receiver_state::ReceiverState;
 use super::retry;
 use crate::config::DeliverySettings;
 use crate::model::{PluginFailureMode, ReceiverId};
@@ -25,69 +28,6 @@ pub(crate) const FAST_RECEIVER: Duration = Duration::from_millis(50);
 
 /// A fast receiver's lease budget, in multiples of its concurrency.
 pub(crate) const FAST_BUDGET_FACTOR: usize = 16;
-
-/// Live state that survives settings reloads.
-#[derive(Debug)]
-pub(crate) struct ReceiverState {
-    /// Concurrent requests.
-    pub(crate) permits: Semaphore,
-    permit_count: AtomicUsize,
-    /// Leased deliveries not yet finished in this process.
-    pub(crate) in_flight: AtomicUsize,
-    /// Consecutive failed attempts seen by this process.
-    pub(crate) failures: AtomicU32,
-    /// Circuit open until (ms); 0 when closed.
-    pub(crate) open_until: AtomicI64,
-    /// Times the circuit opened since the last success.
-    pub(crate) trips: AtomicU32,
-    /// A probe is in flight (half-open).
-    pub(crate) probing: AtomicBool,
-    /// Paused by hand.
-    pub(crate) paused: AtomicBool,
-    /// Due deliveries may be waiting in the queue beyond what this process
-    /// leased: the dispatcher leases for it again as soon as room frees up.
-    pub(crate) may_have_due: AtomicBool,
-    /// Moving average of recent HTTP attempt durations, µs (0: none yet).
-    pub(crate) latency_us: AtomicU64,
-}
-
-impl ReceiverState {
-    fn new(concurrency: usize) -> Self {
-        ReceiverState {
-            permits: Semaphore::new(concurrency),
-            permit_count: AtomicUsize::new(concurrency),
-            in_flight: AtomicUsize::new(0),
-            failures: AtomicU32::new(0),
-            open_until: AtomicI64::new(0),
-            trips: AtomicU32::new(0),
-            probing: AtomicBool::new(false),
-            paused: AtomicBool::new(false),
-            may_have_due: AtomicBool::new(true),
-            latency_us: AtomicU64::new(0),
-        }
-    }
-
-    /// Folds one HTTP attempt's duration into the moving average (1/8 weight).
-    pub(crate) fn observe_latency(&self, took: Duration) {
-        let sample = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
-        let old = self.latency_us.load(Ordering::Relaxed);
-        let new = if old == 0 {
-            sample
-        } else {
-            (old.saturating_mul(7)).saturating_add(sample) / 8
-        };
-        self.latency_us.store(new, Ordering::Relaxed);
-    }
-
-    fn resize(&self, concurrency: usize) {
-        let current = self.permit_count.swap(concurrency, Ordering::SeqCst);
-        if concurrency > current {
-            self.permits.add_permits(concurrency - current);
-        } else if concurrency < current {
-            self.permits.forget_permits(current - concurrency);
-        }
-    }
-}
 
 /// A receiver's settings plus its live state.
 #[derive(Debug)]
@@ -105,10 +45,18 @@ pub(crate) struct Receiver {
     pub(crate) ion: bool,
     /// Send Standard Webhooks headers.
     pub(crate) standard: bool,
+    /// Sign with Ed25519 (`v1a`).
+    pub(crate) ed25519: bool,
+    /// The Ed25519 signing key.
+    pub(crate) signing_key: Option<Ed25519SigningKey>,
+    /// The previous Ed25519 key, signing until the previous secret's expiry.
+    pub(crate) previous_signing_key: Option<Ed25519SigningKey>,
     /// Custom headers.
     pub(crate) headers: Vec<(String, String)>,
     /// Basic auth.
     pub(crate) basic_auth: Option<(String, Secret)>,
+    /// Its own TLS client and OAuth2 credentials, if any.
+    pub(crate) egress: ReceiverEgress,
     /// Whole-request timeout.
     pub(crate) timeout: Duration,
     /// Retry policy.
@@ -117,8 +65,8 @@ pub(crate) struct Receiver {
     pub(crate) expected_status: u16,
     /// Per-row ordering.
     pub(crate) ordered: bool,
-    /// Concurrent requests.
-    pub(crate) concurrency: usize,
+    /// Requests per second, from all processes together.
+    pub(crate) rate_limit: Option<i32>,
     /// Receives new events.
     pub(crate) active: bool,
     /// Deliver the original body when the plugin fails.
@@ -130,7 +78,21 @@ pub(crate) struct Receiver {
 impl Receiver {
     /// Signing material now (the previous secret only within its overlap).
     pub(crate) fn signing(&self, now_ms: i64) -> Signing {
+        let overlap = self
+            .previous
+            .as_ref()
+            .is_some_and(|(_, until)| *until > now_ms);
+        let ed25519 = if self.ed25519 {
+            self.signing_key
+                .iter()
+                .chain(self.previous_signing_key.iter().filter(|_| overlap))
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
         Signing {
+            ed25519,
             current: self.secret.clone(),
             previous: self
                 .previous
@@ -151,14 +113,22 @@ impl Receiver {
     pub(crate) fn lease_budget(&self) -> usize {
         let latency = self.state.latency_us.load(Ordering::Relaxed);
         let fast = latency > 0 && u128::from(latency) < FAST_RECEIVER.as_micros();
-        self.concurrency * if fast { FAST_BUDGET_FACTOR } else { 2 }
+        let budget = self.state.effective() * if fast { FAST_BUDGET_FACTOR } else { 2 };
+        // A rate-limited receiver leases at most one second of its budget.
+        match self.rate_limit {
+            Some(rate) => budget.min(usize::try_from(rate).unwrap_or(1).max(1)),
+            None => budget,
+        }
     }
 
     /// Whether deliveries may be attempted now; `Probe` when only a circuit
     /// breaker probe is allowed.
     pub(crate) fn eligibility(&self, now_ms: i64) -> Eligibility {
         // Disabled (ION's `active: false`) or paused: pending deliveries wait.
-        if !self.active || self.state.paused.load(Ordering::SeqCst) {
+        if !self.active
+            || self.state.paused.load(Ordering::SeqCst)
+            || self.state.throttled_until.load(Ordering::SeqCst) > now_ms
+        {
             return Eligibility::Held;
         }
         let open_until = self.state.open_until.load(Ordering::SeqCst);
@@ -187,23 +157,39 @@ pub(crate) enum Eligibility {
 pub(crate) struct Receivers {
     store: Store,
     secrets: SecretBox,
+    client: Client,
     default_concurrency: usize,
     map: RwLock<HashMap<ReceiverId, Arc<Receiver>>>,
     last_seen: AtomicI64,
+    /// Store reads begun by reloads so far (each reload takes the next number).
+    reads_begun: AtomicU64,
 }
 
 impl Receivers {
     /// An empty cache.
-    pub(crate) fn new(store: Store, secrets: SecretBox, settings: &DeliverySettings) -> Self {
+    pub(crate) fn new(
+        store: Store,
+        secrets: SecretBox,
+        client: Client,
+        settings: &DeliverySettings,
+    ) -> Self {
         Receivers {
             store,
             secrets,
+            client,
             default_concurrency: usize::try_from(settings.default_concurrency)
                 .unwrap_or(16)
                 .max(1),
             map: RwLock::new(HashMap::new()),
             last_seen: AtomicI64::new(0),
+            reads_begun: AtomicU64::new(0),
         }
+    }
+
+    /// The number of the last reload read begun: a reload numbered above it
+    /// reads the store after this moment.
+    pub(crate) fn reads_begun(&self) -> u64 {
+        self.reads_begun.load(Ordering::SeqCst)
     }
 
     /// One receiver.
@@ -221,6 +207,7 @@ impl Receivers {
 
     /// Reloads receivers changed since the last reload and drops deleted ones.
     pub(crate) async fn refresh(&self) -> store::Result<()> {
+        let read = self.reads_begun.fetch_add(1, Ordering::SeqCst) + 1;
         let since = self.last_seen.load(Ordering::SeqCst);
         // Two seconds of overlap: clocks of writers in other processes differ slightly.
         let changed = self
@@ -233,10 +220,10 @@ impl Receivers {
         for row in changed {
             newest = newest.max(row.updated_at);
             let headers = self.store.receiver_headers(row.id).await?;
-            match self.build(row, headers) {
+            match self.build(row, headers, read) {
                 Ok(r) => built.push(r),
                 Err(err) => {
-                    tracing::error!(error = %err, "a receiver's secret cannot be read; its deliveries wait")
+                    tracing::error!(error = %err, "a receiver cannot be loaded; its deliveries wait")
                 }
             }
         }
@@ -254,7 +241,8 @@ impl Receivers {
         &self,
         row: ReceiverRow,
         stored_headers: Vec<HeaderRow>,
-    ) -> Result<Receiver, crate::secrets::Error> {
+        read: u64,
+    ) -> Result<Receiver, UnusableReceiver> {
         let mut headers = Vec::with_capacity(stored_headers.len());
         for h in stored_headers {
             let value = self.secrets.open(&h.value)?;
@@ -266,12 +254,31 @@ impl Receivers {
             .and_then(|c| usize::try_from(c).ok())
             .filter(|c| *c > 0)
             .unwrap_or(self.default_concurrency);
-        let state = self
-            .get(row.id)
+        let existing = self.get(row.id);
+        let egress = ReceiverEgress::build(
+            &f.egress,
+            &self.secrets,
+            &self.client,
+            existing.as_ref().map(|e| &e.egress),
+        )?;
+        let state = existing
             .map(|existing| existing.state.clone())
             .unwrap_or_else(|| Arc::new(ReceiverState::new(concurrency)));
-        state.resize(concurrency);
-        state.paused.store(row.paused, Ordering::SeqCst);
+        state.configure(concurrency);
+        state
+            .failing_since
+            .store(row.failing_since.unwrap_or(0), Ordering::SeqCst);
+        let held = read <= state.held_through_read.load(Ordering::SeqCst);
+        if row.paused || !held {
+            state.held_through_read.store(0, Ordering::SeqCst);
+        }
+        let paused = row.paused || held;
+        let was_paused = state.paused.swap(paused, Ordering::SeqCst);
+        if was_paused && !paused {
+            // Resumed by hand: its past failures are forgiven.
+            state.failures.store(0, Ordering::SeqCst);
+            state.strikes.store(0, Ordering::SeqCst);
+        }
         state
             .open_until
             .store(row.circuit_open_until.unwrap_or(0), Ordering::SeqCst);
@@ -286,6 +293,18 @@ impl Receivers {
             (Some(p), Some(until)) => Some((self.secrets.open(p)?, until)),
             _ => None,
         };
+        let ed25519_key =
+            |stored: &Option<String>| -> Result<Option<Ed25519SigningKey>, crate::secrets::Error> {
+                match stored {
+                    None => Ok(None),
+                    Some(sealed) => {
+                        let opened = self.secrets.open(sealed)?;
+                        Ok(Ed25519SigningKey::parse(opened.expose()).ok())
+                    }
+                }
+            };
+        let signing_key = ed25519_key(&row.signing_key)?;
+        let previous_signing_key = ed25519_key(&row.previous_signing_key)?;
         let basic_auth = match (&f.basic_auth_username, &f.basic_auth_password) {
             (Some(u), Some(p)) => Some((u.clone(), self.secrets.open(p)?)),
             _ => None,
@@ -298,8 +317,12 @@ impl Receivers {
             previous,
             ion: f.signature_schemes.contains(Scheme::Ion),
             standard: f.signature_schemes.contains(Scheme::Standard),
+            ed25519: f.signature_schemes.contains(Scheme::Ed25519),
+            signing_key,
+            previous_signing_key,
             headers,
             basic_auth,
+            egress,
             timeout: Duration::from_millis(u64::try_from(f.timeout_ms.max(1)).unwrap_or(5000)),
             retry: retry::Policy::from_settings(
                 f.retry_policy,
@@ -308,7 +331,7 @@ impl Receivers {
             ),
             expected_status: u16::try_from(f.expected_response_code).unwrap_or(200),
             ordered: f.ordered,
-            concurrency,
+            rate_limit: f.rate_limit_per_second.filter(|r| *r > 0),
             active: f.active,
             plugin_deliver_original: f.plugin_failure_mode == PluginFailureMode::DeliverOriginal,
             state,

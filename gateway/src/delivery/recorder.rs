@@ -1,21 +1,20 @@
 //! Writes finished attempts in batches (one transaction per batch), then
-//! updates each receiver's circuit breaker and the metrics.
+//! updates each receiver's state ([`circuit`]), the metrics, and reports
+//! deliveries in trouble (operational events).
 //!
 //! A batch that cannot be written is retried until it is; meanwhile leases
 //! may expire and deliveries be sent again — at least once, never lost.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::Engine;
 use super::attempt::Outcome;
-use crate::model::ReceiverId;
+use super::{Engine, circuit};
+use crate::operational::{OperationalEvent, OperationalEventType};
 use crate::report::Report;
-use crate::store::now_ms;
+use crate::store::deliveries::Completion;
 
 const MAX_BATCH: usize = 1000;
 
@@ -56,7 +55,6 @@ async fn write(engine: &Engine, batch: &[Outcome]) {
 
 async fn after_write(engine: &Engine, batch: &[Outcome]) {
     engine.health.ready("delivery_recorder");
-    let mut last_by_receiver: HashMap<ReceiverId, (bool, Option<String>)> = HashMap::new();
     for o in batch {
         let receiver = o.receiver_id.to_string();
         metrics::counter!("changewire_delivery_attempts_total", "receiver" => receiver.clone(), "outcome" => o.label).increment(1);
@@ -66,97 +64,50 @@ async fn after_write(engine: &Engine, batch: &[Outcome]) {
             }
             metrics::histogram!("changewire_attempt_duration_seconds", "receiver" => receiver)
                 .record(o.duration.as_secs_f64());
-            last_by_receiver
-                .entry(o.receiver_id)
-                .and_modify(|e| *e = (success, o.finished.last_error.clone()))
-                .or_insert((success, o.finished.last_error.clone()));
-            circuit_step(
-                engine,
-                o.receiver_id,
-                success,
-                o.finished.last_error.as_deref(),
-            )
-            .await;
+            circuit::observe(engine, o, success).await;
         }
+        report_delivery(engine, o);
     }
 }
 
-/// The circuit breaker: count consecutive failures; trip after the
-/// threshold (the receiver is paused with a reason, its deliveries wait);
-/// probe with backoff; close on the first success.
-async fn circuit_step(
-    engine: &Engine,
-    receiver_id: ReceiverId,
-    success: bool,
-    error: Option<&str>,
-) {
-    let Some(receiver) = engine.receivers.get(receiver_id) else {
+/// Operational events about one delivery: its Nth failed attempt, its
+/// retries used up, its plugin failing.
+fn report_delivery(engine: &Engine, o: &Outcome) {
+    let Some(attempt) = &o.finished.attempt else {
         return;
     };
-    let state = &receiver.state;
-    let threshold = engine.settings.circuit_failure_threshold;
-    if success {
-        let was_failing = state.failures.swap(0, Ordering::SeqCst) > 0;
-        let was_open = state.open_until.load(Ordering::SeqCst) != 0;
-        state.probing.store(false, Ordering::SeqCst);
-        if was_open || was_failing {
-            if let Err(err) = engine
-                .store
-                .record_receiver_health(receiver_id, 0, None, true)
-                .await
-            {
-                tracing::warn!(error = %Report(&err), "recording a receiver's recovery failed");
-            }
-            state.open_until.store(0, Ordering::SeqCst);
-            state.trips.store(0, Ordering::SeqCst);
-            if was_open {
-                metrics::gauge!("changewire_receiver_circuit_open", "receiver" => receiver_id.to_string()).set(0.0);
-                tracing::info!(receiver = %receiver_id, "receiver recovered; circuit closed");
-                engine.signals.wake_delivery();
-            }
-        }
-        return;
-    }
-    let failures = state.failures.fetch_add(1, Ordering::SeqCst) + 1;
-    let probing = state.probing.swap(false, Ordering::SeqCst);
-    let open = state.open_until.load(Ordering::SeqCst) != 0;
-    let trip = threshold > 0 && (probing || (!open && failures >= threshold));
-    if trip {
-        let trips = state.trips.load(Ordering::SeqCst);
-        let delay = engine
-            .settings
-            .circuit_probe
-            .saturating_mul(1u32 << trips.min(7))
-            .min(Duration::from_secs(3600));
-        let until = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(3_600_000);
-        let reason = format!(
-            "circuit open after {failures} consecutive failed attempts (last: {}); next probe at {}",
-            error.unwrap_or("unknown error"),
-            crate::timefmt::format_ms(until)
-        );
-        let count = i32::try_from(failures).unwrap_or(i32::MAX);
-        match engine
-            .store
-            .record_receiver_health(receiver_id, count, Some((until, &reason)), false)
-            .await
+    let kind = match (&o.finished.completion, o.label) {
+        (Completion::Failed, _) => OperationalEventType::DeliveryExhausted,
+        (Completion::PluginError, _) | (_, "plugin_error") => OperationalEventType::PluginFailed,
+        (Completion::Retry { .. }, _)
+            if attempt.outcome == "failed"
+                && u32::try_from(attempt.attempt).ok()
+                    == Some(engine.operational_settings.failing_after_attempts) =>
         {
-            Ok(()) => {
-                state.open_until.store(until, Ordering::SeqCst);
-                state.trips.fetch_add(1, Ordering::SeqCst);
-                metrics::gauge!("changewire_receiver_circuit_open", "receiver" => receiver_id.to_string()).set(1.0);
-                tracing::warn!(receiver = %receiver_id, %reason, "receiver paused by the circuit breaker");
-            }
-            Err(err) => tracing::warn!(error = %Report(&err), "recording a circuit trip failed"),
+            OperationalEventType::DeliveryFailing
         }
-    } else if failures % 10 == 0 {
-        let _ = engine
-            .store
-            .record_receiver_health(
-                receiver_id,
-                i32::try_from(failures).unwrap_or(i32::MAX),
-                None,
-                false,
-            )
-            .await;
-    }
+        _ => return,
+    };
+    let name = engine
+        .receivers
+        .get(o.receiver_id)
+        .map(|r| r.name.clone())
+        .unwrap_or_default();
+    let next_attempt_at = match o.finished.completion {
+        Completion::Retry { at } => Some(crate::timefmt::format_ms(at)),
+        _ => None,
+    };
+    engine.operational.emit(OperationalEvent::new(
+        kind,
+        Some(o.receiver_id),
+        serde_json::json!({
+            "receiverId": o.receiver_id.to_string(),
+            "receiverName": name,
+            "eventId": o.finished.delivery_id.to_string(),
+            "attempts": attempt.attempt,
+            "lastStatus": attempt.response_status,
+            "lastError": o.finished.last_error,
+            "nextAttemptAt": next_attempt_at,
+        }),
+    ));
 }

@@ -24,6 +24,10 @@ pub use changewire_core::Action;
 pub(crate) use raw::RawObject;
 pub(crate) use render::{EventIds, render};
 
+/// The resource operational events (events about the gateway itself) are
+/// stored under; their change holds the whole body in `new`.
+pub(crate) const OPERATIONAL_RESOURCE: &str = "OPERATIONAL";
+
 /// One row change, as stored and as sent.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ChangePayload {

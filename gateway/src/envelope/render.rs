@@ -34,6 +34,12 @@ fn related_for(related: &str, wanted: &[String]) -> Option<String> {
 
 /// The body of one delivery of `change`, as `view`'s subscription sees it.
 pub(crate) fn render(ids: EventIds, change: &ChangePayload, view: &SubscriptionView) -> String {
+    // An operational event is stored with its whole body.
+    if change.resource == super::OPERATIONAL_RESOURCE
+        && let Some(body) = &change.new
+    {
+        return body.clone();
+    }
     let mut out = String::with_capacity(
         256 + change.old.as_ref().map_or(0, String::len)
             + change.new.as_ref().map_or(0, String::len),

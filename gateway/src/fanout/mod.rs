@@ -5,6 +5,7 @@
 //! delivery engine ([`crate::delivery::handoff`]). This module turns producer
 //! input (`publishEvent`, `POST /v1/events`) into changes.
 
+use crate::traces::Traces;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
@@ -197,16 +198,19 @@ pub(crate) async fn publish(
 
 /// Stores changes with their deliveries (one transaction) and hands the
 /// deliveries this process may send now to its delivery engine.
+/// Each newly stored change is traced (when traces are exported).
 pub(crate) async fn fan_out(
     store: &Store,
     signals: &Signals,
     handoff: Option<&Handoff>,
+    traces: &Traces,
     changes: &[NewChange],
 ) -> Result<FanoutOutcome, store::Error> {
     let reservation = handoff.and_then(|h| h.reserve(changes.len()));
     let mut outcome = store
         .fan_out(changes, reservation.as_ref().map(Reservation::claims))
         .await?;
+    traces.changes_fanned_out(changes, &outcome);
     settle(signals, reservation, &mut outcome);
     Ok(outcome)
 }

@@ -7,6 +7,7 @@
 //! transaction is committed. A request still returns only after its event
 //! is durable, and alone it waits for no one.
 
+use crate::traces::Traces;
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
@@ -48,9 +49,10 @@ impl Publisher {
         store: Store,
         signals: Arc<Signals>,
         handoff: Option<Handoff>,
+        traces: Traces,
     ) -> Publisher {
         let (jobs, queue) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run(store, signals, handoff, queue));
+        tokio::spawn(run(store, signals, handoff, traces, queue));
         Publisher { jobs }
     }
 
@@ -69,6 +71,7 @@ async fn run(
     store: Store,
     signals: Arc<Signals>,
     handoff: Option<Handoff>,
+    traces: Traces,
     mut queue: mpsc::Receiver<Job>,
 ) {
     let mut waiting: VecDeque<Job> = VecDeque::new();
@@ -86,7 +89,7 @@ async fn run(
             }
         }
         let batch = next_batch(&mut waiting);
-        commit(&store, &signals, handoff.as_ref(), batch).await;
+        commit(&store, &signals, handoff.as_ref(), &traces, batch).await;
     }
 }
 
@@ -116,9 +119,15 @@ fn next_batch(waiting: &mut VecDeque<Job>) -> Vec<Job> {
     batch
 }
 
-async fn commit(store: &Store, signals: &Signals, handoff: Option<&Handoff>, batch: Vec<Job>) {
+async fn commit(
+    store: &Store,
+    signals: &Signals,
+    handoff: Option<&Handoff>,
+    traces: &Traces,
+    batch: Vec<Job>,
+) {
     let changes: Vec<NewChange> = batch.iter().map(|j| j.change.clone()).collect();
-    match super::fan_out(store, signals, handoff, &changes).await {
+    match super::fan_out(store, signals, handoff, traces, &changes).await {
         Ok(outcome) => {
             for (job, stored) in batch.into_iter().zip(outcome.per_change) {
                 let published = Published {

@@ -13,7 +13,9 @@
 
 mod ids;
 mod kinds;
+mod operational;
 mod receiver;
+mod receiver_egress;
 mod schemes;
 mod subscription;
 mod text;
@@ -21,8 +23,11 @@ pub(crate) mod validate;
 
 pub use ids::{ChangeId, DeliveryId, ReceiverId, SubscriptionId};
 pub use kinds::{DeliveryStatus, PluginFailureMode, RetryPolicy};
+pub(crate) use operational::OperationalEventType;
 pub(crate) use receiver::{BasicAuthSpec, ReceiverRules, ReceiverSpec};
 pub use receiver::{NewReceiver, ReceiverSettings};
+pub use receiver_egress::ReceiverEgressSettings;
+pub(crate) use receiver_egress::{ClientCertificateSpec, EgressSpec, OAuth2Spec};
 pub use schemes::SignatureSchemes;
 pub(crate) use subscription::SubscriptionSpec;
 pub use subscription::{NewSubscription, SubscriptionSettings};

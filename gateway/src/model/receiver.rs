@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use changewire_core::Scheme;
 
+use super::receiver_egress::{EgressSpec, ReceiverEgressSettings};
 use super::validate;
 use super::{Invalid, PluginFailureMode, RetryPolicy, SignatureSchemes};
 use crate::destination::Policy;
-use crate::secrets::SecretBox;
+use crate::secrets::{SecretBox, StoredSigningKey};
 
 /// The longest name.
 const MAX_NAME: usize = 200;
@@ -21,6 +22,8 @@ const MAX_ATTEMPTS: i64 = 50;
 const MAX_INTERVAL_SECS: i64 = 86_400;
 /// The most concurrent requests to one receiver.
 const MAX_CONCURRENCY: i64 = 1000;
+/// The highest rate limit, requests per second.
+const MAX_RATE_LIMIT: i64 = 100_000;
 /// The shortest request timeout, ms.
 const MIN_TIMEOUT_MS: i64 = 100;
 /// The interval of a new fixed-policy receiver, seconds.
@@ -61,6 +64,12 @@ pub struct ReceiverSettings {
     pub max_concurrency: Option<i32>,
     /// What happens when its plugin fails.
     pub plugin_failure_mode: PluginFailureMode,
+    /// Requests per second it may receive from all gateway processes
+    /// together (None: no limit).
+    pub rate_limit_per_second: Option<i32>,
+    /// Client certificate, CA bundle, OAuth2.
+    #[sqlx(flatten)]
+    pub egress: ReceiverEgressSettings,
 }
 
 /// Basic-auth credentials as given (the password in clear until sealed).
@@ -105,8 +114,12 @@ pub(crate) struct ReceiverSpec {
     pub(crate) max_concurrency: Option<Option<i32>>,
     /// Plugin failure mode (default fail).
     pub(crate) plugin_failure_mode: Option<PluginFailureMode>,
+    /// Requests per second (default: no limit).
+    pub(crate) rate_limit_per_second: Option<Option<i32>>,
     /// Custom headers of a new receiver (name, value in clear).
     pub(crate) headers: Vec<(String, String)>,
+    /// Client certificate, CA bundle, OAuth2 (default none).
+    pub(crate) egress: EgressSpec,
 }
 
 /// What the rules depend on: the gateway's configuration.
@@ -122,13 +135,16 @@ pub(crate) struct ReceiverRules<'a> {
     pub(crate) secrets: &'a SecretBox,
 }
 
-/// A new receiver: its settings, and its custom headers (values sealed).
+/// A new receiver: its settings, its custom headers (values sealed) and
+/// its Ed25519 signing key.
 #[derive(Debug, Clone)]
 pub struct NewReceiver {
     /// Its settings.
     pub settings: ReceiverSettings,
     /// Its custom headers, names as given and values sealed.
     pub headers: Vec<(String, String)>,
+    /// Its signing key (None: one is made at the next start).
+    pub signing_key: Option<StoredSigningKey>,
 }
 
 fn millis(d: Duration) -> i32 {
@@ -165,10 +181,16 @@ impl ReceiverSpec {
             ordered: false,
             max_concurrency: None,
             plugin_failure_mode: PluginFailureMode::Fail,
+            rate_limit_per_second: None,
+            egress: ReceiverEgressSettings::default(),
         };
         let headers = checked_headers(&self.headers, rules.secrets)?;
         let settings = self.update(&defaults, rules)?;
-        Ok(NewReceiver { settings, headers })
+        Ok(NewReceiver {
+            settings,
+            headers,
+            signing_key: Some(rules.secrets.new_signing_key()),
+        })
     }
 
     /// `current` with this spec's changes, every changed field checked.
@@ -178,6 +200,8 @@ impl ReceiverSpec {
         rules: &ReceiverRules<'_>,
     ) -> Result<ReceiverSettings, Invalid> {
         let mut s = current.clone();
+        let (auth_given, oauth2_given) = (self.basic_auth.is_some(), self.egress.oauth2.is_some());
+        s.egress = self.egress.apply(&s.egress, rules)?;
         if let Some(name) = &self.name {
             s.name = validate::name("name", name, MAX_NAME)?;
         }
@@ -250,6 +274,24 @@ impl ReceiverSpec {
         }
         if let Some(mode) = self.plugin_failure_mode {
             s.plugin_failure_mode = mode;
+        }
+        match self.rate_limit_per_second {
+            None => {}
+            Some(None) => s.rate_limit_per_second = None,
+            Some(Some(r)) => {
+                s.rate_limit_per_second = Some(bounded("rateLimitPerSecond", r, 1, MAX_RATE_LIMIT)?)
+            }
+        }
+        if s.basic_auth_username.is_some() && s.egress.oauth2_token_url.is_some() {
+            let field = if oauth2_given || !auth_given {
+                "oauth2"
+            } else {
+                "basicAuth"
+            };
+            return Err(Invalid::new(
+                field,
+                "cannot be used with both basicAuth and oauth2: each sends the Authorization header; remove one (set it to null) first",
+            ));
         }
         Ok(s)
     }
@@ -379,6 +421,13 @@ mod tests {
                     ..spec()
                 },
                 "maxConcurrency",
+            ),
+            (
+                ReceiverSpec {
+                    rate_limit_per_second: Some(Some(0)),
+                    ..spec()
+                },
+                "rateLimitPerSecond",
             ),
             (
                 ReceiverSpec {

@@ -70,12 +70,15 @@ pub(crate) struct PluginRuntime {
 }
 
 /// What one [`PluginRuntime::sync`] changed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct SyncReport {
     /// Plugins compiled and installed (their receivers may send again).
     pub(crate) loaded: usize,
     /// Plugins that failed to compile in this round.
     pub(crate) failed: usize,
+    /// Those that failed for the first time since they were attached or
+    /// last loaded: (receiver, plugin name, error).
+    pub(crate) newly_failed: Vec<(ReceiverId, String, String)>,
 }
 
 impl PluginRuntime {
@@ -302,6 +305,11 @@ impl PluginRuntime {
                     let retry_at =
                         now_ms() + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 4);
                     if failures == 1 {
+                        report.newly_failed.push((
+                            row.receiver_id,
+                            row.name.clone(),
+                            err.to_string(),
+                        ));
                         tracing::error!(receiver = %row.receiver_id, plugin = %row.name, error = %err, retry_in = ?wait,
                             "a stored plugin does not load on this gateway; its receiver's deliveries are held until it does");
                     } else {

@@ -210,8 +210,24 @@ impl Store {
         receiver_id: ReceiverId,
         change: &NewChange,
     ) -> Result<DeliveryId> {
+        let ids = self
+            .insert_direct_deliveries(change, &[receiver_id])
+            .await?;
+        ids.first()
+            .copied()
+            .ok_or(super::Error::Database(sqlx::Error::RowNotFound))
+    }
+
+    /// Stores a change addressed to `receivers` directly (no subscription:
+    /// a test ping, an operational event) and one delivery for each, in one
+    /// transaction.
+    pub(crate) async fn insert_direct_deliveries(
+        &self,
+        change: &NewChange,
+        receivers: &[ReceiverId],
+    ) -> Result<Vec<DeliveryId>> {
         let now = now_ms();
-        let id = crate::store::on_pool!(self, |pool| {
+        let ids = crate::store::on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             let change_id: i64 = sqlx::query_scalar(
                 "INSERT INTO changes (source, source_key, resource, action, table_name, row_id, transaction_id, \
@@ -230,18 +246,22 @@ impl Store {
             .bind(now)
             .fetch_one(&mut *tx)
             .await?;
-            let id: DeliveryId = sqlx::query_scalar(AssertSqlSafe(format!(
-                "INSERT INTO deliveries ({DELIVERY_COLUMNS}) VALUES ($1, NULL, $2, 'pending', $3, NULL, $3, $3) RETURNING id"
-            )))
-            .bind(change_id)
-            .bind(receiver_id)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
+            let mut ids = Vec::with_capacity(receivers.len());
+            for receiver_id in receivers {
+                let id: DeliveryId = sqlx::query_scalar(AssertSqlSafe(format!(
+                    "INSERT INTO deliveries ({DELIVERY_COLUMNS}) VALUES ($1, NULL, $2, 'pending', $3, NULL, $3, $3) RETURNING id"
+                )))
+                .bind(change_id)
+                .bind(receiver_id)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                ids.push(id);
+            }
             tx.commit().await?;
-            Ok::<DeliveryId, sqlx::Error>(id)
+            Ok::<Vec<DeliveryId>, sqlx::Error>(ids)
         })?;
-        Ok(id)
+        Ok(ids)
     }
 
     /// Number of stored changes.

@@ -110,12 +110,18 @@ const SECRET_COLUMNS: &[(&str, &str)] = &[
     ("receivers", "shared_secret"),
     ("receivers", "previous_secret"),
     ("receivers", "basic_auth_password"),
+    ("receivers", "signing_key"),
+    ("receivers", "previous_signing_key"),
+    ("receivers", "tls_client_certificate"),
+    ("receivers", "tls_client_key"),
+    ("receivers", "oauth2_client_secret"),
     ("receiver_headers", "value"),
 ];
 
 impl Store {
     /// Encrypts every secret still stored in clear (written before a
-    /// secret key was configured): shared secrets, Basic-auth passwords and
+    /// secret key was configured): shared secrets, signing keys, Basic-auth
+    /// passwords, client certificates and keys, OAuth2 client secrets and
     /// custom header values. Returns how many values were sealed. A value
     /// changed meanwhile by someone else is left to its new writer.
     pub(crate) async fn seal_plain_secrets(

@@ -4,6 +4,7 @@ use sqlx::AssertSqlSafe;
 
 use super::{Error, Result, Store, is_unique_violation, new_etag, now_ms, on_pool};
 use crate::model::{NewReceiver, ReceiverId, ReceiverSettings};
+use crate::secrets::StoredSigningKey;
 
 /// Binds a [`ReceiverSettings`]' columns, in [`SETTINGS_COLUMNS`]' order:
 /// the one binding shared by the insert and the update.
@@ -26,11 +27,20 @@ macro_rules! bind_settings {
             .bind($s.ordered)
             .bind($s.max_concurrency)
             .bind($s.plugin_failure_mode)
+            .bind($s.rate_limit_per_second)
+            .bind(&$s.egress.tls_client_certificate)
+            .bind(&$s.egress.tls_client_key)
+            .bind(&$s.egress.tls_ca_bundle)
+            .bind(&$s.egress.oauth2_token_url)
+            .bind(&$s.egress.oauth2_client_id)
+            .bind(&$s.egress.oauth2_client_secret)
+            .bind(&$s.egress.oauth2_scope)
+            .bind($s.egress.send_traceparent)
     };
 }
 
 /// The settings' columns, in [`bind_settings!`]'s order.
-const SETTINGS_COLUMNS: [&str; 16] = [
+const SETTINGS_COLUMNS: [&str; 25] = [
     "name",
     "description",
     "webhook_uri",
@@ -47,6 +57,15 @@ const SETTINGS_COLUMNS: [&str; 16] = [
     "ordered",
     "max_concurrency",
     "plugin_failure_mode",
+    "rate_limit_per_second",
+    "tls_client_certificate",
+    "tls_client_key",
+    "tls_ca_bundle",
+    "oauth2_token_url",
+    "oauth2_client_id",
+    "oauth2_client_secret",
+    "oauth2_scope",
+    "send_traceparent",
 ];
 
 /// A receiver as stored (secrets as stored: possibly sealed).
@@ -73,6 +92,16 @@ pub struct ReceiverRow {
     pub consecutive_failures: i32,
     /// Times the circuit opened since the last success (the probe backoff).
     pub circuit_trips: i32,
+    /// When its current streak of failed attempts began (ms).
+    pub failing_since: Option<i64>,
+    /// The Ed25519 signing key (`whsk_…`, stored form: possibly sealed).
+    pub signing_key: Option<String>,
+    /// Its public key (`whpk_…`).
+    pub public_key: Option<String>,
+    /// The previous signing key during a rotation's overlap (stored form).
+    pub previous_signing_key: Option<String>,
+    /// The previous public key.
+    pub previous_public_key: Option<String>,
     /// The id of the API key that created it (`admin` for the bootstrap token).
     pub created_by_id: Option<String>,
     /// That key's name.
@@ -96,9 +125,10 @@ pub struct Actor {
 
 const COLUMNS: &str = "id, name, description, webhook_uri, content_type, expected_response_code, active, \
     timeout_ms, retry_policy, max_attempts, retry_interval_secs, signature_schemes, basic_auth_username, \
-    basic_auth_password, ordered, max_concurrency, plugin_failure_mode, shared_secret, previous_secret, \
+    basic_auth_password, ordered, max_concurrency, plugin_failure_mode, rate_limit_per_second, tls_client_certificate, tls_client_key, tls_ca_bundle, \
+    oauth2_token_url, oauth2_client_id, oauth2_client_secret, oauth2_scope, send_traceparent, shared_secret, previous_secret, \
     previous_secret_expires_at, paused, paused_reason, circuit_open_until, consecutive_failures, circuit_trips, \
-    created_by_id, created_by_name, etag, created_at, updated_at";
+    failing_since, signing_key, public_key, previous_signing_key, previous_public_key, created_by_id, created_by_name, etag, created_at, updated_at";
 
 impl Store {
     /// Stores a new receiver and its custom headers in one transaction: a
@@ -112,8 +142,9 @@ impl Store {
         let now = now_ms();
         let n = SETTINGS_COLUMNS.len();
         let sql = format!(
-            "INSERT INTO receivers ({}, shared_secret, created_by_id, created_by_name, etag, created_at, updated_at) \
-             VALUES ({}, ${}, ${}, ${}, ${}, ${}, ${}) RETURNING {COLUMNS}",
+            "INSERT INTO receivers ({}, shared_secret, created_by_id, created_by_name, etag, created_at, updated_at, \
+             signing_key, public_key) \
+             VALUES ({}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}) RETURNING {COLUMNS}",
             SETTINGS_COLUMNS.join(", "),
             (1..=n)
                 .map(|i| format!("${i}"))
@@ -125,6 +156,8 @@ impl Store {
             n + 4,
             n + 5,
             n + 5,
+            n + 6,
+            n + 7,
         );
         let result = on_pool!(self, |pool| {
             async {
@@ -138,6 +171,8 @@ impl Store {
                 .bind(&by.name)
                 .bind(new_etag())
                 .bind(now)
+                .bind(new.signing_key.as_ref().map(|k| &k.sealed))
+                .bind(new.signing_key.as_ref().map(|k| &k.public))
                 .fetch_one(&mut *tx)
                 .await?;
                 for (key, value) in &new.headers {
@@ -339,15 +374,22 @@ impl Store {
     }
 
     /// Installs a new secret; the old one keeps signing until `previous_expires_at`.
+    /// Replaces the shared secret and the signing key pair; with
+    /// `previous` (the old secret and when it stops), the old secret and
+    /// the old key pair keep signing until then.
     pub(crate) async fn rotate_receiver_secret(
         &self,
         id: ReceiverId,
         etag: &str,
         new_secret: &str,
+        new_key: &StoredSigningKey,
         previous: Option<(&str, i64)>,
     ) -> Result<ReceiverRow> {
         let sql = format!(
             "UPDATE receivers SET shared_secret = $3, previous_secret = $4, previous_secret_expires_at = $5, \
+             previous_signing_key = CASE WHEN $4 IS NULL THEN NULL ELSE signing_key END, \
+             previous_public_key = CASE WHEN $4 IS NULL THEN NULL ELSE public_key END, \
+             signing_key = $8, public_key = $9, \
              etag = $6, updated_at = $7 WHERE id = $1 AND etag = $2 RETURNING {COLUMNS}"
         );
         let row = on_pool!(self, |pool| sqlx::query_as::<_, ReceiverRow>(
@@ -360,6 +402,8 @@ impl Store {
         .bind(previous.map(|p| p.1))
         .bind(new_etag())
         .bind(now_ms())
+        .bind(&new_key.sealed)
+        .bind(&new_key.public)
         .fetch_optional(pool)
         .await)?;
         match row {
@@ -368,6 +412,36 @@ impl Store {
                 .etag_failure("receiver", "receivers", id.get(), etag)
                 .await),
         }
+    }
+
+    /// Gives every receiver stored without a signing key (created before
+    /// Ed25519 signatures existed) a new key pair. Returns how many.
+    pub(crate) async fn add_missing_signing_keys(
+        &self,
+        secrets: &crate::secrets::SecretBox,
+    ) -> Result<u64> {
+        let ids: Vec<ReceiverId> = on_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT id FROM receivers WHERE signing_key IS NULL ORDER BY id"
+        )
+        .fetch_all(pool)
+        .await)?;
+        let mut added = 0;
+        for id in ids {
+            let key = secrets.new_signing_key();
+            // Another gateway may be doing the same: the first key stays.
+            added += on_pool!(self, |pool| {
+                sqlx::query(
+                "UPDATE receivers SET signing_key = $2, public_key = $3 WHERE id = $1 AND signing_key IS NULL"
+            )
+            .bind(id)
+            .bind(&key.sealed)
+            .bind(&key.public)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+            })?;
+        }
+        Ok(added)
     }
 
     /// Pauses (with a reason) or resumes a receiver. Resuming also closes the
@@ -383,7 +457,8 @@ impl Store {
         let sql = format!(
             "UPDATE receivers SET paused = $3, paused_reason = $4, circuit_open_until = NULL, \
              consecutive_failures = CASE WHEN $3 THEN consecutive_failures ELSE 0 END, \
-             circuit_trips = CASE WHEN $3 THEN circuit_trips ELSE 0 END, etag = $5, updated_at = $6 \
+             circuit_trips = CASE WHEN $3 THEN circuit_trips ELSE 0 END, \
+             failing_since = CASE WHEN $3 THEN failing_since ELSE NULL END, etag = $5, updated_at = $6 \
              WHERE id = $1 AND ($2 IS NULL OR etag = $2) RETURNING {COLUMNS}"
         );
         let row = on_pool!(self, |pool| sqlx::query_as::<_, ReceiverRow>(
@@ -403,60 +478,5 @@ impl Store {
                 .etag_failure("receiver", "receivers", id.get(), etag.unwrap_or(""))
                 .await),
         }
-    }
-
-    /// Records the circuit breaker's state after attempts: the consecutive
-    /// failure count, and, when it trips, the probe time and reason.
-    pub(crate) async fn record_receiver_health(
-        &self,
-        id: ReceiverId,
-        consecutive_failures: i32,
-        trip: Option<(i64, &str)>,
-        closed: bool,
-    ) -> Result<()> {
-        let now = now_ms();
-        match trip {
-            Some((open_until, reason)) => {
-                on_pool!(self, |pool| {
-                    sqlx::query(
-                    "UPDATE receivers SET consecutive_failures = $2, circuit_open_until = $3, paused_reason = $4, \
-                     circuit_trips = circuit_trips + 1, updated_at = $5 WHERE id = $1 AND paused = FALSE"
-                )
-                .bind(id)
-                .bind(consecutive_failures)
-                .bind(open_until)
-                .bind(reason)
-                .bind(now)
-                .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-                })?;
-            }
-            None if closed => {
-                on_pool!(self, |pool| {
-                    sqlx::query(
-                    "UPDATE receivers SET consecutive_failures = 0, circuit_open_until = NULL, circuit_trips = 0, \
-                     paused_reason = CASE WHEN paused THEN paused_reason ELSE NULL END, updated_at = $2 \
-                     WHERE id = $1 AND (circuit_open_until IS NOT NULL OR consecutive_failures <> 0)"
-                )
-                .bind(id)
-                .bind(now)
-                .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-                })?;
-            }
-            None => {
-                on_pool!(self, |pool| sqlx::query(
-                    "UPDATE receivers SET consecutive_failures = $2 WHERE id = $1"
-                )
-                .bind(id)
-                .bind(consecutive_failures)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected()))?;
-            }
-        }
-        Ok(())
     }
 }

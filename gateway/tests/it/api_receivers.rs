@@ -405,6 +405,7 @@ async fn a_receiver_is_created_with_its_headers_or_not_at_all(backend: Backend) 
             &changewire_gateway::testing::NewReceiver {
                 settings: fields.clone(),
                 headers: twice.to_vec(),
+                signing_key: None,
             },
             "whsec_c2VjcmV0",
             &Default::default(),

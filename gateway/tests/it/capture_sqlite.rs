@@ -297,3 +297,34 @@ async fn a_restored_log_is_read_again_and_no_new_row_is_skipped() {
     }
     drop(again);
 }
+
+/// Capture that cannot read its log falls behind: operators hear
+/// `capture.lagging` once it has been behind longer than the threshold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capture_that_falls_behind_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let app_path = dir.path().join("app.db");
+    let mut conn = app(&app_path).await;
+    let capture = format!(
+        "capture = \"sqlite://{}\"\n[resources]\nRUNS = \"runs\"\n[operational]\ncapture_lag_secs = 1\n",
+        app_path.display()
+    );
+    let gw = TestGateway::start(changewire_test_support::Backend::Sqlite, &capture).await;
+    let ops = TestReceiver::start().await;
+    crate::operator(&gw, &ops, &["CAPTURE_LAGGING"]).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        crate::of_type(&ops, "capture.lagging").is_empty(),
+        "an idle, caught-up capture is not lagging"
+    );
+    // The log is dropped under the importer: every import fails from now on.
+    exec(&mut conn, "DROP TABLE _changewire_log").await;
+    exec(&mut conn, "CREATE TABLE touch (a INTEGER)").await;
+    let lagging = changewire_test_support::eventually("capture.lagging", WAIT, || async {
+        crate::of_type(&ops, "capture.lagging").into_iter().next()
+    })
+    .await;
+    let body = lagging.json();
+    assert!(body["data"]["behindSeconds"].as_u64() >= Some(1), "{body}");
+    assert_eq!(body["data"]["thresholdSeconds"], 1);
+}

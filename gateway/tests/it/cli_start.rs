@@ -151,3 +151,20 @@ fn serve_without_a_secret_key_warns_what_is_stored_in_clear() {
         assert!(warning.contains(needle), "{needle} not in {warning}");
     }
 }
+
+#[test]
+fn version_names_the_git_commit_it_was_built_from() {
+    let out = changewire().arg("--version").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    assert!(out.status.success(), "{text}");
+    assert_eq!(
+        text.trim(),
+        format!("changewire {} (commit {head})", env!("CARGO_PKG_VERSION"))
+    );
+}

@@ -458,7 +458,44 @@ async fn a_disabled_console_is_not_served(backend: Backend) {
     );
 }
 
+/// The receiver page says how the receiver is reached (mutual TLS, OAuth2)
+/// without showing any of its secrets.
+async fn the_receiver_page_shows_egress_settings_not_secrets(backend: Backend) {
+    let c = console(backend, "").await;
+    let created = c
+        .graphql(
+            ADMIN_TOKEN,
+            "mutation($i: CreateWebhookReceiverInput!) { createWebhookReceiver(input: $i) { webhookReceiver { id } } }",
+            json!({"i": {"name": "oauth", "webhookUri": "http://127.0.0.1:9/hook",
+                  "oauth2": {"tokenUrl": "http://127.0.0.1:9/token", "clientId": "cw-client", "clientSecret": "very-secret-value", "scope": "hooks"}}}),
+        )
+        .await;
+    let rid = created["data"]["createWebhookReceiver"]["webhookReceiver"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{created}"))
+        .to_string();
+    let link = c.link(ADMIN_TOKEN, json!({})).await;
+    let (session, _) = c
+        .open(
+            link["data"]["createConsoleSession"]["url"]
+                .as_str()
+                .unwrap(),
+        )
+        .await;
+    let page = c
+        .get(&format!("/console/receivers/{rid}"), Some(&session))
+        .await;
+    assert!(
+        page.body.contains("OAuth2") && page.body.contains("cw-client"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("http://127.0.0.1:9/token"));
+    assert!(!page.body.contains("very-secret-value"));
+}
+
 both_backends! {
+    console_receiver_page_shows_egress_settings => the_receiver_page_shows_egress_settings_not_secrets,
     console_links_open_once_expire_and_can_be_revoked => links_open_once_expire_and_can_be_revoked,
     console_viewers_and_read_only_links_change_nothing => viewers_and_read_only_links_change_nothing,
     console_a_receiver_scoped_session_sees_only_its_receiver => a_receiver_scoped_session_sees_only_its_receiver,

@@ -36,11 +36,15 @@ mod capture_sqlite;
 mod cli_start;
 mod console;
 mod delivery;
+mod egress;
 mod handoff;
 mod ingest;
 mod metrics;
 mod plugins;
+mod sender;
 mod store_integrity;
+mod store_plans;
+mod traces;
 
 #[allow(dead_code)]
 fn backends() -> [Backend; 2] {
@@ -72,6 +76,8 @@ fn stored_settings(
         ordered: false,
         max_concurrency: None,
         plugin_failure_mode: changewire_gateway::testing::PluginFailureMode::Fail,
+        rate_limit_per_second: None,
+        egress: Default::default(),
     }
 }
 
@@ -86,6 +92,7 @@ async fn stored_receiver(
     let new = NewReceiver {
         settings,
         headers: Vec::new(),
+        signing_key: None,
     };
     let row = store
         .create_receiver(&new, "whsec_c2VjcmV0", &Default::default())
@@ -107,4 +114,47 @@ async fn stored_receiver(
         .unwrap();
     gw.gw().receivers_changed();
     row
+}
+
+/// An operator's receiver subscribed to `types`; returns (id, secret).
+pub(crate) async fn operator(
+    gw: &changewire_test_support::gateway::TestGateway,
+    sink: &changewire_test_support::receiver::TestReceiver,
+    types: &[&str],
+) -> (String, String) {
+    let (id, secret) = gw
+        .receiver_with(
+            &sink.url(),
+            &[],
+            serde_json::json!({"name": "on-call", "signatureSchemes": ["STANDARD"]}),
+        )
+        .await;
+    let data = gw
+        .graphql(
+            &format!(
+                "mutation($r: ID!) {{ createOperationalSubscription(input: {{ receiverId: $r, eventTypes: [{}] }}) \
+                 {{ operationalSubscription {{ id receiverId eventTypes }} }} }}",
+                types.join(", ")
+            ),
+            serde_json::json!({"r": id}),
+        )
+        .await;
+    let sub = &data["createOperationalSubscription"]["operationalSubscription"];
+    assert_eq!(sub["receiverId"], id.as_str());
+    assert_eq!(
+        sub["eventTypes"].as_array().map(Vec::len),
+        Some(types.len())
+    );
+    (id, secret)
+}
+
+/// Operational events of `kind` that reached `sink`.
+pub(crate) fn of_type(
+    sink: &changewire_test_support::receiver::TestReceiver,
+    kind: &str,
+) -> Vec<changewire_test_support::receiver::Received> {
+    sink.received()
+        .into_iter()
+        .filter(|r| r.json()["type"] == kind)
+        .collect()
 }

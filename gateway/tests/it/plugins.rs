@@ -311,6 +311,29 @@ async fn hostile(backend: Backend, path: &str, config: Value, expect_in_reason: 
     );
 }
 
+/// A plugin failing on a delivery, and one that does not load, are
+/// reported to operators (`plugin.failed`).
+async fn failing_plugins_are_reported(backend: Backend) {
+    let gw = TestGateway::start(backend, "[plugins]\ntime_limit_ms = 100").await;
+    let ops = TestReceiver::start().await;
+    crate::operator(&gw, &ops, &["PLUGIN_FAILED"]).await;
+    let sink = TestReceiver::start().await;
+    let (rid, _) = gw
+        .receiver_with(&sink.url(), &[("RUNS", "UPDATE")], json!({"name": "erp"}))
+        .await;
+    attach(&gw, &rid, artifacts::HOSTILE_PANIC, json!({})).await;
+    gw.publish(run(5, "complete")).await;
+    let event = eventually("plugin.failed", WAIT, || async {
+        crate::of_type(&ops, "plugin.failed").into_iter().next()
+    })
+    .await;
+    let body = event.json();
+    assert_eq!(body["data"]["receiverId"], rid.as_str(), "{body}");
+    assert_eq!(body["data"]["receiverName"], "erp");
+    assert!(body["data"]["lastError"].as_str().is_some(), "{body}");
+    assert_eq!(sink.count(), 0);
+}
+
 async fn deliver_original_on_failure(backend: Backend) {
     let gw = TestGateway::start(backend, "[plugins]\ntime_limit_ms = 100").await;
     let sink = TestReceiver::start().await;
@@ -902,5 +925,6 @@ both_backends! {
     hostile_forbidden_import => forbidden_import,
     hostile_future_version => future_version,
     deliver_original => deliver_original_on_failure,
+    failing_plugins_reported => failing_plugins_are_reported,
     hot_swap => hot_swap_while_flowing,
 }

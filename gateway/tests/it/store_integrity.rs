@@ -242,6 +242,7 @@ async fn no_attempt_outlives_its_receiver() {
                 &changewire_gateway::testing::NewReceiver {
                     settings: fields.clone(),
                     headers: Vec::new(),
+                    signing_key: None,
                 },
                 "whsec_c2VjcmV0",
                 &Default::default(),

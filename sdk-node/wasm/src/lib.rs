@@ -29,7 +29,9 @@ fn seconds(value: f64) -> i64 {
 }
 
 /// Verifies a request: the URL exactly as registered, the raw body, and the
-/// headers as a flat `[name, value, …]` list. Returns `"ion"` or `"standard"`.
+/// headers as a flat `[name, value, …]` list. Returns `"ion"`, `"standard"` or
+/// `"ed25519"` (a `whpk_` public key in place of the secret verifies the
+/// Standard Webhooks `v1a` signature).
 #[wasm_bindgen(js_name = verifyRequest)]
 pub fn verify_request(
     secret: &str,
@@ -137,6 +139,12 @@ pub fn check_event(body: &[u8]) -> Result<(), JsValue> {
                 &format!("body is not a changewire event: {e}"),
             )
         })
+}
+
+/// This package's version: the crate's, which is also the npm package's.
+#[wasm_bindgen]
+pub fn version() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
 }
 
 /// The Unicode version whose notion of "printable" the canonical form uses.

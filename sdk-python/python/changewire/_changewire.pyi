@@ -47,9 +47,14 @@ def verify_request(
     *,
     now: Union[float, SupportsIndex, None] = None,
     tolerance: int = 300,
-    require: Literal["ion", "standard", None] = None,
-) -> Literal["ion", "standard"]:
-    """Verify a request (raw body + headers); return the scheme that verified."""
+    require: Literal["ion", "standard", "ed25519", None] = None,
+) -> Literal["ion", "standard", "ed25519"]:
+    """Verify a request (raw body + headers); return the scheme that verified.
+
+    ``secret`` is the receiver's shared secret (``whsec_…`` for Standard
+    Webhooks), or a ``whpk_…`` Ed25519 public key, which verifies the
+    Standard Webhooks ``v1a`` signature and returns ``"ed25519"``.
+    """
 
 def sign_body(secret: str, url: str, body: _Body) -> str:
     """The ``x-ion-signature`` value for a raw body."""

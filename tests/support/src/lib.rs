@@ -4,12 +4,17 @@
 //!   a throwaway cluster started with `initdb`/`pg_ctl` when none answers;
 //! * [`receiver`]: a loopback webhook receiver that records every request
 //!   and answers with a status that can be switched mid-test (or hangs);
-//! * [`gateway`]: a gateway on a port of its own, with a GraphQL client.
+//! * [`gateway`]: a gateway on a port of its own, with a GraphQL client;
+//! * [`egress`]: proxies (HTTP `CONNECT`, SOCKS5), an HTTPS receiver with
+//!   mutual TLS and an OAuth2 token endpoint, for the egress features;
+//! * [`otlp`]: an OTLP/HTTP collector that records the spans it receives.
 
 #![forbid(unsafe_code)]
 
+pub mod egress;
 pub mod gateway;
 pub mod http;
+pub mod otlp;
 pub mod pg;
 pub mod receiver;
 

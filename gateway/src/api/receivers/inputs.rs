@@ -3,6 +3,7 @@
 
 use async_graphql::{ID, InputObject, MaybeUndefined, SimpleObject};
 
+use super::egress::{self, ClientCertificateInput, OAuth2ClientCredentialsInput};
 use super::object::{
     GqlPluginFailureMode, GqlRetryPolicy, GqlSignatureScheme, WebhookHeader, WebhookReceiver,
 };
@@ -61,6 +62,17 @@ pub(crate) struct CreateWebhookReceiverInput {
     pub(crate) max_concurrency: Option<i32>,
     /// What happens when a plugin fails (default FAIL).
     pub(crate) plugin_failure_mode: Option<GqlPluginFailureMode>,
+    /// Requests per second it may receive from all gateway processes
+    /// together (default: no limit).
+    pub(crate) rate_limit_per_second: Option<i32>,
+    /// A client certificate it requires (mutual TLS).
+    pub(crate) client_certificate: Option<ClientCertificateInput>,
+    /// CAs (PEM) to trust for its certificate instead of the public roots.
+    pub(crate) ca_bundle_pem: Option<String>,
+    /// OAuth2 client credentials (not with `basicAuth`).
+    pub(crate) oauth2: Option<OAuth2ClientCredentialsInput>,
+    /// Send a W3C `traceparent` header naming each attempt's span (default false).
+    pub(crate) send_traceparent: Option<bool>,
 }
 
 /// Input of `updateWebhookReceiver`: fields left out stay as they are.
@@ -100,6 +112,16 @@ pub(crate) struct UpdateWebhookReceiverInput {
     pub(crate) max_concurrency: MaybeUndefined<i32>,
     /// Plugin failure mode.
     pub(crate) plugin_failure_mode: Option<GqlPluginFailureMode>,
+    /// Requests per second (null: no limit).
+    pub(crate) rate_limit_per_second: MaybeUndefined<i32>,
+    /// Client certificate (null removes it).
+    pub(crate) client_certificate: MaybeUndefined<ClientCertificateInput>,
+    /// CA bundle (null: the public roots again).
+    pub(crate) ca_bundle_pem: MaybeUndefined<String>,
+    /// OAuth2 client credentials (null removes them).
+    pub(crate) oauth2: MaybeUndefined<OAuth2ClientCredentialsInput>,
+    /// Send a W3C `traceparent` header.
+    pub(crate) send_traceparent: Option<bool>,
 }
 
 /// Identifies an object at a version.
@@ -215,7 +237,14 @@ impl CreateWebhookReceiverInput {
     /// What the client asks for, in the model's terms (checked by
     /// [`ReceiverSpec::create`]).
     pub(super) fn spec(self) -> ReceiverSpec {
+        let egress = egress::created(
+            self.client_certificate.as_ref(),
+            self.ca_bundle_pem.as_ref(),
+            self.oauth2.as_ref(),
+            self.send_traceparent,
+        );
         ReceiverSpec {
+            egress,
             name: Some(self.name),
             description: self.description.map(Some),
             webhook_uri: Some(self.webhook_uri),
@@ -233,6 +262,7 @@ impl CreateWebhookReceiverInput {
             ordered: self.ordered,
             max_concurrency: self.max_concurrency.map(Some),
             plugin_failure_mode: self.plugin_failure_mode.map(Into::into),
+            rate_limit_per_second: self.rate_limit_per_second.map(Some),
             headers: self
                 .headers
                 .unwrap_or_default()
@@ -266,7 +296,14 @@ impl UpdateWebhookReceiverInput {
             ordered: self.ordered,
             max_concurrency: maybe(&self.max_concurrency, |c| *c),
             plugin_failure_mode: self.plugin_failure_mode.map(Into::into),
+            rate_limit_per_second: maybe(&self.rate_limit_per_second, |r| *r),
             headers: Vec::new(),
+            egress: egress::updated(
+                &self.client_certificate,
+                &self.ca_bundle_pem,
+                &self.oauth2,
+                self.send_traceparent,
+            ),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! [`ReceiverSpec`]: crate::model::ReceiverSpec
 
 mod create_update;
+mod egress;
 mod headers;
 mod inputs;
 pub(crate) mod object;

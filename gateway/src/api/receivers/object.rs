@@ -49,8 +49,14 @@ impl From<RetryPolicy> for GqlRetryPolicy {
 pub(crate) enum GqlSignatureScheme {
     /// `x-ion-signature`, exactly as ION computes it.
     Ion,
-    /// Standard Webhooks `webhook-id`/`webhook-timestamp`/`webhook-signature`.
+    /// Standard Webhooks `webhook-id`/`webhook-timestamp`/`webhook-signature`
+    /// with an HMAC-SHA256 (`v1`) signature.
     Standard,
+    /// Standard Webhooks headers with an Ed25519 (`v1a`) signature, verified
+    /// with the receiver's `publicKey` (`whpk_…`): the receiver holds no
+    /// secret.
+    #[graphql(name = "ED25519")]
+    Ed25519,
 }
 
 impl From<GqlSignatureScheme> for Scheme {
@@ -58,6 +64,7 @@ impl From<GqlSignatureScheme> for Scheme {
         match s {
             GqlSignatureScheme::Ion => Scheme::Ion,
             GqlSignatureScheme::Standard => Scheme::Standard,
+            GqlSignatureScheme::Ed25519 => Scheme::Ed25519,
         }
     }
 }
@@ -68,6 +75,7 @@ impl GqlSignatureScheme {
         match s {
             Scheme::Ion => Some(GqlSignatureScheme::Ion),
             Scheme::Standard => Some(GqlSignatureScheme::Standard),
+            Scheme::Ed25519 => Some(GqlSignatureScheme::Ed25519),
             _ => None,
         }
     }
@@ -305,6 +313,55 @@ impl WebhookReceiver {
     /// Concurrent requests to this receiver (null: the gateway default).
     async fn max_concurrency(&self) -> Option<i32> {
         self.row.settings.max_concurrency
+    }
+
+    /// Requests per second it may receive from all gateway processes
+    /// together (null: no limit).
+    async fn rate_limit_per_second(&self) -> Option<i32> {
+        self.row.settings.rate_limit_per_second
+    }
+
+    /// Whether it has a client certificate for mutual TLS (the certificate
+    /// and key are never shown).
+    async fn has_client_certificate(&self) -> bool {
+        self.row.settings.egress.tls_client_certificate.is_some()
+    }
+
+    /// CAs (PEM) trusted for its certificate instead of the public roots.
+    async fn ca_bundle_pem(&self) -> Option<&str> {
+        self.row.settings.egress.tls_ca_bundle.as_deref()
+    }
+
+    /// Whether its requests carry a W3C `traceparent` header naming the
+    /// attempt's span (the gateway's traces, when exported, hold that span).
+    async fn send_traceparent(&self) -> bool {
+        self.row.settings.egress.send_traceparent
+    }
+
+    /// Its OAuth2 client-credentials settings (null: none; the secret is never shown).
+    async fn oauth2(&self) -> Option<super::egress::ReceiverOAuth2> {
+        super::egress::ReceiverOAuth2::of(&self.row.settings.egress)
+    }
+
+    /// Since when every attempt has failed (null while it is healthy): a
+    /// receiver failing longer than `delivery.auto_disable_after_secs` is disabled.
+    async fn failing_since(&self) -> Option<String> {
+        self.row.failing_since.map(format_ms)
+    }
+
+    /// The Ed25519 public key (`whpk_…`) that verifies this receiver's
+    /// `v1a` signatures. Readable by viewers: it is not a secret.
+    async fn public_key(&self) -> Option<&str> {
+        self.row.public_key.as_deref()
+    }
+
+    /// During a rotation's overlap, the previous public key (its `v1a`
+    /// signature is sent too until `previousSecretExpiresAt`).
+    async fn previous_public_key(&self) -> Option<&str> {
+        self.row
+            .previous_secret_expires_at
+            .filter(|until| *until > crate::store::now_ms())
+            .and(self.row.previous_public_key.as_deref())
     }
 
     /// What happens when the receiver's plugin fails.

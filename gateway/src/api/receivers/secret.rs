@@ -45,7 +45,13 @@ pub(crate) async fn rotate(
     let previous = (overlap_secs > 0).then_some((current.shared_secret.as_str(), expires));
     let row = state
         .store
-        .rotate_receiver_secret(rid, etag, &state.secrets.seal(secret.expose()), previous)
+        .rotate_receiver_secret(
+            rid,
+            etag,
+            &state.secrets.seal(secret.expose()),
+            &state.secrets.new_signing_key(),
+            previous,
+        )
         .await?;
     state.signals.receivers_changed();
     Ok(Rotated {

@@ -49,6 +49,8 @@ impl SqliteCapture {
         let mut last_version: Option<i64> = None;
         let mut last_sweep = tokio::time::Instant::now();
         let mut backoff = Duration::from_millis(100);
+        // The last import found nothing more to read.
+        let mut drained = false;
         loop {
             if ctx.shutdown.is_cancelled() {
                 return;
@@ -56,6 +58,7 @@ impl SqliteCapture {
             let version: Result<i64, sqlx::Error> = sqlx::query_scalar("PRAGMA data_version")
                 .fetch_one(&self.pool)
                 .await;
+            let unchanged = matches!(&version, Ok(v) if last_version == Some(*v));
             let due = match version {
                 Ok(v) => {
                     let changed = last_version != Some(v);
@@ -64,6 +67,10 @@ impl SqliteCapture {
                 }
                 Err(_) => true,
             };
+            if !due && unchanged && drained {
+                // Nothing was written since the last import found the log empty.
+                ctx.progress.caught_up();
+            }
             if due {
                 last_sweep = tokio::time::Instant::now();
                 loop {
@@ -72,11 +79,14 @@ impl SqliteCapture {
                             ctx.health.ready("capture");
                             backoff = Duration::from_millis(100);
                             if n == 0 {
+                                drained = true;
+                                ctx.progress.caught_up();
                                 break;
                             }
                             pace.saw_changes();
                         }
                         Err(err) => {
+                            drained = false;
                             ctx.health
                                 .failing("capture", crate::report::Report(&err).to_string());
                             tracing::warn!(error = %crate::report::Report(&err), retry_in = ?backoff, "capture import failed; retrying");
@@ -169,9 +179,14 @@ impl SqliteCapture {
         )
         .await?;
         needs.trim_records(&mut changes);
-        let outcome =
-            crate::fanout::fan_out(&ctx.store, &ctx.signals, ctx.handoff.as_ref(), &changes)
-                .await?;
+        let outcome = crate::fanout::fan_out(
+            &ctx.store,
+            &ctx.signals,
+            ctx.handoff.as_ref(),
+            &ctx.traces,
+            &changes,
+        )
+        .await?;
         ctx.store.advance_cursor(&self.source, last).await?;
         let last = last.last_id;
         metrics::counter!("changewire_changes_captured_total", "source" => "sqlite")

@@ -16,13 +16,14 @@ mod verdict;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use super::Engine;
 use super::receivers::Receiver;
 use crate::model::ReceiverId;
 use crate::store::deliveries::{AttemptRecord, Completion, Finished, LeasedDelivery};
 use crate::store::now_ms;
+use crate::traces::{AttemptSpan, AttemptTrace};
 use plugin_step::BodyStep;
 
 /// What the recorder needs besides the store row.
@@ -35,10 +36,24 @@ pub(crate) struct Outcome {
     /// Some(true/false) for an attempt that reached the receiver (feeds the
     /// circuit breaker); None when nothing was sent.
     pub(crate) http_success: Option<bool>,
+    /// What the receiver's answer asks of the sender besides this delivery.
+    pub(crate) signal: ReceiverSignal,
     /// How long the request took.
     pub(crate) duration: Duration,
     /// The label for metrics (`succeeded`, `retry`, `failed`, …).
     pub(crate) label: &'static str,
+}
+
+/// What an answer says about the receiver itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReceiverSignal {
+    /// Nothing beyond the attempt.
+    None,
+    /// 429, 502, 503 or 504: it is overloaded; a soft failure for the
+    /// circuit breaker.
+    SlowDown,
+    /// 410 Gone: it wants no more deliveries; the receiver is disabled.
+    Gone,
 }
 
 /// Gives the lease back unattempted, due again at `at`; with a reason, it
@@ -56,6 +71,7 @@ fn held(d: &LeasedDelivery, at: i64, reason: Option<String>) -> Outcome {
         },
         receiver_id: d.receiver_id,
         http_success: None,
+        signal: ReceiverSignal::None,
         duration: Duration::ZERO,
         label: "released",
     }
@@ -89,6 +105,24 @@ pub(crate) async fn run(
     if waits || engine.shutdown.is_cancelled() {
         return held(&d, now_ms(), None);
     }
+    // It asked us to wait (Retry-After with a 429, 502, 503 or 504).
+    let throttled_until = receiver.state.throttled_until.load(Ordering::SeqCst);
+    if throttled_until > now_ms() {
+        return held(&d, throttled_until, None);
+    }
+    if let Some(limit) = current.as_ref().and_then(|r| r.rate_limit) {
+        let took = tokio::select! {
+            took = state.rate.acquire(&engine.store, receiver.id, limit) => took,
+            _ = engine.shutdown.cancelled() => return held(&d, now_ms(), None),
+        };
+        if let Err(err) = took {
+            let reason = format!(
+                "waiting: the rate limit's shared budget cannot be read from the store ({})",
+                crate::report::Report(&err)
+            );
+            return held(&d, now_ms() + 1000, Some(reason));
+        }
+    }
     // Waited so long for a permit that the lease could end mid-request
     // (another gateway may take it over then): give it back instead.
     let now = now_ms();
@@ -100,10 +134,47 @@ pub(crate) async fn run(
     attempt(&engine, &receiver, &d).await
 }
 
-/// Plugin, then (unless it decided otherwise) sign, send and classify.
+/// Plugin, then (unless it decided otherwise) sign, send and classify;
+/// traced when traces are exported or the receiver wants `traceparent`.
 async fn attempt(engine: &Engine, receiver: &Arc<Receiver>, d: &LeasedDelivery) -> Outcome {
+    let trace = (engine.traces.exporting() || receiver.egress.send_traceparent)
+        .then(|| engine.traces.attempt(d.change_id.get()));
+    let outcome = attempt_traced(engine, receiver, d, trace.as_ref()).await;
+    if let Some(t) = &trace
+        && let Some(record) = &outcome.finished.attempt
+    {
+        engine.traces.attempt_finished(
+            t,
+            &AttemptSpan {
+                url: &record.request_url,
+                receiver_id: receiver.id.get(),
+                delivery_id: d.id.get(),
+                attempt: record.attempt,
+                status: record.response_status.and_then(|s| u16::try_from(s).ok()),
+                outcome: outcome.label,
+                error: record.error.as_deref(),
+                duration: outcome.duration,
+            },
+        );
+    }
+    outcome
+}
+
+async fn attempt_traced(
+    engine: &Engine,
+    receiver: &Arc<Receiver>,
+    d: &LeasedDelivery,
+    trace: Option<&AttemptTrace>,
+) -> Outcome {
     let started_at = now_ms();
-    let body = match plugin_step::apply(engine, receiver, d).await {
+    let plugin_started = SystemTime::now();
+    let step = plugin_step::apply(engine, receiver, d).await;
+    if let (Some(t), Some(revision)) = (trace, d.plugin_revision.as_deref()) {
+        engine
+            .traces
+            .plugin_called(t, plugin_started, revision, step.label());
+    }
+    let body = match step {
         BodyStep::Send(body) => body,
         BodyStep::Hold {
             again_in_ms,
@@ -118,7 +189,10 @@ async fn attempt(engine: &Engine, receiver: &Arc<Receiver>, d: &LeasedDelivery) 
             body,
         } => return finished_by_plugin(receiver, d, started_at, completion, label, error, body),
     };
-    let sent = send::post(engine, receiver, d, &body, started_at).await;
+    let traceparent = trace
+        .filter(|_| receiver.egress.send_traceparent)
+        .map(|t| t.traceparent(engine.traces.exporting()));
+    let sent = send::post(engine, receiver, d, &body, started_at, traceparent).await;
     let verdict = verdict::classify(engine, receiver, d, &sent);
     verdict::outcome(receiver, d, started_at, body, sent, verdict)
 }
@@ -157,6 +231,7 @@ fn finished_by_plugin(
         },
         receiver_id: receiver.id,
         http_success: None,
+        signal: ReceiverSignal::None,
         duration: Duration::ZERO,
         label,
     }

@@ -52,6 +52,18 @@ pub(super) enum BodyStep {
     },
 }
 
+impl BodyStep {
+    /// What the plugin step decided, for its span: `sent`, `held`, or the
+    /// final label (`filtered`, `plugin_error`).
+    pub(super) fn label(&self) -> &'static str {
+        match self {
+            BodyStep::Send(_) => "sent",
+            BodyStep::Hold { .. } => "held",
+            BodyStep::Final { label, .. } => label,
+        }
+    }
+}
+
 /// Renders the body and runs the receiver's plugin on it.
 pub(super) async fn apply(engine: &Engine, receiver: &Receiver, d: &LeasedDelivery) -> BodyStep {
     let original = d.body();

@@ -1,10 +1,11 @@
 //! What an answer means: delivered, try again (when), or failed for good.
 
+use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use super::plugin_step::Body;
 use super::send::Sent;
-use super::{Engine, Outcome, Receiver};
+use super::{Engine, Outcome, Receiver, ReceiverSignal};
 use crate::delivery::client::SendError;
 use crate::delivery::headers;
 use crate::delivery::retry::parse_retry_after;
@@ -27,9 +28,27 @@ pub(super) enum Verdict {
     /// that (only a new URL or setting can), so the delivery fails now,
     /// and the receiver's circuit breaker is not told (nothing reached it).
     Refused,
+    /// 410 Gone: the receiver is disabled; the delivery waits (due now)
+    /// until someone resumes it.
+    Gone,
 }
 
-/// Classifies what `sent` got back.
+/// Statuses that ask the sender to slow down rather than say it failed.
+const SLOW_DOWN: [u16; 4] = [429, 502, 503, 504];
+
+/// What an answer says about the receiver, beyond this delivery.
+pub(super) fn signal_of(receiver: &Receiver, sent: &Sent) -> ReceiverSignal {
+    match &sent.result {
+        Ok(answer) if answer.status == receiver.expected_status => ReceiverSignal::None,
+        Ok(answer) if answer.status == 410 => ReceiverSignal::Gone,
+        Ok(answer) if SLOW_DOWN.contains(&answer.status) => ReceiverSignal::SlowDown,
+        _ => ReceiverSignal::None,
+    }
+}
+
+/// Classifies what `sent` got back, and slows the receiver down or
+/// disables it (in this process at once; the recorder makes it last) when
+/// its answer asks for that.
 pub(super) fn classify(
     engine: &Engine,
     receiver: &Receiver,
@@ -52,6 +71,30 @@ pub(super) fn classify(
         }
         Err(_) => None,
     };
+    match signal_of(receiver, sent) {
+        ReceiverSignal::Gone => {
+            // Held from now on in this process; the recorder disables it in
+            // the store. The delivery waits for the receiver to be resumed.
+            receiver
+                .state
+                .held_through_read
+                .store(u64::MAX, Ordering::SeqCst);
+            receiver.state.paused.store(true, Ordering::SeqCst);
+            return Verdict::Gone;
+        }
+        ReceiverSignal::SlowDown => match retry_after {
+            Some(wait) => {
+                let wait = wait.min(engine.settings.max_retry_after);
+                let until = now_ms() + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 4);
+                receiver
+                    .state
+                    .throttled_until
+                    .fetch_max(until, Ordering::SeqCst);
+            }
+            None => receiver.state.slow_down(),
+        },
+        ReceiverSignal::None => {}
+    }
     let cycle_attempt = u32::try_from((d.attempts - d.retry_base).max(0) + 1).unwrap_or(1);
     match receiver
         .retry
@@ -80,6 +123,15 @@ pub(super) fn outcome(
             None,
             None,
         ),
+        Ok(answer) if verdict == Verdict::Gone => (
+            Some(i32::from(answer.status)),
+            Some(answer.body.clone()),
+            Some("status"),
+            Some(format!(
+                "HTTP 410 Gone (expected {}): the receiver is disabled until resumed",
+                receiver.expected_status
+            )),
+        ),
         Ok(answer) => (
             Some(i32::from(answer.status)),
             Some(answer.body.clone()),
@@ -94,6 +146,7 @@ pub(super) fn outcome(
     let (completion, label) = match verdict {
         Verdict::Delivered => (Completion::Succeeded, "succeeded"),
         Verdict::Retry { at } => (Completion::Retry { at }, "retry"),
+        Verdict::Gone => (Completion::Retry { at: now_ms() }, "retry"),
         Verdict::Exhausted | Verdict::Refused => (Completion::Failed, "failed"),
     };
     let delivered = verdict == Verdict::Delivered;
@@ -125,6 +178,7 @@ pub(super) fn outcome(
         },
         receiver_id: receiver.id,
         http_success: (verdict != Verdict::Refused).then_some(delivered),
+        signal: signal_of(receiver, &sent),
         duration: sent.elapsed,
         label,
     }

@@ -17,13 +17,15 @@ mod finish;
 mod recent;
 mod upkeep;
 
+pub(crate) use finish::explain_finish;
+
 use sqlx::AssertSqlSafe;
 
 pub(crate) use events::EventFilter;
 pub use events::EventRow;
 pub(crate) use recent::RecentAttempt;
 
-use super::{Backend, Result, Store};
+use super::{Backend, Result, Store, now_ms};
 use crate::envelope::{ChangePayload, EventIds, SubscriptionView, render};
 use crate::model::{ChangeId, DeliveryId, ReceiverId, SubscriptionId};
 
@@ -192,6 +194,64 @@ pub(super) async fn leased_rows_sqlite(
     Ok(rows)
 }
 
+/// The lease (PostgreSQL): per receiver, its oldest due deliveries up to
+/// its budget (`deliveries_due`, a partial index of pending rows), skipped
+/// while locked by another lease, then marked leased, with their changes.
+static PG_LEASE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH budget AS (SELECT * FROM unnest($1::bigint[], $2::int[], $3::bool[], $4::bigint[]) \
+                       AS b(receiver_id, n, ordered, lease_until)), \
+                     picked AS (SELECT p.id FROM budget b CROSS JOIN LATERAL ( \
+                       SELECT d.id FROM deliveries d \
+                       WHERE d.receiver_id = b.receiver_id AND d.status = 'pending' AND d.next_attempt_at <= $5 \
+                         AND d.lease_until <= $5 \
+                         AND (NOT b.ordered OR NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.receiver_id = d.receiver_id \
+                           AND e.status = 'pending' AND e.order_key = d.order_key AND e.id < d.id)) \
+                       ORDER BY d.next_attempt_at, d.id LIMIT b.n FOR UPDATE OF d SKIP LOCKED) p), \
+                     leased AS (UPDATE deliveries d SET lease_owner = $6, \
+                       lease_until = (SELECT b.lease_until FROM budget b WHERE b.receiver_id = d.receiver_id) \
+                     WHERE d.id = ANY(ARRAY(SELECT id FROM picked)) RETURNING d.*) \
+                     SELECT {LEASED_COLUMNS} FROM leased d {CHANGE_BY_ID}"
+    )
+});
+
+type PgLeaseQuery<'q, O> = sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>;
+
+/// Binds [`PG_LEASE`]'s parameters (to the lease, or to its `EXPLAIN`).
+fn bind_lease<'q, O>(
+    query: PgLeaseQuery<'q, O>,
+    owner: &str,
+    now: i64,
+    requests: &[&LeaseRequest],
+) -> PgLeaseQuery<'q, O> {
+    query
+        .bind(requests.iter().map(|r| r.receiver_id).collect::<Vec<_>>())
+        .bind(requests.iter().map(|r| r.limit).collect::<Vec<_>>())
+        .bind(requests.iter().map(|r| r.ordered).collect::<Vec<_>>())
+        .bind(requests.iter().map(|r| r.lease_until).collect::<Vec<_>>())
+        .bind(now)
+        .bind(owner.to_string())
+}
+
+/// The plan PostgreSQL picks for the lease of `requests`, as `EXPLAIN`
+/// prints it (nothing is leased: the statement is only planned).
+pub(crate) async fn explain_lease(
+    pool: &sqlx::PgPool,
+    requests: &[LeaseRequest],
+) -> Result<String> {
+    let requests: Vec<&LeaseRequest> = requests.iter().collect();
+    let explain = format!("EXPLAIN {}", PG_LEASE.as_str());
+    let query = sqlx::query_as::<_, (String,)>(AssertSqlSafe(explain.as_str()));
+    let lines: Vec<(String,)> = bind_lease(query, "explain", now_ms(), &requests)
+        .fetch_all(pool)
+        .await?;
+    Ok(lines
+        .into_iter()
+        .map(|(l,)| l)
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
 impl Store {
     /// Leases due deliveries, at most `limit` per receiver, oldest first.
     pub async fn lease(
@@ -207,30 +267,14 @@ impl Store {
         match self.backend() {
             Backend::Postgres(main) => {
                 let pool = self.lease_pool().unwrap_or(main);
-                let sql = format!(
-                    "WITH budget AS (SELECT * FROM unnest($1::bigint[], $2::int[], $3::bool[], $4::bigint[]) \
-                       AS b(receiver_id, n, ordered, lease_until)), \
-                     picked AS (SELECT p.id FROM budget b CROSS JOIN LATERAL ( \
-                       SELECT d.id FROM deliveries d \
-                       WHERE d.receiver_id = b.receiver_id AND d.status = 'pending' AND d.next_attempt_at <= $5 \
-                         AND d.lease_until <= $5 \
-                         AND (NOT b.ordered OR NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.receiver_id = d.receiver_id \
-                           AND e.status = 'pending' AND e.order_key = d.order_key AND e.id < d.id)) \
-                       ORDER BY d.next_attempt_at, d.id LIMIT b.n FOR UPDATE OF d SKIP LOCKED) p), \
-                     leased AS (UPDATE deliveries d SET lease_owner = $6, \
-                       lease_until = (SELECT b.lease_until FROM budget b WHERE b.receiver_id = d.receiver_id) \
-                     WHERE d.id = ANY(ARRAY(SELECT id FROM picked)) RETURNING d.*) \
-                     SELECT {LEASED_COLUMNS} FROM leased d {CHANGE_BY_ID}"
-                );
-                let rows = sqlx::query_as::<_, LeasedDelivery>(AssertSqlSafe(sql.as_str()))
-                    .bind(requests.iter().map(|r| r.receiver_id).collect::<Vec<_>>())
-                    .bind(requests.iter().map(|r| r.limit).collect::<Vec<_>>())
-                    .bind(requests.iter().map(|r| r.ordered).collect::<Vec<_>>())
-                    .bind(requests.iter().map(|r| r.lease_until).collect::<Vec<_>>())
-                    .bind(now)
-                    .bind(owner)
-                    .fetch_all(pool)
-                    .await?;
+                let rows = bind_lease(
+                    sqlx::query_as::<_, LeasedDelivery>(AssertSqlSafe(PG_LEASE.as_str())),
+                    owner,
+                    now,
+                    &requests,
+                )
+                .fetch_all(pool)
+                .await?;
                 Ok(rows)
             }
             Backend::Sqlite(pool) => {

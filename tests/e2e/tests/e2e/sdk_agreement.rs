@@ -1,6 +1,8 @@
 //! Every SDK — Rust, Python, Node native and Node wasm — gives the same answer
-//! on real gateway deliveries: both schemes, a secret rotation's overlap,
-//! values that exercise Python's str(), and tampered copies.
+//! on real gateway deliveries: every scheme (ION, Standard Webhooks HMAC and
+//! Ed25519), a secret rotation's overlap, values that exercise Python's
+//! str(), and tampered copies. Python's `cryptography` (OpenSSL), an Ed25519
+//! implementation that is not ours, verifies the `v1a` signatures too.
 //!
 //! The Python and Node SDKs must be built first (`make py node` does; `make
 //! e2e` sets CHANGEWIRE_E2E_SDKS=1, which makes their absence a failure).
@@ -72,6 +74,17 @@ fn run_json(cmd: &mut Command) -> Option<Vec<String>> {
     serde_json::from_slice(&out.stdout).ok()
 }
 
+async fn public_key(gw: &TestGateway, rid: &str) -> String {
+    gw.graphql(
+        "query($id: ID!) { webhookReceiver(id: $id) { publicKey } }",
+        json!({"id": rid}),
+    )
+    .await["webhookReceiver"]["publicKey"]
+        .as_str()
+        .expect("a public key")
+        .to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_sdks_agree_on_gateway_deliveries() {
     let gw = TestGateway::start(Backend::Sqlite, "").await;
@@ -80,9 +93,10 @@ async fn all_sdks_agree_on_gateway_deliveries() {
         .receiver_with(
             &sink.url(),
             &[("RUNS", "UPDATE"), ("RUNS", "CREATE")],
-            json!({"signatureSchemes": ["ION", "STANDARD"]}),
+            json!({"signatureSchemes": ["ION", "STANDARD", "ED25519"]}),
         )
         .await;
+    let old_public = public_key(&gw, &rid).await;
     let awkward = [
         json!({"status": "complete", "note": null}),
         json!({"title": "it's \"quoted\" — ✓ ü 😀", "tags": ["a", null, true, 1.0, -0.0, 1e-7, 12345678901234567890u64]}),
@@ -110,6 +124,8 @@ async fn all_sdks_agree_on_gateway_deliveries() {
         .as_str()
         .unwrap()
         .to_string();
+    let new_public = public_key(&gw, &rid).await;
+    assert_ne!(old_public, new_public);
     tokio::time::sleep(Duration::from_millis(100)).await;
     gw.publish(json!({"resource": "RUNS", "action": "CREATE", "id": "run-α", "new": {"a": 1}}))
         .await;
@@ -125,13 +141,19 @@ async fn all_sdks_agree_on_gateway_deliveries() {
     let mut expected = Vec::new();
     for (i, req) in received.iter().enumerate() {
         let rotated = i == received.len() - 1;
-        let secrets: Vec<&String> = if rotated {
-            vec![&old_secret, &new_secret]
+        let secrets: Vec<(&String, &String)> = if rotated {
+            vec![(&old_secret, &old_public), (&new_secret, &new_public)]
         } else {
-            vec![&old_secret]
+            vec![(&old_secret, &old_public)]
         };
-        for secret in secrets {
-            for scheme in [Scheme::Ion, Scheme::Standard] {
+        for (secret, public) in secrets {
+            for scheme in [Scheme::Ion, Scheme::Standard, Scheme::Ed25519] {
+                // Ed25519 is verified with the public key: no secret at all.
+                let secret = if scheme == Scheme::Ed25519 {
+                    public
+                } else {
+                    secret
+                };
                 cases.push(Case {
                     secret: secret.clone(),
                     url: sink.url(),
@@ -202,4 +224,19 @@ async fn all_sdks_agree_on_gateway_deliveries() {
             .expect("node answers");
         assert_eq!(node, expected, "the Node SDK ({flavour})");
     }
+    // Python's `cryptography` (OpenSSL's Ed25519) on the same v1a cases.
+    let independent = run_json(
+        Command::new(&python)
+            .arg(root().join("tests/e2e/sdk/verify_ed25519_cryptography.py"))
+            .arg(&file),
+    )
+    .expect("cryptography answers");
+    let ed25519_expected: Vec<String> = cases
+        .iter()
+        .zip(&expected)
+        .filter(|(c, _)| c.scheme == Scheme::Ed25519)
+        .map(|(_, e)| if e == "ed25519" { "ok" } else { "no" }.to_string())
+        .collect();
+    assert!(ed25519_expected.iter().any(|e| e == "ok"));
+    assert_eq!(independent, ed25519_expected, "cryptography's Ed25519");
 }
