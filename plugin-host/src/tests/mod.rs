@@ -38,10 +38,19 @@ fn read(path: &str) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("reading {path}: {e}"))
 }
 
-/// One host with default limits for the whole test binary.
+/// One host for the whole test binary: default limits, except a time limit
+/// of 5 s, so that on a loaded machine (tests run in parallel, in debug) the
+/// clock never decides an outcome another limit is meant to. The tests of the
+/// time limit itself build their own host.
 fn host() -> &'static PluginHost {
     static HOST: OnceLock<PluginHost> = OnceLock::new();
-    HOST.get_or_init(|| PluginHost::new(PluginLimits::default()).expect("default host"))
+    HOST.get_or_init(|| {
+        PluginHost::new(PluginLimits {
+            time_limit_ms: 5_000,
+            ..PluginLimits::default()
+        })
+        .expect("test host")
+    })
 }
 
 /// Each plugin compiled once on the shared host (compiling is the slow part
