@@ -1,6 +1,6 @@
 //! The exporting side: a bounded channel of finished spans, and one task
 //! that wakes every 100 ms, takes what arrived and sends it in batches (up
-//! to 512 spans per request) with the OTLP/HTTP protobuf exporter. The task
+//! to 512 spans per request) as OTLP/HTTP protobuf requests. The task
 //! never waits on the channel itself, so queueing a span wakes nothing (no
 //! task wake-up and no timer per span). A full channel drops the span and
 //! counts it (`changewire_trace_spans_dropped_total`): tracing never slows
@@ -8,11 +8,14 @@
 
 use std::time::Duration;
 
-use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
-use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::{SpanData, SpanExporter as _};
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use tokio::sync::mpsc;
 
+use super::wire::Frame;
 use crate::config::TelemetrySettings;
 
 /// Spans waiting for the exporter at most (0.4 s of 10,000 deliveries/s,
@@ -22,13 +25,13 @@ const QUEUE: usize = 8192;
 const BATCH: usize = 512;
 /// How often the queue is emptied.
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
+/// How long one export request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where finished spans go.
+/// Where finished spans go, each as its encoded `Span` message.
 #[derive(Clone)]
 pub(super) struct Sink {
-    // Boxed: the channel's blocks then hold pointers, not whole ~300-byte
-    // spans (blocks of 32 spans are allocations of several kilobytes).
-    tx: mpsc::Sender<Box<SpanData>>,
+    tx: mpsc::Sender<Vec<u8>>,
 }
 
 impl Sink {
@@ -37,54 +40,40 @@ impl Sink {
         let (tx, rx) = mpsc::channel(QUEUE);
         let url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
         let service = if settings.service_name.is_empty() {
-            "changewire".to_string()
+            "changewire"
         } else {
-            settings.service_name.clone()
+            settings.service_name.as_str()
         };
-        tokio::spawn(run(url, service, rx));
+        tokio::spawn(run(url, Frame::new(service), rx));
         Sink { tx }
     }
 
     /// Queues a finished span (dropped, and counted, when the queue is full).
-    pub(super) fn send(&self, span: SpanData) {
-        if self.tx.try_send(Box::new(span)).is_err() {
+    pub(super) fn send(&self, span: Vec<u8>) {
+        if self.tx.try_send(span).is_err() {
             metrics::counter!("changewire_trace_spans_dropped_total").increment(1);
         }
     }
 }
 
-async fn run(url: String, service: String, mut rx: mpsc::Receiver<Box<SpanData>>) {
-    let client = opentelemetry_http::hyper::HyperClient::new(
-        hyper_util::client::legacy::connect::HttpConnector::new(),
-        Duration::from_secs(10),
-        None,
-    );
-    let built = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .with_http_client(client)
-        .with_endpoint(url.clone())
-        .with_timeout(Duration::from_secs(10))
-        .build();
-    let mut exporter = match built {
-        Ok(e) => e,
-        Err(err) => {
-            tracing::error!(error = %err, endpoint = %url, "the OTLP exporter cannot be built; no traces");
-            return;
-        }
-    };
-    exporter.set_resource(&Resource::builder().with_service_name(service).build());
+async fn run(url: String, frame: Frame, mut rx: mpsc::Receiver<Vec<u8>>) {
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
     let mut flush = tokio::time::interval(FLUSH_EVERY);
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut batch = Vec::with_capacity(BATCH);
     let mut warned = false;
     loop {
         flush.tick().await;
         // Everything queued, a batch at a time, until the queue is empty;
         // the task ends once every sender is gone and the queue is drained.
         loop {
-            let (batch, closed) = take_batch(&mut rx);
+            let closed = take_batch(&mut rx, &mut batch);
             let count = batch.len();
             if count > 0 {
-                match exporter.export(batch).await {
+                let body = Bytes::from(frame.request(&batch));
+                batch.clear();
+                match export(&client, &url, body).await {
                     Ok(()) => warned = false,
                     Err(err) => {
                         metrics::counter!("changewire_trace_spans_dropped_total")
@@ -106,16 +95,46 @@ async fn run(url: String, service: String, mut rx: mpsc::Receiver<Box<SpanData>>
     }
 }
 
-/// Up to [`BATCH`] queued spans, without waiting; and whether the channel
-/// is closed (every sender dropped and nothing left).
-fn take_batch(rx: &mut mpsc::Receiver<Box<SpanData>>) -> (Vec<SpanData>, bool) {
-    let mut batch = Vec::with_capacity(BATCH.min(rx.len()));
+/// One OTLP/HTTP request (`application/x-protobuf`); any 2xx is success.
+async fn export(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    url: &str,
+    body: Bytes,
+) -> Result<(), String> {
+    let request = http::Request::post(url)
+        .header(http::header::CONTENT_TYPE, "application/x-protobuf")
+        .body(Full::new(body))
+        .map_err(|e| e.to_string())?;
+    let answer = tokio::time::timeout(REQUEST_TIMEOUT, async {
+        let response = client.request(request).await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        // Read the answer whole, so the connection goes back to the pool.
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            let text = body.to_bytes();
+            let text = String::from_utf8_lossy(&text[..text.len().min(200)]).into_owned();
+            Err(format!("the collector answered {status}: {text}"))
+        }
+    })
+    .await;
+    answer.unwrap_or_else(|_| Err(format!("no answer within {REQUEST_TIMEOUT:?}")))
+}
+
+/// Moves up to [`BATCH`] queued spans into `batch`, without waiting; true
+/// when the channel is closed (every sender dropped and nothing left).
+fn take_batch(rx: &mut mpsc::Receiver<Vec<u8>>, batch: &mut Vec<Vec<u8>>) -> bool {
     while batch.len() < BATCH {
         match rx.try_recv() {
-            Ok(span) => batch.push(*span),
-            Err(mpsc::error::TryRecvError::Empty) => return (batch, false),
-            Err(mpsc::error::TryRecvError::Disconnected) => return (batch, true),
+            Ok(span) => batch.push(span),
+            Err(mpsc::error::TryRecvError::Empty) => return false,
+            Err(mpsc::error::TryRecvError::Disconnected) => return true,
         }
     }
-    (batch, false)
+    false
 }

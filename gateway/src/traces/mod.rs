@@ -7,28 +7,29 @@
 //! change, the ids are derived from the change id (and a salt shared by
 //! every process of one store): the change's span has trace id
 //! `H(salt, change)` and span id `H(salt, change)'`, so whichever process
-//! attempts a delivery knows its parent. Spans are built complete (start,
-//! end, attributes) and handed to the exporter's task through a bounded
-//! channel: nothing on the delivery path waits for the collector, and when
-//! tracing is off nothing is built at all.
+//! attempts a delivery knows its parent. A span is encoded whole (start,
+//! end, attributes) where it ends, straight into OTLP's protobuf form (one
+//! buffer, nothing else allocated), and handed to the exporter's task
+//! through a bounded channel: nothing on the delivery path waits for the
+//! collector, and when tracing is off nothing is built at all.
 //!
-//! - `export.rs` — the batching task and the OTLP exporter.
+//! - `wire.rs` — OTLP's protobuf encoding of spans and export requests.
+//! - `export.rs` — the batching task and the OTLP/HTTP requests.
 
 mod export;
+mod wire;
 
-use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
-use opentelemetry::trace::{
-    SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
-};
-use opentelemetry::{InstrumentationScope, KeyValue};
-use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use sha2::{Digest, Sha256};
 
+use self::wire::{Kind, Span, SpanStatus, Value};
+use crate::config::TelemetrySettings;
 use crate::store::changes::{FanoutOutcome, NewChange};
 
-use crate::config::TelemetrySettings;
+/// A trace id (16 bytes) and a span id (8).
+type Ids = ([u8; 16], [u8; 8]);
 
 /// Where spans go (or nothing, when tracing is off), and the salt of the
 /// derived ids. Cheap to clone.
@@ -50,9 +51,9 @@ impl std::fmt::Debug for Traces {
 /// change's span), fixed before the request so `traceparent` can name it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct AttemptTrace {
-    trace_id: TraceId,
-    parent: SpanId,
-    span_id: SpanId,
+    trace_id: [u8; 16],
+    parent: [u8; 8],
+    span_id: [u8; 8],
     started: SystemTime,
 }
 
@@ -77,12 +78,10 @@ pub(crate) struct AttemptSpan<'a> {
     pub(crate) duration: Duration,
 }
 
-/// The scope every span names, built once.
-static SCOPE: std::sync::LazyLock<InstrumentationScope> = std::sync::LazyLock::new(|| {
-    InstrumentationScope::builder("changewire")
-        .with_version(env!("CARGO_PKG_VERSION"))
-        .build()
-});
+/// A random, valid (non-zero) span id.
+fn random_span_id() -> [u8; 8] {
+    rand::random::<u64>().max(1).to_be_bytes()
+}
 
 impl Traces {
     /// Exports to `settings.otlp_endpoint` when it is set; `store_identity`
@@ -114,7 +113,7 @@ impl Traces {
     }
 
     /// The change's trace id and span id.
-    pub(crate) fn change_ids(&self, change_id: i64) -> (TraceId, SpanId) {
+    fn change_ids(&self, change_id: i64) -> Ids {
         let digest = Sha256::new()
             .chain_update(self.salt)
             .chain_update(change_id.to_be_bytes())
@@ -126,7 +125,7 @@ impl Traces {
         // All-zero ids are invalid; a digest that starts so is vanishingly rare.
         trace[0] |= u8::from(trace == [0; 16]);
         span[0] |= u8::from(span == [0; 8]);
-        (TraceId::from_bytes(trace), SpanId::from_bytes(span))
+        (trace, span)
     }
 
     /// One span per change newly stored by a fan-out, from its commit time
@@ -141,25 +140,31 @@ impl Traces {
             let (trace_id, span_id) = self.change_ids(change_id.get());
             let p = &change.payload;
             let started = system_time_ms(p.occurred_at).min(now);
-            sink.send(span(
-                (trace_id, span_id, SpanId::INVALID),
-                "change",
-                SpanKind::Consumer,
-                (started, now),
-                vec![
-                    KeyValue::new("changewire.change_id", change_id.get()),
-                    KeyValue::new("changewire.resource", p.resource.clone()),
-                    KeyValue::new("changewire.action", p.action.as_str()),
-                    KeyValue::new("changewire.row_id", p.row_id.clone()),
-                    KeyValue::new("db.transaction_id", p.transaction_id),
-                    KeyValue::new("changewire.source", change.source.clone()),
-                    KeyValue::new(
-                        "changewire.deliveries",
-                        i64::try_from(*deliveries).unwrap_or(i64::MAX),
-                    ),
-                ],
-                Status::Unset,
-            ));
+            sink.send(
+                Span {
+                    trace_id,
+                    span_id,
+                    parent: None,
+                    name: "change",
+                    kind: Kind::Consumer,
+                    start: started,
+                    end: now,
+                    attributes: &[
+                        ("changewire.change_id", Value::Int(change_id.get())),
+                        ("changewire.resource", Value::Str(&p.resource)),
+                        ("changewire.action", Value::Str(p.action.as_str())),
+                        ("changewire.row_id", Value::Str(&p.row_id)),
+                        ("db.transaction_id", Value::Int(p.transaction_id)),
+                        ("changewire.source", Value::Str(&change.source)),
+                        (
+                            "changewire.deliveries",
+                            Value::Int(i64::try_from(*deliveries).unwrap_or(i64::MAX)),
+                        ),
+                    ],
+                    status: SpanStatus::Unset,
+                }
+                .encode(),
+            );
         }
     }
 
@@ -169,7 +174,7 @@ impl Traces {
         AttemptTrace {
             trace_id,
             parent,
-            span_id: SpanId::from_bytes(rand::random::<u64>().max(1).to_be_bytes()),
+            span_id: random_span_id(),
             started: SystemTime::now(),
         }
     }
@@ -183,104 +188,91 @@ impl Traces {
         result: &str,
     ) {
         let Some(sink) = &self.sink else { return };
-        let span_id = SpanId::from_bytes(rand::random::<u64>().max(1).to_be_bytes());
-        sink.send(span(
-            (attempt.trace_id, span_id, attempt.span_id),
-            "plugin",
-            SpanKind::Internal,
-            (started, SystemTime::now()),
-            vec![
-                KeyValue::new("changewire.plugin.revision", revision.to_string()),
-                KeyValue::new("changewire.plugin.result", result.to_string()),
-            ],
-            Status::Unset,
-        ));
+        sink.send(
+            Span {
+                trace_id: attempt.trace_id,
+                span_id: random_span_id(),
+                parent: Some(attempt.span_id),
+                name: "plugin",
+                kind: Kind::Internal,
+                start: started,
+                end: SystemTime::now(),
+                attributes: &[
+                    ("changewire.plugin.revision", Value::Str(revision)),
+                    ("changewire.plugin.result", Value::Str(result)),
+                ],
+                status: SpanStatus::Unset,
+            }
+            .encode(),
+        );
     }
 
     /// The attempt span, ended now.
     pub(crate) fn attempt_finished(&self, attempt: &AttemptTrace, a: &AttemptSpan<'_>) {
         let Some(sink) = &self.sink else { return };
-        let mut attributes = vec![
-            KeyValue::new("url.full", a.url.to_string()),
-            KeyValue::new("http.request.method", "POST"),
-            KeyValue::new("changewire.receiver_id", a.receiver_id),
-            KeyValue::new("changewire.delivery_id", a.delivery_id),
-            KeyValue::new("changewire.attempt", i64::from(a.attempt)),
-            KeyValue::new("changewire.outcome", a.outcome),
-            KeyValue::new(
+        let mut attributes = [
+            ("url.full", Value::Str(a.url)),
+            ("http.request.method", Value::Str("POST")),
+            ("changewire.receiver_id", Value::Int(a.receiver_id)),
+            ("changewire.delivery_id", Value::Int(a.delivery_id)),
+            ("changewire.attempt", Value::Int(i64::from(a.attempt))),
+            ("changewire.outcome", Value::Str(a.outcome)),
+            (
                 "changewire.request_ms",
-                i64::try_from(a.duration.as_millis()).unwrap_or(i64::MAX),
+                Value::Int(i64::try_from(a.duration.as_millis()).unwrap_or(i64::MAX)),
             ),
+            // The optional two last; `count` says how many are present.
+            ("", Value::Int(0)),
+            ("", Value::Int(0)),
         ];
+        let mut count = 7;
         if let Some(status) = a.status {
-            attributes.push(KeyValue::new(
-                "http.response.status_code",
-                i64::from(status),
-            ));
+            attributes[count] = ("http.response.status_code", Value::Int(i64::from(status)));
+            count += 1;
         }
-        let status = match a.error {
-            Some(error) => {
-                attributes.push(KeyValue::new("error.message", error.to_string()));
-                Status::error(error.to_string())
+        if let Some(error) = a.error {
+            attributes[count] = ("error.message", Value::Str(error));
+            count += 1;
+        }
+        sink.send(
+            Span {
+                trace_id: attempt.trace_id,
+                span_id: attempt.span_id,
+                parent: Some(attempt.parent),
+                name: "POST",
+                kind: Kind::Client,
+                start: attempt.started,
+                end: SystemTime::now(),
+                attributes: &attributes[..count],
+                status: a.error.map_or(SpanStatus::Ok, SpanStatus::Error),
             }
-            None => Status::Ok,
-        };
-        sink.send(span(
-            (attempt.trace_id, attempt.span_id, attempt.parent),
-            "POST",
-            SpanKind::Client,
-            (attempt.started, SystemTime::now()),
-            attributes,
-            status,
-        ));
+            .encode(),
+        );
     }
 }
 
 impl AttemptTrace {
     /// The W3C `traceparent` naming this attempt (sampled when exported).
     pub(crate) fn traceparent(&self, sampled: bool) -> String {
-        format!(
-            "00-{}-{}-{}",
-            self.trace_id,
-            self.span_id,
-            if sampled { "01" } else { "00" }
-        )
+        let mut header = String::with_capacity(55);
+        header.push_str("00-");
+        push_hex(&mut header, &self.trace_id);
+        header.push('-');
+        push_hex(&mut header, &self.span_id);
+        header.push_str(if sampled { "-01" } else { "-00" });
+        header
+    }
+}
+
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    for b in bytes {
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{b:02x}");
     }
 }
 
 fn system_time_ms(ms: i64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
-}
-
-fn span(
-    (trace_id, span_id, parent): (TraceId, SpanId, SpanId),
-    name: &'static str,
-    kind: SpanKind,
-    (start_time, end_time): (SystemTime, SystemTime),
-    attributes: Vec<KeyValue>,
-    status: Status,
-) -> SpanData {
-    SpanData {
-        span_context: SpanContext::new(
-            trace_id,
-            span_id,
-            TraceFlags::SAMPLED,
-            false,
-            TraceState::default(),
-        ),
-        parent_span_id: parent,
-        parent_span_is_remote: false,
-        span_kind: kind,
-        name: Cow::Borrowed(name),
-        start_time,
-        end_time: end_time.max(start_time),
-        attributes,
-        dropped_attributes_count: 0,
-        events: SpanEvents::default(),
-        links: SpanLinks::default(),
-        status,
-        instrumentation_scope: SCOPE.clone(),
-    }
 }
 
 #[cfg(test)]
@@ -297,10 +289,14 @@ mod tests {
         let attempt = a.attempt(7);
         let header = attempt.traceparent(true);
         assert_eq!(header.len(), 55, "{header}");
-        assert!(
-            header.starts_with(&format!("00-{}-", a.change_ids(7).0)),
-            "{header}"
-        );
+        let mut trace_hex = String::new();
+        push_hex(&mut trace_hex, &a.change_ids(7).0);
+        assert!(header.starts_with(&format!("00-{trace_hex}-")), "{header}");
+        assert_eq!(&header[36..52], {
+            let mut span_hex = String::new();
+            push_hex(&mut span_hex, &attempt.span_id);
+            span_hex
+        });
         assert!(header.ends_with("-01"));
         assert!(!a.exporting());
     }

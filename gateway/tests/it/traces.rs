@@ -84,6 +84,7 @@ async fn a_captured_change_is_one_trace_down_to_each_attempt_and_plugin_call() {
     assert_eq!(changes.len(), 1, "one change, one root span: {spans:#?}");
     let change = changes[0];
     assert_eq!(change.parent_span_id, "", "the change span is the root");
+    assert_eq!(change.kind, "SPAN_KIND_CONSUMER");
     assert_eq!(change.service_name, "gw-under-test");
     assert_eq!(change.attr("changewire.resource"), Some("RUNS"));
     assert_eq!(change.attr("changewire.action"), Some("create"));
@@ -112,6 +113,8 @@ async fn a_captured_change_is_one_trace_down_to_each_attempt_and_plugin_call() {
         .expect("the traced receiver's attempt");
     assert_eq!(ok.attr("http.response.status_code"), Some("200"));
     assert_eq!(ok.attr("changewire.outcome"), Some("succeeded"));
+    assert_eq!(ok.kind, "SPAN_KIND_CLIENT");
+    assert_eq!(ok.status, ("STATUS_CODE_OK".into(), String::new()));
     let bad = attempts
         .iter()
         .find(|a| a.attr("url.full") == Some(failing.url().as_str()))
@@ -121,12 +124,15 @@ async fn a_captured_change_is_one_trace_down_to_each_attempt_and_plugin_call() {
         bad.attr("error.message").unwrap().contains("HTTP 500"),
         "{bad:?}"
     );
+    assert_eq!(bad.status.0, "STATUS_CODE_ERROR");
+    assert_eq!(Some(bad.status.1.as_str()), bad.attr("error.message"));
 
     // The plugin call is a child of its attempt.
     let plugin = spans.iter().find(|s| s.name == "plugin").unwrap();
     assert_eq!(plugin.trace_id, change.trace_id);
     assert_eq!(plugin.parent_span_id, ok.span_id);
     assert_eq!(plugin.attr("changewire.plugin.result"), Some("sent"));
+    assert_eq!(plugin.kind, "SPAN_KIND_INTERNAL");
 
     // The receiver was told which span its request is.
     assert_eq!(

@@ -16,6 +16,7 @@ use axum::http::StatusCode;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::common::v1::{AnyValue as Any, KeyValue};
+use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode as SpanStatus};
 use prost::Message;
 
 /// One span as received.
@@ -35,6 +36,10 @@ pub struct RecordedSpan {
     pub service_name: String,
     /// Start and end, Unix nanoseconds.
     pub start_end: (u64, u64),
+    /// Its kind, as the protocol names it (`SPAN_KIND_CLIENT`, …).
+    pub kind: String,
+    /// Its status code (`STATUS_CODE_UNSET` when it has none) and message.
+    pub status: (String, String),
 }
 
 impl RecordedSpan {
@@ -112,6 +117,20 @@ async fn receive(State(received): State<Arc<Received>>, body: Bytes) -> StatusCo
                     attributes: attributes(&s.attributes),
                     service_name: service.clone(),
                     start_end: (s.start_time_unix_nano, s.end_time_unix_nano),
+                    kind: SpanKind::try_from(s.kind).map_or_else(
+                        |_| format!("unknown {}", s.kind),
+                        |k| k.as_str_name().into(),
+                    ),
+                    status: s.status.as_ref().map_or_else(
+                        || (SpanStatus::Unset.as_str_name().into(), String::new()),
+                        |st| {
+                            let code = SpanStatus::try_from(st.code).map_or_else(
+                                |_| format!("unknown {}", st.code),
+                                |c| c.as_str_name().into(),
+                            );
+                            (code, st.message.clone())
+                        },
+                    ),
                 });
             }
         }
