@@ -84,7 +84,9 @@ pub async fn explain_recorder(
     ids: &[DeliveryId],
 ) -> Option<Result<String, StoreError>> {
     match store.backend() {
-        Backend::Postgres(pool) => Some(crate::store::deliveries::explain_finish(pool, ids).await),
+        Backend::Postgres(pool) => {
+            Some(crate::store::deliveries::explain_finish(store, pool, ids).await)
+        }
         Backend::Sqlite(_) => None,
     }
 }

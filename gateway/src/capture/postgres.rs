@@ -231,10 +231,18 @@ impl PgCapture {
             tasks.spawn(listen(self.pool.clone(), ctx.clone()));
         }
         super::spawn_on_own_thread(ctx, tasks, move |ctx| async move {
+            // Asynchronous commit: the importer's only writes are the
+            // deletions of log rows it has fanned out (durably, in the
+            // store). A deletion lost in a server crash brings the rows
+            // back, and importing them again is a no-op (fan-out is
+            // idempotent per log row), so no commit here waits on the disk.
+            let options = (*self.pool.connect_options())
+                .clone()
+                .options([("synchronous_commit", "off")]);
             self.pool = PgPoolOptions::new()
                 .max_connections(2)
                 .acquire_timeout(Duration::from_secs(10))
-                .connect_lazy_with((*self.pool.connect_options()).clone());
+                .connect_lazy_with(options);
             self.import_loop(ctx).await;
         })
     }

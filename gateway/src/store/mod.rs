@@ -108,6 +108,11 @@ pub struct Store {
     /// due again, which at-least-once delivery already allows; skipping the
     /// WAL flush wait halves the commits that wait on disk per delivery.
     lease_pool: Option<PgPool>,
+    /// PostgreSQL: the recorder's connections, whose planner settings
+    /// ([`deliveries::RECORDER_PLANNER`]) are set once per connection, so
+    /// that a batch is one statement and one round trip (not BEGIN, SET,
+    /// the statement and COMMIT).
+    recorder_pool: Option<PgPool>,
 }
 
 /// The current time in Unix milliseconds.
@@ -148,6 +153,7 @@ impl Store {
                 Store {
                     backend: Backend::Sqlite(pool),
                     lease_pool: None,
+                    recorder_pool: None,
                 }
             }
             StoreUrl::Postgres(url) => {
@@ -171,16 +177,25 @@ impl Store {
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(options)
                     .await?;
-                let lease_options =
-                    base.options([("search_path", PG_SCHEMA), ("synchronous_commit", "off")]);
+                let lease_options = base
+                    .clone()
+                    .options([("search_path", PG_SCHEMA), ("synchronous_commit", "off")]);
                 let lease_pool = PgPoolOptions::new()
                     .max_connections(2)
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(lease_options)
                     .await?;
+                let recorder_options = base
+                    .options([("search_path", PG_SCHEMA)])
+                    .options(deliveries::RECORDER_PLANNER);
+                let recorder_pool = PgPoolOptions::new()
+                    .max_connections(2)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_lazy_with(recorder_options);
                 Store {
                     backend: Backend::Postgres(pool),
                     lease_pool: Some(lease_pool),
+                    recorder_pool: Some(recorder_pool),
                 }
             }
         };
@@ -203,6 +218,7 @@ impl Store {
             Backend::Postgres(pool) => Store {
                 backend: Backend::Postgres(lazy_pg(pool, max_connections)),
                 lease_pool: self.lease_pool.as_ref().map(|p| lazy_pg(p, 1)),
+                recorder_pool: self.recorder_pool.as_ref().map(|p| lazy_pg(p, 1)),
             },
             Backend::Sqlite(pool) => Store {
                 backend: Backend::Sqlite(
@@ -211,6 +227,7 @@ impl Store {
                         .connect_lazy_with((*pool.connect_options()).clone()),
                 ),
                 lease_pool: None,
+                recorder_pool: None,
             },
         }
     }
@@ -244,9 +261,17 @@ impl Store {
         self.lease_pool.as_ref()
     }
 
-    /// Closes the pool.
+    /// The recorder's pool (PostgreSQL: planner settings of its own).
+    pub(crate) fn recorder_pool(&self) -> Option<&PgPool> {
+        self.recorder_pool.as_ref()
+    }
+
+    /// Closes the pools.
     pub async fn close(&self) {
-        if let Some(pool) = &self.lease_pool {
+        for pool in [&self.lease_pool, &self.recorder_pool]
+            .into_iter()
+            .flatten()
+        {
             pool.close().await;
         }
         on_pool!(self, |pool| pool.close().await);

@@ -1,5 +1,5 @@
 //! The recorder's writes: finished leases and their attempts, one
-//! transaction per batch.
+//! transaction per batch (on PostgreSQL, one statement).
 
 use sqlx::AssertSqlSafe;
 
@@ -22,19 +22,26 @@ impl Store {
             .filter_map(|f| f.attempt.as_ref().map(|a| (f.delivery_id, a)))
             .collect();
         match self.backend() {
-            Backend::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                plan_by_primary_key(&mut tx).await?;
-                bind_finish(
+            Backend::Postgres(main) => {
+                // One statement is one transaction: a single round trip on a
+                // connection that plans it by primary key.
+                let query = bind_finish(
                     sqlx::query(AssertSqlSafe(PG_FINISH.as_str())),
                     owner,
                     now,
                     &rows,
                     &attempts,
-                )
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
+                );
+                match self.recorder_pool() {
+                    Some(pool) => query.execute(pool).await?,
+                    None => {
+                        let mut tx = main.begin().await?;
+                        plan_by_primary_key(&mut tx).await?;
+                        let done = query.execute(&mut *tx).await?;
+                        tx.commit().await?;
+                        done
+                    }
+                };
             }
             Backend::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
@@ -109,21 +116,29 @@ static PG_FINISH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     )
 });
 
-/// Steers the recorder's plan, for this transaction only, to what it always
-/// is: primary-key lookups of the batch's deliveries, hashed against the
-/// batch. Left to itself the planner picked (a) a nested loop that rescans
-/// the whole batch for every row (O(n²), whole-row copies included: 175 ms
-/// per 500 rows at a 100,000-row backlog), and (b) with statistics that
-/// call the table small, a sequential scan of every delivery for a batch
-/// of a few hundred: a cost that grows with the table, not the batch.
+/// The recorder's planner settings, set on each of its connections: its
+/// plan is then what it always should be, primary-key lookups of the
+/// batch's deliveries hashed against the batch. Left to itself the planner
+/// picked (a) a nested loop that rescans the whole batch for every row
+/// (O(n²), whole-row copies included: 175 ms per 500 rows at a 100,000-row
+/// backlog), and (b) with statistics that call the table small, a
+/// sequential scan of every delivery for a batch of a few hundred: a cost
+/// that grows with the table, not the batch.
+pub(crate) const RECORDER_PLANNER: [(&str, &str); 2] =
+    [("enable_nestloop", "off"), ("enable_seqscan", "off")];
+
+/// [`RECORDER_PLANNER`], for one transaction of another connection.
 async fn plan_by_primary_key(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "SELECT set_config('enable_nestloop', 'off', true), set_config('enable_seqscan', 'off', true)",
-    )
-    .execute(&mut **tx)
-    .await?;
+    let [(a, a_value), (b, b_value)] = RECORDER_PLANNER;
+    sqlx::query("SELECT set_config($1, $2, true), set_config($3, $4, true)")
+        .bind(a)
+        .bind(a_value)
+        .bind(b)
+        .bind(b_value)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -188,7 +203,13 @@ fn bind_finish<'q>(
 /// The plan PostgreSQL picks for the recorder's statement with a batch of
 /// `ids` (each finished with an attempt), as `EXPLAIN` prints it. Nothing
 /// is written: the statement is only planned.
-pub(crate) async fn explain_finish(pool: &sqlx::PgPool, ids: &[DeliveryId]) -> Result<String> {
+/// Planned where the recorder runs it: on its own connections, with their
+/// planner settings (the main pool with the same settings, lacking them).
+pub(crate) async fn explain_finish(
+    store: &Store,
+    main: &sqlx::PgPool,
+    ids: &[DeliveryId],
+) -> Result<String> {
     let now = now_ms();
     let record = AttemptRecord {
         attempt: 1,
@@ -218,8 +239,14 @@ pub(crate) async fn explain_finish(pool: &sqlx::PgPool, ids: &[DeliveryId]) -> R
     let attempts: Vec<(DeliveryId, &AttemptRecord)> =
         finished.iter().map(|f| (f.delivery_id, &record)).collect();
     let explain = format!("EXPLAIN {}", PG_FINISH.as_str());
-    let mut tx = pool.begin().await?;
-    plan_by_primary_key(&mut tx).await?;
+    let mut tx = match store.recorder_pool() {
+        Some(pool) => pool.begin().await?,
+        None => {
+            let mut tx = main.begin().await?;
+            plan_by_primary_key(&mut tx).await?;
+            tx
+        }
+    };
     let lines: Vec<String> = {
         let query = bind_finish(
             sqlx::query(AssertSqlSafe(explain.as_str())),

@@ -17,7 +17,7 @@ mod finish;
 mod recent;
 mod upkeep;
 
-pub(crate) use finish::explain_finish;
+pub(crate) use finish::{RECORDER_PLANNER, explain_finish};
 
 use sqlx::AssertSqlSafe;
 
