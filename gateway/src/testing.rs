@@ -90,3 +90,20 @@ pub async fn explain_recorder(
         Backend::Sqlite(_) => None,
     }
 }
+
+/// The plan PostgreSQL picks for the fan-out of `n` updates of `resource`,
+/// `claimed` receivers taking theirs leased, as `EXPLAIN` prints it; None
+/// on SQLite.
+pub async fn explain_fan_out(
+    store: &Store,
+    resource: &str,
+    n: usize,
+    claimed: &[ReceiverId],
+) -> Option<Result<String, StoreError>> {
+    match store.backend() {
+        Backend::Postgres(pool) => {
+            Some(crate::store::plans::explain_fan_out(pool, resource, n, claimed).await)
+        }
+        Backend::Sqlite(_) => None,
+    }
+}

@@ -9,7 +9,9 @@
 
 use std::collections::HashMap;
 
-use sqlx::AssertSqlSafe;
+use sqlx::error::BoxDynError;
+use sqlx::postgres::PgArguments;
+use sqlx::{Arguments as _, AssertSqlSafe};
 
 use super::deliveries::LeasedDelivery;
 use super::{Backend, Result, Store, now_ms};
@@ -95,53 +97,9 @@ impl Store {
         match self.backend() {
             Backend::Postgres(pool) => {
                 let empty = Claims::default();
-                let claims = claims.unwrap_or(&empty);
-                let col =
-                    |f: fn(&NewChange) -> Option<String>| changes.iter().map(f).collect::<Vec<_>>();
-                let p = |f: fn(&ChangePayload) -> Option<String>| {
-                    changes.iter().map(|c| f(&c.payload)).collect::<Vec<_>>()
-                };
-                let rows: Vec<PgFanoutRow> = sqlx::query_as(AssertSqlSafe(PG_FAN_OUT))
-                    .bind(col(|c| Some(c.source.clone())))
-                    .bind(col(|c| c.source_key.clone()))
-                    .bind(p(|c| Some(c.resource.clone())))
-                    .bind(p(|c| Some(c.action.api_name().to_string())))
-                    .bind(col(|c| c.table_name.clone()))
-                    .bind(p(|c| Some(c.row_id.clone())))
-                    .bind(
-                        changes
-                            .iter()
-                            .map(|c| c.payload.transaction_id)
-                            .collect::<Vec<_>>(),
-                    )
-                    .bind(
-                        changes
-                            .iter()
-                            .map(|c| c.payload.occurred_at)
-                            .collect::<Vec<_>>(),
-                    )
-                    .bind(p(|c| c.etag.clone()))
-                    .bind(p(|c| c.old.clone()))
-                    .bind(p(|c| c.new.clone()))
-                    .bind(p(|c| c.record.clone()))
-                    .bind(p(|c| c.related.clone()))
-                    .bind(now)
-                    .bind(
-                        claims
-                            .receivers
-                            .iter()
-                            .map(|c| c.receiver_id)
-                            .collect::<Vec<_>>(),
-                    )
-                    .bind(claims.receivers.iter().map(|c| c.limit).collect::<Vec<_>>())
-                    .bind(
-                        claims
-                            .receivers
-                            .iter()
-                            .map(|c| c.lease_until)
-                            .collect::<Vec<_>>(),
-                    )
-                    .bind(&claims.owner)
+                let args = pg_fan_out_args(changes, claims.unwrap_or(&empty), now)
+                    .map_err(sqlx::Error::Encode)?;
+                let rows: Vec<PgFanoutRow> = sqlx::query_as_with(AssertSqlSafe(PG_FAN_OUT), args)
                     .fetch_all(pool)
                     .await?;
                 Ok(pg_outcome(changes, rows, now))
@@ -347,7 +305,7 @@ fn stored_ids(
 /// NULL) and one per new delivery, a claimed one with its subscription's
 /// options and its receiver's plugin revision, so the claimed deliveries
 /// need not be read back.
-const PG_FAN_OUT: &str = "WITH u AS ( \
+pub(super) const PG_FAN_OUT: &str = "WITH u AS ( \
        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
        $7::bigint[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[]) WITH ORDINALITY \
        AS u(source, source_key, resource, action, table_name, row_id, transaction_id, occurred_at, etag, \
@@ -383,6 +341,42 @@ const PG_FAN_OUT: &str = "WITH u AS ( \
        s.include_full_record, s.expand, \
        CASE WHEN d.claimed THEN (SELECT p.revision FROM plugins p WHERE p.receiver_id = d.receiver_id) END \
        FROM d LEFT JOIN subscriptions s ON d.claimed AND s.id = d.subscription_id";
+
+/// [`PG_FAN_OUT`]'s 18 arguments: the changes' columns, `now`, the claims'
+/// columns and their owner.
+pub(super) fn pg_fan_out_args(
+    changes: &[NewChange],
+    claims: &Claims,
+    now: i64,
+) -> std::result::Result<PgArguments, BoxDynError> {
+    let col = |f: fn(&NewChange) -> Option<String>| changes.iter().map(f).collect::<Vec<_>>();
+    let p = |f: fn(&ChangePayload) -> Option<String>| {
+        changes.iter().map(|c| f(&c.payload)).collect::<Vec<_>>()
+    };
+    let p_int =
+        |f: fn(&ChangePayload) -> i64| changes.iter().map(|c| f(&c.payload)).collect::<Vec<_>>();
+    let claim = |f: fn(&Claim) -> i64| claims.receivers.iter().map(f).collect::<Vec<_>>();
+    let mut args = PgArguments::default();
+    args.add(col(|c| Some(c.source.clone())))?;
+    args.add(col(|c| c.source_key.clone()))?;
+    args.add(p(|c| Some(c.resource.clone())))?;
+    args.add(p(|c| Some(c.action.api_name().to_string())))?;
+    args.add(col(|c| c.table_name.clone()))?;
+    args.add(p(|c| Some(c.row_id.clone())))?;
+    args.add(p_int(|c| c.transaction_id))?;
+    args.add(p_int(|c| c.occurred_at))?;
+    args.add(p(|c| c.etag.clone()))?;
+    args.add(p(|c| c.old.clone()))?;
+    args.add(p(|c| c.new.clone()))?;
+    args.add(p(|c| c.record.clone()))?;
+    args.add(p(|c| c.related.clone()))?;
+    args.add(now)?;
+    args.add(claim(|c| c.receiver_id.get()))?;
+    args.add(claim(|c| c.limit))?;
+    args.add(claim(|c| c.lease_until))?;
+    args.add(claims.owner.clone())?;
+    Ok(args)
+}
 
 /// One row of [`PG_FAN_OUT`]: a new change, or a new delivery.
 #[derive(Debug, sqlx::FromRow)]

@@ -17,6 +17,7 @@ pub(crate) mod changes;
 pub(crate) mod console_sessions;
 pub(crate) mod deliveries;
 pub(crate) mod operational;
+pub(crate) mod plans;
 pub(crate) mod plugins;
 pub(crate) mod rate_windows;
 pub(crate) mod receiver_headers;
