@@ -62,7 +62,7 @@ use axum::body::Bytes;
 use changewire_test_support::gateway::TestGateway;
 use changewire_test_support::pg::TestDatabase;
 use common::{
-    app_db, arg, clk_tck, cpu_ticks, machine_busy_ticks, percentile, postgres_ticks, round,
+    app_db, arg, clk_tck, cpu_ticks, machine_busy_ticks, median, percentile, postgres_ticks, round,
     start_sink, wait_count, write_rows,
 };
 use http_body_util::{BodyExt as _, Empty};
@@ -389,19 +389,6 @@ impl CpuSnapshot {
             postgres: postgres as f64 / tck,
             other: machine.saturating_sub(process + postgres) as f64 / tck,
         }
-    }
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n == 0 {
-        return 0.0;
-    }
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
     }
 }
 

@@ -710,11 +710,7 @@ async fn traces_cost(changes: i64, pairs: i64) -> Value {
                          "throughput_ratio": (throughput_ratio * 1000.0).round() / 1000.0,
                          "gateway_cpu_ratio": (cpu_ratio * 1000.0).round() / 1000.0}));
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        let m = v.get(v.len() / 2).copied().unwrap_or(0.0);
-        (m * 1000.0).round() / 1000.0
-    };
+    let median = |v: &mut Vec<f64>| (common::median(v) * 1000.0).round() / 1000.0;
     json!({"changes_per_run": changes, "pairs": rows,
            "median_throughput_ratio": median(&mut throughput),
            "median_gateway_cpu_ratio": median(&mut cpu)})

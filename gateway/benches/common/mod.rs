@@ -126,6 +126,20 @@ async fn serve_sink(sink: Sink) -> (SocketAddr, Arc<Sink>) {
     (addr, sink)
 }
 
+/// The median (of an even count, the mean of the middle two); 0 for none.
+pub(crate) fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n == 0 {
+        return 0.0;
+    }
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
 pub(crate) fn percentile(values: &mut [u64], p: f64) -> u64 {
     if values.is_empty() {
         return 0;

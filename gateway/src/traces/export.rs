@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::{BodyExt as _, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -27,6 +27,9 @@ const BATCH: usize = 512;
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// How long one export request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most of a collector's answer that is read (an OTLP answer is a few
+/// bytes; an error's first 200 are reported).
+const ANSWER_LIMIT: usize = 64 * 1024;
 
 /// Where finished spans go, each as its encoded `Span` message.
 #[derive(Clone)]
@@ -108,17 +111,17 @@ async fn export(
     let answer = tokio::time::timeout(REQUEST_TIMEOUT, async {
         let response = client.request(request).await.map_err(|e| e.to_string())?;
         let status = response.status();
-        // Read the answer whole, so the connection goes back to the pool.
-        let body = response
-            .into_body()
+        // Read the answer (up to a limit), so the connection goes back to
+        // the pool; a longer one is not read, and its connection is closed.
+        let body = Limited::new(response.into_body(), ANSWER_LIMIT)
             .collect()
             .await
-            .map_err(|e| e.to_string())?;
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         if status.is_success() {
             Ok(())
         } else {
-            let text = body.to_bytes();
-            let text = String::from_utf8_lossy(&text[..text.len().min(200)]).into_owned();
+            let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
             Err(format!("the collector answered {status}: {text}"))
         }
     })
@@ -137,4 +140,69 @@ fn take_batch(rx: &mut mpsc::Receiver<Vec<u8>>, batch: &mut Vec<Vec<u8>>) -> boo
         }
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    use super::*;
+
+    /// A collector on loopback answering every request with `status` and a
+    /// body of `body_len` bytes of `x`.
+    async fn collector(status: u16, body_len: usize) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut request = vec![0u8; 64 * 1024];
+                let _ = socket.read(&mut request).await;
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-length: {body_len}\r\nconnection: close\r\n\r\n"
+                );
+                let _ = socket.write_all(head.as_bytes()).await;
+                let _ = socket.write_all(&vec![b'x'; body_len]).await;
+            }
+        });
+        format!("http://{addr}/v1/traces")
+    }
+
+    #[tokio::test]
+    async fn a_collector_error_is_reported_with_the_start_of_its_answer() {
+        let client: Client<HttpConnector, Full<Bytes>> =
+            Client::builder(TokioExecutor::new()).build_http();
+        let body = || Bytes::from(Frame::new("t").request(&[]));
+
+        assert_eq!(
+            export(&client, &collector(200, 2).await, body()).await,
+            Ok(())
+        );
+
+        let err = export(&client, &collector(500, 300).await, body())
+            .await
+            .unwrap_err();
+        assert!(err.starts_with("the collector answered 500"), "{err}");
+        assert!(err.ends_with(&"x".repeat(200)), "{err}");
+        assert!(!err.ends_with(&"x".repeat(201)), "at most 200 bytes: {err}");
+
+        // An answer over the limit is not read, and still fails clearly.
+        let err = export(&client, &collector(503, 1 << 20).await, body())
+            .await
+            .unwrap_err();
+        assert!(err.starts_with("the collector answered 503"), "{err}");
+
+        // Nobody listening: the connection error, not a hang.
+        let closed = {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            l.local_addr().expect("address")
+        };
+        let err = export(&client, &format!("http://{closed}/v1/traces"), body())
+            .await
+            .unwrap_err();
+        assert!(!err.is_empty());
+    }
 }
