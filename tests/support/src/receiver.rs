@@ -71,25 +71,9 @@ async fn handle(
     let retry_after = shared.retry_after.lock().ok().and_then(|r| r.clone());
     let hang = shared.hang.load(Ordering::SeqCst);
     let delay = shared.delay_ms.load(Ordering::SeqCst);
-    let record = Received {
-        path: uri
-            .path_and_query()
-            .map(|p| p.to_string())
-            .unwrap_or_default(),
-        headers: headers
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
-        body,
-        at: Instant::now(),
-    };
+    let request = record(&uri, &headers, body);
     if let Ok(mut r) = shared.received.lock() {
-        r.push(record);
+        r.push(request);
     }
     shared.arrived.notify_waiters();
     if hang {
@@ -191,5 +175,26 @@ impl TestReceiver {
 impl Drop for TestReceiver {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// A request as recorded by the fixtures that receive webhooks.
+pub(crate) fn record(uri: &axum::http::Uri, headers: &HeaderMap, body: Bytes) -> Received {
+    Received {
+        path: uri
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body,
+        at: Instant::now(),
     }
 }

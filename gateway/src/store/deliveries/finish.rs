@@ -32,16 +32,7 @@ impl Store {
                     &rows,
                     &attempts,
                 );
-                match self.recorder_pool() {
-                    Some(pool) => query.execute(pool).await?,
-                    None => {
-                        let mut tx = main.begin().await?;
-                        plan_by_primary_key(&mut tx).await?;
-                        let done = query.execute(&mut *tx).await?;
-                        tx.commit().await?;
-                        done
-                    }
-                };
+                query.execute(self.recorder_pool().unwrap_or(main)).await?;
             }
             Backend::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
@@ -127,21 +118,6 @@ static PG_FINISH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 pub(crate) const RECORDER_PLANNER: [(&str, &str); 2] =
     [("enable_nestloop", "off"), ("enable_seqscan", "off")];
 
-/// [`RECORDER_PLANNER`], for one transaction of another connection.
-async fn plan_by_primary_key(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-) -> Result<(), sqlx::Error> {
-    let [(a, a_value), (b, b_value)] = RECORDER_PLANNER;
-    sqlx::query("SELECT set_config($1, $2, true), set_config($3, $4, true)")
-        .bind(a)
-        .bind(a_value)
-        .bind(b)
-        .bind(b_value)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
 /// Binds [`PG_FINISH`]'s 23 parameters.
@@ -204,7 +180,7 @@ fn bind_finish<'q>(
 /// `ids` (each finished with an attempt), as `EXPLAIN` prints it. Nothing
 /// is written: the statement is only planned.
 /// Planned where the recorder runs it: on its own connections, with their
-/// planner settings (the main pool with the same settings, lacking them).
+/// planner settings.
 pub(crate) async fn explain_finish(
     store: &Store,
     main: &sqlx::PgPool,
@@ -239,14 +215,7 @@ pub(crate) async fn explain_finish(
     let attempts: Vec<(DeliveryId, &AttemptRecord)> =
         finished.iter().map(|f| (f.delivery_id, &record)).collect();
     let explain = format!("EXPLAIN {}", PG_FINISH.as_str());
-    let mut tx = match store.recorder_pool() {
-        Some(pool) => pool.begin().await?,
-        None => {
-            let mut tx = main.begin().await?;
-            plan_by_primary_key(&mut tx).await?;
-            tx
-        }
-    };
+    let pool = store.recorder_pool().unwrap_or(main);
     let lines: Vec<String> = {
         let query = bind_finish(
             sqlx::query(AssertSqlSafe(explain.as_str())),
@@ -257,13 +226,12 @@ pub(crate) async fn explain_finish(
         );
         use sqlx::Row as _;
         query
-            .fetch_all(&mut *tx)
+            .fetch_all(pool)
             .await?
             .iter()
             .map(|row| row.try_get::<String, _>(0).unwrap_or_default())
             .collect()
     };
-    tx.rollback().await?;
     Ok(lines.join("\n"))
 }
 

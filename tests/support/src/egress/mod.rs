@@ -30,10 +30,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::http::{HeaderMap, Uri};
-use bytes::Bytes;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
@@ -85,27 +83,6 @@ pub(crate) fn userinfo_escape(s: &str) -> String {
         }
     }
     out
-}
-
-/// A request as recorded by the fixtures that receive webhooks.
-pub(crate) fn record(uri: &Uri, headers: &HeaderMap, body: Bytes) -> Received {
-    Received {
-        path: uri
-            .path_and_query()
-            .map(|p| p.to_string())
-            .unwrap_or_default(),
-        headers: headers
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
-        body,
-        at: Instant::now(),
-    }
 }
 
 /// The requests a fixture received, with a way to wait for them.

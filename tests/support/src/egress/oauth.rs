@@ -16,8 +16,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::json;
 
-use super::{Recorder, bind_loopback, record};
+use super::{Recorder, bind_loopback};
 use crate::receiver::Received;
+use crate::receiver::record;
 
 /// A token and when it stops being valid.
 struct Issued {

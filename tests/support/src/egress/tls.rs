@@ -21,8 +21,9 @@ use rustls::server::WebPkiClientVerifier;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
-use super::{Recorder, bind_loopback, record, spawn_accept_loop};
+use super::{Recorder, bind_loopback, spawn_accept_loop};
 use crate::receiver::Received;
+use crate::receiver::record;
 
 /// Whether the [`TlsReceiver`] asks for a client certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
