@@ -239,18 +239,33 @@ impl Store {
     /// Makes a finished delivery pending again, due now, with a fresh retry budget.
     pub(crate) async fn retry_delivery(&self, id: DeliveryId) -> Result<EventRow> {
         let now = now_ms();
-        let done = on_pool!(self, |pool| {
-            sqlx::query(
-            "UPDATE deliveries SET status = 'pending', next_attempt_at = $2, retry_base = attempts, \
-             completed_at = NULL, lease_until = 0, lease_owner = NULL, updated_at = $2 WHERE id = $1 AND status <> 'pending'"
-        )
-        .bind(id)
-        .bind(now)
-        .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
+        let select = format!("{EVENT_SELECT} WHERE d.id = $1");
+        // One transaction: the event is read as this update left it. Due
+        // now, it could otherwise be leased, sent and recorded by a
+        // dispatcher between the two statements; the row lock holds the
+        // lease off until the answer is read.
+        let (done, row) = on_pool!(self, |pool| {
+            async {
+            let mut tx = pool.begin().await?;
+            let done = sqlx::query(
+                "UPDATE deliveries SET status = 'pending', next_attempt_at = $2, retry_base = attempts, \
+                 completed_at = NULL, lease_until = 0, lease_owner = NULL, updated_at = $2 WHERE id = $1 AND status <> 'pending'",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            let row = sqlx::query_as::<_, EventRow>(AssertSqlSafe(select.as_str()))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>((done, row))
+        }
+        .await
         })?;
-        let row = self.event(id).await?.ok_or(Error::NotFound {
+        let row = row.ok_or(Error::NotFound {
             entity: "event",
             id: id.get(),
         })?;
