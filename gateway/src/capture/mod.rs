@@ -9,12 +9,16 @@
 //!   notifications).
 //!   Imported rows are deleted from the log only after their deliveries are
 //!   durable; a repeat import is a no-op (idempotent on the log id).
+//! * PostgreSQL, logical mode ([`logical`]): a publication and a `pgoutput`
+//!   replication slot, streamed; same payload, no writes in the
+//!   application's transactions.
 //! * SQLite ([`sqlite`]): `_changewire_log` and triggers in the captured
 //!   file; the importer polls `PRAGMA data_version` and keeps a cursor in the
 //!   store, advanced in the same step as the fan-out.
 
 pub(crate) mod diff;
 pub(crate) mod expand;
+pub(crate) mod logical;
 pub(crate) mod postgres;
 pub(crate) mod rows;
 mod sql;
@@ -27,7 +31,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, StoreUrl};
+use crate::config::{CaptureMode, Config, StoreUrl};
 use crate::delivery::handoff::Handoff;
 use crate::health::Health;
 use crate::operational::CaptureProgress;
@@ -71,6 +75,50 @@ pub enum Error {
     /// Writing to the store failed.
     #[error(transparent)]
     Store(#[from] crate::store::Error),
+    /// Logical mode: the server does not write logical WAL.
+    #[error(
+        "capture_options.mode = \"logical\" needs wal_level = logical (the server has `{current}`): \
+         run `ALTER SYSTEM SET wal_level = logical` and restart PostgreSQL, or use mode \"triggers\""
+    )]
+    WalLevel {
+        /// The server's `wal_level`.
+        current: String,
+    },
+    /// Logical mode: a mapped table's updates and deletes would not carry
+    /// the old row.
+    #[error(
+        "resource {resource}: table `{table}` has REPLICA IDENTITY {current}; logical capture sends \
+         old values, which needs `ALTER TABLE {table} REPLICA IDENTITY FULL`"
+    )]
+    ReplicaIdentity {
+        /// The resource.
+        resource: String,
+        /// The table.
+        table: String,
+        /// Its replica identity (`DEFAULT`, `NOTHING`, `INDEX`).
+        current: String,
+    },
+    /// Logical mode: PostgreSQL's replication stream leaves generated
+    /// columns out, so the payload would differ from the trigger mode's.
+    #[error(
+        "resource {resource}: table `{table}` has generated column `{column}`, which PostgreSQL's \
+         replication stream does not carry; capture it with mode \"triggers\""
+    )]
+    GeneratedColumn {
+        /// The resource.
+        resource: String,
+        /// The table.
+        table: String,
+        /// The column.
+        column: String,
+    },
+    /// Logical mode: the replication stream failed or sent something
+    /// that cannot be decoded.
+    #[error("replication stream: {0}")]
+    Protocol(String),
+    /// Logical mode: the replication connection failed.
+    #[error("replication connection")]
+    Replication(#[from] pgwire_replication::PgWireError),
     /// The importer's thread could not be started.
     #[error("starting the capture thread")]
     Thread(#[source] std::io::Error),
@@ -124,9 +172,14 @@ pub(crate) async fn start(
     };
     match &config.capture {
         None => Ok(()),
-        Some(StoreUrl::Postgres(url)) => postgres::PgCapture::setup(url, config)
-            .await?
-            .spawn(ctx, tasks),
+        Some(StoreUrl::Postgres(url)) => match config.capture_options.mode {
+            CaptureMode::Triggers => postgres::PgCapture::setup(url, config)
+                .await?
+                .spawn(ctx, tasks),
+            CaptureMode::Logical => logical::LogicalCapture::setup(url, config)
+                .await?
+                .spawn(ctx, tasks),
+        },
         Some(StoreUrl::Sqlite(url)) => sqlite::SqliteCapture::setup(url, config)
             .await?
             .spawn(ctx, tasks),
@@ -258,11 +311,16 @@ pub(crate) struct Importer {
     pub(crate) progress: Arc<CaptureProgress>,
 }
 
-/// Removes the triggers and trigger function (and, with `purge`, the log).
+/// Removes what either mode installed: the triggers and trigger function
+/// (and, with `purge`, the log and the capture's identity), and on
+/// PostgreSQL the replication slot and publication.
 pub async fn uninstall(config: &Config, purge: bool) -> Result<(), Error> {
     match &config.capture {
         None => Ok(()),
-        Some(StoreUrl::Postgres(url)) => postgres::uninstall(url, config, purge).await,
+        Some(StoreUrl::Postgres(url)) => {
+            logical::uninstall(url, config).await?;
+            postgres::uninstall(url, config, purge).await
+        }
         Some(StoreUrl::Sqlite(url)) => sqlite::uninstall(url, config, purge).await,
     }
 }

@@ -87,7 +87,11 @@ $fn$;
     )
 }
 
-async fn introspect(pool: &PgPool, resource: &str, table: &str) -> Result<TableInfo, Error> {
+pub(crate) async fn introspect(
+    pool: &PgPool,
+    resource: &str,
+    table: &str,
+) -> Result<TableInfo, Error> {
     let oid: Option<i64> = sqlx::query_scalar("SELECT to_regclass($1)::oid::bigint")
         .bind(table)
         .fetch_one(pool)
@@ -144,7 +148,7 @@ async fn introspect(pool: &PgPool, resource: &str, table: &str) -> Result<TableI
 }
 
 /// Connects with a small pool.
-async fn connect(url: &str) -> Result<PgPool, Error> {
+pub(crate) async fn connect(url: &str) -> Result<PgPool, Error> {
     // No JIT: see `Store::connect`.
     let options = PgConnectOptions::from_str(url)?.options([("jit", "off")]);
     Ok(PgPoolOptions::new()
@@ -222,6 +226,42 @@ impl PgCapture {
             pace: PollPace::new(&config.capture_options),
             commit_timestamps,
         })
+    }
+
+    /// An importer of what the trigger mode left in its log, after a switch
+    /// to the logical mode (the triggers are gone; the log only shrinks).
+    pub(crate) async fn drainer(
+        pool: PgPool,
+        schema: &str,
+        tables: Arc<HashMap<String, TableInfo>>,
+        source: &str,
+        options: &crate::config::CaptureOptions,
+    ) -> Result<PgCapture, Error> {
+        let commit_timestamps: bool =
+            sqlx::query_scalar("SELECT current_setting('track_commit_timestamp') = 'on'")
+                .fetch_one(&pool)
+                .await?;
+        Ok(PgCapture {
+            pool,
+            schema: schema.to_string(),
+            tables,
+            source: source.to_string(),
+            batch: i64::try_from(options.batch_size).unwrap_or(1000),
+            sweep: options.sweep_interval,
+            notify: false,
+            pace: PollPace::new(options),
+            commit_timestamps,
+        })
+    }
+
+    /// Imports the log until it is empty.
+    pub(crate) async fn drain(&self, ctx: &Importer) -> Result<(), Error> {
+        while self.import_batch(ctx).await? > 0 {
+            if ctx.shutdown.is_cancelled() {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Spawns the listener (main runtime) and the importer (its own thread,

@@ -1,4 +1,5 @@
-//! `changewire capture`: remove (or check) the capture triggers.
+//! `changewire capture`: install, check or remove capture (triggers, or a
+//! replication slot and publication).
 
 use std::process::ExitCode;
 
@@ -19,14 +20,17 @@ pub(crate) struct CaptureArgs {
 /// `capture` subcommands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum CaptureAction {
-    /// Check the mapped tables and install the log, trigger function and
-    /// triggers (what `serve` does at start-up), then exit.
+    /// Check the mapped tables and install capture (what `serve` does at
+    /// start-up), then exit: the log, trigger function and triggers, or with
+    /// `--capture-mode logical` the publication and replication slot.
     Install {
         /// Where and what to capture (same flags as `serve`).
         #[command(flatten)]
         serve: ServeArgs,
     },
-    /// Drop the triggers and the trigger function from the captured database.
+    /// Drop what capture installed in the captured database: the triggers and
+    /// trigger function, and the replication slot and publication (an
+    /// abandoned slot keeps WAL until the server's disk is full).
     Uninstall {
         /// Also drop the change log (changes not yet imported are lost).
         #[arg(long)]
@@ -63,9 +67,18 @@ pub(super) fn run(args: &CaptureArgs) -> anyhow::Result<ExitCode> {
             CaptureAction::Install { .. } => {
                 match config.capture.as_ref() {
                     Some(crate::config::StoreUrl::Postgres(url)) => {
-                        crate::capture::postgres::PgCapture::setup(url, &config)
-                            .await
-                            .map_err(advised("installing capture"))?;
+                        match config.capture_options.mode {
+                            crate::config::CaptureMode::Triggers => {
+                                crate::capture::postgres::PgCapture::setup(url, &config)
+                                    .await
+                                    .map_err(advised("installing capture"))?;
+                            }
+                            crate::config::CaptureMode::Logical => {
+                                crate::capture::logical::LogicalCapture::setup(url, &config)
+                                    .await
+                                    .map_err(advised("installing capture"))?;
+                            }
+                        }
                     }
                     Some(crate::config::StoreUrl::Sqlite(url)) => {
                         crate::capture::sqlite::SqliteCapture::setup(url, &config)
@@ -84,9 +97,9 @@ pub(super) fn run(args: &CaptureArgs) -> anyhow::Result<ExitCode> {
                     .await
                     .map_err(advised("removing capture"))?;
                 println!(
-                    "capture triggers removed{}",
+                    "capture triggers, replication slot and publication removed{}",
                     if *purge {
-                        " and the change log dropped"
+                        "; the change log and the capture's identity dropped"
                     } else {
                         ""
                     }

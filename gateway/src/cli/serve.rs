@@ -33,6 +33,12 @@ pub(crate) struct ServeArgs {
     /// [env: CHANGEWIRE_RESOURCES="RUNS=runs,PARTS=parts"].
     #[arg(long = "resource", value_name = "NAME=TABLE")]
     pub(crate) resources: Vec<String>,
+    /// How a PostgreSQL capture database is read: `triggers` (audit triggers
+    /// and a log table) or `logical` (a replication slot; needs
+    /// wal_level = logical) [env: CHANGEWIRE_CAPTURE_OPTIONS__MODE]
+    /// [default: triggers].
+    #[arg(long, value_name = "MODE", value_parser = ["triggers", "logical"])]
+    pub(crate) capture_mode: Option<String>,
     /// Allow delivery to plain-http URLs [env: CHANGEWIRE_ALLOW_HTTP].
     #[arg(long)]
     pub(crate) allow_http: bool,
@@ -59,6 +65,10 @@ impl ServeArgs {
             allow_http: self.allow_http.then_some(true),
             allow_private_networks: self.allow_private_networks.then_some(true),
             require_secret_key: self.require_secret_key.then_some(true),
+            capture_options: self
+                .capture_mode
+                .clone()
+                .map(|mode| crate::config::CaptureOptionFlags { mode }),
         }
     }
 }

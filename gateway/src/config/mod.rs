@@ -15,11 +15,11 @@ use changewire_core::Secret;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 
-pub(crate) use raw::{FlagOverrides, RawConfig, RawResources};
+pub(crate) use raw::{CaptureOptionFlags, FlagOverrides, RawConfig, RawResources};
 pub(crate) use resources::Resources;
 pub(crate) use sections::{
-    ApiSettings, CaptureOptions, ConsoleSettings, DeliverySettings, LogSettings, MAX_LINK_TTL,
-    OperationalSettings, PluginSettings, SecureCookies, TelemetrySettings,
+    ApiSettings, CaptureMode, CaptureOptions, ConsoleSettings, DeliverySettings, LogSettings,
+    MAX_LINK_TTL, OperationalSettings, PluginSettings, SecureCookies, TelemetrySettings,
 };
 pub use urls::StoreUrl;
 pub(crate) use urls::redact_url;
@@ -174,6 +174,15 @@ impl Config {
             .map(|u| StoreUrl::parse("capture", u))
             .transpose()?;
         let resources = validate_resources(&raw.resources, capture.is_some())?;
+        let capture_options = CaptureOptions::validate(raw.capture_options)?;
+        if capture_options.mode == CaptureMode::Logical
+            && matches!(capture, Some(StoreUrl::Sqlite(_)))
+        {
+            return Err(invalid(
+                "capture_options.mode",
+                "\"logical\" reads PostgreSQL's replication stream; a SQLite capture database has triggers only",
+            ));
+        }
         Ok(Config {
             listen,
             store,
@@ -187,7 +196,7 @@ impl Config {
             log: LogSettings::validate(raw.log)?,
             api: ApiSettings::validate(raw.api)?,
             delivery: DeliverySettings::validate(raw.delivery, env)?,
-            capture_options: CaptureOptions::validate(raw.capture_options)?,
+            capture_options,
             plugins: PluginSettings::validate(raw.plugins)?,
             console: ConsoleSettings::validate(raw.console)?,
             operational: OperationalSettings::validate(raw.operational)?,

@@ -244,6 +244,12 @@ pub(crate) struct RawCaptureOptions {
     pub(crate) sweep_interval_ms: u64,
     /// Changes per batch.
     pub(crate) batch_size: usize,
+    /// `triggers` or `logical` (PostgreSQL).
+    pub(crate) mode: String,
+    /// Logical mode: how often a heartbeat goes through the slot, ms.
+    pub(crate) heartbeat_interval_ms: u64,
+    /// Logical mode: the slot lag that fails readiness, MB (0: derived).
+    pub(crate) slot_lag_limit_mb: u64,
 }
 
 /// What flags override (only the flags that were given).
@@ -270,4 +276,14 @@ pub(crate) struct FlagOverrides {
     /// `--require-secret-key`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) require_secret_key: Option<bool>,
+    /// `--capture-mode` (`capture_options.mode`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) capture_options: Option<CaptureOptionFlags>,
+}
+
+/// The `[capture_options]` keys that flags set.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct CaptureOptionFlags {
+    /// `--capture-mode`.
+    pub(crate) mode: String,
 }

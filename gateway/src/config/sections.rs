@@ -96,6 +96,29 @@ pub(crate) struct CaptureOptions {
     pub(crate) sweep_interval: Duration,
     /// Changes per batch.
     pub(crate) batch_size: usize,
+    /// How changes are read from a captured PostgreSQL database.
+    pub(crate) mode: CaptureMode,
+    /// Logical mode: how often a heartbeat message goes through the slot,
+    /// so that an idle (or filtered) database lets the slot advance.
+    pub(crate) heartbeat_interval: Duration,
+    /// Logical mode: the slot lag (bytes) above which `/readyz` fails and
+    /// `capture.lagging` is sent; `None`: 80% of the server's
+    /// `max_slot_wal_keep_size`, or 1 GiB when that is unlimited.
+    pub(crate) slot_lag_limit: Option<u64>,
+}
+
+/// How changes are read from a captured PostgreSQL database
+/// (`capture_options.mode`). SQLite has triggers only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CaptureMode {
+    /// Audit triggers write a log table that the importer reads: no
+    /// privileges beyond the tables' own, any `wal_level`.
+    Triggers,
+    /// A publication and a `pgoutput` replication slot, streamed: nothing
+    /// is written into the application's transactions. Needs
+    /// `wal_level = logical`, the REPLICATION attribute and
+    /// `REPLICA IDENTITY FULL` on the mapped tables.
+    Logical,
 }
 
 /// `$XDG_CACHE_HOME/changewire/plugins`, or `~/.cache/changewire/plugins`.
@@ -238,7 +261,27 @@ impl CaptureOptions {
                 "must be between 1 and 10000",
             ));
         }
+        let mode = match c.mode.as_str() {
+            "triggers" => CaptureMode::Triggers,
+            "logical" => CaptureMode::Logical,
+            other => {
+                return Err(invalid(
+                    "capture_options.mode",
+                    format!("`{other}` is not a capture mode: use \"triggers\" or \"logical\""),
+                ));
+            }
+        };
+        if c.heartbeat_interval_ms < 100 {
+            return Err(invalid(
+                "capture_options.heartbeat_interval_ms",
+                "must be at least 100",
+            ));
+        }
         Ok(CaptureOptions {
+            mode,
+            heartbeat_interval: Duration::from_millis(c.heartbeat_interval_ms),
+            slot_lag_limit: (c.slot_lag_limit_mb > 0)
+                .then(|| c.slot_lag_limit_mb.saturating_mul(1024 * 1024)),
             poll_interval: Duration::from_millis(c.poll_interval_ms.max(1)),
             busy_poll_interval: Duration::from_millis(
                 c.busy_poll_interval_ms.clamp(1, c.poll_interval_ms.max(1)),

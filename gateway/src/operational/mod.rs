@@ -84,12 +84,15 @@ impl Emitter {
 #[derive(Debug)]
 pub(crate) struct CaptureProgress {
     caught_up_at: AtomicI64,
+    /// Logical mode: why the replication slot is in danger, if it is.
+    slot_danger: std::sync::Mutex<Option<String>>,
 }
 
 impl Default for CaptureProgress {
     fn default() -> Self {
         CaptureProgress {
             caught_up_at: AtomicI64::new(now_ms()),
+            slot_danger: std::sync::Mutex::new(None),
         }
     }
 }
@@ -98,6 +101,19 @@ impl CaptureProgress {
     /// The importer found nothing more to import.
     pub(crate) fn caught_up(&self) {
         self.caught_up_at.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// Logical mode: the slot holds too much WAL, or lost some (`Some`
+    /// with the reason), or is fine again (`None`).
+    pub(crate) fn slot_in_danger(&self, reason: Option<String>) {
+        if let Ok(mut danger) = self.slot_danger.lock() {
+            *danger = reason;
+        }
+    }
+
+    /// Why the replication slot is in danger, if it is.
+    pub(crate) fn slot_danger(&self) -> Option<String> {
+        self.slot_danger.lock().ok().and_then(|d| d.clone())
     }
 
     /// How long capture has been behind (an upper bound of the oldest
@@ -178,7 +194,17 @@ async fn watch_capture(
             _ = tick.tick() => {}
         }
         let behind = capture.behind_for(now_ms());
-        if behind > threshold {
+        if let Some(reason) = capture.slot_danger() {
+            emitter.emit(OperationalEvent::new(
+                OperationalEventType::CaptureLagging,
+                None,
+                serde_json::json!({
+                    "behindSeconds": behind.as_secs(),
+                    "thresholdSeconds": threshold.as_secs(),
+                    "reason": reason,
+                }),
+            ));
+        } else if behind > threshold {
             emitter.emit(OperationalEvent::new(
                 OperationalEventType::CaptureLagging,
                 None,

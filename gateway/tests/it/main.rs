@@ -31,6 +31,7 @@ mod api_ion_docs;
 mod api_limits;
 mod api_receivers;
 mod api_router;
+mod capture_logical;
 mod capture_pg;
 mod capture_sqlite;
 mod cli_start;

@@ -14,11 +14,54 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use sqlx::Connection;
 
 static SERVER: OnceLock<String> = OnceLock::new();
+static LOGICAL_SERVER: OnceLock<String> = OnceLock::new();
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// The base URL of a usable server (no database part).
 pub fn server() -> String {
     SERVER.get_or_init(find_or_start).clone()
+}
+
+/// The base URL of a server with `wal_level = logical` (logical capture):
+/// `CHANGEWIRE_TEST_PG_LOGICAL`, else [`server`] if it has it, else a
+/// throwaway cluster started with it once per test process.
+pub fn logical_server() -> String {
+    LOGICAL_SERVER
+        .get_or_init(|| {
+            if let Ok(url) = std::env::var("CHANGEWIRE_TEST_PG_LOGICAL") {
+                return url.trim_end_matches('/').to_string();
+            }
+            let main = server();
+            let probe = main.clone();
+            let logical = std::thread::spawn(move || wal_level(&probe))
+                .join()
+                .ok()
+                .flatten();
+            if logical.as_deref() == Some("logical") {
+                return main;
+            }
+            init_and_start(&["-c", "wal_level=logical"])
+                .map(|(url, ..)| url)
+                .unwrap_or_else(|e| {
+                    panic!("a throwaway cluster with wal_level = logical could not start: {e}")
+                })
+        })
+        .clone()
+}
+
+fn wal_level(base: &str) -> Option<String> {
+    let url = format!("{base}/postgres");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    rt.block_on(async {
+        let mut conn = sqlx::PgConnection::connect(&url).await.ok()?;
+        sqlx::query_scalar("SELECT current_setting('wal_level')")
+            .fetch_one(&mut conn)
+            .await
+            .ok()
+    })
 }
 
 fn answers(base: &str) -> bool {
@@ -100,7 +143,13 @@ pub struct Cluster {
 impl Cluster {
     /// Starts a new cluster on a random port.
     pub fn start() -> Result<Cluster, String> {
-        let (url, data, pg_ctl, opts) = init_and_start()?;
+        Self::start_with(&[])
+    }
+
+    /// Starts a new cluster with extra server options (e.g.
+    /// `["-c", "wal_level=logical"]`).
+    pub fn start_with(options: &[&str]) -> Result<Cluster, String> {
+        let (url, data, pg_ctl, opts) = init_and_start(options)?;
         Ok(Cluster {
             url,
             data,
@@ -147,10 +196,10 @@ impl Cluster {
 }
 
 fn start_throwaway_cluster() -> Result<String, String> {
-    init_and_start().map(|(url, ..)| url)
+    init_and_start(&[]).map(|(url, ..)| url)
 }
 
-fn init_and_start() -> Result<(String, PathBuf, PathBuf, String), String> {
+fn init_and_start(options: &[&str]) -> Result<(String, PathBuf, PathBuf, String), String> {
     let bin = pg_bin_dir().ok_or("initdb not found (install postgresql)")?;
     let dir = std::env::temp_dir().join(format!(
         "changewire-pg-{}-{}",
@@ -195,8 +244,9 @@ fn init_and_start() -> Result<(String, PathBuf, PathBuf, String), String> {
         return Err(format!("initdb failed: {status}"));
     }
     let opts = format!(
-        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-        dir.display()
+        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off {}",
+        dir.display(),
+        options.join(" ")
     );
     let log = dir.join("log");
     let status = as_postgres(&[
@@ -256,6 +306,19 @@ impl TestDatabase {
         let server = tokio::task::spawn_blocking(server)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
+        Self::create_on(server).await
+    }
+
+    /// Creates one on a server with `wal_level = logical` ([`logical_server`]).
+    pub async fn create_logical() -> TestDatabase {
+        let server = tokio::task::spawn_blocking(logical_server)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        Self::create_on(server).await
+    }
+
+    /// Creates one on the server at `server` (a URL without database).
+    pub async fn create_on(server: String) -> TestDatabase {
         let name = format!(
             "cw_test_{}_{}_{:06x}",
             std::process::id(),
@@ -293,6 +356,27 @@ impl Drop for TestDatabase {
                 if let Ok(mut admin) =
                     sqlx::PgConnection::connect(&format!("{server}/postgres")).await
                 {
+                    // Replication slots keep a database from being dropped.
+                    for _ in 0..50 {
+                        let _ = sqlx::query(
+                            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots \
+                             WHERE database = $1 AND active_pid IS NOT NULL",
+                        )
+                        .bind(&name)
+                        .execute(&mut admin)
+                        .await;
+                        let dropped = sqlx::query(
+                            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
+                             WHERE database = $1",
+                        )
+                        .bind(&name)
+                        .execute(&mut admin)
+                        .await;
+                        if dropped.is_ok() {
+                            break;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                    }
                     let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
                         "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
                     )))

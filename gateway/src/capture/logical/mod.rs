@@ -1,0 +1,190 @@
+//! Logical-replication capture (PostgreSQL, `capture_options.mode =
+//! "logical"`): a publication of the mapped tables and a `pgoutput` slot,
+//! streamed over a replication connection. Nothing is written into the
+//! application's transactions.
+//!
+//! * The payload is the trigger mode's, byte for byte: rows are rendered by
+//!   the captured database's own `to_json` ([`convert`]), unchanged TOASTed
+//!   values come from the old row (`REPLICA IDENTITY FULL`, checked at
+//!   start-up), no-op updates are dropped, `transaction_id` is the 64-bit
+//!   transaction id and `occurred_at` the commit record's time.
+//! * At least once: the slot's confirmed position moves past a transaction
+//!   only after its deliveries are durable in the store. After a crash the
+//!   stream resumes from the confirmed position; a change seen again has
+//!   the same `(source, source_key)` (commit position and index) and its
+//!   fan-out is a no-op.
+//! * A heartbeat message goes through the slot every
+//!   `heartbeat_interval_ms`, so an idle database does not hold WAL; the
+//!   slot's lag is watched ([`slot::watch`]).
+//! * Switching from triggers ([`switch`]) drops the triggers in one
+//!   transaction with a marker message: what committed before the marker
+//!   was logged by the triggers (and is imported from the log first), what
+//!   committed after it comes from the slot.
+
+pub(crate) mod convert;
+pub(crate) mod pgoutput;
+pub(crate) mod slot;
+mod stream;
+pub(crate) mod switch;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::{AssertSqlSafe, PgPool};
+use tokio::task::JoinSet;
+
+use super::{Error, Importer, TableInfo};
+use crate::config::{Config, redact_url};
+
+/// A prepared logical capture.
+pub(crate) struct LogicalCapture {
+    pool: PgPool,
+    url: String,
+    schema: String,
+    /// The replication slot's name.
+    slot: String,
+    /// Mapped tables by resource.
+    tables: Arc<HashMap<String, TableInfo>>,
+    /// Resource by relation OID.
+    resources: Arc<HashMap<u32, String>>,
+    source: String,
+    batch: usize,
+    options: crate::config::CaptureOptions,
+    heartbeat: Duration,
+    lag_limit: Option<u64>,
+    /// What the stream skips: changes the triggers logged before a switch.
+    skip: switch::Skip,
+    /// A trigger log left to import before streaming.
+    drain_log: bool,
+}
+
+impl LogicalCapture {
+    /// Checks the server (`wal_level`) and every mapped table (exists, has
+    /// a primary key, `REPLICA IDENTITY FULL`, no generated column), then
+    /// creates the publication and the slot, and switches from triggers if
+    /// they are installed.
+    pub(crate) async fn setup(url: &str, config: &Config) -> Result<LogicalCapture, Error> {
+        let pool = super::postgres::connect(url).await?;
+        let wal_level: String = sqlx::query_scalar("SELECT current_setting('wal_level')")
+            .fetch_one(&pool)
+            .await?;
+        if wal_level != "logical" {
+            return Err(Error::WalLevel { current: wal_level });
+        }
+        let schema = config.capture_options.schema.clone();
+        let mut tables = HashMap::new();
+        let mut resources = HashMap::new();
+        let mut oids = Vec::new();
+        for resource in config.resources.captured() {
+            let table = resource.table.clone().unwrap_or_default();
+            let info = super::postgres::introspect(&pool, &resource.name, &table).await?;
+            let oid = check_table(&pool, &resource.name, &table).await?;
+            resources.insert(oid, resource.name.clone());
+            oids.push(i64::from(oid));
+            tables.insert(resource.name.clone(), info);
+        }
+        let mut tx = pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('changewire.capture.install'))")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::raw_sql(AssertSqlSafe(switch::meta_sql(&schema)))
+            .execute(&mut *tx)
+            .await?;
+        let install_id = switch::install_id(&mut tx, &schema).await?;
+        let names: Vec<String> = tables.values().map(|t| t.table.clone()).collect();
+        slot::install_publication(&mut tx, &schema, &names).await?;
+        tx.commit().await?;
+        let slot_name = slot::slot_name(&schema, &install_id);
+        let created = slot::ensure_slot(&pool, &slot_name).await?;
+        let skip = switch::from_triggers(&pool, &schema, &oids).await?;
+        let drain_log = switch::log_has_rows(&pool, &schema).await?;
+        tracing::info!(
+            capture = %redact_url(url),
+            tables = tables.len(),
+            slot = %slot_name,
+            slot_created = created,
+            install_id = %install_id,
+            "PostgreSQL logical capture installed"
+        );
+        Ok(LogicalCapture {
+            pool,
+            url: url.to_string(),
+            source: format!("pg:{schema}@{install_id}"),
+            schema,
+            slot: slot_name,
+            tables: Arc::new(tables),
+            resources: Arc::new(resources),
+            batch: config.capture_options.batch_size,
+            options: config.capture_options.clone(),
+            heartbeat: config.capture_options.heartbeat_interval,
+            lag_limit: config.capture_options.slot_lag_limit,
+            skip,
+            drain_log,
+        })
+    }
+
+    /// Spawns the slot watcher (main runtime) and the importer (its own
+    /// thread): the trigger log's rest first, if any, then the stream.
+    pub(crate) fn spawn(self, ctx: Importer, tasks: &mut JoinSet<()>) -> Result<(), Error> {
+        tasks.spawn(slot::watch(
+            self.pool.clone(),
+            self.slot.clone(),
+            self.heartbeat,
+            self.lag_limit,
+            ctx.health.clone(),
+            ctx.progress.clone(),
+            ctx.shutdown.clone(),
+        ));
+        super::spawn_on_own_thread(ctx, tasks, move |ctx| async move {
+            stream::run(self, ctx).await;
+        })
+    }
+}
+
+/// The table's OID, after checking what logical capture needs of it.
+async fn check_table(pool: &PgPool, resource: &str, table: &str) -> Result<u32, Error> {
+    let (oid, identity): (i64, String) = sqlx::query_as(
+        "SELECT c.oid::bigint, c.relreplident::text FROM pg_class c WHERE c.oid = to_regclass($1)",
+    )
+    .bind(table)
+    .fetch_one(pool)
+    .await?;
+    if identity != "f" {
+        return Err(Error::ReplicaIdentity {
+            resource: resource.into(),
+            table: table.into(),
+            current: match identity.as_str() {
+                "n" => "NOTHING",
+                "i" => "USING INDEX",
+                _ => "DEFAULT",
+            }
+            .into(),
+        });
+    }
+    let generated: Option<String> = sqlx::query_scalar(
+        "SELECT attname::text FROM pg_attribute WHERE attrelid = $1::bigint::oid AND attnum > 0 \
+         AND NOT attisdropped AND attgenerated <> '' ORDER BY attnum LIMIT 1",
+    )
+    .bind(oid)
+    .fetch_optional(pool)
+    .await?;
+    if let Some(column) = generated {
+        return Err(Error::GeneratedColumn {
+            resource: resource.into(),
+            table: table.into(),
+            column,
+        });
+    }
+    u32::try_from(oid).map_err(|_| Error::Protocol(format!("table {table}: OID {oid}")))
+}
+
+/// Drops the slot and the publication, if they exist. An abandoned slot
+/// keeps every WAL segment from its position on: this is how to let go of
+/// one.
+pub(crate) async fn uninstall(url: &str, config: &Config) -> Result<(), Error> {
+    let pool = super::postgres::connect(url).await?;
+    slot::drop_slot_and_publication(&pool, &config.capture_options.schema).await?;
+    pool.close().await;
+    Ok(())
+}

@@ -1,0 +1,394 @@
+//! The importer: reads the replication stream, renders each committed
+//! transaction's rows, fans them out, and only then confirms the
+//! transaction's end to the slot.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt as _;
+use pgwire_replication::{Lsn, ReplicationClient, ReplicationEvent};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+use super::convert::{RelationShape, Renderer, Slot};
+use super::pgoutput::{self, Message, Tuple};
+use super::switch::{self, Skip};
+use super::{LogicalCapture, slot};
+use crate::capture::rows::{LoggedRow, to_change};
+use crate::capture::{Error, Importer};
+
+/// Microseconds from 1970 to PostgreSQL's epoch (2000-01-01).
+const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+/// Runs until shutdown: the trigger log's rest, then the stream,
+/// reconnecting with backoff.
+pub(super) async fn run(mut capture: LogicalCapture, ctx: Importer) {
+    // Connections of this thread's runtime.
+    capture.pool = PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_lazy_with((*capture.pool.connect_options()).clone());
+    let mut backoff = Duration::from_millis(100);
+    let mut state = State {
+        skip: capture.skip.clone(),
+        epoch: XidEpoch::default(),
+    };
+    loop {
+        if ctx.shutdown.is_cancelled() {
+            return;
+        }
+        let result = if capture.drain_log {
+            drain_log(&capture, &ctx).await.map(|()| {
+                capture.drain_log = false;
+                false
+            })
+        } else {
+            session(&capture, &mut state, &ctx).await.map(|()| true)
+        };
+        match result {
+            Ok(true) => return,
+            Ok(false) => backoff = Duration::from_millis(100),
+            Err(err) => {
+                ctx.health
+                    .failing("capture", crate::report::Report(&err).to_string());
+                tracing::warn!(error = %crate::report::Report(&err), retry_in = ?backoff, "logical capture failed; retrying");
+                tokio::select! {
+                    _ = ctx.shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+/// Imports what the triggers logged before the switch.
+async fn drain_log(capture: &LogicalCapture, ctx: &Importer) -> Result<(), Error> {
+    let importer = crate::capture::postgres::PgCapture::drainer(
+        capture.pool.clone(),
+        &capture.schema,
+        capture.tables.clone(),
+        &capture.source,
+        &capture.options,
+    )
+    .await?;
+    importer.drain(ctx).await?;
+    tracing::info!("the trigger log is imported: streaming from the slot");
+    Ok(())
+}
+
+/// What outlives a replication session.
+struct State {
+    skip: Skip,
+    epoch: XidEpoch,
+}
+
+/// A transaction being received.
+struct OpenTransaction {
+    xid: u32,
+    commit_micros: i64,
+    rows: Vec<RowChange>,
+    marker: Option<String>,
+}
+
+/// A row change as streamed.
+struct RowChange {
+    shape: Arc<RelationShape>,
+    action: &'static str,
+    old: Option<Tuple>,
+    new: Option<Tuple>,
+}
+
+/// A committed transaction.
+struct Committed {
+    commit_lsn: u64,
+    end_lsn: u64,
+    open: OpenTransaction,
+}
+
+/// One replication session; `Ok` on shutdown.
+async fn session(capture: &LogicalCapture, state: &mut State, ctx: &Importer) -> Result<(), Error> {
+    let config = slot::replication_config(&capture.url, &capture.schema, &capture.slot)?;
+    let mut client = ReplicationClient::connect(config).await?;
+    client.wait_started().await?;
+    ctx.health.ready("capture");
+    let mut relations: HashMap<u32, Arc<RelationShape>> = HashMap::new();
+    let mut open: Option<OpenTransaction> = None;
+    let mut batch: Vec<Committed> = Vec::new();
+    let mut rows_in_batch = 0usize;
+    loop {
+        let next = if batch.is_empty() {
+            tokio::select! {
+                _ = ctx.shutdown.cancelled() => {
+                    client.stop();
+                    return Ok(());
+                }
+                event = client.recv() => event,
+            }
+        } else {
+            // Take everything already received, then import it at once.
+            match client.recv().now_or_never() {
+                Some(event) => event,
+                None => {
+                    flush(capture, state, &client, ctx, std::mem::take(&mut batch)).await?;
+                    rows_in_batch = 0;
+                    ctx.progress.caught_up();
+                    continue;
+                }
+            }
+        };
+        let Some(event) = next? else {
+            return Err(Error::Protocol(
+                "the server ended the replication stream".into(),
+            ));
+        };
+        match event {
+            ReplicationEvent::Begin {
+                xid,
+                commit_time_micros,
+                ..
+            } => {
+                open = Some(OpenTransaction {
+                    xid,
+                    commit_micros: commit_time_micros,
+                    rows: Vec::new(),
+                    marker: None,
+                });
+            }
+            ReplicationEvent::XLogData { data, .. } => {
+                let message = pgoutput::decode(&data)?;
+                if let Message::Relation(relation) = message {
+                    let id = relation.id;
+                    if capture.resources.contains_key(&id) {
+                        let shape = RelationShape::describe(&capture.pool, relation).await?;
+                        relations.insert(id, Arc::new(shape));
+                    }
+                } else if let Some(tx) = open.as_mut() {
+                    if let Some(row) = row_change(&relations, message)? {
+                        tx.rows.push(row);
+                    }
+                }
+            }
+            ReplicationEvent::Message {
+                prefix, content, ..
+            } if prefix == switch::MARKER_PREFIX => {
+                if let Some(tx) = open.as_mut() {
+                    tx.marker = Some(String::from_utf8_lossy(&content).into_owned());
+                }
+            }
+            ReplicationEvent::Commit { lsn, end_lsn, .. } => {
+                if let Some(tx) = open.take() {
+                    rows_in_batch += tx.rows.len();
+                    batch.push(Committed {
+                        commit_lsn: lsn.as_u64(),
+                        end_lsn: end_lsn.as_u64(),
+                        open: tx,
+                    });
+                    if rows_in_batch >= capture.batch {
+                        flush(capture, state, &client, ctx, std::mem::take(&mut batch)).await?;
+                        rows_in_batch = 0;
+                    }
+                }
+            }
+            ReplicationEvent::Message { .. }
+            | ReplicationEvent::KeepAlive { .. }
+            | ReplicationEvent::StoppedAt { .. } => {}
+        }
+    }
+}
+
+/// A decoded row message as a change of a mapped relation.
+fn row_change(
+    relations: &HashMap<u32, Arc<RelationShape>>,
+    message: Message,
+) -> Result<Option<RowChange>, Error> {
+    let (relation, action, old, new) = match message {
+        Message::Insert { relation, new } => (relation, "CREATE", None, Some(new)),
+        Message::Update {
+            relation,
+            old,
+            mut new,
+        } => {
+            if !new.resolve_unchanged(old.as_ref()) {
+                return Err(Error::Protocol(format!(
+                    "relation {relation}: an update left a TOASTed value out and sent no old row \
+                     (is the table's REPLICA IDENTITY still FULL?)"
+                )));
+            }
+            (relation, "UPDATE", old, Some(new))
+        }
+        Message::Delete { relation, old } => (relation, "DELETE", Some(old), None),
+        Message::Relation(_) | Message::Other(_) => return Ok(None),
+    };
+    let Some(shape) = relations.get(&relation) else {
+        // Not a mapped table (the publication holds only mapped ones).
+        return Ok(None);
+    };
+    Ok(Some(RowChange {
+        shape: shape.clone(),
+        action,
+        old,
+        new,
+    }))
+}
+
+/// Imports committed transactions, then confirms the last one's end.
+async fn flush(
+    capture: &LogicalCapture,
+    state: &mut State,
+    client: &ReplicationClient,
+    ctx: &Importer,
+    batch: Vec<Committed>,
+) -> Result<(), Error> {
+    let Some(last_end) = batch.last().map(|c| c.end_lsn) else {
+        return Ok(());
+    };
+    let mut renderer = Renderer::default();
+    let mut queued: Vec<(
+        u64,
+        i64,
+        u32,
+        usize,
+        String,
+        &'static str,
+        Option<Slot>,
+        Option<Slot>,
+    )> = Vec::new();
+    for committed in batch {
+        if let Skip::UntilMarker(token) = &state.skip {
+            if committed.open.marker.as_deref() == Some(token.as_str()) {
+                switch::marker_seen(&capture.pool, &capture.schema, committed.commit_lsn).await?;
+                state.skip = Skip::Through(committed.commit_lsn);
+            }
+            continue;
+        }
+        if state.skip.skips(committed.commit_lsn) {
+            continue;
+        }
+        let occurred_ms = (committed.open.commit_micros + PG_EPOCH_MICROS) / 1000;
+        for (n, row) in committed.open.rows.into_iter().enumerate() {
+            let resource = capture
+                .resources
+                .get(&row.shape.relation.id)
+                .cloned()
+                .unwrap_or_default();
+            let old = row.old.map(|t| renderer.push(&row.shape, t));
+            let new = row.new.map(|t| renderer.push(&row.shape, t));
+            queued.push((
+                committed.commit_lsn,
+                occurred_ms,
+                committed.open.xid,
+                n,
+                resource,
+                row.action,
+                old,
+                new,
+            ));
+        }
+    }
+    if !queued.is_empty() {
+        let newest_xid = queued.iter().map(|q| q.2).max().unwrap_or(0);
+        let (rendered, needs, _) = tokio::join!(
+            renderer.render(&capture.pool),
+            crate::capture::expand::Needs::load(&ctx.store),
+            state.epoch.refresh_for(&capture.pool, newest_xid),
+        );
+        let (mut rendered, needs) = (rendered?, needs?);
+        let mut changes = Vec::with_capacity(queued.len());
+        for (commit_lsn, occurred_ms, xid, n, resource, action, old, new) in queued {
+            let Some(table) = capture.tables.get(&resource) else {
+                continue;
+            };
+            let logged = LoggedRow {
+                id: i64::try_from(n).unwrap_or(i64::MAX),
+                resource,
+                action: action.to_string(),
+                transaction_id: state.epoch.full(xid),
+                occurred_at: occurred_ms,
+                logged_at: 0,
+                old_row: old.and_then(|s| rendered.take(s)),
+                new_row: new.and_then(|s| rendered.take(s)),
+            };
+            if let Some(mut change) = to_change(&capture.source, table, &logged)? {
+                // The change's identity at its source: its transaction's
+                // commit position and its place in the transaction.
+                change.source_key = Some(format!(
+                    "lsn:{}#{n}",
+                    Lsn::from_u64(commit_lsn).to_pg_string()
+                ));
+                changes.push(change);
+            }
+        }
+        crate::capture::expand::related_pg(&capture.pool, &capture.tables, &needs, &mut changes)
+            .await?;
+        needs.trim_records(&mut changes);
+        let outcome = crate::fanout::fan_out(
+            &ctx.store,
+            &ctx.signals,
+            ctx.handoff.as_ref(),
+            &ctx.traces,
+            &changes,
+        )
+        .await?;
+        metrics::counter!("changewire_changes_captured_total", "source" => "postgres-logical")
+            .increment(outcome.changes);
+        metrics::counter!("changewire_deliveries_created_total").increment(outcome.deliveries);
+    }
+    // Durable: the slot may let go of everything up to here.
+    client.update_applied_lsn(Lsn::from_u64(last_end));
+    Ok(())
+}
+
+/// Extends the stream's 32-bit transaction ids to the 64-bit ids the
+/// trigger mode reports (`txid_current()`), from the server's next id.
+#[derive(Debug, Default)]
+struct XidEpoch {
+    next_full: u64,
+}
+
+impl XidEpoch {
+    /// Reads the server's next transaction id when `xid` may be newer
+    /// than the one known (rarely: once per 2^32 transactions at most,
+    /// and at start).
+    async fn refresh_for(&mut self, pool: &PgPool, xid: u32) -> Result<(), Error> {
+        if self.next_full != 0 && u64::from(xid) < (self.next_full & 0xFFFF_FFFF) {
+            return Ok(());
+        }
+        let next: i64 =
+            sqlx::query_scalar("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint")
+                .fetch_one(pool)
+                .await?;
+        self.next_full = u64::try_from(next).unwrap_or(0);
+        Ok(())
+    }
+
+    /// The 64-bit id of a past transaction's 32-bit `xid`.
+    fn full(&self, xid: u32) -> i64 {
+        let epoch = self.next_full >> 32;
+        let low = self.next_full & 0xFFFF_FFFF;
+        let epoch = if u64::from(xid) < low {
+            epoch
+        } else {
+            epoch.saturating_sub(1)
+        };
+        i64::try_from((epoch << 32) | u64::from(xid)).unwrap_or(i64::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transaction_ids_take_the_epoch() {
+        let e = XidEpoch {
+            next_full: (3 << 32) | 1000,
+        };
+        assert_eq!(e.full(999), (3 << 32) | 999);
+        // An id above the next one's low half is from before the wrap.
+        assert_eq!(e.full(4_000_000_000), (2 << 32) | 4_000_000_000);
+        let first = XidEpoch { next_full: 800 };
+        assert_eq!(first.full(750), 750);
+    }
+}

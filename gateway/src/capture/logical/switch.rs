@@ -1,0 +1,201 @@
+//! Switching a database from the trigger mode to the logical mode without
+//! losing or repeating a change.
+//!
+//! The slot exists first (its consistent point is before the switch). One
+//! transaction then drops the triggers of every mapped table and writes a
+//! marker message into the WAL. Dropping a trigger waits for every
+//! transaction that wrote to the table (they hold its row lock) and holds
+//! back every later writer until the switch commits, so: a transaction
+//! committed before the marker ran the triggers (its changes are in the
+//! log, imported first), one committed after it did not (its changes come
+//! from the slot). The stream skips every transaction up to the marker,
+//! then records the marker's position in `capture_meta`, so a restart that
+//! replays from before it still skips the same transactions.
+
+use sqlx::{AssertSqlSafe, PgPool, Postgres, Transaction};
+
+use crate::capture::Error;
+
+/// The marker message's prefix.
+pub(crate) const MARKER_PREFIX: &str = "changewire.switch";
+
+/// `capture_meta`'s key for what the stream skips.
+const SKIP_KEY: &str = "logical_since";
+
+/// The schema and `capture_meta` (shared with the trigger mode).
+pub(crate) fn meta_sql(schema: &str) -> String {
+    format!(
+        "CREATE SCHEMA IF NOT EXISTS {schema};\n\
+         CREATE TABLE IF NOT EXISTS {schema}.capture_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    )
+}
+
+/// The capture's identity (made at the first install, by either mode).
+pub(crate) async fn install_id(
+    tx: &mut Transaction<'static, Postgres>,
+    schema: &str,
+) -> Result<String, Error> {
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO {schema}.capture_meta (key, value) VALUES ('install_id', $1) ON CONFLICT (key) DO NOTHING"
+    )))
+    .bind(crate::capture::new_install_id())
+    .execute(&mut **tx)
+    .await?;
+    Ok(sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT value FROM {schema}.capture_meta WHERE key = 'install_id'"
+    )))
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+/// What the stream skips (changes the triggers captured).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Skip {
+    /// Nothing: the slot was never preceded by triggers.
+    Nothing,
+    /// Every transaction until the marker with this token.
+    UntilMarker(String),
+    /// Every transaction committed at or before this position (the marker's).
+    Through(u64),
+}
+
+impl Skip {
+    fn parse(value: Option<&str>) -> Skip {
+        match value {
+            Some(v) => match v.split_once(':') {
+                Some(("pending", token)) => Skip::UntilMarker(token.to_string()),
+                Some(("lsn", lsn)) => lsn.parse().map(Skip::Through).unwrap_or(Skip::Nothing),
+                _ => Skip::Nothing,
+            },
+            None => Skip::Nothing,
+        }
+    }
+
+    /// Whether a transaction committed at `commit_lsn` is skipped.
+    pub(crate) fn skips(&self, commit_lsn: u64) -> bool {
+        match self {
+            Skip::Nothing => false,
+            Skip::UntilMarker(_) => true,
+            Skip::Through(lsn) => commit_lsn <= *lsn,
+        }
+    }
+}
+
+/// Records that the marker committed at `commit_lsn` (before the stream
+/// confirms anything past it).
+pub(crate) async fn marker_seen(pool: &PgPool, schema: &str, commit_lsn: u64) -> Result<(), Error> {
+    sqlx::query(AssertSqlSafe(format!(
+        "UPDATE {schema}.capture_meta SET value = $1 WHERE key = '{SKIP_KEY}'"
+    )))
+    .bind(format!("lsn:{commit_lsn}"))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Drops the capture triggers of the mapped tables (`oids`), if any, with
+/// a marker; returns what the stream must skip.
+pub(crate) async fn from_triggers(
+    pool: &PgPool,
+    schema: &str,
+    oids: &[i64],
+) -> Result<Skip, Error> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match try_switch(pool, schema, oids).await {
+            Ok(skip) => return Ok(skip),
+            // A writer that locked tables in another order: PostgreSQL
+            // aborts one of the two; try again.
+            Err(Error::Database(sqlx::Error::Database(e)))
+                if attempt < 10 && e.code().as_deref() == Some("40P01") =>
+            {
+                tracing::info!("switching to logical capture: deadlock with a writer, retrying");
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+async fn try_switch(pool: &PgPool, schema: &str, oids: &[i64]) -> Result<Skip, Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('changewire.capture.install'))")
+        .execute(&mut *tx)
+        .await?;
+    let triggered: Vec<String> = sqlx::query_scalar(
+        "SELECT tgrelid::regclass::text FROM pg_trigger \
+         WHERE tgname = 'changewire_capture' AND tgrelid = ANY(SELECT unnest($1::int8[])::oid) \
+         ORDER BY tgrelid",
+    )
+    .bind(oids)
+    .fetch_all(&mut *tx)
+    .await?;
+    if triggered.is_empty() {
+        let value: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT value FROM {schema}.capture_meta WHERE key = '{SKIP_KEY}'"
+        )))
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        return Ok(Skip::parse(value.as_deref()));
+    }
+    for table in &triggered {
+        // regclass text is already quoted where it needs to be.
+        sqlx::query(AssertSqlSafe(format!(
+            "DROP TRIGGER IF EXISTS changewire_capture ON {table}"
+        )))
+        .execute(&mut *tx)
+        .await?;
+    }
+    let token = crate::capture::new_install_id();
+    sqlx::query("SELECT pg_logical_emit_message(true, $1, $2)")
+        .bind(MARKER_PREFIX)
+        .bind(&token)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO {schema}.capture_meta (key, value) VALUES ('{SKIP_KEY}', $1) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+    )))
+    .bind(format!("pending:{token}"))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    tracing::info!(tables = ?triggered, "capture triggers dropped: switched to logical capture");
+    Ok(Skip::UntilMarker(token))
+}
+
+/// Whether the trigger mode's log still holds changes to import.
+pub(crate) async fn log_has_rows(pool: &PgPool, schema: &str) -> Result<bool, Error> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(format!("{schema}.logged_actions"))
+        .fetch_one(pool)
+        .await?;
+    if !exists {
+        return Ok(false);
+    }
+    Ok(sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT EXISTS (SELECT 1 FROM {schema}.logged_actions)"
+    )))
+    .fetch_one(pool)
+    .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skip_rules() {
+        assert_eq!(Skip::parse(None), Skip::Nothing);
+        assert_eq!(
+            Skip::parse(Some("pending:ab")),
+            Skip::UntilMarker("ab".into())
+        );
+        assert_eq!(Skip::parse(Some("lsn:42")), Skip::Through(42));
+        assert!(Skip::Through(42).skips(42));
+        assert!(!Skip::Through(42).skips(43));
+        assert!(Skip::UntilMarker("x".into()).skips(u64::MAX));
+        assert!(!Skip::Nothing.skips(0));
+    }
+}
