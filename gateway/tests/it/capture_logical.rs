@@ -240,10 +240,21 @@ async fn a_restart_resumes_from_the_slot_without_loss_or_repeat() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switching_from_triggers_under_load_loses_and_repeats_nothing() {
+    switch_under_load("", LOGICAL).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_back_to_triggers_under_load_loses_and_repeats_nothing() {
+    switch_under_load(LOGICAL, "").await;
+}
+
+/// Three writers insert rows while a gateway in one mode is replaced by
+/// one in the other: every row is delivered once.
+async fn switch_under_load(from: &str, to: &str) {
     let (db, _app) = app_db(true).await;
     let store = TestDatabase::create().await;
     let store_url = store.url.clone();
-    let mut gw = gateway(Some(store), &store_url, &db.url, "").await;
+    let mut gw = gateway(Some(store), &store_url, &db.url, from).await;
     let sink = TestReceiver::start().await;
     gw.receiver_with(
         &sink.url(),
@@ -276,7 +287,7 @@ async fn switching_from_triggers_under_load_loses_and_repeats_nothing() {
     })
     .await;
     gw.stop().await;
-    let _logical = gateway(None, &store_url, &db.url, LOGICAL).await;
+    let _next = gateway(None, &store_url, &db.url, to).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut written = 0;
     for w in writers {
@@ -299,13 +310,32 @@ async fn switching_from_triggers_under_load_loses_and_repeats_nothing() {
     statuses.dedup();
     assert_eq!(statuses.len(), written, "every row delivered");
     assert_eq!(total, written, "no row delivered twice");
-    let mut app = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    let triggers: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM pg_trigger WHERE tgname = 'changewire_capture'")
+    let url = db.url.clone();
+    let (triggers, slots) = eventually("the old mode's objects are gone", WAIT, || {
+        let url = url.clone();
+        async move {
+            let mut app = sqlx::PgConnection::connect(&url).await.ok()?;
+            let counts: (i64, i64) = sqlx::query_as(
+                "SELECT (SELECT count(*) FROM pg_trigger WHERE tgname = 'changewire_capture'), \
+                 (SELECT count(*) FROM pg_replication_slots WHERE database = current_database())",
+            )
             .fetch_one(&mut app)
             .await
-            .unwrap();
-    assert_eq!(triggers, 0, "the triggers are gone");
+            .ok()?;
+            let done = if to == LOGICAL {
+                counts.0 == 0
+            } else {
+                counts.1 == 0
+            };
+            done.then_some(counts)
+        }
+    })
+    .await;
+    if to == LOGICAL {
+        assert_eq!((triggers, slots), (0, 1));
+    } else {
+        assert_eq!((triggers, slots), (1, 0), "triggers back, the slot dropped");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,7 +24,7 @@
 pub(crate) mod convert;
 pub(crate) mod pgoutput;
 pub(crate) mod slot;
-mod stream;
+pub(crate) mod stream;
 pub(crate) mod switch;
 
 use std::collections::HashMap;
@@ -57,6 +57,8 @@ pub(crate) struct LogicalCapture {
     skip: switch::Skip,
     /// A trigger log left to import before streaming.
     drain_log: bool,
+    /// Back to triggers: the marker to drain the slot to, then drop it.
+    until: Option<String>,
 }
 
 impl LogicalCapture {
@@ -121,7 +123,54 @@ impl LogicalCapture {
             lag_limit: config.capture_options.slot_lag_limit,
             skip,
             drain_log,
+            until: None,
         })
+    }
+
+    /// Back to triggers ([`switch::to_triggers`]): a capture that reads the
+    /// slot up to the marker `token`, then drops the slot and the
+    /// publication.
+    pub(crate) async fn drainer(
+        pool: PgPool,
+        url: &str,
+        config: &Config,
+        tables: Arc<HashMap<String, TableInfo>>,
+        install_id: &str,
+        token: String,
+    ) -> Result<LogicalCapture, Error> {
+        let schema = config.capture_options.schema.clone();
+        let mut resources = HashMap::new();
+        for info in tables.values() {
+            let oid: i64 = sqlx::query_scalar("SELECT to_regclass($1)::oid::bigint")
+                .bind(&info.table)
+                .fetch_one(&pool)
+                .await?;
+            let oid = u32::try_from(oid)
+                .map_err(|_| Error::Protocol(format!("table {}: OID {oid}", info.table)))?;
+            resources.insert(oid, info.resource.clone());
+        }
+        let skip = switch::skip_recorded(&pool, &schema).await?;
+        Ok(LogicalCapture {
+            url: url.to_string(),
+            source: format!("pg:{schema}@{install_id}"),
+            slot: slot::slot_name(&schema, install_id),
+            schema,
+            tables,
+            resources: Arc::new(resources),
+            batch: config.capture_options.batch_size,
+            options: config.capture_options.clone(),
+            heartbeat: config.capture_options.heartbeat_interval,
+            lag_limit: config.capture_options.slot_lag_limit,
+            skip,
+            drain_log: false,
+            until: Some(token),
+            pool,
+        })
+    }
+
+    /// Reads the slot to the marker, then drops it (see [`Self::drainer`]).
+    pub(crate) async fn drain_to_marker(self, ctx: Importer) {
+        stream::run(self, ctx).await;
     }
 
     /// Spawns the slot watcher (main runtime) and the importer (its own

@@ -209,7 +209,8 @@ pub(crate) struct SlotStatus {
 impl SlotStatus {
     /// Reads it; `None` if the slot does not exist.
     pub(crate) async fn read(pool: &PgPool, slot: &str) -> Result<Option<SlotStatus>, Error> {
-        let row: Option<(Option<i64>, Option<String>, Option<i64>, i64)> = sqlx::query_as(
+        type Row = (Option<i64>, Option<String>, Option<i64>, i64);
+        let row: Option<Row> = sqlx::query_as(
             "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint, wal_status, \
              safe_wal_size, \
              (SELECT setting::bigint * 1024 * 1024 FROM pg_settings WHERE name = 'max_slot_wal_keep_size') \

@@ -32,6 +32,7 @@ pub(super) async fn run(mut capture: LogicalCapture, ctx: Importer) {
     let mut backoff = Duration::from_millis(100);
     let mut state = State {
         skip: capture.skip.clone(),
+        until: capture.until.clone(),
         epoch: XidEpoch::default(),
     };
     loop {
@@ -44,7 +45,11 @@ pub(super) async fn run(mut capture: LogicalCapture, ctx: Importer) {
                 false
             })
         } else {
-            session(&capture, &mut state, &ctx).await.map(|()| true)
+            match session(&capture, &mut state, &ctx).await {
+                Ok(Ended::Shutdown) => Ok(true),
+                Ok(Ended::Drained) => drop_drained_slot(&capture).await.map(|()| true),
+                Err(err) => Err(err),
+            }
         };
         match result {
             Ok(true) => return,
@@ -78,10 +83,28 @@ async fn drain_log(capture: &LogicalCapture, ctx: &Importer) -> Result<(), Error
     Ok(())
 }
 
+/// Back to triggers: the slot is read to the marker; now it goes.
+async fn drop_drained_slot(capture: &LogicalCapture) -> Result<(), Error> {
+    slot::drop_slot_and_publication(&capture.pool, &capture.schema).await?;
+    switch::slot_drained(&capture.pool, &capture.schema).await?;
+    tracing::info!("the replication slot is drained and dropped: capturing with triggers");
+    Ok(())
+}
+
 /// What outlives a replication session.
 struct State {
     skip: Skip,
+    /// Back to triggers: the marker that ends the stream.
+    until: Option<String>,
     epoch: XidEpoch,
+}
+
+/// How a session ended well.
+enum Ended {
+    /// The gateway is stopping.
+    Shutdown,
+    /// The marker of a switch back to triggers was reached.
+    Drained,
 }
 
 /// A transaction being received.
@@ -107,8 +130,12 @@ struct Committed {
     open: OpenTransaction,
 }
 
-/// One replication session; `Ok` on shutdown.
-async fn session(capture: &LogicalCapture, state: &mut State, ctx: &Importer) -> Result<(), Error> {
+/// One replication session.
+async fn session(
+    capture: &LogicalCapture,
+    state: &mut State,
+    ctx: &Importer,
+) -> Result<Ended, Error> {
     let config = slot::replication_config(&capture.url, &capture.schema, &capture.slot)?;
     let mut client = ReplicationClient::connect(config).await?;
     client.wait_started().await?;
@@ -122,7 +149,7 @@ async fn session(capture: &LogicalCapture, state: &mut State, ctx: &Importer) ->
             tokio::select! {
                 _ = ctx.shutdown.cancelled() => {
                     client.stop();
-                    return Ok(());
+                    return Ok(Ended::Shutdown);
                 }
                 event = client.recv() => event,
             }
@@ -131,7 +158,10 @@ async fn session(capture: &LogicalCapture, state: &mut State, ctx: &Importer) ->
             match client.recv().now_or_never() {
                 Some(event) => event,
                 None => {
-                    flush(capture, state, &client, ctx, std::mem::take(&mut batch)).await?;
+                    if flush(capture, state, &client, ctx, std::mem::take(&mut batch)).await? {
+                        client.stop();
+                        return Ok(Ended::Drained);
+                    }
                     rows_in_batch = 0;
                     ctx.progress.caught_up();
                     continue;
@@ -164,10 +194,10 @@ async fn session(capture: &LogicalCapture, state: &mut State, ctx: &Importer) ->
                         let shape = RelationShape::describe(&capture.pool, relation).await?;
                         relations.insert(id, Arc::new(shape));
                     }
-                } else if let Some(tx) = open.as_mut() {
-                    if let Some(row) = row_change(&relations, message)? {
-                        tx.rows.push(row);
-                    }
+                } else if let Some(tx) = open.as_mut()
+                    && let Some(row) = row_change(&relations, message)?
+                {
+                    tx.rows.push(row);
                 }
             }
             ReplicationEvent::Message {
@@ -186,7 +216,10 @@ async fn session(capture: &LogicalCapture, state: &mut State, ctx: &Importer) ->
                         open: tx,
                     });
                     if rows_in_batch >= capture.batch {
-                        flush(capture, state, &client, ctx, std::mem::take(&mut batch)).await?;
+                        if flush(capture, state, &client, ctx, std::mem::take(&mut batch)).await? {
+                            client.stop();
+                            return Ok(Ended::Drained);
+                        }
                         rows_in_batch = 0;
                     }
                 }
@@ -233,29 +266,39 @@ fn row_change(
     }))
 }
 
-/// Imports committed transactions, then confirms the last one's end.
+/// A row change waiting for its rendered rows.
+struct Queued {
+    commit_lsn: u64,
+    occurred_ms: i64,
+    xid: u32,
+    /// Its place in its transaction.
+    index: usize,
+    resource: String,
+    action: &'static str,
+    old: Option<Slot>,
+    new: Option<Slot>,
+}
+
+/// Imports committed transactions, then confirms the last one's end; true
+/// once the marker of a switch back to triggers was reached (nothing from
+/// it on is imported).
 async fn flush(
     capture: &LogicalCapture,
     state: &mut State,
     client: &ReplicationClient,
     ctx: &Importer,
     batch: Vec<Committed>,
-) -> Result<(), Error> {
-    let Some(last_end) = batch.last().map(|c| c.end_lsn) else {
-        return Ok(());
-    };
+) -> Result<bool, Error> {
+    let mut last_end = None;
+    let mut reached = false;
     let mut renderer = Renderer::default();
-    let mut queued: Vec<(
-        u64,
-        i64,
-        u32,
-        usize,
-        String,
-        &'static str,
-        Option<Slot>,
-        Option<Slot>,
-    )> = Vec::new();
+    let mut queued: Vec<Queued> = Vec::new();
     for committed in batch {
+        if state.until.is_some() && committed.open.marker == state.until {
+            reached = true;
+            break;
+        }
+        last_end = Some(committed.end_lsn);
         if let Skip::UntilMarker(token) = &state.skip {
             if committed.open.marker.as_deref() == Some(token.as_str()) {
                 switch::marker_seen(&capture.pool, &capture.schema, committed.commit_lsn).await?;
@@ -275,20 +318,20 @@ async fn flush(
                 .unwrap_or_default();
             let old = row.old.map(|t| renderer.push(&row.shape, t));
             let new = row.new.map(|t| renderer.push(&row.shape, t));
-            queued.push((
-                committed.commit_lsn,
+            queued.push(Queued {
+                commit_lsn: committed.commit_lsn,
                 occurred_ms,
-                committed.open.xid,
-                n,
+                xid: committed.open.xid,
+                index: n,
                 resource,
-                row.action,
+                action: row.action,
                 old,
                 new,
-            ));
+            });
         }
     }
     if !queued.is_empty() {
-        let newest_xid = queued.iter().map(|q| q.2).max().unwrap_or(0);
+        let newest_xid = queued.iter().map(|q| q.xid).max().unwrap_or(0);
         let (rendered, needs, _) = tokio::join!(
             renderer.render(&capture.pool),
             crate::capture::expand::Needs::load(&ctx.store),
@@ -296,7 +339,17 @@ async fn flush(
         );
         let (mut rendered, needs) = (rendered?, needs?);
         let mut changes = Vec::with_capacity(queued.len());
-        for (commit_lsn, occurred_ms, xid, n, resource, action, old, new) in queued {
+        for Queued {
+            commit_lsn,
+            occurred_ms,
+            xid,
+            index: n,
+            resource,
+            action,
+            old,
+            new,
+        } in queued
+        {
             let Some(table) = capture.tables.get(&resource) else {
                 continue;
             };
@@ -336,8 +389,10 @@ async fn flush(
         metrics::counter!("changewire_deliveries_created_total").increment(outcome.deliveries);
     }
     // Durable: the slot may let go of everything up to here.
-    client.update_applied_lsn(Lsn::from_u64(last_end));
-    Ok(())
+    if let Some(end) = last_end {
+        client.update_applied_lsn(Lsn::from_u64(end));
+    }
+    Ok(reached)
 }
 
 /// Extends the stream's 32-bit transaction ids to the 64-bit ids the

@@ -22,6 +22,10 @@ pub(crate) const MARKER_PREFIX: &str = "changewire.switch";
 /// `capture_meta`'s key for what the stream skips.
 const SKIP_KEY: &str = "logical_since";
 
+/// `capture_meta`'s key for the marker a switch back to triggers drains
+/// the slot to.
+const TRIGGERS_KEY: &str = "triggers_since";
+
 /// The schema and `capture_meta` (shared with the trigger mode).
 pub(crate) fn meta_sql(schema: &str) -> String {
     format!(
@@ -79,6 +83,16 @@ impl Skip {
             Skip::Through(lsn) => commit_lsn <= *lsn,
         }
     }
+}
+
+/// What the stream skips, as `capture_meta` records it.
+pub(crate) async fn skip_recorded(pool: &PgPool, schema: &str) -> Result<Skip, Error> {
+    let value: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT value FROM {schema}.capture_meta WHERE key = '{SKIP_KEY}'"
+    )))
+    .fetch_optional(pool)
+    .await?;
+    Ok(Skip::parse(value.as_deref()))
 }
 
 /// Records that the marker committed at `commit_lsn` (before the stream
@@ -163,6 +177,61 @@ async fn try_switch(pool: &PgPool, schema: &str, oids: &[i64]) -> Result<Skip, E
     tx.commit().await?;
     tracing::info!(tables = ?triggered, "capture triggers dropped: switched to logical capture");
     Ok(Skip::UntilMarker(token))
+}
+
+/// Back to triggers: inside the trigger mode's install transaction, after
+/// its `CREATE TRIGGER`s (which wait for the tables' writers the same way),
+/// a marker, if the logical mode's slot exists. Returns the marker's token:
+/// the slot is drained up to it (what committed before it has no log
+/// rows), then dropped. A switch interrupted before the drain ended keeps
+/// its first marker.
+pub(crate) async fn to_triggers(
+    tx: &mut Transaction<'static, Postgres>,
+    schema: &str,
+    slot: &str,
+) -> Result<Option<String>, Error> {
+    let exists: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database())",
+    )
+    .bind(slot)
+    .fetch_one(&mut **tx)
+    .await?;
+    if !exists {
+        return Ok(None);
+    }
+    let pending: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT value FROM {schema}.capture_meta WHERE key = '{TRIGGERS_KEY}'"
+    )))
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(token) = pending.as_deref().and_then(|v| v.strip_prefix("pending:")) {
+        return Ok(Some(token.to_string()));
+    }
+    let token = crate::capture::new_install_id();
+    sqlx::query("SELECT pg_logical_emit_message(true, $1, $2)")
+        .bind(MARKER_PREFIX)
+        .bind(&token)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO {schema}.capture_meta (key, value) VALUES ('{TRIGGERS_KEY}', $1) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+    )))
+    .bind(format!("pending:{token}"))
+    .execute(&mut **tx)
+    .await?;
+    tracing::info!("capture triggers installed beside a replication slot: draining the slot first");
+    Ok(Some(token))
+}
+
+/// After the slot was drained and dropped: the switch's keys go.
+pub(crate) async fn slot_drained(pool: &PgPool, schema: &str) -> Result<(), Error> {
+    sqlx::query(AssertSqlSafe(format!(
+        "DELETE FROM {schema}.capture_meta WHERE key IN ('{TRIGGERS_KEY}', '{SKIP_KEY}')"
+    )))
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 /// Whether the trigger mode's log still holds changes to import.

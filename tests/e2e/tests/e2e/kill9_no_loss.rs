@@ -1,8 +1,9 @@
 //! kill -9 a gateway in the middle of a 20,000-change burst and restart it:
 //! every change reaches the receiver at least once; duplicates carry the same
-//! `event_id`.
+//! `event_id`. Once with audit triggers, once with logical replication.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::time::Duration;
 
 use changewire_e2e::GatewayProcess;
@@ -12,6 +13,49 @@ use serde_json::json;
 use sqlx::Connection;
 
 pub(crate) const CHANGES: usize = 20_000;
+
+/// How the gateway captures the changes (`capture_options.mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CaptureMode {
+    /// Audit triggers, the default: no setting.
+    Triggers,
+    /// A `pgoutput` slot: needs `wal_level = logical` and
+    /// `REPLICA IDENTITY FULL` on the table.
+    Logical,
+}
+
+impl CaptureMode {
+    /// Creates the captured `items` table (and makes it fit for this mode).
+    pub(crate) async fn create_items(self, conn: &mut sqlx::PgConnection) {
+        let sql = match self {
+            CaptureMode::Triggers => "CREATE TABLE items (id BIGINT PRIMARY KEY, n INTEGER)",
+            CaptureMode::Logical => {
+                "CREATE TABLE items (id BIGINT PRIMARY KEY, n INTEGER); \
+                 ALTER TABLE items REPLICA IDENTITY FULL"
+            }
+        };
+        sqlx::raw_sql(sql).execute(conn).await.unwrap();
+    }
+
+    /// The gateway settings this mode adds.
+    pub(crate) fn env(self) -> Vec<(&'static str, String)> {
+        match self {
+            CaptureMode::Triggers => Vec::new(),
+            CaptureMode::Logical => {
+                vec![("CHANGEWIRE_CAPTURE_OPTIONS__MODE", "logical".to_string())]
+            }
+        }
+    }
+}
+
+impl fmt::Display for CaptureMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CaptureMode::Triggers => "triggers",
+            CaptureMode::Logical => "logical",
+        })
+    }
+}
 
 /// Inserts `CHANGES` rows, 100 per transaction, retrying a transaction that
 /// fails (e.g. while PostgreSQL restarts). Returns the ids actually committed.
@@ -109,18 +153,27 @@ pub(crate) fn check_duplicates(seen: &HashMap<i64, Vec<i64>>) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_mid_burst_loses_nothing() {
     let db = TestDatabase::create().await;
+    kill9_mid_burst(&db, CaptureMode::Triggers).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_mid_burst_loses_nothing_logical() {
+    let db = TestDatabase::create_logical().await;
+    kill9_mid_burst(&db, CaptureMode::Logical).await;
+}
+
+/// The scenario on `db` (captured database and store alike).
+async fn kill9_mid_burst(db: &TestDatabase, mode: CaptureMode) {
     let mut app = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    sqlx::raw_sql("CREATE TABLE items (id BIGINT PRIMARY KEY, n INTEGER)")
-        .execute(&mut app)
-        .await
-        .unwrap();
+    mode.create_items(&mut app).await;
     let sink = TestReceiver::start().await;
-    let env = [
+    let mut env = vec![
         ("CHANGEWIRE_STORE", db.url.clone()),
         ("CHANGEWIRE_CAPTURE", db.url.clone()),
         ("CHANGEWIRE_RESOURCES", "ITEMS=items".to_string()),
         ("CHANGEWIRE_DELIVERY__LEASE_MARGIN_SECS", "1".to_string()),
     ];
+    env.extend(mode.env());
     let mut gw = GatewayProcess::start(&env).await;
     gw.register(
         &sink.url(),
@@ -149,6 +202,6 @@ async fn kill9_mid_burst_loses_nothing() {
     let seen = all_delivered(&sink, &ids, Duration::from_secs(240)).await;
     let duplicates = check_duplicates(&seen);
     eprintln!(
-        "kill -9 after {before} deliveries: all {CHANGES} changes delivered, {duplicates} duplicates (same event_id)"
+        "[{mode} capture] kill -9 after {before} deliveries: all {CHANGES} changes delivered, {duplicates} duplicates (same event_id)"
     );
 }

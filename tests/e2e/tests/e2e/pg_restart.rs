@@ -1,5 +1,6 @@
 //! Restart PostgreSQL (the store and the captured database) in the middle of
-//! a 20,000-change burst: every committed change is delivered.
+//! a 20,000-change burst: every committed change is delivered. Once with
+//! audit triggers, once with logical replication.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,23 +11,30 @@ use changewire_test_support::receiver::TestReceiver;
 use serde_json::json;
 use sqlx::Connection;
 
-use super::kill9_no_loss::{CHANGES, all_delivered, burst, check_duplicates};
+use super::kill9_no_loss::{CHANGES, CaptureMode, all_delivered, burst, check_duplicates};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_restart_mid_burst_loses_nothing() {
-    let cluster = tokio::task::spawn_blocking(Cluster::start)
+    postgres_restart_mid_burst(&[], CaptureMode::Triggers).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restart_mid_burst_loses_nothing_logical() {
+    postgres_restart_mid_burst(&["-c", "wal_level=logical"], CaptureMode::Logical).await;
+}
+
+/// The scenario on a throwaway cluster started with `options`.
+async fn postgres_restart_mid_burst(options: &'static [&'static str], mode: CaptureMode) {
+    let cluster = tokio::task::spawn_blocking(move || Cluster::start_with(options))
         .await
         .unwrap()
         .expect("a throwaway cluster");
     let url = format!("{}/postgres", cluster.url);
     let mut app = sqlx::PgConnection::connect(&url).await.unwrap();
-    sqlx::raw_sql("CREATE TABLE items (id BIGINT PRIMARY KEY, n INTEGER)")
-        .execute(&mut app)
-        .await
-        .unwrap();
+    mode.create_items(&mut app).await;
     drop(app);
     let sink = TestReceiver::start().await;
-    let env = [
+    let mut env = vec![
         ("CHANGEWIRE_STORE", url.clone()),
         ("CHANGEWIRE_CAPTURE", url.clone()),
         ("CHANGEWIRE_RESOURCES", "ITEMS=items".to_string()),
@@ -36,6 +44,7 @@ async fn postgres_restart_mid_burst_loses_nothing() {
             "200".to_string(),
         ),
     ];
+    env.extend(mode.env());
     let gw = GatewayProcess::start(&env).await;
     gw.register(
         &sink.url(),
@@ -72,7 +81,7 @@ async fn postgres_restart_mid_burst_loses_nothing() {
     let seen = all_delivered(&sink, &ids, Duration::from_secs(240)).await;
     let duplicates = check_duplicates(&seen);
     eprintln!(
-        "PostgreSQL restarted mid-burst: all {} committed changes delivered, {duplicates} duplicates",
+        "[{mode} capture] PostgreSQL restarted mid-burst: all {} committed changes delivered, {duplicates} duplicates",
         ids.len()
     );
     drop(gw);

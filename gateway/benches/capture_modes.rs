@@ -1,0 +1,206 @@
+//! The two PostgreSQL capture modes side by side, in one run, on one
+//! server (which needs `wal_level = logical`), printed as JSON (figures go
+//! in BENCHMARKS.md):
+//!
+//! ```text
+//! cargo bench -p changewire-gateway --bench capture_modes -- all
+//! cargo bench -p changewire-gateway --bench capture_modes -- latency|throughput|app
+//! ```
+//!
+//! The server is `CHANGEWIRE_TEST_PG_LOGICAL`, else the local one if it has
+//! `wal_level = logical`, else a throwaway cluster (fsync off: pass a real
+//! server for figures). Each run is a fresh database that is both the store
+//! and the captured database (`runs`, `REPLICA IDENTITY FULL` in both modes,
+//! so the application's tables are the same), with an in-process gateway
+//! and a loopback sink:
+//!
+//! * `latency`: commit → receiver p50/p99 at 500 changes/s (5 rows per
+//!   transaction, 10 s) and 5,000 changes/s (10 rows per transaction, 5 s);
+//! * `throughput`: `--changes` (20,000) committed as fast as possible in
+//!   transactions of 500, deliveries/s end to end to 1 receiver and with
+//!   10-way fan-out (a fifth of the changes);
+//! * `app`: the application's single-row UPDATE transactions/s (4 clients,
+//!   5 s per run, ~1 KB rows): without capture, with the triggers, with a
+//!   gateway streaming the slot; alternated twice; ratios to without.
+//!
+//! Every load is bounded in count and time and sent only to 127.0.0.1.
+
+#![allow(missing_docs)] // a benchmark binary
+#![allow(clippy::unwrap_used)] // a benchmark: panicking on setup failure is the point
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use changewire_test_support::gateway::TestGateway;
+use changewire_test_support::pg::TestDatabase;
+use common::{
+    arg, bench_args, percentile, record, round, run_bench, start_sink, wait_count, write_rows,
+};
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+const SCHEMA: &str = "CREATE TABLE runs (id BIGINT PRIMARY KEY, status TEXT NOT NULL, payload TEXT, t BIGINT); \
+                      ALTER TABLE runs REPLICA IDENTITY FULL;";
+
+const MODES: [&str; 2] = ["triggers", "logical"];
+
+async fn app_db() -> TestDatabase {
+    let db = TestDatabase::create_logical().await;
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::raw_sql(SCHEMA).execute(&mut conn).await.unwrap();
+    db
+}
+
+async fn gateway(db: &TestDatabase, mode: &str) -> TestGateway {
+    let toml = format!(
+        "capture = \"{url}\"\n[resources]\nRUNS = \"runs\"\n[log]\nlevel = \"error\"\n\
+         [capture_options]\nmode = \"{mode}\"\nsweep_interval_ms = 200\n",
+        url = db.url
+    );
+    TestGateway::start_with_store(db.url.clone(), None, tempfile::tempdir().unwrap(), &toml).await
+}
+
+async fn latency(mode: &str, rate: u64, secs: u64, batch: i64) -> Value {
+    let db = app_db().await;
+    let (addr, sink) = start_sink(false).await;
+    let gw = gateway(&db, mode).await;
+    gw.receiver_with(
+        &format!("http://{addr}/r"),
+        &[("RUNS", "CREATE")],
+        json!({}),
+    )
+    .await;
+    let n = (rate * secs) as i64;
+    write_rows(&db.url, 1, n, batch, Some(rate)).await;
+    wait_count(&sink, n as u64, Duration::from_secs(60)).await;
+    let mut lat = sink.latencies_us.lock().unwrap().clone();
+    drop(gw);
+    json!({"mode": mode, "rate_per_sec": rate, "rows_per_transaction": batch, "changes": n,
+           "latency_ms_p50": percentile(&mut lat, 0.5) as f64 / 1000.0,
+           "latency_ms_p99": percentile(&mut lat, 0.99) as f64 / 1000.0})
+}
+
+async fn throughput(mode: &str, changes: i64, fanout: usize) -> Value {
+    let db = app_db().await;
+    let (addr, sink) = start_sink(false).await;
+    let gw = gateway(&db, mode).await;
+    for r in 0..fanout {
+        gw.receiver_with(
+            &format!("http://{addr}/r{r}"),
+            &[("RUNS", "CREATE")],
+            json!({"maxConcurrency": 64}),
+        )
+        .await;
+    }
+    let began = Instant::now();
+    write_rows(&db.url, 1, changes, 500, None).await;
+    let expected = changes as u64 * fanout as u64;
+    wait_count(&sink, expected, Duration::from_secs(600)).await;
+    let secs = began.elapsed().as_secs_f64();
+    drop(gw);
+    json!({"mode": mode, "changes": changes, "fanout": fanout, "deliveries": expected,
+           "deliveries_per_sec": (expected as f64 / secs).round()})
+}
+
+/// `clients` connections doing single-row UPDATE transactions for `secs`.
+async fn update_tps(url: &str, clients: usize, secs: u64, rows: i64) -> f64 {
+    let done = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (url, done) = (url.to_string(), done.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            let mut i = c as i64 * 7919;
+            while Instant::now() < deadline {
+                sqlx::query("UPDATE runs SET t = $2, status = CASE WHEN status = 'a' THEN 'b' ELSE 'a' END WHERE id = $1")
+                    .bind(i % rows + 1)
+                    .bind(i)
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                done.fetch_add(1, Ordering::Relaxed);
+                i += 104_729;
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    done.load(Ordering::Relaxed) as f64 / secs as f64
+}
+
+/// Update transactions/s without capture, with the triggers, and with a
+/// gateway streaming the slot (which decodes every change, on the same
+/// two cores), alternated twice.
+async fn app_overhead(secs: u64) -> Value {
+    let rows = 10_000;
+    let mut sums = [0.0f64; 3];
+    for _ in 0..2 {
+        for (i, mode) in ["none", "triggers", "logical"].iter().enumerate() {
+            let db = app_db().await;
+            write_rows(&db.url, 1, rows, 1000, None).await;
+            let gw = match *mode {
+                "none" => None,
+                m => Some(gateway(&db, m).await),
+            };
+            // The triggers' figure is the trigger mode as BENCHMARKS.md has
+            // always reported it: installed, importer running.
+            sums[i] += update_tps(&db.url, 4, secs, rows).await;
+            drop(gw);
+        }
+    }
+    let [none, triggers, logical] = sums.map(|s| s / 2.0);
+    json!({"clients": 4, "seconds_per_run": secs, "rows_kb": 1,
+           "tps_without_capture": none.round(), "tps_with_triggers": triggers.round(),
+           "tps_with_logical": logical.round(),
+           "triggers_ratio": round(triggers / none, 3), "logical_ratio": round(logical / none, 3)})
+}
+
+fn main() {
+    let (args, what) = bench_args();
+    let changes = arg(&args, "--changes", 20_000);
+    run_bench(|mut out| async move {
+        let all = what == "all";
+        let server = tokio::task::spawn_blocking(changewire_test_support::pg::logical_server)
+            .await
+            .unwrap();
+        record(&mut out, "server", json!(server));
+        if all || what == "latency" {
+            for mode in MODES {
+                record(
+                    &mut out,
+                    &format!("latency_500_{mode}"),
+                    latency(mode, 500, 10, 5).await,
+                );
+                record(
+                    &mut out,
+                    &format!("latency_5000_{mode}"),
+                    latency(mode, 5_000, 5, 10).await,
+                );
+            }
+        }
+        if all || what == "throughput" {
+            for mode in MODES {
+                record(
+                    &mut out,
+                    &format!("throughput_1_{mode}"),
+                    throughput(mode, changes, 1).await,
+                );
+                record(
+                    &mut out,
+                    &format!("throughput_fanout_10_{mode}"),
+                    throughput(mode, changes / 5, 10).await,
+                );
+            }
+        }
+        if all || what == "app" {
+            record(&mut out, "app_update_throughput", app_overhead(5).await);
+        }
+        out
+    });
+}
