@@ -20,8 +20,10 @@
 //!   transactions of 500, deliveries/s end to end to 1 receiver and with
 //!   10-way fan-out (a fifth of the changes);
 //! * `app`: the application's single-row UPDATE transactions/s (4 clients,
-//!   5 s per run, ~1 KB rows): without capture, with the triggers, with a
-//!   gateway streaming the slot; alternated twice; ratios to without.
+//!   5 s per run) on ~100-byte and ~1 KB rows: without capture; with each
+//!   mode installed (what it adds to the application's transactions); with
+//!   a gateway importing (triggers) or streaming (logical) beside it on the
+//!   same cores; each twice; ratios to without.
 //!
 //! Every load is bounded in count and time and sent only to 127.0.0.1.
 
@@ -106,8 +108,9 @@ async fn throughput(mode: &str, changes: i64, fanout: usize) -> Value {
            "deliveries_per_sec": (expected as f64 / secs).round()})
 }
 
-/// `clients` connections doing single-row UPDATE transactions for `secs`.
-async fn update_tps(url: &str, clients: usize, secs: u64, rows: i64) -> f64 {
+/// `clients` connections doing single-row UPDATE transactions (`sql`,
+/// binding a row id in `1..=rows` and a number) for `secs`.
+async fn update_tps(url: &str, sql: &'static str, clients: usize, secs: u64, rows: i64) -> f64 {
     let done = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut tasks = Vec::new();
@@ -117,9 +120,9 @@ async fn update_tps(url: &str, clients: usize, secs: u64, rows: i64) -> f64 {
             let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
             let mut i = c as i64 * 7919;
             while Instant::now() < deadline {
-                sqlx::query("UPDATE runs SET t = $2, status = CASE WHEN status = 'a' THEN 'b' ELSE 'a' END WHERE id = $1")
+                sqlx::query(sql)
                     .bind(i % rows + 1)
-                    .bind(i)
+                    .bind(i % 10_001 - 5_000)
                     .execute(&mut conn)
                     .await
                     .unwrap();
@@ -134,31 +137,101 @@ async fn update_tps(url: &str, clients: usize, secs: u64, rows: i64) -> f64 {
     done.load(Ordering::Relaxed) as f64 / secs as f64
 }
 
-/// Update transactions/s without capture, with the triggers, and with a
-/// gateway streaming the slot (which decodes every change, on the same
-/// two cores), alternated twice.
+/// The application's single-row UPDATE transactions/s under each setup:
+///
+/// * `none`: no capture (the tables' default replica identity);
+/// * `triggers`, `logical`: capture installed, no gateway running: what
+///   the mode adds to the application's own transactions (the trigger's
+///   two row writes; `REPLICA IDENTITY FULL`'s old row in the WAL);
+/// * `triggers_importing`, `logical_streaming`: a gateway running beside
+///   (importing the log; decoding the slot), on the same two cores.
+///
+/// On pgbench_accounts-shaped rows (~100 bytes) and on 1 KB rows, each
+/// setup twice (alternating), on a fresh database per run.
 async fn app_overhead(secs: u64) -> Value {
-    let rows = 10_000;
-    let mut sums = [0.0f64; 3];
-    for _ in 0..2 {
-        for (i, mode) in ["none", "triggers", "logical"].iter().enumerate() {
-            let db = app_db().await;
-            write_rows(&db.url, 1, rows, 1000, None).await;
-            let gw = match *mode {
-                "none" => None,
-                m => Some(gateway(&db, m).await),
-            };
-            // The triggers' figure is the trigger mode as BENCHMARKS.md has
-            // always reported it: installed, importer running.
-            sums[i] += update_tps(&db.url, 4, secs, rows).await;
-            drop(gw);
+    const SETUPS: [&str; 5] = [
+        "none",
+        "triggers",
+        "logical",
+        "triggers_importing",
+        "logical_streaming",
+    ];
+    let small = "UPDATE accounts SET abalance = abalance + $2 WHERE aid = $1";
+    let large = "UPDATE runs SET t = $2, status = CASE WHEN status = 'a' THEN 'b' ELSE 'a' END WHERE id = $1";
+    let mut out = serde_json::Map::new();
+    for (label, sql, rows) in [
+        ("pgbench_accounts_rows", small, 100_000),
+        ("one_kb_rows", large, 10_000),
+    ] {
+        let mut sums = [0.0f64; SETUPS.len()];
+        for _ in 0..2 {
+            for (i, setup) in SETUPS.iter().enumerate() {
+                let db = TestDatabase::create_logical().await;
+                let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+                sqlx::raw_sql(
+                    "CREATE TABLE runs (id BIGINT PRIMARY KEY, status TEXT NOT NULL, payload TEXT, t BIGINT);
+                     CREATE TABLE accounts (aid INTEGER PRIMARY KEY, bid INTEGER NOT NULL, abalance INTEGER NOT NULL, filler CHAR(84));
+                     INSERT INTO accounts SELECT g, g / 10000 + 1, 0, '' FROM generate_series(1, 100000) g;",
+                )
+                .execute(&mut conn)
+                .await
+                .unwrap();
+                write_rows(&db.url, 1, 10_000, 1000, None).await;
+                let mode = if setup.starts_with("logical") {
+                    "logical"
+                } else {
+                    "triggers"
+                };
+                if mode == "logical" {
+                    sqlx::raw_sql("ALTER TABLE runs REPLICA IDENTITY FULL; ALTER TABLE accounts REPLICA IDENTITY FULL;")
+                        .execute(&mut conn)
+                        .await
+                        .unwrap();
+                }
+                sqlx::raw_sql("VACUUM ANALYZE accounts")
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                let gw = match *setup {
+                    "none" => None,
+                    _ => {
+                        let toml = format!(
+                            "capture = \"{url}\"\n[resources]\nRUNS = \"runs\"\nACCOUNTS = \"accounts\"\n[log]\nlevel = \"error\"\n\
+                             [capture_options]\nmode = \"{mode}\"\n",
+                            url = db.url
+                        );
+                        let mut gw = TestGateway::start_with_store(
+                            db.url.clone(),
+                            None,
+                            tempfile::tempdir().unwrap(),
+                            &toml,
+                        )
+                        .await;
+                        if !setup.contains('_') {
+                            // Installed, then the gateway goes.
+                            gw.stop().await;
+                        }
+                        Some(gw)
+                    }
+                };
+                sums[i] += update_tps(&db.url, sql, 4, secs, rows).await;
+                drop(gw);
+            }
         }
+        let tps: Vec<f64> = sums.iter().map(|s| s / 2.0).collect();
+        let mut row = serde_json::Map::new();
+        let baseline = tps[0].max(1.0);
+        for (setup, tps) in SETUPS.iter().zip(&tps) {
+            row.insert(format!("tps_{setup}"), json!(tps.round()));
+            if *setup != "none" {
+                row.insert(format!("ratio_{setup}"), json!(round(tps / baseline, 3)));
+            }
+        }
+        out.insert(label.into(), Value::Object(row));
     }
-    let [none, triggers, logical] = sums.map(|s| s / 2.0);
-    json!({"clients": 4, "seconds_per_run": secs, "rows_kb": 1,
-           "tps_without_capture": none.round(), "tps_with_triggers": triggers.round(),
-           "tps_with_logical": logical.round(),
-           "triggers_ratio": round(triggers / none, 3), "logical_ratio": round(logical / none, 3)})
+    out.insert("clients".into(), json!(4));
+    out.insert("seconds_per_run".into(), json!(secs));
+    Value::Object(out)
 }
 
 fn main() {

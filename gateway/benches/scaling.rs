@@ -33,6 +33,9 @@
 //!   `--seconds` (10), on a fresh store and on one already holding
 //!   `--histories` (0,1000000) finished deliveries with their attempts,
 //!   `--passes` (2) runs each: PostgreSQL CPU per delivery under a trickle;
+//!   `--modes triggers,logical` (default `triggers`) runs it for each
+//!   capture mode (the logical one on a server with `wal_level = logical`:
+//!   `CHANGEWIRE_TEST_PG_LOGICAL`, see `tests/support`);
 //! * `processes`: 1 receiver, `--process-changes` (20,000) changes delivered
 //!   by 1 and by 2 gateway processes sharing the database.
 //!
@@ -63,9 +66,9 @@ use std::time::{Duration, Instant};
 
 use changewire_e2e::GatewayProcess;
 use common::{
-    PAYLOAD, Sink, app_db, arg, arg_list, bench_args, binary_missing, clk_tck, cpu_ticks,
-    gateway_process, now_ns, postgres_ticks, record, release_binary, round, run_bench, start_sink,
-    start_sink_aside, wait_count, write_backlog, write_rows_on,
+    PAYLOAD, Sink, app_db, app_db_logical, arg, arg_list, bench_args, binary_missing, clk_tck,
+    cpu_ticks, gateway_process, now_ns, postgres_ticks, record, release_binary, round, run_bench,
+    start_sink, start_sink_aside, wait_count, write_backlog, write_rows_on,
 };
 use futures_util::StreamExt as _;
 use serde_json::{Value, json};
@@ -438,13 +441,18 @@ async fn backlog(pending: i64, window: Duration) -> Value {
 /// to one receiver, on a fresh store or on one that already holds `history`
 /// finished deliveries (written with SQL before the gateway starts, the way
 /// a past burst leaves them); PostgreSQL CPU per delivery is the figure.
-async fn steady(rate: u64, secs: u64, history: i64) -> Value {
+async fn steady(rate: u64, secs: u64, history: i64, mode: &str) -> Value {
     if let Some(skipped) = binary_missing() {
         return skipped;
     }
-    let db = app_db().await;
+    let (db, env) = if mode == "logical" {
+        let env = vec![("CHANGEWIRE_CAPTURE_OPTIONS__MODE", "logical".to_string())];
+        (app_db_logical().await, env)
+    } else {
+        (app_db().await, Vec::new())
+    };
     let (addr, sink) = start_sink(false).await;
-    let mut setup_gw = gateway_process(&db.url, true, &[]).await;
+    let mut setup_gw = gateway_process(&db.url, true, &env).await;
     register_receivers(&setup_gw, addr, 1, &json!({})).await;
     if setup_gw.sigterm(Duration::from_secs(20)).is_none() {
         setup_gw.kill9();
@@ -464,8 +472,18 @@ async fn steady(rate: u64, secs: u64, history: i64) -> Value {
         .execute(&mut stats)
         .await
         .unwrap();
+        if mode == "logical" {
+            // The history's few GB of WAL are the setup's, not the trickle's:
+            // the measured gateway makes a new slot past them.
+            sqlx::raw_sql(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database()",
+            )
+            .execute(&mut stats)
+            .await
+            .unwrap();
+        }
     }
-    let gws = vec![gateway_process(&db.url, true, &[]).await];
+    let gws = vec![gateway_process(&db.url, true, &env).await];
     let mut writer = PgConnection::connect(&db.url).await.unwrap();
     let writer_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
         .fetch_one(&mut writer)
@@ -489,6 +507,7 @@ async fn steady(rate: u64, secs: u64, history: i64) -> Value {
     .await;
     out["rate_per_sec"] = json!(rate);
     out["history_deliveries"] = json!(history);
+    out["capture_mode"] = json!(mode);
     out
 }
 
@@ -565,17 +584,27 @@ fn main() {
         if all || what == "steady" {
             let rate = arg(&args, "--rate", 500) as u64;
             let secs = arg(&args, "--seconds", 10) as u64;
-            for history in arg_list(&args, "--histories", &[0, 1_000_000]) {
-                // Back to back, as the issue measured: the second run on the
-                // same kind of store shows whether the cost grows.
-                for pass in 1..=arg(&args, "--passes", 2) {
-                    let run = steady(rate, secs, history).await;
-                    keep(
-                        &mut out,
-                        &mut summary,
-                        &format!("steady_{rate}_history_{history}_pass_{pass}"),
-                        run,
-                    );
+            let modes: Vec<&str> = match args
+                .iter()
+                .position(|a| a == "--modes")
+                .and_then(|i| args.get(i + 1))
+            {
+                Some(list) => list.split(',').collect(),
+                None => vec!["triggers"],
+            };
+            for mode in modes {
+                for history in arg_list(&args, "--histories", &[0, 1_000_000]) {
+                    // Back to back, as the issue measured: the second run on the
+                    // same kind of store shows whether the cost grows.
+                    for pass in 1..=arg(&args, "--passes", 2) {
+                        let run = steady(rate, secs, history, mode).await;
+                        keep(
+                            &mut out,
+                            &mut summary,
+                            &format!("steady_{rate}_{mode}_history_{history}_pass_{pass}"),
+                            run,
+                        );
+                    }
                 }
             }
         }

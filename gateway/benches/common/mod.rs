@@ -160,6 +160,19 @@ pub(crate) async fn app_db() -> TestDatabase {
     db
 }
 
+/// As [`app_db`], on a server with `wal_level = logical`, with `runs` set
+/// up for the logical capture mode (`REPLICA IDENTITY FULL`).
+pub(crate) async fn app_db_logical() -> TestDatabase {
+    let db = TestDatabase::create_logical().await;
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::raw_sql(SCHEMA).execute(&mut conn).await.unwrap();
+    sqlx::raw_sql("ALTER TABLE runs REPLICA IDENTITY FULL")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    db
+}
+
 /// Inserts `n` ~1 KB rows in transactions of `batch`, optionally paced to `rate` rows/s.
 pub(crate) async fn write_rows(url: &str, start: i64, n: i64, batch: i64, rate: Option<u64>) {
     let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
