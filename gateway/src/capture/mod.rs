@@ -16,6 +16,7 @@
 //!   file; the importer polls `PRAGMA data_version` and keeps a cursor in the
 //!   store, advanced in the same step as the fan-out.
 
+mod catalog;
 pub(crate) mod diff;
 pub(crate) mod expand;
 pub(crate) mod logical;
@@ -23,8 +24,11 @@ pub(crate) mod postgres;
 pub(crate) mod rows;
 mod sql;
 pub(crate) mod sqlite;
+pub(crate) mod switch;
 
 use crate::traces::Traces;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -173,17 +177,78 @@ pub(crate) async fn start(
     match &config.capture {
         None => Ok(()),
         Some(StoreUrl::Postgres(url)) => match config.capture_options.mode {
-            CaptureMode::Triggers => postgres::PgCapture::setup(url, config)
-                .await?
-                .spawn(ctx, tasks),
-            CaptureMode::Logical => logical::LogicalCapture::setup(url, config)
-                .await?
-                .spawn(ctx, tasks),
+            CaptureMode::Triggers => {
+                let capture = postgres::PgCapture::setup(url, config).await?;
+                // Back from the logical mode: the slot up to the switch first.
+                let prelude = match capture.slot_marker() {
+                    Some(marker) => {
+                        let drainer = logical::LogicalCapture::drainer(
+                            catalog::connect(url).await?,
+                            url,
+                            config,
+                            capture.tables(),
+                            capture.install_id(),
+                            marker.to_string(),
+                        )
+                        .await?;
+                        Some(prelude(move |ctx| drainer.drain_to_marker(ctx)))
+                    }
+                    None => None,
+                };
+                capture.spawn(ctx, tasks, prelude)
+            }
+            CaptureMode::Logical => {
+                let capture = logical::LogicalCapture::setup(url, config).await?;
+                // From the trigger mode: the log's rest first.
+                let prelude = capture.log_left().then(|| {
+                    let options = capture.connect_options();
+                    let (schema, tables, source, capture_options) = (
+                        capture.schema().to_string(),
+                        capture.tables(),
+                        capture.source().to_string(),
+                        capture.options().clone(),
+                    );
+                    prelude(move |ctx| async move {
+                        // Connections of the capture thread's runtime.
+                        let pool = sqlx::postgres::PgPoolOptions::new()
+                            .max_connections(2)
+                            .connect_lazy_with(options);
+                        match postgres::PgCapture::drainer(
+                            pool,
+                            &schema,
+                            tables,
+                            &source,
+                            &capture_options,
+                        )
+                        .await
+                        {
+                            Ok(log) => log.drain_with_retry(&ctx).await,
+                            Err(err) => ctx
+                                .health
+                                .failing("capture", crate::report::Report(&err).to_string()),
+                        }
+                    })
+                });
+                capture.spawn(ctx, tasks, prelude)
+            }
         },
         Some(StoreUrl::Sqlite(url)) => sqlite::SqliteCapture::setup(url, config)
             .await?
             .spawn(ctx, tasks),
     }
+}
+
+/// Work an importer's thread does before its own loop: what a mode switch
+/// left (the trigger log's rest, or the slot up to the switch's marker).
+pub(crate) type Prelude = Box<dyn FnOnce(Importer) -> Pin<Box<dyn Future<Output = ()>>> + Send>;
+
+/// Boxes a prelude.
+fn prelude<F, Fut>(run: F) -> Prelude
+where
+    F: FnOnce(Importer) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    Box::new(move |ctx| Box::pin(run(ctx)))
 }
 
 /// A new identity for a capture installation: 128 random bits, hex. It is

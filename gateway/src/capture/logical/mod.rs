@@ -25,7 +25,6 @@ pub(crate) mod convert;
 pub(crate) mod pgoutput;
 pub(crate) mod slot;
 pub(crate) mod stream;
-pub(crate) mod switch;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,6 +33,7 @@ use std::time::Duration;
 use sqlx::{AssertSqlSafe, PgPool};
 use tokio::task::JoinSet;
 
+use super::switch;
 use super::{Error, Importer, TableInfo};
 use crate::config::{Config, redact_url};
 
@@ -67,7 +67,7 @@ impl LogicalCapture {
     /// creates the publication and the slot, and switches from triggers if
     /// they are installed.
     pub(crate) async fn setup(url: &str, config: &Config) -> Result<LogicalCapture, Error> {
-        let pool = super::postgres::connect(url).await?;
+        let pool = super::catalog::connect(url).await?;
         let wal_level: String = sqlx::query_scalar("SELECT current_setting('wal_level')")
             .fetch_one(&pool)
             .await?;
@@ -80,7 +80,7 @@ impl LogicalCapture {
         let mut oids = Vec::new();
         for resource in config.resources.captured() {
             let table = resource.table.clone().unwrap_or_default();
-            let info = super::postgres::introspect(&pool, &resource.name, &table).await?;
+            let info = super::catalog::introspect(&pool, &resource.name, &table).await?;
             let oid = check_table(&pool, &resource.name, &table).await?;
             resources.insert(oid, resource.name.clone());
             oids.push(i64::from(oid));
@@ -97,7 +97,7 @@ impl LogicalCapture {
         let names: Vec<String> = tables.values().map(|t| t.table.clone()).collect();
         slot::install_publication(&mut tx, &schema, &names).await?;
         tx.commit().await?;
-        let slot_name = slot::slot_name(&schema, &install_id);
+        let slot_name = switch::slot_name(&schema, &install_id);
         let created = slot::ensure_slot(&pool, &slot_name).await?;
         let skip = switch::from_triggers(&pool, &schema, &oids).await?;
         let drain_log = switch::log_has_rows(&pool, &schema).await?;
@@ -153,7 +153,7 @@ impl LogicalCapture {
         Ok(LogicalCapture {
             url: url.to_string(),
             source: format!("pg:{schema}@{install_id}"),
-            slot: slot::slot_name(&schema, install_id),
+            slot: switch::slot_name(&schema, install_id),
             schema,
             tables,
             resources: Arc::new(resources),
@@ -173,9 +173,45 @@ impl LogicalCapture {
         stream::run(self, ctx).await;
     }
 
-    /// Spawns the slot watcher (main runtime) and the importer (its own
-    /// thread): the trigger log's rest first, if any, then the stream.
-    pub(crate) fn spawn(self, ctx: Importer, tasks: &mut JoinSet<()>) -> Result<(), Error> {
+    /// Whether the trigger mode left changes in its log (imported first).
+    pub(crate) fn log_left(&self) -> bool {
+        self.drain_log
+    }
+
+    /// The capture schema.
+    pub(crate) fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// The mapped tables.
+    pub(crate) fn tables(&self) -> Arc<HashMap<String, TableInfo>> {
+        self.tables.clone()
+    }
+
+    /// The capture source (shared with the trigger mode).
+    pub(crate) fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// How to connect to the captured database.
+    pub(crate) fn connect_options(&self) -> sqlx::postgres::PgConnectOptions {
+        (*self.pool.connect_options()).clone()
+    }
+
+    /// `[capture_options]`.
+    pub(crate) fn options(&self) -> &crate::config::CaptureOptions {
+        &self.options
+    }
+
+    /// Spawns the slot watcher (main runtime) and, on a thread of its own,
+    /// the `prelude` (the trigger log's rest after a switch), then the
+    /// stream.
+    pub(crate) fn spawn(
+        self,
+        ctx: Importer,
+        tasks: &mut JoinSet<()>,
+        prelude: Option<super::Prelude>,
+    ) -> Result<(), Error> {
         tasks.spawn(slot::watch(
             self.pool.clone(),
             self.slot.clone(),
@@ -186,6 +222,9 @@ impl LogicalCapture {
             ctx.shutdown.clone(),
         ));
         super::spawn_on_own_thread(ctx, tasks, move |ctx| async move {
+            if let Some(prelude) = prelude {
+                prelude(ctx.clone()).await;
+            }
             stream::run(self, ctx).await;
         })
     }
@@ -232,7 +271,7 @@ async fn check_table(pool: &PgPool, resource: &str, table: &str) -> Result<u32, 
 /// keeps every WAL segment from its position on: this is how to let go of
 /// one.
 pub(crate) async fn uninstall(url: &str, config: &Config) -> Result<(), Error> {
-    let pool = super::postgres::connect(url).await?;
+    let pool = super::catalog::connect(url).await?;
     slot::drop_slot_and_publication(&pool, &config.capture_options.schema).await?;
     pool.close().await;
     Ok(())

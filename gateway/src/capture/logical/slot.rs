@@ -15,15 +15,6 @@ pub(crate) fn publication_name(schema: &str) -> String {
     format!("{schema}_publication")
 }
 
-/// The slot's name: slot names are global to the server, so it carries
-/// the capture's identity (two captured databases on one server, each with
-/// its own slot): `<schema>_<16 hex digits>`, lowercase, at most 63 bytes.
-pub(crate) fn slot_name(schema: &str, install_id: &str) -> String {
-    let schema: String = schema.to_ascii_lowercase().chars().take(40).collect();
-    let id: String = install_id.chars().take(16).collect();
-    format!("{schema}_{id}")
-}
-
 /// Creates the publication for `tables` (or sets its table list), under
 /// the install lock the caller holds in `tx`.
 pub(crate) async fn install_publication(
@@ -330,14 +321,6 @@ mod tests {
             safe_wal_bytes: None,
             keep_limit_bytes: keep,
         }
-    }
-
-    #[test]
-    fn slot_names_are_valid_and_unique_per_install() {
-        let name = slot_name("Change_Wire", "0123456789abcdef0123456789abcdef");
-        assert_eq!(name, "change_wire_0123456789abcdef");
-        let long = slot_name(&"s".repeat(63), &"f".repeat(32));
-        assert!(long.len() <= 63, "{long}");
     }
 
     #[test]

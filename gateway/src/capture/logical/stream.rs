@@ -13,15 +13,15 @@ use sqlx::postgres::PgPoolOptions;
 
 use super::convert::{RelationShape, Renderer, Slot};
 use super::pgoutput::{self, Message, Tuple};
-use super::switch::{self, Skip};
 use super::{LogicalCapture, slot};
 use crate::capture::rows::{LoggedRow, to_change};
+use crate::capture::switch::{self, Skip};
 use crate::capture::{Error, Importer};
 
 /// Microseconds from 1970 to PostgreSQL's epoch (2000-01-01).
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
-/// Runs until shutdown: the trigger log's rest, then the stream,
+/// Runs the stream until shutdown (or, for a drainer, the marker),
 /// reconnecting with backoff.
 pub(super) async fn run(mut capture: LogicalCapture, ctx: Importer) {
     // Connections of this thread's runtime.
@@ -39,48 +39,28 @@ pub(super) async fn run(mut capture: LogicalCapture, ctx: Importer) {
         if ctx.shutdown.is_cancelled() {
             return;
         }
-        let result = if capture.drain_log {
-            drain_log(&capture, &ctx).await.map(|()| {
-                capture.drain_log = false;
-                false
-            })
-        } else {
-            match session(&capture, &mut state, &ctx).await {
-                Ok(Ended::Shutdown) => Ok(true),
-                Ok(Ended::Drained) => drop_drained_slot(&capture).await.map(|()| true),
-                Err(err) => Err(err),
-            }
+        let started = std::time::Instant::now();
+        let result = match session(&capture, &mut state, &ctx).await {
+            Ok(Ended::Shutdown) => Ok(()),
+            Ok(Ended::Drained) => drop_drained_slot(&capture).await,
+            Err(err) => Err(err),
         };
-        match result {
-            Ok(true) => return,
-            Ok(false) => backoff = Duration::from_millis(100),
-            Err(err) => {
-                ctx.health
-                    .failing("capture", crate::report::Report(&err).to_string());
-                tracing::warn!(error = %crate::report::Report(&err), retry_in = ?backoff, "logical capture failed; retrying");
-                tokio::select! {
-                    _ = ctx.shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
-            }
+        let Err(err) = result else {
+            return;
+        };
+        if started.elapsed() > Duration::from_secs(30) {
+            // A session that ran for a while failed: start backing off anew.
+            backoff = Duration::from_millis(100);
         }
+        ctx.health
+            .failing("capture", crate::report::Report(&err).to_string());
+        tracing::warn!(error = %crate::report::Report(&err), retry_in = ?backoff, "logical capture failed; retrying");
+        tokio::select! {
+            _ = ctx.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
     }
-}
-
-/// Imports what the triggers logged before the switch.
-async fn drain_log(capture: &LogicalCapture, ctx: &Importer) -> Result<(), Error> {
-    let importer = crate::capture::postgres::PgCapture::drainer(
-        capture.pool.clone(),
-        &capture.schema,
-        capture.tables.clone(),
-        &capture.source,
-        &capture.options,
-    )
-    .await?;
-    importer.drain(ctx).await?;
-    tracing::info!("the trigger log is imported: streaming from the slot");
-    Ok(())
 }
 
 /// Back to triggers: the slot is read to the marker; now it goes.

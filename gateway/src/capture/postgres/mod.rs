@@ -6,7 +6,7 @@ mod install;
 mod listen;
 
 use install::install_sql;
-pub(crate) use install::{connect, introspect, uninstall};
+pub(crate) use install::uninstall;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, PgPool, Row};
 use tokio::task::JoinSet;
 
+use super::catalog::{connect, introspect};
 use super::rows::{LoggedRow, to_change};
 use super::sql::quote;
 use super::{Error, Importer, PollPace, TableInfo};
@@ -35,9 +36,11 @@ pub struct PgCapture {
     notify: bool,
     pace: PollPace,
     commit_timestamps: bool,
-    /// Back from the logical mode: the slot to read to its marker (and
-    /// drop) before the log.
-    slot_drain: Option<Box<crate::capture::logical::LogicalCapture>>,
+    /// The capture's identity.
+    install_id: String,
+    /// Back from the logical mode: the marker its slot is read to (and then
+    /// dropped) before the log.
+    slot_marker: Option<String>,
 }
 
 impl PgCapture {
@@ -82,25 +85,10 @@ impl PgCapture {
         )))
         .fetch_one(&mut *tx)
         .await?;
-        let slot = crate::capture::logical::slot::slot_name(&schema, &install_id);
-        let marker = crate::capture::logical::switch::to_triggers(&mut tx, &schema, &slot).await?;
+        // Back from the logical mode: its slot is read to this marker first.
+        let slot_marker = super::switch::to_triggers(&mut tx, &schema, &install_id).await?;
         tx.commit().await?;
         let tables = Arc::new(tables);
-        // Back from the logical mode: its slot is read to the marker first.
-        let slot_drain = match marker {
-            Some(token) => Some(Box::new(
-                crate::capture::logical::LogicalCapture::drainer(
-                    pool.clone(),
-                    url,
-                    config,
-                    tables.clone(),
-                    &install_id,
-                    token,
-                )
-                .await?,
-            )),
-            None => None,
-        };
         let commit_timestamps: bool =
             sqlx::query_scalar("SELECT current_setting('track_commit_timestamp') = 'on'")
                 .fetch_one(&pool)
@@ -125,7 +113,8 @@ impl PgCapture {
             notify: config.capture_options.notify,
             pace: PollPace::new(&config.capture_options),
             commit_timestamps,
-            slot_drain,
+            install_id,
+            slot_marker,
         })
     }
 
@@ -152,7 +141,8 @@ impl PgCapture {
             notify: false,
             pace: PollPace::new(options),
             commit_timestamps,
-            slot_drain: None,
+            install_id: String::new(),
+            slot_marker: None,
         })
     }
 
@@ -166,9 +156,50 @@ impl PgCapture {
         Ok(())
     }
 
-    /// Spawns the listener (main runtime) and the importer (its own thread,
-    /// with its own connections).
-    pub(crate) fn spawn(mut self, ctx: Importer, tasks: &mut JoinSet<()>) -> Result<(), Error> {
+    /// The mapped tables.
+    pub(crate) fn tables(&self) -> Arc<HashMap<String, TableInfo>> {
+        self.tables.clone()
+    }
+
+    /// The capture's identity.
+    pub(crate) fn install_id(&self) -> &str {
+        &self.install_id
+    }
+
+    /// Back from the logical mode: the marker to read its slot to.
+    pub(crate) fn slot_marker(&self) -> Option<&str> {
+        self.slot_marker.as_deref()
+    }
+
+    /// Imports the log until it is empty, retrying with backoff until it
+    /// is done or the gateway stops.
+    pub(crate) async fn drain_with_retry(&self, ctx: &Importer) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.drain(ctx).await {
+                Ok(()) => return,
+                Err(err) => {
+                    ctx.health
+                        .failing("capture", crate::report::Report(&err).to_string());
+                    tracing::warn!(error = %crate::report::Report(&err), retry_in = ?backoff, "importing the trigger log's rest failed; retrying");
+                    tokio::select! {
+                        _ = ctx.shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    }
+
+    /// Spawns the listener (main runtime) and, on a thread of its own, the
+    /// `prelude` (a mode switch's leftovers), then the importer.
+    pub(crate) fn spawn(
+        mut self,
+        ctx: Importer,
+        tasks: &mut JoinSet<()>,
+        prelude: Option<super::Prelude>,
+    ) -> Result<(), Error> {
         if self.notify {
             tasks.spawn(listen::listen(self.pool.clone(), ctx.clone()));
         }
@@ -187,8 +218,8 @@ impl PgCapture {
                 .connect_lazy_with(options);
             // What committed before the triggers existed is in the slot:
             // delivered first, then the log.
-            if let Some(drain) = self.slot_drain.take() {
-                drain.drain_to_marker(ctx.clone()).await;
+            if let Some(prelude) = prelude {
+                prelude(ctx.clone()).await;
             }
             self.import_loop(ctx).await;
         })

@@ -1,5 +1,6 @@
-//! Switching a database from the trigger mode to the logical mode without
-//! losing or repeating a change.
+//! Switching a database between the trigger mode and the logical mode
+//! without losing or repeating a change (and what both modes share in
+//! `capture_meta`: the identity, the slot's name).
 //!
 //! The slot exists first (its consistent point is before the switch). One
 //! transaction then drops the triggers of every mapped table and writes a
@@ -50,6 +51,15 @@ pub(crate) async fn install_id(
     )))
     .fetch_one(&mut **tx)
     .await?)
+}
+
+/// The slot's name: slot names are global to the server, so it carries
+/// the capture's identity (two captured databases on one server, each with
+/// its own slot): `<schema>_<16 hex digits>`, lowercase, at most 63 bytes.
+pub(crate) fn slot_name(schema: &str, install_id: &str) -> String {
+    let schema: String = schema.to_ascii_lowercase().chars().take(40).collect();
+    let id: String = install_id.chars().take(16).collect();
+    format!("{schema}_{id}")
 }
 
 /// What the stream skips (changes the triggers captured).
@@ -188,12 +198,13 @@ async fn try_switch(pool: &PgPool, schema: &str, oids: &[i64]) -> Result<Skip, E
 pub(crate) async fn to_triggers(
     tx: &mut Transaction<'static, Postgres>,
     schema: &str,
-    slot: &str,
+    install_id: &str,
 ) -> Result<Option<String>, Error> {
+    let slot = slot_name(schema, install_id);
     let exists: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database())",
     )
-    .bind(slot)
+    .bind(&slot)
     .fetch_one(&mut **tx)
     .await?;
     if !exists {
@@ -253,6 +264,14 @@ pub(crate) async fn log_has_rows(pool: &PgPool, schema: &str) -> Result<bool, Er
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slot_names_are_valid_and_unique_per_install() {
+        let name = slot_name("Change_Wire", "0123456789abcdef0123456789abcdef");
+        assert_eq!(name, "change_wire_0123456789abcdef");
+        let long = slot_name(&"s".repeat(63), &"f".repeat(32));
+        assert!(long.len() <= 63, "{long}");
+    }
 
     #[test]
     fn skip_rules() {
