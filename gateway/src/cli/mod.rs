@@ -43,7 +43,8 @@ pub(crate) enum Command {
     /// verified as they arrive — on the embedded SQLite default — then a
     /// link to the web console opened on them.
     Quickstart(quickstart::QuickstartArgs),
-    /// Install or remove the capture triggers without running the gateway.
+    /// Install or remove capture (triggers, or a replication slot) without
+    /// running the gateway.
     Capture(capture::CaptureArgs),
     /// Manage API keys (bearer tokens for the management API).
     Keys(keys::KeysArgs),
