@@ -496,3 +496,80 @@ async fn readiness_fails_when_the_slot_is_dropped() {
         "{down}"
     );
 }
+
+/// A transaction larger than `batch_size` goes out in parts (each part's
+/// keys continue the last's): every row once, none dropped as a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_transaction_goes_out_in_parts_every_row_once() {
+    let (db, mut app) = app_db(true).await;
+    let extra = format!("{LOGICAL}\nbatch_size = 100");
+    let gw = gateway(None, &db.url, &db.url, &extra).await;
+    let sink = TestReceiver::start().await;
+    gw.receiver_with(
+        &sink.url(),
+        &[("RUNS", "CREATE"), ("RUNS", "DELETE")],
+        json!({"maxConcurrency": 32}),
+    )
+    .await;
+    exec(
+        &mut app,
+        "INSERT INTO runs (status) SELECT 'bulk-' || g FROM generate_series(1, 1050) g",
+    )
+    .await;
+    exec(&mut app, "DELETE FROM runs WHERE id % 2 = 0").await;
+    sink.wait_for(1050 + 525, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let bodies: Vec<Value> = sink.received().iter().map(|r| r.json()).collect();
+    assert_eq!(bodies.len(), 1575, "every row once");
+    let mut created: Vec<i64> = bodies
+        .iter()
+        .filter(|b| b["action"] == "create")
+        .map(|b| b["data"]["id"].as_i64().unwrap())
+        .collect();
+    created.sort_unstable();
+    created.dedup();
+    assert_eq!(created.len(), 1050);
+    let deleted = bodies.iter().filter(|b| b["action"] == "delete").count();
+    assert_eq!(deleted, 525);
+    let txids: std::collections::HashSet<String> = bodies
+        .iter()
+        .filter(|b| b["action"] == "create")
+        .map(|b| b["transaction_id"].to_string())
+        .collect();
+    assert_eq!(txids.len(), 1, "one transaction, one transaction_id");
+}
+
+/// A table whose REPLICA IDENTITY stops being FULL while captured: the
+/// first change without its old row stops capture there, and `/readyz`
+/// says what to run (no payload that differs from the trigger mode's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_replica_identity_stops_capture_with_what_to_run() {
+    let (db, mut app) = app_db(true).await;
+    let gw = gateway(None, &db.url, &db.url, LOGICAL).await;
+    let sink = TestReceiver::start().await;
+    gw.receiver_with(
+        &sink.url(),
+        &[("RUNS", "CREATE"), ("RUNS", "UPDATE")],
+        json!({}),
+    )
+    .await;
+    exec(&mut app, "INSERT INTO runs (status) VALUES ('a')").await;
+    sink.wait_for(1, WAIT).await;
+    exec(
+        &mut app,
+        "ALTER TABLE runs REPLICA IDENTITY DEFAULT; UPDATE runs SET status = 'b' WHERE id = 1",
+    )
+    .await;
+    let readyz = format!("{}/readyz", gw.base());
+    let down = eventually("readyz names the lost replica identity", WAIT, || async {
+        let r = changewire_test_support::http::request("GET", &readyz, &[], None).await;
+        let body = r.json();
+        (r.status == 503 && body["components"]["capture"]["ready"] == false).then_some(body)
+    })
+    .await;
+    let error = down["components"]["capture"]["error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(error.contains("REPLICA IDENTITY FULL"), "{down}");
+    assert_eq!(sink.count(), 1, "no update without its old values");
+}

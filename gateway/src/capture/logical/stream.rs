@@ -87,10 +87,16 @@ enum Ended {
     Drained,
 }
 
-/// A transaction being received.
+/// A transaction being received (or a part of one).
 struct OpenTransaction {
     xid: u32,
     commit_micros: i64,
+    /// Where it commits (its `Begin` says so before its rows arrive).
+    commit_lsn: u64,
+    /// The index in the transaction of `rows[0]`: a large transaction is
+    /// fanned out in parts of `batch_size` rows as they arrive (memory stays
+    /// bounded), its position confirmed only at its commit.
+    first_index: usize,
     rows: Vec<RowChange>,
     marker: Option<String>,
 }
@@ -103,10 +109,10 @@ struct RowChange {
     new: Option<Tuple>,
 }
 
-/// A committed transaction.
+/// A committed transaction, or a part of one still open.
 struct Committed {
-    commit_lsn: u64,
-    end_lsn: u64,
+    /// Where it ends, once committed (`None`: a part; nothing to confirm).
+    end_lsn: Option<u64>,
     open: OpenTransaction,
 }
 
@@ -155,13 +161,15 @@ async fn session(
         };
         match event {
             ReplicationEvent::Begin {
+                final_lsn,
                 xid,
                 commit_time_micros,
-                ..
             } => {
                 open = Some(OpenTransaction {
                     xid,
                     commit_micros: commit_time_micros,
+                    commit_lsn: final_lsn.as_u64(),
+                    first_index: 0,
                     rows: Vec::new(),
                     marker: None,
                 });
@@ -178,6 +186,25 @@ async fn session(
                     && let Some(row) = row_change(&relations, message)?
                 {
                     tx.rows.push(row);
+                    if tx.rows.len() >= capture.batch {
+                        // A large transaction: what came so far goes now,
+                        // after the transactions committed before it.
+                        let part = OpenTransaction {
+                            rows: std::mem::take(&mut tx.rows),
+                            marker: None,
+                            ..*tx
+                        };
+                        tx.first_index += part.rows.len();
+                        batch.push(Committed {
+                            end_lsn: None,
+                            open: part,
+                        });
+                        if flush(capture, state, &client, ctx, std::mem::take(&mut batch)).await? {
+                            client.stop();
+                            return Ok(Ended::Drained);
+                        }
+                        rows_in_batch = 0;
+                    }
                 }
             }
             ReplicationEvent::Message {
@@ -187,12 +214,11 @@ async fn session(
                     tx.marker = Some(String::from_utf8_lossy(&content).into_owned());
                 }
             }
-            ReplicationEvent::Commit { lsn, end_lsn, .. } => {
+            ReplicationEvent::Commit { end_lsn, .. } => {
                 if let Some(tx) = open.take() {
                     rows_in_batch += tx.rows.len();
                     batch.push(Committed {
-                        commit_lsn: lsn.as_u64(),
-                        end_lsn: end_lsn.as_u64(),
+                        end_lsn: Some(end_lsn.as_u64()),
                         open: tx,
                     });
                     if rows_in_batch >= capture.batch {
@@ -212,31 +238,52 @@ async fn session(
 }
 
 /// A decoded row message as a change of a mapped relation.
+///
+/// An update or delete without the whole old row means the table's
+/// `REPLICA IDENTITY` was changed from `FULL` while capturing: an error
+/// (capture stops at that change, `/readyz` says why) rather than a payload
+/// that differs from the trigger mode's.
 fn row_change(
     relations: &HashMap<u32, Arc<RelationShape>>,
     message: Message,
 ) -> Result<Option<RowChange>, Error> {
-    let (relation, action, old, new) = match message {
-        Message::Insert { relation, new } => (relation, "CREATE", None, Some(new)),
-        Message::Update {
-            relation,
-            old,
-            mut new,
-        } => {
-            if !new.resolve_unchanged(old.as_ref()) {
-                return Err(Error::Protocol(format!(
-                    "relation {relation}: an update left a TOASTed value out and sent no old row \
-                     (is the table's REPLICA IDENTITY still FULL?)"
-                )));
-            }
-            (relation, "UPDATE", old, Some(new))
-        }
-        Message::Delete { relation, old } => (relation, "DELETE", Some(old), None),
+    let relation = match &message {
+        Message::Insert { relation, .. }
+        | Message::Update { relation, .. }
+        | Message::Delete { relation, .. } => *relation,
         Message::Relation(_) | Message::Other(_) => return Ok(None),
     };
     let Some(shape) = relations.get(&relation) else {
         // Not a mapped table (the publication holds only mapped ones).
         return Ok(None);
+    };
+    let no_old_row = || {
+        Error::Protocol(format!(
+            "{}: a change came without its old row, so the table's REPLICA IDENTITY is no longer \
+             FULL and capture cannot go past it. Run `ALTER TABLE {} REPLICA IDENTITY FULL`, then \
+             `changewire capture uninstall` and start again (a new slot; what was committed in \
+             between is not captured), or capture this table with the trigger mode",
+            shape.relation.qualified_name, shape.relation.qualified_name
+        ))
+    };
+    let (action, old, new) = match message {
+        Message::Insert { new, .. } => ("CREATE", None, Some(new)),
+        Message::Update { old, mut new, .. } => {
+            if shape.relation.replica_identity != b'f' || old.is_none() {
+                return Err(no_old_row());
+            }
+            if !new.resolve_unchanged(old.as_ref()) {
+                return Err(no_old_row());
+            }
+            ("UPDATE", old, Some(new))
+        }
+        Message::Delete { old, .. } => {
+            if shape.relation.replica_identity != b'f' {
+                return Err(no_old_row());
+            }
+            ("DELETE", Some(old), None)
+        }
+        Message::Relation(_) | Message::Other(_) => return Ok(None),
     };
     Ok(Some(RowChange {
         shape: shape.clone(),
@@ -278,15 +325,16 @@ async fn flush(
             reached = true;
             break;
         }
-        last_end = Some(committed.end_lsn);
+        let commit_lsn = committed.open.commit_lsn;
+        last_end = committed.end_lsn.or(last_end);
         if let Skip::UntilMarker(token) = &state.skip {
             if committed.open.marker.as_deref() == Some(token.as_str()) {
-                switch::marker_seen(&capture.pool, &capture.schema, committed.commit_lsn).await?;
-                state.skip = Skip::Through(committed.commit_lsn);
+                switch::marker_seen(&capture.pool, &capture.schema, commit_lsn).await?;
+                state.skip = Skip::Through(commit_lsn);
             }
             continue;
         }
-        if state.skip.skips(committed.commit_lsn) {
+        if state.skip.skips(commit_lsn) {
             continue;
         }
         let occurred_ms = (committed.open.commit_micros + PG_EPOCH_MICROS) / 1000;
@@ -299,10 +347,10 @@ async fn flush(
             let old = row.old.map(|t| renderer.push(&row.shape, t));
             let new = row.new.map(|t| renderer.push(&row.shape, t));
             queued.push(Queued {
-                commit_lsn: committed.commit_lsn,
+                commit_lsn,
                 occurred_ms,
                 xid: committed.open.xid,
-                index: n,
+                index: committed.open.first_index + n,
                 resource,
                 action: row.action,
                 old,
