@@ -123,6 +123,9 @@ pub enum Error {
     /// Logical mode: the replication connection failed.
     #[error("replication connection")]
     Replication(#[from] pgwire_replication::PgWireError),
+    /// Logical mode: another gateway streams the slot (this one stands by).
+    #[error("another gateway streams the replication slot; this one takes over if it stops")]
+    SlotHeldElsewhere,
     /// The importer's thread could not be started.
     #[error("starting the capture thread")]
     Thread(#[source] std::io::Error),

@@ -13,6 +13,8 @@
 //! then records the marker's position in `capture_meta`, so a restart that
 //! replays from before it still skips the same transactions.
 
+use std::time::Duration;
+
 use sqlx::{AssertSqlSafe, PgPool, Postgres, Transaction};
 
 use crate::capture::Error;
@@ -57,9 +59,76 @@ pub(crate) async fn install_id(
 /// the capture's identity (two captured databases on one server, each with
 /// its own slot): `<schema>_<16 hex digits>`, lowercase, at most 63 bytes.
 pub(crate) fn slot_name(schema: &str, install_id: &str) -> String {
-    let schema: String = schema.to_ascii_lowercase().chars().take(40).collect();
     let id: String = install_id.chars().take(16).collect();
-    format!("{schema}_{id}")
+    format!("{}{id}", slot_prefix(schema))
+}
+
+/// What every slot name of a capture schema starts with (then 16 hex
+/// digits): the schema folded to lowercase, at most 40 bytes, and `_`.
+pub(crate) fn slot_prefix(schema: &str) -> String {
+    let schema: String = schema.to_ascii_lowercase().chars().take(40).collect();
+    format!("{schema}_")
+}
+
+/// A new slot has nothing to skip and no switch to finish: the switch's
+/// keys left by an earlier slot (dropped, invalidated, uninstalled) go,
+/// before the triggers (if any) are switched from.
+pub(crate) async fn forget_switches(pool: &PgPool, schema: &str) -> Result<(), Error> {
+    sqlx::query(AssertSqlSafe(format!(
+        "DELETE FROM {schema}.capture_meta WHERE key IN ('{SKIP_KEY}', '{TRIGGERS_KEY}')"
+    )))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The publication's name for a capture schema.
+pub(crate) fn publication_name(schema: &str) -> String {
+    // As PostgreSQL stores an unquoted name: lowercase, at most 63 bytes.
+    let name = format!("{}_publication", schema.to_ascii_lowercase());
+    name.chars().take(63).collect()
+}
+
+/// Drops the capture's slots in this database (`<schema>_…`, `pgoutput`;
+/// ending the session that holds one, if any) and the publication.
+pub(crate) async fn drop_slot_and_publication(pool: &PgPool, schema: &str) -> Result<(), Error> {
+    const OURS: &str = "database = current_database() AND plugin = 'pgoutput' \
+                        AND starts_with(slot_name, $1) AND length(slot_name) = length($1) + 16";
+    // A running gateway reconnects: end its session and drop in a loop.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        sqlx::query(AssertSqlSafe(format!(
+            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots \
+             WHERE {OURS} AND active_pid IS NOT NULL"
+        )))
+        .bind(slot_prefix(schema))
+        .execute(pool)
+        .await?;
+        let dropped = sqlx::query(AssertSqlSafe(format!(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE {OURS}"
+        )))
+        .bind(slot_prefix(schema))
+        .execute(pool)
+        .await;
+        match dropped {
+            Ok(_) => break,
+            // "is active for PID …": its session has not ended yet.
+            Err(sqlx::Error::Database(e))
+                if attempts < 100 && e.code().as_deref() == Some("55006") =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    sqlx::query(AssertSqlSafe(format!(
+        "DROP PUBLICATION IF EXISTS {}",
+        publication_name(schema)
+    )))
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 /// What the stream skips (changes the triggers captured).
@@ -132,9 +201,12 @@ pub(crate) async fn from_triggers(
             // A writer that locked tables in another order: PostgreSQL
             // aborts one of the two; try again.
             Err(Error::Database(sqlx::Error::Database(e)))
-                if attempt < 10 && e.code().as_deref() == Some("40P01") =>
+                if attempt < 30 && matches!(e.code().as_deref(), Some("40P01" | "55P03")) =>
             {
-                tracing::info!("switching to logical capture: deadlock with a writer, retrying");
+                tracing::info!(
+                    "switching to logical capture: a writer holds a table (deadlock or lock timeout), retrying"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
             Err(err) => return Err(err),
         }
@@ -144,6 +216,12 @@ pub(crate) async fn from_triggers(
 async fn try_switch(pool: &PgPool, schema: &str, oids: &[i64]) -> Result<Skip, Error> {
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('changewire.capture.install'))")
+        .execute(&mut *tx)
+        .await?;
+    // Dropping a trigger waits for the table's writers while holding the
+    // tables already done: give up after a while (and try again) rather
+    // than hold the application's readers behind it.
+    sqlx::query("SET LOCAL lock_timeout = '2s'")
         .execute(&mut *tx)
         .await?;
     let triggered: Vec<String> = sqlx::query_scalar(
@@ -162,6 +240,21 @@ async fn try_switch(pool: &PgPool, schema: &str, oids: &[i64]) -> Result<Skip, E
         .await?;
         tx.commit().await?;
         return Ok(Skip::parse(value.as_deref()));
+    }
+    let draining: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT value FROM {schema}.capture_meta WHERE key = '{TRIGGERS_KEY}'"
+    )))
+    .fetch_optional(&mut *tx)
+    .await?;
+    if draining.is_some_and(|v| v.starts_with("pending:")) {
+        // What the slot holds before that switch's marker is in neither the
+        // log nor the store yet.
+        return Err(Error::Protocol(
+            "a switch back to the trigger mode has not finished (its gateway reads the \
+             replication slot up to the switch, then drops it): run a gateway with \
+             capture_options.mode = \"triggers\" until /readyz is ready, then switch"
+                .into(),
+        ));
     }
     for table in &triggered {
         // regclass text is already quoted where it needs to be.
@@ -184,22 +277,42 @@ async fn try_switch(pool: &PgPool, schema: &str, oids: &[i64]) -> Result<Skip, E
     .bind(format!("pending:{token}"))
     .execute(&mut *tx)
     .await?;
+    // A switch back to triggers that had not finished is over: its slot is
+    // this one again.
+    sqlx::query(AssertSqlSafe(format!(
+        "DELETE FROM {schema}.capture_meta WHERE key = '{TRIGGERS_KEY}'"
+    )))
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     tracing::info!(tables = ?triggered, "capture triggers dropped: switched to logical capture");
     Ok(Skip::UntilMarker(token))
 }
 
+/// What the trigger mode does with a slot it finds at install.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SlotFound {
+    /// None there.
+    None,
+    /// Back from the logical mode: read it to this marker, then drop it.
+    Drain(String),
+    /// A switch to the logical mode that never finished (the triggers
+    /// were still there): everything in it is in the log too. Dropped.
+    Unused,
+}
+
 /// Back to triggers: inside the trigger mode's install transaction, after
 /// its `CREATE TRIGGER`s (which wait for the tables' writers the same way),
-/// a marker, if the logical mode's slot exists. Returns the marker's token:
-/// the slot is drained up to it (what committed before it has no log
-/// rows), then dropped. A switch interrupted before the drain ended keeps
-/// its first marker.
+/// a marker, if the logical mode's slot exists: the slot is drained up to
+/// it (what committed before it has no log rows), then dropped. A switch
+/// interrupted before the drain ended keeps its first marker. `had_triggers`:
+/// the triggers were there before this install.
 pub(crate) async fn to_triggers(
     tx: &mut Transaction<'static, Postgres>,
     schema: &str,
     install_id: &str,
-) -> Result<Option<String>, Error> {
+    had_triggers: bool,
+) -> Result<SlotFound, Error> {
     let slot = slot_name(schema, install_id);
     let exists: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database())",
@@ -208,7 +321,7 @@ pub(crate) async fn to_triggers(
     .fetch_one(&mut **tx)
     .await?;
     if !exists {
-        return Ok(None);
+        return Ok(SlotFound::None);
     }
     let pending: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
         "SELECT value FROM {schema}.capture_meta WHERE key = '{TRIGGERS_KEY}'"
@@ -216,7 +329,10 @@ pub(crate) async fn to_triggers(
     .fetch_optional(&mut **tx)
     .await?;
     if let Some(token) = pending.as_deref().and_then(|v| v.strip_prefix("pending:")) {
-        return Ok(Some(token.to_string()));
+        return Ok(SlotFound::Drain(token.to_string()));
+    }
+    if had_triggers {
+        return Ok(SlotFound::Unused);
     }
     let token = crate::capture::new_install_id();
     sqlx::query("SELECT pg_logical_emit_message(true, $1, $2)")
@@ -232,7 +348,7 @@ pub(crate) async fn to_triggers(
     .execute(&mut **tx)
     .await?;
     tracing::info!("capture triggers installed beside a replication slot: draining the slot first");
-    Ok(Some(token))
+    Ok(SlotFound::Drain(token))
 }
 
 /// After the slot was drained and dropped: the switch's keys go.

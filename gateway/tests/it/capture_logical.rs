@@ -164,7 +164,8 @@ async fn run_workload(mode_extra: &str, logical: bool) -> Vec<(String, Value)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_payload_as_the_trigger_mode_byte_for_byte() {
-    let triggers = run_workload("", false).await;
+    // Both on one server, so that nothing but the mode differs.
+    let triggers = run_workload("", true).await;
     let logical = run_workload(LOGICAL, true).await;
     assert_eq!(triggers.len(), 8, "{triggers:#?}");
     assert_eq!(logical.len(), triggers.len(), "{logical:#?}");
@@ -211,16 +212,47 @@ async fn a_restart_resumes_from_the_slot_without_loss_or_repeat() {
         .await;
     exec(&mut app, "INSERT INTO runs (status) VALUES ('before')").await;
     sink.wait_for(1, WAIT).await;
+    // The slot confirmed the first change (so the restart does not simply
+    // replay everything, which deduplication would hide).
+    let committed: i64 =
+        sqlx::query_scalar("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint")
+            .fetch_one(&mut app)
+            .await
+            .unwrap();
+    let url = db.url.clone();
+    eventually("the slot confirms the first change", WAIT, || {
+        let url = url.clone();
+        async move {
+            let mut c = sqlx::PgConnection::connect(&url).await.ok()?;
+            let confirmed: i64 = sqlx::query_scalar(
+                "SELECT pg_wal_lsn_diff(confirmed_flush_lsn, '0/0')::bigint FROM pg_replication_slots WHERE database = current_database()",
+            )
+            .fetch_one(&mut c)
+            .await
+            .ok()?;
+            (confirmed >= committed).then_some(())
+        }
+    })
+    .await;
     gw.stop().await;
     for i in 0..50 {
         exec(
             &mut app,
-            &format!("INSERT INTO runs (status) VALUES ('while-down-{i}')"),
+            &format!("INSERT INTO runs (status, mood) VALUES ('while-down-{i}', 'calm')"),
         )
         .await;
     }
+    // A label renamed after the changes were committed: they are still read.
+    exec(&mut app, "ALTER TYPE mood RENAME VALUE 'calm' TO 'quiet'").await;
     let _gw2 = gateway(None, &store_url, &db.url, LOGICAL).await;
     sink.wait_for(51, WAIT).await;
+    assert!(
+        sink.received()
+            .iter()
+            .skip(1)
+            .all(|r| r.json()["data"]["new"]["mood"] == "calm"),
+        "values as committed"
+    );
     tokio::time::sleep(Duration::from_millis(800)).await;
     let mut statuses: Vec<String> = sink
         .received()
@@ -248,9 +280,23 @@ async fn switching_back_to_triggers_under_load_loses_and_repeats_nothing() {
     switch_under_load(LOGICAL, "").await;
 }
 
+/// The trigger-mode gateway starts while the logical one still streams (a
+/// rolling deploy): the old one stops at the switch's marker, the new one
+/// reads the slot to it once it is free, then drops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_back_while_the_logical_gateway_still_runs_loses_and_repeats_nothing() {
+    switch_under_load_with(LOGICAL, "", true).await;
+}
+
 /// Three writers insert rows while a gateway in one mode is replaced by
 /// one in the other: every row is delivered once.
 async fn switch_under_load(from: &str, to: &str) {
+    switch_under_load_with(from, to, false).await;
+}
+
+/// As [`switch_under_load`]; with `overlap`, the new gateway starts before
+/// the old one stops.
+async fn switch_under_load_with(from: &str, to: &str, overlap: bool) {
     let (db, _app) = app_db(true).await;
     let store = TestDatabase::create().await;
     let store_url = store.url.clone();
@@ -286,8 +332,15 @@ async fn switch_under_load(from: &str, to: &str) {
         (sink.count() >= 100).then_some(())
     })
     .await;
-    gw.stop().await;
-    let _next = gateway(None, &store_url, &db.url, to).await;
+    let next = if overlap {
+        let next = gateway(None, &store_url, &db.url, to).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        gw.stop().await;
+        next
+    } else {
+        gw.stop().await;
+        gateway(None, &store_url, &db.url, to).await
+    };
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut written = 0;
     for w in writers {
@@ -336,6 +389,7 @@ async fn switch_under_load(from: &str, to: &str) {
     } else {
         assert_eq!((triggers, slots), (1, 0), "triggers back, the slot dropped");
     }
+    drop(next);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -572,4 +626,73 @@ async fn a_lost_replica_identity_stops_capture_with_what_to_run() {
         .unwrap_or_default();
     assert!(error.contains("REPLICA IDENTITY FULL"), "{down}");
     assert_eq!(sink.count(), 1, "no update without its old values");
+}
+
+/// A partitioned table is captured as itself (its partitions' changes come
+/// as the table's), and every partition must have REPLICA IDENTITY FULL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_table_is_captured_as_itself() {
+    let (db, mut app) = app_db(true).await;
+    exec(
+        &mut app,
+        "CREATE TABLE events (id INT NOT NULL, day DATE NOT NULL, what TEXT, PRIMARY KEY (id, day)) PARTITION BY RANGE (day); \
+         CREATE TABLE events_a PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2026-07-01'); \
+         CREATE TABLE events_b PARTITION OF events FOR VALUES FROM ('2026-07-01') TO ('2027-01-01'); \
+         ALTER TABLE events REPLICA IDENTITY FULL; ALTER TABLE events_a REPLICA IDENTITY FULL;",
+    )
+    .await;
+    let toml =
+        |u: &str| format!("capture = \"{u}\"\n{LOGICAL}\n[resources]\nEVENTS = \"events\"\n");
+    // A partition without it is named at start-up.
+    let config = std::sync::Arc::new(
+        changewire_gateway::Config::from_toml(&format!(
+            "store = \"{u}\"\nlisten = \"127.0.0.1:0\"\n{}",
+            toml(&db.url),
+            u = db.url
+        ))
+        .unwrap(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = match changewire_gateway::RunningGateway::start_on(config, listener).await {
+        Ok(_) => panic!("a partition without REPLICA IDENTITY FULL must not start"),
+        Err(e) => changewire_gateway::testing::Report(&e).to_string(),
+    };
+    assert!(
+        err.contains("ALTER TABLE events_b REPLICA IDENTITY FULL"),
+        "{err}"
+    );
+    exec(&mut app, "ALTER TABLE events_b REPLICA IDENTITY FULL").await;
+    let gw = TestGateway::start_with_store(
+        db.url.clone(),
+        None,
+        tempfile::tempdir().unwrap(),
+        &toml(&db.url),
+    )
+    .await;
+    let sink = TestReceiver::start().await;
+    gw.receiver_with(
+        &sink.url(),
+        &[("EVENTS", "CREATE"), ("EVENTS", "UPDATE")],
+        json!({}),
+    )
+    .await;
+    exec(
+        &mut app,
+        "INSERT INTO events VALUES (1, '2026-02-01', 'a'), (2, '2026-08-01', 'b'); \
+         UPDATE events SET what = 'b2' WHERE id = 2",
+    )
+    .await;
+    let got = sink.wait_for(3, WAIT).await;
+    let bodies: Vec<Value> = got.iter().map(|r| r.json()).collect();
+    assert!(
+        bodies.iter().all(|b| b["resource"] == "events"),
+        "{bodies:#?}"
+    );
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b["data"]["new"] == json!({"what": "b2"})
+                && b["data"]["old"] == json!({"what": "b"})),
+        "{bodies:#?}"
+    );
 }

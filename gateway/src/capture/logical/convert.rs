@@ -38,6 +38,11 @@ pub(crate) struct RelationShape {
 impl RelationShape {
     /// Looks up the columns' SQL types (one query, at each relation
     /// message: once per relation and session, and after a DDL change).
+    ///
+    /// Enums (and arrays of them) are read as `text`, domains as their base
+    /// type: `to_json` renders them the same, and a label renamed or a
+    /// constraint added after the change was committed cannot make an old
+    /// value unreadable (which would stop capture at it).
     pub(crate) async fn describe(pool: &PgPool, relation: Relation) -> Result<Self, Error> {
         let oids: Vec<i64> = relation
             .columns
@@ -46,8 +51,15 @@ impl RelationShape {
             .collect();
         let modifiers: Vec<i32> = relation.columns.iter().map(|c| c.type_modifier).collect();
         let types: Vec<Option<String>> = sqlx::query_scalar(
-            "SELECT format_type(t::oid, NULLIF(m, -1)) FROM unnest($1::int8[], $2::int4[]) \
-             WITH ORDINALITY AS u(t, m, n) ORDER BY n",
+            "SELECT CASE WHEN t.oid IS NULL THEN NULL \
+                         WHEN t.typtype = 'e' THEN 'text' \
+                         WHEN e.typtype = 'e' THEN 'text[]' \
+                         WHEN t.typtype = 'd' THEN format_type(t.typbasetype, NULLIF(t.typtypmod, -1)) \
+                         ELSE format_type(t.oid, NULLIF(u.m, -1)) END \
+             FROM unnest($1::int8[], $2::int4[]) WITH ORDINALITY AS u(o, m, n) \
+             LEFT JOIN pg_type t ON t.oid = u.o::oid \
+             LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A' \
+             ORDER BY u.n",
         )
         .bind(&oids)
         .bind(&modifiers)
@@ -56,7 +68,7 @@ impl RelationShape {
         let mut inputs = Vec::new();
         let mut casts = Vec::new();
         for (i, (column, ty)) in relation.columns.iter().zip(&types).enumerate() {
-            let ty = ty.as_deref().ok_or_else(|| {
+            let ty = ty.as_deref().filter(|t| *t != "???").ok_or_else(|| {
                 Error::Protocol(format!(
                     "{}.{}: type {} does not exist",
                     relation.qualified_name, column.name, column.type_oid

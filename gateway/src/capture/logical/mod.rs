@@ -25,6 +25,7 @@ pub(crate) mod convert;
 pub(crate) mod pgoutput;
 pub(crate) mod slot;
 pub(crate) mod stream;
+mod xid;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -98,7 +99,12 @@ impl LogicalCapture {
         slot::install_publication(&mut tx, &schema, &names).await?;
         tx.commit().await?;
         let slot_name = switch::slot_name(&schema, &install_id);
+        // The replication connection works before anything is switched.
+        slot::check_replication(url, &schema, &slot_name).await?;
         let created = slot::ensure_slot(&pool, &slot_name).await?;
+        if created {
+            switch::forget_switches(&pool, &schema).await?;
+        }
         let skip = switch::from_triggers(&pool, &schema, &oids).await?;
         let drain_log = switch::log_has_rows(&pool, &schema).await?;
         tracing::info!(
@@ -232,16 +238,25 @@ impl LogicalCapture {
 
 /// The table's OID, after checking what logical capture needs of it.
 async fn check_table(pool: &PgPool, resource: &str, table: &str) -> Result<u32, Error> {
-    let (oid, identity): (i64, String) = sqlx::query_as(
-        "SELECT c.oid::bigint, c.relreplident::text FROM pg_class c WHERE c.oid = to_regclass($1)",
+    let oid: i64 = sqlx::query_scalar("SELECT to_regclass($1)::oid::bigint")
+        .bind(table)
+        .fetch_one(pool)
+        .await?;
+    // The table, or a partitioned table and each of its partitions (whose
+    // changes are published as the table's: publish_via_partition_root).
+    let members: Vec<(String, String)> = sqlx::query_as(
+        "SELECT t.relid::regclass::text, c.relreplident::text \
+         FROM (SELECT $1::bigint::oid AS relid, 0 AS level \
+               UNION SELECT relid, level FROM pg_partition_tree($1::bigint::oid)) t \
+         JOIN pg_class c ON c.oid = t.relid ORDER BY t.level, t.relid",
     )
-    .bind(table)
-    .fetch_one(pool)
+    .bind(oid)
+    .fetch_all(pool)
     .await?;
-    if identity != "f" {
+    if let Some((member, identity)) = members.iter().find(|(_, identity)| identity != "f") {
         return Err(Error::ReplicaIdentity {
             resource: resource.into(),
-            table: table.into(),
+            table: member.clone(),
             current: match identity.as_str() {
                 "n" => "NOTHING",
                 "i" => "USING INDEX",

@@ -7,13 +7,9 @@ use sqlx::{AssertSqlSafe, PgPool};
 
 use crate::capture::Error;
 use crate::capture::sql::quote;
+pub(crate) use crate::capture::switch::{drop_slot_and_publication, publication_name};
 use crate::health::Health;
 use crate::operational::CaptureProgress;
-
-/// The publication's name for a capture schema.
-pub(crate) fn publication_name(schema: &str) -> String {
-    format!("{schema}_publication")
-}
 
 /// Creates the publication for `tables` (or sets its table list), under
 /// the install lock the caller holds in `tx`.
@@ -33,14 +29,24 @@ pub(crate) async fn install_publication(
             .bind(&name)
             .fetch_one(&mut *tx)
             .await?;
-    let sql = if exists {
-        format!("ALTER PUBLICATION {name} SET TABLE {list}")
+    // A partitioned table's changes come as the table's, whatever the
+    // partition.
+    let statements = if exists {
+        vec![
+            format!("ALTER PUBLICATION {name} SET TABLE {list}"),
+            format!(
+                "ALTER PUBLICATION {name} SET (publish = 'insert, update, delete', publish_via_partition_root = true)"
+            ),
+        ]
     } else {
-        format!(
-            "CREATE PUBLICATION {name} FOR TABLE {list} WITH (publish = 'insert, update, delete')"
-        )
+        vec![format!(
+            "CREATE PUBLICATION {name} FOR TABLE {list} \
+             WITH (publish = 'insert, update, delete', publish_via_partition_root = true)"
+        )]
     };
-    sqlx::query(AssertSqlSafe(sql)).execute(&mut *tx).await?;
+    for sql in statements {
+        sqlx::query(AssertSqlSafe(sql)).execute(&mut *tx).await?;
+    }
     Ok(())
 }
 
@@ -51,11 +57,16 @@ pub(crate) async fn ensure_slot(pool: &PgPool, slot: &str) -> Result<bool, Error
     if slot_exists(pool, slot).await? {
         return Ok(false);
     }
-    sqlx::query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')")
+    match sqlx::query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')")
         .bind(slot)
         .execute(pool)
-        .await?;
-    Ok(true)
+        .await
+    {
+        Ok(_) => Ok(true),
+        // Another gateway made it in between.
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42710") => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Whether the capture's slot exists in this database.
@@ -66,48 +77,6 @@ pub(crate) async fn slot_exists(pool: &PgPool, slot: &str) -> Result<bool, Error
     .bind(slot)
     .fetch_one(pool)
     .await?)
-}
-
-/// Drops the capture's slots in this database (`<schema>_…`, `pgoutput`;
-/// ending the session that holds one, if any) and the publication.
-pub(crate) async fn drop_slot_and_publication(pool: &PgPool, schema: &str) -> Result<(), Error> {
-    const OURS: &str = "database = current_database() AND plugin = 'pgoutput' \
-                        AND starts_with(slot_name, lower($1) || '_')";
-    // A running gateway reconnects: end its session and drop in a loop.
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        sqlx::query(AssertSqlSafe(format!(
-            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots \
-             WHERE {OURS} AND active_pid IS NOT NULL"
-        )))
-        .bind(schema)
-        .execute(pool)
-        .await?;
-        let dropped = sqlx::query(AssertSqlSafe(format!(
-            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE {OURS}"
-        )))
-        .bind(schema)
-        .execute(pool)
-        .await;
-        match dropped {
-            Ok(_) => break,
-            // "is active for PID …": its session has not ended yet.
-            Err(sqlx::Error::Database(e))
-                if attempts < 100 && e.code().as_deref() == Some("55006") =>
-            {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    sqlx::query(AssertSqlSafe(format!(
-        "DROP PUBLICATION IF EXISTS {}",
-        publication_name(schema)
-    )))
-    .execute(pool)
-    .await?;
-    Ok(())
 }
 
 /// The replication connection's settings, from the capture URL
@@ -130,25 +99,38 @@ pub(crate) fn replication_config(
         Some(h) => h.clone(),
         None => parsed.host_str().unwrap_or("localhost").to_string(),
     };
+    // As libpq (and sqlx) read them: the URL, then PG* variables.
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let user = match parsed.username() {
         "" => query
             .get("user")
             .cloned()
+            .or_else(|| env("PGUSER"))
             .unwrap_or_else(|| "postgres".into()),
         u => decode(u)?,
     };
     let password = match parsed.password() {
         Some(p) => decode(p)?,
-        None => query.get("password").cloned().unwrap_or_default(),
+        None => query
+            .get("password")
+            .cloned()
+            .or_else(|| env("PGPASSWORD"))
+            .unwrap_or_default(),
     };
     let database = match parsed.path().trim_start_matches('/') {
         "" => user.clone(),
         db => decode(db)?,
     };
     let root = query.get("sslrootcert").map(std::path::PathBuf::from);
-    let tls = match query.get("sslmode").map(String::as_str) {
-        None | Some("disable") => TlsConfig::disabled(),
-        Some("allow" | "prefer" | "require") => TlsConfig::require(),
+    let sslmode = query.get("sslmode").cloned().or_else(|| env("PGSSLMODE"));
+    let tls = match sslmode.as_deref() {
+        Some("disable") => TlsConfig::disabled(),
+        // libpq's default: TLS when the server offers it.
+        None | Some("allow" | "prefer") => TlsConfig {
+            mode: pgwire_replication::SslMode::Prefer,
+            ..TlsConfig::default()
+        },
+        Some("require") => TlsConfig::require(),
         Some("verify-ca") => TlsConfig::verify_ca(root),
         Some("verify-full") => TlsConfig::verify_full(root),
         Some(other) => return Err(bad(format!("sslmode `{other}` is not known"))),
@@ -181,6 +163,18 @@ fn percent_decode(s: &str) -> Result<String, std::str::Utf8Error> {
     percent_encoding::percent_decode_str(s)
         .decode_utf8()
         .map(|c| c.into_owned())
+}
+
+/// Opens a replication connection and identifies the server, so that a
+/// setting that works for SQL but not for replication (`pg_hba.conf`'s
+/// `replication` lines, the REPLICATION attribute, TLS) fails start-up,
+/// before anything is switched.
+pub(crate) async fn check_replication(url: &str, schema: &str, slot: &str) -> Result<(), Error> {
+    let config = replication_config(url, schema, slot)?;
+    let mut client = pgwire_replication::ReplicationClient::connect_gated(config).await?;
+    let checked = client.identify_system().await;
+    client.abort();
+    checked.map(|_| ()).map_err(Error::from)
 }
 
 /// The slot as the server reports it.
@@ -227,6 +221,19 @@ impl SlotStatus {
                 "the replication slot's WAL is {} (max_slot_wal_keep_size reached): \
                  changes may be lost; see the gateway's log",
                 self.wal_status
+            ));
+        }
+        // PostgreSQL invalidates by the slot's restart position, which a
+        // long transaction holds back while the confirmed one moves on:
+        // `safe_wal_size` is what is left before that.
+        if let (Some(safe), Some(keep)) = (self.safe_wal_bytes, self.keep_limit_bytes)
+            && safe < keep / 5
+        {
+            return Some(format!(
+                "the replication slot is {} MB from max_slot_wal_keep_size ({} MB): capture \
+                 or a long transaction holds WAL",
+                safe / (1024 * 1024),
+                keep / (1024 * 1024)
             ));
         }
         let limit = limit
@@ -347,6 +354,16 @@ mod tests {
         assert!(status(0, "lost", None).danger(None).is_some());
         // An explicit limit wins.
         assert!(status(2048, "reserved", None).danger(Some(1024)).is_some());
+        // A long transaction holds the restart position back: what is left
+        // before invalidation decides, whatever the confirmed lag.
+        let mut held = status(0, "reserved", Some(100 * 1024 * 1024));
+        held.safe_wal_bytes = Some(10 * 1024 * 1024);
+        assert!(
+            held.danger(None).unwrap().contains("10 MB from"),
+            "{held:?}"
+        );
+        held.safe_wal_bytes = Some(50 * 1024 * 1024);
+        assert_eq!(held.danger(None), None);
     }
 
     #[test]
@@ -364,7 +381,8 @@ mod tests {
         assert!(c.tls.mode.requires_tls());
         let d = replication_config("postgres://127.0.0.1/app", "cw", "cw_1").unwrap();
         assert_eq!((d.user.as_str(), d.port), ("postgres", 5432));
-        assert!(!d.tls.mode.requires_tls());
+        assert!(!d.tls.mode.requires_tls(), "prefer: TLS only if offered");
+        assert_eq!(d.tls.mode, pgwire_replication::SslMode::Prefer);
         let err =
             replication_config("postgres://h/db?sslmode=sometimes", "cw", "cw_1").unwrap_err();
         assert!(err.to_string().contains("sslmode `sometimes`"), "{err}");

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use futures_util::FutureExt as _;
 use pgwire_replication::{Lsn, ReplicationClient, ReplicationEvent};
-use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 use super::convert::{RelationShape, Renderer, Slot};
 use super::pgoutput::{self, Message, Tuple};
+use super::xid::XidEpoch;
 use super::{LogicalCapture, slot};
 use crate::capture::rows::{LoggedRow, to_change};
 use crate::capture::switch::{self, Skip};
@@ -51,6 +51,16 @@ pub(super) async fn run(mut capture: LogicalCapture, ctx: Importer) {
         if started.elapsed() > Duration::from_secs(30) {
             // A session that ran for a while failed: start backing off anew.
             backoff = Duration::from_millis(100);
+        }
+        if matches!(err, Error::SlotHeldElsewhere) {
+            // Another gateway streams: this one is a stand-by, ready, and
+            // takes over within a few seconds of its end.
+            ctx.health.degraded("capture", err.to_string());
+            tokio::select! {
+                _ = ctx.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            }
+            continue;
         }
         ctx.health
             .failing("capture", crate::report::Report(&err).to_string());
@@ -93,16 +103,21 @@ struct OpenTransaction {
     commit_micros: i64,
     /// Where it commits (its `Begin` says so before its rows arrive).
     commit_lsn: u64,
-    /// The index in the transaction of `rows[0]`: a large transaction is
-    /// fanned out in parts of `batch_size` rows as they arrive (memory stays
-    /// bounded), its position confirmed only at its commit.
-    first_index: usize,
+    /// The index of the next row message in the transaction (every insert,
+    /// update and delete counts, mapped or not, so an index never moves
+    /// when the mapping changes between a crash and the replay). A large
+    /// transaction is fanned out in parts of `batch_size` rows as they
+    /// arrive (memory stays bounded), its position confirmed only at its
+    /// commit.
+    next_index: usize,
     rows: Vec<RowChange>,
     marker: Option<String>,
 }
 
 /// A row change as streamed.
 struct RowChange {
+    /// Its place in its transaction.
+    index: usize,
     shape: Arc<RelationShape>,
     action: &'static str,
     old: Option<Tuple>,
@@ -122,9 +137,19 @@ async fn session(
     state: &mut State,
     ctx: &Importer,
 ) -> Result<Ended, Error> {
+    if state.until.is_some() && !slot::slot_exists(&capture.pool, &capture.slot).await? {
+        // Back to triggers, and the slot is already gone (dropped by the
+        // drain of another gateway, or by an interrupted clean-up).
+        return Ok(Ended::Drained);
+    }
     let config = slot::replication_config(&capture.url, &capture.schema, &capture.slot)?;
     let mut client = ReplicationClient::connect(config).await?;
-    client.wait_started().await?;
+    if let Err(err) = client.wait_started().await {
+        if err.to_string().contains("is active for PID") {
+            return Err(Error::SlotHeldElsewhere);
+        }
+        return Err(err.into());
+    }
     ctx.health.ready("capture");
     let mut relations: HashMap<u32, Arc<RelationShape>> = HashMap::new();
     let mut open: Option<OpenTransaction> = None;
@@ -169,7 +194,7 @@ async fn session(
                     xid,
                     commit_micros: commit_time_micros,
                     commit_lsn: final_lsn.as_u64(),
-                    first_index: 0,
+                    next_index: 0,
                     rows: Vec::new(),
                     marker: None,
                 });
@@ -183,7 +208,7 @@ async fn session(
                         relations.insert(id, Arc::new(shape));
                     }
                 } else if let Some(tx) = open.as_mut()
-                    && let Some(row) = row_change(&relations, message)?
+                    && let Some(row) = row_change(&relations, message, &mut tx.next_index)?
                 {
                     tx.rows.push(row);
                     if tx.rows.len() >= capture.batch {
@@ -194,7 +219,6 @@ async fn session(
                             marker: None,
                             ..*tx
                         };
-                        tx.first_index += part.rows.len();
                         batch.push(Committed {
                             end_lsn: None,
                             open: part,
@@ -246,6 +270,7 @@ async fn session(
 fn row_change(
     relations: &HashMap<u32, Arc<RelationShape>>,
     message: Message,
+    next_index: &mut usize,
 ) -> Result<Option<RowChange>, Error> {
     let relation = match &message {
         Message::Insert { relation, .. }
@@ -253,6 +278,8 @@ fn row_change(
         | Message::Delete { relation, .. } => *relation,
         Message::Relation(_) | Message::Other(_) => return Ok(None),
     };
+    let index = *next_index;
+    *next_index += 1;
     let Some(shape) = relations.get(&relation) else {
         // Not a mapped table (the publication holds only mapped ones).
         return Ok(None);
@@ -286,6 +313,7 @@ fn row_change(
         Message::Relation(_) | Message::Other(_) => return Ok(None),
     };
     Ok(Some(RowChange {
+        index,
         shape: shape.clone(),
         action,
         old,
@@ -296,6 +324,7 @@ fn row_change(
 /// A row change waiting for its rendered rows.
 struct Queued {
     commit_lsn: u64,
+    commit_micros: i64,
     occurred_ms: i64,
     xid: u32,
     /// Its place in its transaction.
@@ -326,6 +355,7 @@ async fn flush(
             break;
         }
         let commit_lsn = committed.open.commit_lsn;
+        let last_before_marker = last_end;
         last_end = committed.end_lsn.or(last_end);
         if let Skip::UntilMarker(token) = &state.skip {
             if committed.open.marker.as_deref() == Some(token.as_str()) {
@@ -337,8 +367,23 @@ async fn flush(
         if state.skip.skips(commit_lsn) {
             continue;
         }
-        let occurred_ms = (committed.open.commit_micros + PG_EPOCH_MICROS) / 1000;
-        for (n, row) in committed.open.rows.into_iter().enumerate() {
+        if let Some(marker) = &committed.open.marker {
+            // Another gateway switched this database back to triggers: what
+            // follows the marker is in their log, and the slot is theirs to
+            // read to here. Nothing from here on is confirmed.
+            if let Some(end) = last_before_marker {
+                client.update_applied_lsn(Lsn::from_u64(end));
+            }
+            return Err(Error::Protocol(format!(
+                "the database was switched back to the trigger mode (marker {marker}): this \
+                 gateway's logical capture stops; restart it with capture_options.mode = \
+                 \"triggers\""
+            )));
+        }
+        // Rounded to the millisecond, as the trigger mode's SQL does.
+        let occurred_ms = (committed.open.commit_micros + PG_EPOCH_MICROS + 500).div_euclid(1000);
+        let commit_micros = committed.open.commit_micros;
+        for row in committed.open.rows {
             let resource = capture
                 .resources
                 .get(&row.shape.relation.id)
@@ -348,9 +393,10 @@ async fn flush(
             let new = row.new.map(|t| renderer.push(&row.shape, t));
             queued.push(Queued {
                 commit_lsn,
+                commit_micros,
                 occurred_ms,
                 xid: committed.open.xid,
-                index: committed.open.first_index + n,
+                index: row.index,
                 resource,
                 action: row.action,
                 old,
@@ -359,16 +405,19 @@ async fn flush(
         }
     }
     if !queued.is_empty() {
-        let newest_xid = queued.iter().map(|q| q.xid).max().unwrap_or(0);
-        let (rendered, needs, _) = tokio::join!(
+        let (rendered, needs, epoch) = tokio::join!(
             renderer.render(&capture.pool),
             crate::capture::expand::Needs::load(&ctx.store),
-            state.epoch.refresh_for(&capture.pool, newest_xid),
+            state
+                .epoch
+                .refresh_for(&capture.pool, queued.iter().map(|q| q.xid)),
         );
+        epoch?;
         let (mut rendered, needs) = (rendered?, needs?);
         let mut changes = Vec::with_capacity(queued.len());
         for Queued {
             commit_lsn,
+            commit_micros,
             occurred_ms,
             xid,
             index: n,
@@ -393,9 +442,11 @@ async fn flush(
             };
             if let Some(mut change) = to_change(&capture.source, table, &logged)? {
                 // The change's identity at its source: its transaction's
-                // commit position and its place in the transaction.
+                // commit position and time (positions repeat on a new
+                // timeline after a restore or failover; with the time they
+                // do not) and its place in the transaction.
                 change.source_key = Some(format!(
-                    "lsn:{}#{n}",
+                    "lsn:{}@{commit_micros}#{n}",
                     Lsn::from_u64(commit_lsn).to_pg_string()
                 ));
                 changes.push(change);
@@ -421,57 +472,4 @@ async fn flush(
         client.update_applied_lsn(Lsn::from_u64(end));
     }
     Ok(reached)
-}
-
-/// Extends the stream's 32-bit transaction ids to the 64-bit ids the
-/// trigger mode reports (`txid_current()`), from the server's next id.
-#[derive(Debug, Default)]
-struct XidEpoch {
-    next_full: u64,
-}
-
-impl XidEpoch {
-    /// Reads the server's next transaction id when `xid` may be newer
-    /// than the one known (rarely: once per 2^32 transactions at most,
-    /// and at start).
-    async fn refresh_for(&mut self, pool: &PgPool, xid: u32) -> Result<(), Error> {
-        if self.next_full != 0 && u64::from(xid) < (self.next_full & 0xFFFF_FFFF) {
-            return Ok(());
-        }
-        let next: i64 =
-            sqlx::query_scalar("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint")
-                .fetch_one(pool)
-                .await?;
-        self.next_full = u64::try_from(next).unwrap_or(0);
-        Ok(())
-    }
-
-    /// The 64-bit id of a past transaction's 32-bit `xid`.
-    fn full(&self, xid: u32) -> i64 {
-        let epoch = self.next_full >> 32;
-        let low = self.next_full & 0xFFFF_FFFF;
-        let epoch = if u64::from(xid) < low {
-            epoch
-        } else {
-            epoch.saturating_sub(1)
-        };
-        i64::try_from((epoch << 32) | u64::from(xid)).unwrap_or(i64::MAX)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn transaction_ids_take_the_epoch() {
-        let e = XidEpoch {
-            next_full: (3 << 32) | 1000,
-        };
-        assert_eq!(e.full(999), (3 << 32) | 999);
-        // An id above the next one's low half is from before the wrap.
-        assert_eq!(e.full(4_000_000_000), (2 << 32) | 4_000_000_000);
-        let first = XidEpoch { next_full: 800 };
-        assert_eq!(first.full(750), 750);
-    }
 }

@@ -65,6 +65,14 @@ impl PgCapture {
         )))
         .execute(&mut *tx)
         .await?;
+        let oids: Vec<String> = tables.values().map(|t| t.table.clone()).collect();
+        let had_triggers: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'changewire_capture' \
+             AND tgrelid = ANY(SELECT to_regclass(t) FROM unnest($1::text[]) t))",
+        )
+        .bind(&oids)
+        .fetch_one(&mut *tx)
+        .await?;
         for info in tables.values() {
             let sql = format!(
                 "CREATE OR REPLACE TRIGGER changewire_capture AFTER INSERT OR UPDATE OR DELETE ON {} \
@@ -86,8 +94,19 @@ impl PgCapture {
         .fetch_one(&mut *tx)
         .await?;
         // Back from the logical mode: its slot is read to this marker first.
-        let slot_marker = super::switch::to_triggers(&mut tx, &schema, &install_id).await?;
+        let found = super::switch::to_triggers(&mut tx, &schema, &install_id, had_triggers).await?;
         tx.commit().await?;
+        let slot_marker = match found {
+            super::switch::SlotFound::None => None,
+            super::switch::SlotFound::Drain(token) => Some(token),
+            super::switch::SlotFound::Unused => {
+                tracing::info!(
+                    "a replication slot from a switch to logical capture that never finished: dropped"
+                );
+                super::switch::drop_slot_and_publication(&pool, &schema).await?;
+                None
+            }
+        };
         let tables = Arc::new(tables);
         let commit_timestamps: bool =
             sqlx::query_scalar("SELECT current_setting('track_commit_timestamp') = 'on'")
@@ -146,12 +165,24 @@ impl PgCapture {
         })
     }
 
-    /// Imports the log until it is empty.
+    /// Imports the log until it is empty (waiting while another gateway's
+    /// importer holds the import lock).
     pub(crate) async fn drain(&self, ctx: &Importer) -> Result<(), Error> {
-        while self.import_batch(ctx).await? > 0 {
-            if ctx.shutdown.is_cancelled() {
+        let probe = format!(
+            "SELECT EXISTS (SELECT 1 FROM {}.logged_actions)",
+            self.schema
+        );
+        while !ctx.shutdown.is_cancelled() {
+            if self.import_batch(ctx).await? > 0 {
+                continue;
+            }
+            let left: bool = sqlx::query_scalar(AssertSqlSafe(probe.as_str()))
+                .fetch_one(&self.pool)
+                .await?;
+            if !left {
                 break;
             }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
         Ok(())
     }

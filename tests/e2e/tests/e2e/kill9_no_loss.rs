@@ -41,9 +41,12 @@ impl CaptureMode {
     pub(crate) fn env(self) -> Vec<(&'static str, String)> {
         match self {
             CaptureMode::Triggers => Vec::new(),
-            CaptureMode::Logical => {
-                vec![("CHANGEWIRE_CAPTURE_OPTIONS__MODE", "logical".to_string())]
-            }
+            CaptureMode::Logical => vec![
+                ("CHANGEWIRE_CAPTURE_OPTIONS__MODE", "logical".to_string()),
+                // Smaller than a burst's transactions (100 rows): each goes
+                // out in parts, so a kill lands between parts too.
+                ("CHANGEWIRE_CAPTURE_OPTIONS__BATCH_SIZE", "30".to_string()),
+            ],
         }
     }
 }
