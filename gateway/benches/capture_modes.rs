@@ -33,14 +33,13 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use changewire_test_support::gateway::TestGateway;
 use changewire_test_support::pg::TestDatabase;
 use common::{
-    arg, bench_args, percentile, record, round, run_bench, start_sink, wait_count, write_rows,
+    arg, bench_args, percentile, record, round, run_bench, start_sink, update_tps, wait_count,
+    write_rows,
 };
 use serde_json::{Value, json};
 use sqlx::Connection;
@@ -106,35 +105,6 @@ async fn throughput(mode: &str, changes: i64, fanout: usize) -> Value {
     drop(gw);
     json!({"mode": mode, "changes": changes, "fanout": fanout, "deliveries": expected,
            "deliveries_per_sec": (expected as f64 / secs).round()})
-}
-
-/// `clients` connections doing single-row UPDATE transactions (`sql`,
-/// binding a row id in `1..=rows` and a number) for `secs`.
-async fn update_tps(url: &str, sql: &'static str, clients: usize, secs: u64, rows: i64) -> f64 {
-    let done = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let mut tasks = Vec::new();
-    for c in 0..clients {
-        let (url, done) = (url.to_string(), done.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-            let mut i = c as i64 * 7919;
-            while Instant::now() < deadline {
-                sqlx::query(sql)
-                    .bind(i % rows + 1)
-                    .bind(i % 10_001 - 5_000)
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-                done.fetch_add(1, Ordering::Relaxed);
-                i += 104_729;
-            }
-        }));
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
-    done.load(Ordering::Relaxed) as f64 / secs as f64
 }
 
 /// The application's single-row UPDATE transactions/s under each setup:

@@ -62,7 +62,7 @@ use changewire_test_support::gateway::{ADMIN_TOKEN, TestGateway};
 use changewire_test_support::pg::TestDatabase;
 use common::{
     PAYLOAD, app_db, arg, bench_args, binary_missing, clk_tck, cpu_ticks, gateway_process, now_ns,
-    percentile, record, run_bench, start_sink, wait_count, write_backlog, write_rows,
+    percentile, record, run_bench, start_sink, update_tps, wait_count, write_backlog, write_rows,
 };
 use serde_json::{Value, json};
 use sqlx::Connection;
@@ -465,34 +465,6 @@ async fn sqlite_capture(changes: i64, rate: u64) -> Value {
     json!({"changes": changes, "paced_rate": rate,
            "commit_to_pending_ms_p50": percentile(&mut lat, 0.5) as f64 / 1000.0,
            "commit_to_pending_ms_p99": percentile(&mut lat, 0.99) as f64 / 1000.0})
-}
-
-/// pgbench-style: `clients` connections doing single-row UPDATE transactions for `secs`.
-async fn update_tps(url: &str, sql: &'static str, clients: usize, secs: u64, rows: i64) -> f64 {
-    let done = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let mut tasks = Vec::new();
-    for c in 0..clients {
-        let (url, done) = (url.to_string(), done.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-            let mut i = c as i64 * 7919;
-            while Instant::now() < deadline {
-                sqlx::query(sql)
-                    .bind(i % rows + 1)
-                    .bind(i % 10_001 - 5_000)
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-                done.fetch_add(1, Ordering::Relaxed);
-                i += 104_729;
-            }
-        }));
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
-    done.load(Ordering::Relaxed) as f64 / secs as f64
 }
 
 /// Single-row UPDATE transactions with and without the capture trigger,

@@ -425,3 +425,37 @@ pub(crate) fn round(v: f64, digits: i32) -> f64 {
     let f = 10f64.powi(digits);
     (v * f).round() / f
 }
+
+/// pgbench-style: `clients` connections doing single-row UPDATE transactions for `secs`.
+pub(crate) async fn update_tps(
+    url: &str,
+    sql: &'static str,
+    clients: usize,
+    secs: u64,
+    rows: i64,
+) -> f64 {
+    let done = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (url, done) = (url.to_string(), done.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            let mut i = c as i64 * 7919;
+            while Instant::now() < deadline {
+                sqlx::query(sql)
+                    .bind(i % rows + 1)
+                    .bind(i % 10_001 - 5_000)
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                done.fetch_add(1, Ordering::Relaxed);
+                i += 104_729;
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    done.load(Ordering::Relaxed) as f64 / secs as f64
+}

@@ -379,6 +379,29 @@ pub(crate) struct Importer {
     pub(crate) progress: Arc<CaptureProgress>,
 }
 
+impl Importer {
+    /// Stores `changes` and their deliveries (durably; handed to sending
+    /// when this returns) and counts them under `source` in `/metrics`.
+    pub(crate) async fn fan_out(
+        &self,
+        changes: &[crate::store::changes::NewChange],
+        source: &'static str,
+    ) -> Result<crate::store::changes::FanoutOutcome, crate::store::Error> {
+        let outcome = crate::fanout::fan_out(
+            &self.store,
+            &self.signals,
+            self.handoff.as_ref(),
+            &self.traces,
+            changes,
+        )
+        .await?;
+        metrics::counter!("changewire_changes_captured_total", "source" => source)
+            .increment(outcome.changes);
+        metrics::counter!("changewire_deliveries_created_total").increment(outcome.deliveries);
+        Ok(outcome)
+    }
+}
+
 /// Removes what either mode installed: the triggers and trigger function
 /// (and, with `purge`, the log and the capture's identity), and on
 /// PostgreSQL the replication slot and publication.

@@ -194,30 +194,24 @@ async fn watch_capture(
             _ = tick.tick() => {}
         }
         let behind = capture.behind_for(now_ms());
-        if let Some(reason) = capture.slot_danger() {
-            emitter.emit(OperationalEvent::new(
-                OperationalEventType::CaptureLagging,
-                None,
-                serde_json::json!({
-                    "behindSeconds": behind.as_secs(),
-                    "thresholdSeconds": threshold.as_secs(),
-                    "reason": reason,
-                }),
-            ));
-        } else if behind > threshold {
-            emitter.emit(OperationalEvent::new(
-                OperationalEventType::CaptureLagging,
-                None,
-                serde_json::json!({
-                    "behindSeconds": behind.as_secs(),
-                    "thresholdSeconds": threshold.as_secs(),
-                    "reason": format!(
-                        "capture has not caught up with its log for {} s (threshold {} s); \
-                         see /readyz and the gateway's log for the importer's errors",
-                        behind.as_secs(), threshold.as_secs()
-                    ),
-                }),
-            ));
-        }
+        let reason = match capture.slot_danger() {
+            Some(reason) => reason,
+            None if behind > threshold => format!(
+                "capture has not caught up with its log for {} s (threshold {} s); \
+                 see /readyz and the gateway's log for the importer's errors",
+                behind.as_secs(),
+                threshold.as_secs()
+            ),
+            None => continue,
+        };
+        emitter.emit(OperationalEvent::new(
+            OperationalEventType::CaptureLagging,
+            None,
+            serde_json::json!({
+                "behindSeconds": behind.as_secs(),
+                "thresholdSeconds": threshold.as_secs(),
+                "reason": reason,
+            }),
+        ));
     }
 }

@@ -71,6 +71,22 @@ async fn gateway(
 
 const LOGICAL: &str = "[capture_options]\nmode = \"logical\"\nheartbeat_interval_ms = 200";
 
+/// Waits until the database's slot has confirmed WAL position `lsn` (bytes
+/// from 0/0).
+async fn wait_confirmed(url: &str, lsn: i64) {
+    eventually("the slot confirms the position", WAIT, || async move {
+        let mut c = sqlx::PgConnection::connect(url).await.ok()?;
+        let confirmed: i64 = sqlx::query_scalar(
+            "SELECT pg_wal_lsn_diff(confirmed_flush_lsn, '0/0')::bigint FROM pg_replication_slots WHERE database = current_database()",
+        )
+        .fetch_one(&mut c)
+        .await
+        .ok()?;
+        (confirmed >= lsn).then_some(())
+    })
+    .await;
+}
+
 async fn exec(conn: &mut sqlx::PgConnection, sql: &str) {
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
         .execute(conn)
@@ -219,21 +235,7 @@ async fn a_restart_resumes_from_the_slot_without_loss_or_repeat() {
             .fetch_one(&mut app)
             .await
             .unwrap();
-    let url = db.url.clone();
-    eventually("the slot confirms the first change", WAIT, || {
-        let url = url.clone();
-        async move {
-            let mut c = sqlx::PgConnection::connect(&url).await.ok()?;
-            let confirmed: i64 = sqlx::query_scalar(
-                "SELECT pg_wal_lsn_diff(confirmed_flush_lsn, '0/0')::bigint FROM pg_replication_slots WHERE database = current_database()",
-            )
-            .fetch_one(&mut c)
-            .await
-            .ok()?;
-            (confirmed >= committed).then_some(())
-        }
-    })
-    .await;
+    wait_confirmed(&db.url, committed).await;
     gw.stop().await;
     for i in 0..50 {
         exec(
@@ -475,20 +477,7 @@ async fn heartbeats_advance_an_idle_slot_and_uninstall_drops_it() {
             .fetch_one(&mut app)
             .await
             .unwrap();
-    eventually("the slot confirms past the unpublished WAL", WAIT, || {
-        let url = db.url.clone();
-        async move {
-            let mut c = sqlx::PgConnection::connect(&url).await.ok()?;
-            let confirmed: i64 = sqlx::query_scalar(
-                "SELECT pg_wal_lsn_diff(confirmed_flush_lsn, '0/0')::bigint FROM pg_replication_slots WHERE database = current_database()",
-            )
-            .fetch_one(&mut c)
-            .await
-            .ok()?;
-            (confirmed >= written).then_some(())
-        }
-    })
-    .await;
+    wait_confirmed(&db.url, written).await;
     let metrics =
         changewire_test_support::http::request("GET", &format!("{}/metrics", gw.base()), &[], None)
             .await;

@@ -455,17 +455,7 @@ async fn flush(
         crate::capture::expand::related_pg(&capture.pool, &capture.tables, &needs, &mut changes)
             .await?;
         needs.trim_records(&mut changes);
-        let outcome = crate::fanout::fan_out(
-            &ctx.store,
-            &ctx.signals,
-            ctx.handoff.as_ref(),
-            &ctx.traces,
-            &changes,
-        )
-        .await?;
-        metrics::counter!("changewire_changes_captured_total", "source" => "postgres-logical")
-            .increment(outcome.changes);
-        metrics::counter!("changewire_deliveries_created_total").increment(outcome.deliveries);
+        ctx.fan_out(&changes, "postgres-logical").await?;
     }
     // Durable: the slot may let go of everything up to here.
     if let Some(end) = last_end {

@@ -384,14 +384,7 @@ impl PgCapture {
         // Deliveries are durable and handed to sending once this returns;
         // the log rows go after, so a crash in between re-imports them as
         // no-ops.
-        let outcome = crate::fanout::fan_out(
-            &ctx.store,
-            &ctx.signals,
-            ctx.handoff.as_ref(),
-            &ctx.traces,
-            &changes,
-        )
-        .await?;
+        ctx.fan_out(&changes, "postgres").await?;
         let mark = format!(
             "DELETE FROM {}.logged_actions WHERE id = ANY($1)",
             self.schema
@@ -401,9 +394,6 @@ impl PgCapture {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        metrics::counter!("changewire_changes_captured_total", "source" => "postgres")
-            .increment(outcome.changes);
-        metrics::counter!("changewire_deliveries_created_total").increment(outcome.deliveries);
         Ok(ids.len())
     }
 }

@@ -179,19 +179,9 @@ impl SqliteCapture {
         )
         .await?;
         needs.trim_records(&mut changes);
-        let outcome = crate::fanout::fan_out(
-            &ctx.store,
-            &ctx.signals,
-            ctx.handoff.as_ref(),
-            &ctx.traces,
-            &changes,
-        )
-        .await?;
+        ctx.fan_out(&changes, "sqlite").await?;
         ctx.store.advance_cursor(&self.source, last).await?;
         let last = last.last_id;
-        metrics::counter!("changewire_changes_captured_total", "source" => "sqlite")
-            .increment(outcome.changes);
-        metrics::counter!("changewire_deliveries_created_total").increment(outcome.deliveries);
         let imported = i64::try_from(rows.len()).unwrap_or(0);
         let since = self
             .imported_since_trim
