@@ -379,6 +379,42 @@ pub(crate) struct Importer {
     pub(crate) progress: Arc<CaptureProgress>,
 }
 
+/// The wait before an importer tries again after a failure: 100 ms,
+/// doubling up to 30 s, and 100 ms again after a success.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(100);
+    const LAST: Duration = Duration::from_secs(30);
+
+    /// The first wait.
+    pub(crate) fn new() -> Self {
+        Backoff { next: Self::FIRST }
+    }
+
+    /// After a success: the next failure waits the first wait again.
+    pub(crate) fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+
+    /// Reports `err` (`/readyz`'s `capture`, the log, saying what failed),
+    /// waits, and doubles the next wait; false once the gateway stops.
+    pub(crate) async fn failed(&mut self, ctx: &Importer, what: &str, err: &Error) -> bool {
+        ctx.health
+            .failing("capture", crate::report::Report(err).to_string());
+        tracing::warn!(error = %crate::report::Report(err), retry_in = ?self.next, "{what} failed; retrying");
+        let wait = self.next;
+        self.next = (self.next * 2).min(Self::LAST);
+        tokio::select! {
+            _ = ctx.shutdown.cancelled() => false,
+            _ = tokio::time::sleep(wait) => true,
+        }
+    }
+}
+
 impl Importer {
     /// Stores `changes` and their deliveries (durably; handed to sending
     /// when this returns) and counts them under `source` in `/metrics`.

@@ -6,10 +6,11 @@ use crate::envelope::{Action, ChangePayload, RawObject};
 use crate::fanout::row_etag;
 use crate::store::changes::NewChange;
 
-/// A row of the capture log, as read.
+/// A captured row change, as read from a log or a replication stream.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct LoggedRow {
-    /// Log id.
+    /// Log id (its index in the transaction, from a stream): names the row
+    /// in errors.
     pub(crate) id: i64,
     pub(crate) resource: String,
     /// `CREATE`, `UPDATE`, `DELETE`.
@@ -17,11 +18,9 @@ pub(crate) struct LoggedRow {
     pub(crate) transaction_id: i64,
     /// When (ms).
     pub(crate) occurred_at: i64,
-    /// When the log row was written, as the log stores it (never changes):
-    /// with the log id, the change's identity at its source. A log whose
-    /// ids start again (purged, recreated, restored from a backup) gives
-    /// new rows new identities even where their ids repeat.
-    pub(crate) logged_at: i64,
+    /// The change's identity at its source (the store's `source_key`):
+    /// [`LoggedRow::log_key`] for a log, the commit position for a stream.
+    pub(crate) source_key: String,
     /// The whole row before (JSON), if any.
     pub(crate) old_row: Option<String>,
     /// The whole row after (JSON), if any.
@@ -36,6 +35,16 @@ fn parse(id: i64, text: Option<&str>) -> Result<Option<RawObject>, Error> {
         })
     })
     .transpose()
+}
+
+impl LoggedRow {
+    /// A log row's identity: its id and when it was written, as the log
+    /// stores it (never changes). A log whose ids start again (purged,
+    /// recreated, restored from a backup) gives new rows new identities
+    /// even where their ids repeat.
+    pub(crate) fn log_key(id: i64, logged_at: i64) -> String {
+        format!("{id}@{logged_at}")
+    }
 }
 
 /// Builds the change, or `None` for an update that changed nothing.
@@ -106,7 +115,7 @@ pub(crate) fn to_change(
     };
     Ok(Some(NewChange {
         source: source.to_string(),
-        source_key: Some(format!("{}@{}", row.id, row.logged_at)),
+        source_key: Some(row.source_key.clone()),
         table_name: Some(table.table.clone()),
         payload: ChangePayload {
             resource: row.resource.clone(),
@@ -144,7 +153,7 @@ mod tests {
             action: action.into(),
             transaction_id: 77,
             occurred_at: 1,
-            logged_at: 1_700_000_000_123,
+            source_key: LoggedRow::log_key(9, 1_700_000_000_123),
             old_row: old.map(str::to_string),
             new_row: new.map(str::to_string),
         }

@@ -37,6 +37,57 @@ pub(crate) fn meta_sql(schema: &str) -> String {
     )
 }
 
+/// A `capture_meta` value.
+async fn meta_value<'c>(
+    db: impl sqlx::PgExecutor<'c>,
+    schema: &str,
+    key: &str,
+) -> Result<Option<String>, Error> {
+    Ok(sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT value FROM {schema}.capture_meta WHERE key = $1"
+    )))
+    .bind(key)
+    .fetch_optional(db)
+    .await?)
+}
+
+/// Writes a marker message into the WAL (in `tx`, so it commits with the
+/// switch) and records it under `key` as pending; returns its token.
+async fn emit_marker(
+    tx: &mut Transaction<'static, Postgres>,
+    schema: &str,
+    key: &str,
+) -> Result<String, Error> {
+    let token = crate::capture::new_install_id();
+    sqlx::query("SELECT pg_logical_emit_message(true, $1, $2)")
+        .bind(MARKER_PREFIX)
+        .bind(&token)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO {schema}.capture_meta (key, value) VALUES ($1, $2) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+    )))
+    .bind(key)
+    .bind(format!("pending:{token}"))
+    .execute(&mut **tx)
+    .await?;
+    Ok(token)
+}
+
+/// Whether the slot exists in this database.
+pub(crate) async fn slot_exists<'c>(
+    db: impl sqlx::PgExecutor<'c>,
+    slot: &str,
+) -> Result<bool, Error> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database())",
+    )
+    .bind(slot)
+    .fetch_one(db)
+    .await?)
+}
+
 /// The capture's identity (made at the first install, by either mode).
 pub(crate) async fn install_id(
     tx: &mut Transaction<'static, Postgres>,
@@ -166,11 +217,7 @@ impl Skip {
 
 /// What the stream skips, as `capture_meta` records it.
 pub(crate) async fn skip_recorded(pool: &PgPool, schema: &str) -> Result<Skip, Error> {
-    let value: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
-        "SELECT value FROM {schema}.capture_meta WHERE key = '{SKIP_KEY}'"
-    )))
-    .fetch_optional(pool)
-    .await?;
+    let value = meta_value(pool, schema, SKIP_KEY).await?;
     Ok(Skip::parse(value.as_deref()))
 }
 
@@ -233,19 +280,11 @@ async fn try_switch(pool: &PgPool, schema: &str, oids: &[i64]) -> Result<Skip, E
     .fetch_all(&mut *tx)
     .await?;
     if triggered.is_empty() {
-        let value: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT value FROM {schema}.capture_meta WHERE key = '{SKIP_KEY}'"
-        )))
-        .fetch_optional(&mut *tx)
-        .await?;
+        let value = meta_value(&mut *tx, schema, SKIP_KEY).await?;
         tx.commit().await?;
         return Ok(Skip::parse(value.as_deref()));
     }
-    let draining: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
-        "SELECT value FROM {schema}.capture_meta WHERE key = '{TRIGGERS_KEY}'"
-    )))
-    .fetch_optional(&mut *tx)
-    .await?;
+    let draining = meta_value(&mut *tx, schema, TRIGGERS_KEY).await?;
     if draining.is_some_and(|v| v.starts_with("pending:")) {
         // What the slot holds before that switch's marker is in neither the
         // log nor the store yet.
@@ -264,19 +303,7 @@ async fn try_switch(pool: &PgPool, schema: &str, oids: &[i64]) -> Result<Skip, E
         .execute(&mut *tx)
         .await?;
     }
-    let token = crate::capture::new_install_id();
-    sqlx::query("SELECT pg_logical_emit_message(true, $1, $2)")
-        .bind(MARKER_PREFIX)
-        .bind(&token)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(AssertSqlSafe(format!(
-        "INSERT INTO {schema}.capture_meta (key, value) VALUES ('{SKIP_KEY}', $1) \
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-    )))
-    .bind(format!("pending:{token}"))
-    .execute(&mut *tx)
-    .await?;
+    let token = emit_marker(&mut tx, schema, SKIP_KEY).await?;
     // A switch back to triggers that had not finished is over: its slot is
     // this one again.
     sqlx::query(AssertSqlSafe(format!(
@@ -313,40 +340,17 @@ pub(crate) async fn to_triggers(
     install_id: &str,
     had_triggers: bool,
 ) -> Result<SlotFound, Error> {
-    let slot = slot_name(schema, install_id);
-    let exists: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database())",
-    )
-    .bind(&slot)
-    .fetch_one(&mut **tx)
-    .await?;
-    if !exists {
+    if !slot_exists(&mut **tx, &slot_name(schema, install_id)).await? {
         return Ok(SlotFound::None);
     }
-    let pending: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
-        "SELECT value FROM {schema}.capture_meta WHERE key = '{TRIGGERS_KEY}'"
-    )))
-    .fetch_optional(&mut **tx)
-    .await?;
+    let pending = meta_value(&mut **tx, schema, TRIGGERS_KEY).await?;
     if let Some(token) = pending.as_deref().and_then(|v| v.strip_prefix("pending:")) {
         return Ok(SlotFound::Drain(token.to_string()));
     }
     if had_triggers {
         return Ok(SlotFound::Unused);
     }
-    let token = crate::capture::new_install_id();
-    sqlx::query("SELECT pg_logical_emit_message(true, $1, $2)")
-        .bind(MARKER_PREFIX)
-        .bind(&token)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query(AssertSqlSafe(format!(
-        "INSERT INTO {schema}.capture_meta (key, value) VALUES ('{TRIGGERS_KEY}', $1) \
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-    )))
-    .bind(format!("pending:{token}"))
-    .execute(&mut **tx)
-    .await?;
+    let token = emit_marker(tx, schema, TRIGGERS_KEY).await?;
     tracing::info!("capture triggers installed beside a replication slot: draining the slot first");
     Ok(SlotFound::Drain(token))
 }

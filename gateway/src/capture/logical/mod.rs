@@ -29,7 +29,6 @@ mod xid;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use sqlx::{AssertSqlSafe, PgPool};
 use tokio::task::JoinSet;
@@ -50,10 +49,8 @@ pub(crate) struct LogicalCapture {
     /// Resource by relation OID.
     resources: Arc<HashMap<u32, String>>,
     source: String,
-    batch: usize,
+    /// `[capture_options]` (schema, batch size, heartbeat, lag limit).
     options: crate::config::CaptureOptions,
-    heartbeat: Duration,
-    lag_limit: Option<u64>,
     /// What the stream skips: changes the triggers logged before a switch.
     skip: switch::Skip,
     /// A trigger log left to import before streaming.
@@ -115,22 +112,37 @@ impl LogicalCapture {
             install_id = %install_id,
             "PostgreSQL logical capture installed"
         );
-        Ok(LogicalCapture {
+        let mut capture =
+            LogicalCapture::new(pool, url, config, Arc::new(tables), &install_id, skip);
+        capture.resources = Arc::new(resources);
+        capture.drain_log = drain_log;
+        Ok(capture)
+    }
+
+    /// A capture of `tables` for the install `install_id` (no trigger log
+    /// to import, no marker to stop at, no relation known yet).
+    fn new(
+        pool: PgPool,
+        url: &str,
+        config: &Config,
+        tables: Arc<HashMap<String, TableInfo>>,
+        install_id: &str,
+        skip: switch::Skip,
+    ) -> LogicalCapture {
+        let schema = config.capture_options.schema.clone();
+        LogicalCapture {
             pool,
             url: url.to_string(),
             source: format!("pg:{schema}@{install_id}"),
+            slot: switch::slot_name(&schema, install_id),
             schema,
-            slot: slot_name,
-            tables: Arc::new(tables),
-            resources: Arc::new(resources),
-            batch: config.capture_options.batch_size,
+            tables,
+            resources: Arc::new(HashMap::new()),
             options: config.capture_options.clone(),
-            heartbeat: config.capture_options.heartbeat_interval,
-            lag_limit: config.capture_options.slot_lag_limit,
             skip,
-            drain_log,
+            drain_log: false,
             until: None,
-        })
+        }
     }
 
     /// Back to triggers ([`switch::to_triggers`]): a capture that reads the
@@ -156,22 +168,10 @@ impl LogicalCapture {
             resources.insert(oid, info.resource.clone());
         }
         let skip = switch::skip_recorded(&pool, &schema).await?;
-        Ok(LogicalCapture {
-            url: url.to_string(),
-            source: format!("pg:{schema}@{install_id}"),
-            slot: switch::slot_name(&schema, install_id),
-            schema,
-            tables,
-            resources: Arc::new(resources),
-            batch: config.capture_options.batch_size,
-            options: config.capture_options.clone(),
-            heartbeat: config.capture_options.heartbeat_interval,
-            lag_limit: config.capture_options.slot_lag_limit,
-            skip,
-            drain_log: false,
-            until: Some(token),
-            pool,
-        })
+        let mut capture = LogicalCapture::new(pool, url, config, tables, install_id, skip);
+        capture.resources = Arc::new(resources);
+        capture.until = Some(token);
+        Ok(capture)
     }
 
     /// Reads the slot to the marker, then drops it (see [`Self::drainer`]).
@@ -221,8 +221,8 @@ impl LogicalCapture {
         tasks.spawn(slot::watch(
             self.pool.clone(),
             self.slot.clone(),
-            self.heartbeat,
-            self.lag_limit,
+            self.options.heartbeat_interval,
+            self.options.slot_lag_limit,
             ctx.health.clone(),
             ctx.progress.clone(),
             ctx.shutdown.clone(),

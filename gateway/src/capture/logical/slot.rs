@@ -7,7 +7,7 @@ use sqlx::{AssertSqlSafe, PgPool};
 
 use crate::capture::Error;
 use crate::capture::sql::quote;
-pub(crate) use crate::capture::switch::{drop_slot_and_publication, publication_name};
+pub(crate) use crate::capture::switch::{drop_slot_and_publication, publication_name, slot_exists};
 use crate::health::Health;
 use crate::operational::CaptureProgress;
 
@@ -67,16 +67,6 @@ pub(crate) async fn ensure_slot(pool: &PgPool, slot: &str) -> Result<bool, Error
         Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42710") => Ok(false),
         Err(e) => Err(e.into()),
     }
-}
-
-/// Whether the capture's slot exists in this database.
-pub(crate) async fn slot_exists(pool: &PgPool, slot: &str) -> Result<bool, Error> {
-    Ok(sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database())",
-    )
-    .bind(slot)
-    .fetch_one(pool)
-    .await?)
 }
 
 /// The replication connection's settings, from the capture URL

@@ -29,7 +29,7 @@ pub(super) async fn run(mut capture: LogicalCapture, ctx: Importer) {
         .max_connections(2)
         .acquire_timeout(Duration::from_secs(10))
         .connect_lazy_with((*capture.pool.connect_options()).clone());
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = crate::capture::Backoff::new();
     let mut state = State {
         skip: capture.skip.clone(),
         until: capture.until.clone(),
@@ -50,7 +50,7 @@ pub(super) async fn run(mut capture: LogicalCapture, ctx: Importer) {
         };
         if started.elapsed() > Duration::from_secs(30) {
             // A session that ran for a while failed: start backing off anew.
-            backoff = Duration::from_millis(100);
+            backoff.reset();
         }
         if matches!(err, Error::SlotHeldElsewhere) {
             // Another gateway streams: this one is a stand-by, ready, and
@@ -62,14 +62,9 @@ pub(super) async fn run(mut capture: LogicalCapture, ctx: Importer) {
             }
             continue;
         }
-        ctx.health
-            .failing("capture", crate::report::Report(&err).to_string());
-        tracing::warn!(error = %crate::report::Report(&err), retry_in = ?backoff, "logical capture failed; retrying");
-        tokio::select! {
-            _ = ctx.shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
+        if !backoff.failed(&ctx, "logical capture", &err).await {
+            return;
         }
-        backoff = (backoff * 2).min(Duration::from_secs(30));
     }
 }
 
@@ -162,101 +157,93 @@ async fn session(
                     client.stop();
                     return Ok(Ended::Shutdown);
                 }
-                event = client.recv() => event,
+                event = client.recv() => Some(event),
             }
         } else {
             // Take everything already received, then import it at once.
-            match client.recv().now_or_never() {
-                Some(event) => event,
-                None => {
-                    if flush(capture, state, &client, ctx, std::mem::take(&mut batch)).await? {
-                        client.stop();
-                        return Ok(Ended::Drained);
-                    }
-                    rows_in_batch = 0;
-                    ctx.progress.caught_up();
-                    continue;
-                }
-            }
+            client.recv().now_or_never()
         };
-        let Some(event) = next? else {
-            return Err(Error::Protocol(
-                "the server ended the replication stream".into(),
-            ));
-        };
-        match event {
-            ReplicationEvent::Begin {
-                final_lsn,
-                xid,
-                commit_time_micros,
-            } => {
-                open = Some(OpenTransaction {
+        let caught_up = next.is_none();
+        if let Some(next) = next {
+            let Some(event) = next? else {
+                return Err(Error::Protocol(
+                    "the server ended the replication stream".into(),
+                ));
+            };
+            match event {
+                ReplicationEvent::Begin {
+                    final_lsn,
                     xid,
-                    commit_micros: commit_time_micros,
-                    commit_lsn: final_lsn.as_u64(),
-                    next_index: 0,
-                    rows: Vec::new(),
-                    marker: None,
-                });
-            }
-            ReplicationEvent::XLogData { data, .. } => {
-                let message = pgoutput::decode(&data)?;
-                if let Message::Relation(relation) = message {
-                    let id = relation.id;
-                    if capture.resources.contains_key(&id) {
-                        let shape = RelationShape::describe(&capture.pool, relation).await?;
-                        relations.insert(id, Arc::new(shape));
-                    }
-                } else if let Some(tx) = open.as_mut()
-                    && let Some(row) = row_change(&relations, message, &mut tx.next_index)?
-                {
-                    tx.rows.push(row);
-                    if tx.rows.len() >= capture.batch {
-                        // A large transaction: what came so far goes now,
-                        // after the transactions committed before it.
-                        let part = OpenTransaction {
-                            rows: std::mem::take(&mut tx.rows),
-                            marker: None,
-                            ..*tx
-                        };
-                        batch.push(Committed {
-                            end_lsn: None,
-                            open: part,
-                        });
-                        if flush(capture, state, &client, ctx, std::mem::take(&mut batch)).await? {
-                            client.stop();
-                            return Ok(Ended::Drained);
-                        }
-                        rows_in_batch = 0;
-                    }
-                }
-            }
-            ReplicationEvent::Message {
-                prefix, content, ..
-            } if prefix == switch::MARKER_PREFIX => {
-                if let Some(tx) = open.as_mut() {
-                    tx.marker = Some(String::from_utf8_lossy(&content).into_owned());
-                }
-            }
-            ReplicationEvent::Commit { end_lsn, .. } => {
-                if let Some(tx) = open.take() {
-                    rows_in_batch += tx.rows.len();
-                    batch.push(Committed {
-                        end_lsn: Some(end_lsn.as_u64()),
-                        open: tx,
+                    commit_time_micros,
+                } => {
+                    open = Some(OpenTransaction {
+                        xid,
+                        commit_micros: commit_time_micros,
+                        commit_lsn: final_lsn.as_u64(),
+                        next_index: 0,
+                        rows: Vec::new(),
+                        marker: None,
                     });
-                    if rows_in_batch >= capture.batch {
-                        if flush(capture, state, &client, ctx, std::mem::take(&mut batch)).await? {
-                            client.stop();
-                            return Ok(Ended::Drained);
+                }
+                ReplicationEvent::XLogData { data, .. } => {
+                    let message = pgoutput::decode(&data)?;
+                    if let Message::Relation(relation) = message {
+                        let id = relation.id;
+                        if capture.resources.contains_key(&id) {
+                            let shape = RelationShape::describe(&capture.pool, relation).await?;
+                            relations.insert(id, Arc::new(shape));
                         }
-                        rows_in_batch = 0;
+                    } else if let Some(tx) = open.as_mut()
+                        && let Some(row) = row_change(&relations, message, &mut tx.next_index)?
+                    {
+                        tx.rows.push(row);
+                        if tx.rows.len() >= capture.options.batch_size {
+                            // A large transaction: what came so far goes
+                            // now, after the transactions committed before.
+                            let part = OpenTransaction {
+                                rows: std::mem::take(&mut tx.rows),
+                                marker: None,
+                                ..*tx
+                            };
+                            rows_in_batch += part.rows.len();
+                            batch.push(Committed {
+                                end_lsn: None,
+                                open: part,
+                            });
+                        }
                     }
                 }
+                ReplicationEvent::Message {
+                    prefix, content, ..
+                } if prefix == switch::MARKER_PREFIX => {
+                    if let Some(tx) = open.as_mut() {
+                        tx.marker = Some(String::from_utf8_lossy(&content).into_owned());
+                    }
+                }
+                ReplicationEvent::Commit { end_lsn, .. } => {
+                    if let Some(tx) = open.take() {
+                        rows_in_batch += tx.rows.len();
+                        batch.push(Committed {
+                            end_lsn: Some(end_lsn.as_u64()),
+                            open: tx,
+                        });
+                    }
+                }
+                ReplicationEvent::Message { .. }
+                | ReplicationEvent::KeepAlive { .. }
+                | ReplicationEvent::StoppedAt { .. } => {}
             }
-            ReplicationEvent::Message { .. }
-            | ReplicationEvent::KeepAlive { .. }
-            | ReplicationEvent::StoppedAt { .. } => {}
+        }
+        // Import when nothing more is waiting, or when a batch is full.
+        if caught_up || rows_in_batch >= capture.options.batch_size {
+            if flush(capture, state, &client, ctx, std::mem::take(&mut batch)).await? {
+                client.stop();
+                return Ok(Ended::Drained);
+            }
+            rows_in_batch = 0;
+            if caught_up {
+                ctx.progress.caught_up();
+            }
         }
     }
 }
@@ -436,19 +423,18 @@ async fn flush(
                 action: action.to_string(),
                 transaction_id: state.epoch.full(xid),
                 occurred_at: occurred_ms,
-                logged_at: 0,
-                old_row: old.and_then(|s| rendered.take(s)),
-                new_row: new.and_then(|s| rendered.take(s)),
-            };
-            if let Some(mut change) = to_change(&capture.source, table, &logged)? {
                 // The change's identity at its source: its transaction's
                 // commit position and time (positions repeat on a new
                 // timeline after a restore or failover; with the time they
                 // do not) and its place in the transaction.
-                change.source_key = Some(format!(
+                source_key: format!(
                     "lsn:{}@{commit_micros}#{n}",
                     Lsn::from_u64(commit_lsn).to_pg_string()
-                ));
+                ),
+                old_row: old.and_then(|s| rendered.take(s)),
+                new_row: new.and_then(|s| rendered.take(s)),
+            };
+            if let Some(change) = to_change(&capture.source, table, &logged)? {
                 changes.push(change);
             }
         }

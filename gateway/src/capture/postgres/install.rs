@@ -16,9 +16,13 @@ pub(super) fn install_sql(schema: &str, notify: bool) -> String {
     } else {
         "-- no NOTIFY: the importer polls (capture_options.notify = false)".to_string()
     };
+    // The schema and the capture's identity (`capture_meta`: made at the
+    // first install, dropped with the log by `capture uninstall --purge`;
+    // it names the capture source in the store).
+    let meta = crate::capture::switch::meta_sql(schema);
     format!(
         r#"
-CREATE SCHEMA IF NOT EXISTS {schema};
+{meta}
 CREATE TABLE IF NOT EXISTS {schema}.logged_actions (
     id BIGSERIAL PRIMARY KEY,
     table_name TEXT NOT NULL,
@@ -29,12 +33,6 @@ CREATE TABLE IF NOT EXISTS {schema}.logged_actions (
     old_row JSON,
     new_row JSON,
     dispatched_at TIMESTAMPTZ
-);
--- The capture's identity: made at the first install, dropped with the log
--- by `capture uninstall --purge`. It names the capture source in the store.
-CREATE TABLE IF NOT EXISTS {schema}.capture_meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
 );
 CREATE OR REPLACE FUNCTION {schema}.capture_row_change() RETURNS trigger LANGUAGE plpgsql AS $fn$
 DECLARE

@@ -82,17 +82,7 @@ impl PgCapture {
             );
             sqlx::query(AssertSqlSafe(sql)).execute(&mut *tx).await?;
         }
-        sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO {schema}.capture_meta (key, value) VALUES ('install_id', $1) ON CONFLICT (key) DO NOTHING"
-        )))
-        .bind(super::new_install_id())
-        .execute(&mut *tx)
-        .await?;
-        let install_id: String = sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT value FROM {schema}.capture_meta WHERE key = 'install_id'"
-        )))
-        .fetch_one(&mut *tx)
-        .await?;
+        let install_id = super::switch::install_id(&mut tx, &schema).await?;
         // Back from the logical mode: its slot is read to this marker first.
         let found = super::switch::to_triggers(&mut tx, &schema, &install_id, had_triggers).await?;
         tx.commit().await?;
@@ -205,20 +195,13 @@ impl PgCapture {
     /// Imports the log until it is empty, retrying with backoff until it
     /// is done or the gateway stops.
     pub(crate) async fn drain_with_retry(&self, ctx: &Importer) {
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            match self.drain(ctx).await {
-                Ok(()) => return,
-                Err(err) => {
-                    ctx.health
-                        .failing("capture", crate::report::Report(&err).to_string());
-                    tracing::warn!(error = %crate::report::Report(&err), retry_in = ?backoff, "importing the trigger log's rest failed; retrying");
-                    tokio::select! {
-                        _ = ctx.shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
-                }
+        let mut backoff = super::Backoff::new();
+        while let Err(err) = self.drain(ctx).await {
+            if !backoff
+                .failed(ctx, "importing the trigger log's rest", &err)
+                .await
+            {
+                return;
             }
         }
     }
@@ -257,7 +240,7 @@ impl PgCapture {
     }
 
     async fn import_loop(mut self, ctx: Importer) {
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = super::Backoff::new();
         loop {
             if ctx.shutdown.is_cancelled() {
                 return;
@@ -265,7 +248,7 @@ impl PgCapture {
             match self.import_batch(&ctx).await {
                 Ok(imported) => {
                     ctx.health.ready("capture");
-                    backoff = Duration::from_millis(100);
+                    backoff.reset();
                     if imported > 0 {
                         self.pace.saw_changes();
                         continue; // more may be waiting
@@ -273,14 +256,9 @@ impl PgCapture {
                     ctx.progress.caught_up();
                 }
                 Err(err) => {
-                    ctx.health
-                        .failing("capture", crate::report::Report(&err).to_string());
-                    tracing::warn!(error = %crate::report::Report(&err), retry_in = ?backoff, "capture import failed; retrying");
-                    tokio::select! {
-                        _ = ctx.shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(backoff) => {}
+                    if !backoff.failed(&ctx, "capture import", &err).await {
+                        return;
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
                     continue;
                 }
             }
@@ -359,13 +337,14 @@ impl PgCapture {
         let mut ids = Vec::with_capacity(rows.len());
         let mut changes = Vec::with_capacity(rows.len());
         for r in &rows {
+            let id = r.try_get("id")?;
             let logged = LoggedRow {
-                id: r.try_get("id")?,
+                id,
                 resource: r.try_get("resource")?,
                 action: r.try_get("action")?,
                 transaction_id: r.try_get("transaction_id")?,
                 occurred_at: r.try_get("occurred_ms")?,
-                logged_at: r.try_get("logged_us")?,
+                source_key: LoggedRow::log_key(id, r.try_get("logged_us")?),
                 old_row: r.try_get("old_row")?,
                 new_row: r.try_get("new_row")?,
             };

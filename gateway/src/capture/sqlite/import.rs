@@ -2,7 +2,6 @@
 //! the cursor (checking the cursor's own row, so a log that started again
 //! is read again instead of skipped), fans out, and trims.
 
-use std::time::Duration;
 
 use sqlx::sqlite::SqlitePoolOptions;
 use sqlx::{AssertSqlSafe, Row};
@@ -48,7 +47,7 @@ impl SqliteCapture {
         let mut pace = self.pace;
         let mut last_version: Option<i64> = None;
         let mut last_sweep = tokio::time::Instant::now();
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = super::super::Backoff::new();
         // The last import found nothing more to read.
         let mut drained = false;
         loop {
@@ -77,7 +76,7 @@ impl SqliteCapture {
                     match self.import_batch(&ctx).await {
                         Ok(n) => {
                             ctx.health.ready("capture");
-                            backoff = Duration::from_millis(100);
+                            backoff.reset();
                             if n == 0 {
                                 drained = true;
                                 ctx.progress.caught_up();
@@ -87,14 +86,9 @@ impl SqliteCapture {
                         }
                         Err(err) => {
                             drained = false;
-                            ctx.health
-                                .failing("capture", crate::report::Report(&err).to_string());
-                            tracing::warn!(error = %crate::report::Report(&err), retry_in = ?backoff, "capture import failed; retrying");
-                            tokio::select! {
-                                _ = ctx.shutdown.cancelled() => return,
-                                _ = tokio::time::sleep(backoff) => {}
+                            if !backoff.failed(&ctx, "capture import", &err).await {
+                                return;
                             }
-                            backoff = (backoff * 2).min(Duration::from_secs(30));
                             break;
                         }
                     }
@@ -158,7 +152,7 @@ impl SqliteCapture {
                 action: r.try_get("action")?,
                 transaction_id: id,
                 occurred_at,
-                logged_at: occurred_at,
+                source_key: LoggedRow::log_key(id, occurred_at),
                 old_row: r.try_get("old_row")?,
                 new_row: r.try_get("new_row")?,
             };
