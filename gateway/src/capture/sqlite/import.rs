@@ -2,7 +2,6 @@
 //! the cursor (checking the cursor's own row, so a log that started again
 //! is read again instead of skipped), fans out, and trims.
 
-
 use sqlx::sqlite::SqlitePoolOptions;
 use sqlx::{AssertSqlSafe, Row};
 use tokio::task::JoinSet;
