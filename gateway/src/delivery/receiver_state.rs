@@ -2,6 +2,7 @@
 //! slots (concurrency, halved while it asks to slow down), its circuit
 //! breaker, its rate-limit tokens, its OAuth2 token and its pause.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -15,13 +16,9 @@ use super::rate_limit::RateBucket;
 pub(crate) struct ReceiverState {
     /// Concurrent requests.
     pub(crate) permits: Semaphore,
-    permit_count: AtomicUsize,
-    /// The receiver's configured concurrency.
-    configured: AtomicUsize,
-    /// The concurrency it gets while it asks to slow down (429, 502, 503,
-    /// 504 without `Retry-After`): halved per such answer, one more per
-    /// success, never above `configured`.
-    window: AtomicUsize,
+    /// How many permits it should have; changed under the lock only, so two
+    /// answers arriving at once cannot both forget the same permits.
+    concurrency: Mutex<Concurrency>,
     /// Nothing is sent before this time (ms): a `Retry-After` it sent with a
     /// 429, 502, 503 or 504.
     pub(crate) throttled_until: AtomicI64,
@@ -58,13 +55,34 @@ pub(crate) struct ReceiverState {
     pub(crate) token: TokenCache,
 }
 
+/// The receiver's concurrency and the permits its semaphore holds.
+#[derive(Debug)]
+struct Concurrency {
+    /// Permits the semaphore holds, in use or not.
+    permits: usize,
+    /// The receiver's configured concurrency.
+    configured: usize,
+    /// The concurrency it gets while it asks to slow down (429, 502, 503,
+    /// 504 without `Retry-After`): halved per such answer, one more per
+    /// success, never above `configured`.
+    window: usize,
+}
+
+impl Concurrency {
+    fn effective(&self) -> usize {
+        self.configured.min(self.window).max(1)
+    }
+}
+
 impl ReceiverState {
     pub(crate) fn new(concurrency: usize) -> Self {
         ReceiverState {
             permits: Semaphore::new(concurrency),
-            permit_count: AtomicUsize::new(concurrency),
-            configured: AtomicUsize::new(concurrency),
-            window: AtomicUsize::new(concurrency),
+            concurrency: Mutex::new(Concurrency {
+                permits: concurrency,
+                configured: concurrency,
+                window: concurrency,
+            }),
             throttled_until: AtomicI64::new(0),
             rate: RateBucket::default(),
             in_flight: AtomicUsize::new(0),
@@ -96,53 +114,50 @@ impl ReceiverState {
 
     /// Sets the configured concurrency (a settings reload).
     pub(crate) fn configure(&self, concurrency: usize) {
-        self.configured.store(concurrency, Ordering::SeqCst);
-        self.apply();
+        self.adjust(|c| c.configured = concurrency);
     }
 
     /// The receiver asked to slow down without saying for how long: halve
     /// its concurrency (at least 1).
     pub(crate) fn slow_down(&self) {
-        let effective = self.effective();
-        self.window.store((effective / 2).max(1), Ordering::SeqCst);
-        self.apply();
+        self.adjust(|c| c.window = (c.effective() / 2).max(1));
     }
 
     /// An attempt succeeded: one more concurrent request, up to the
     /// configured number.
     pub(crate) fn speed_up(&self) {
-        let configured = self.configured.load(Ordering::SeqCst);
-        let grown = self
-            .window
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
-                (w < configured).then_some(w + 1)
-            })
-            .is_ok();
-        if grown {
-            self.apply();
-        }
+        self.adjust(|c| {
+            if c.window < c.configured {
+                c.window += 1;
+            }
+        });
     }
 
     /// Concurrency now: the configured one, or less while slowed down.
     pub(crate) fn effective(&self) -> usize {
-        self.configured
-            .load(Ordering::SeqCst)
-            .min(self.window.load(Ordering::SeqCst))
-            .max(1)
+        self.lock().effective()
     }
 
-    /// Adds or forgets permits to match [`Self::effective`]. Permits in use
-    /// cannot be forgotten: the difference is forgotten by a later call.
-    fn apply(&self) {
-        let target = self.effective();
-        let current = self.permit_count.load(Ordering::SeqCst);
-        if target > current {
-            self.permits.add_permits(target - current);
-            self.permit_count.store(target, Ordering::SeqCst);
-        } else if target < current {
-            let forgotten = self.permits.forget_permits(current - target);
-            self.permit_count
-                .store(current - forgotten, Ordering::SeqCst);
+    fn lock(&self) -> std::sync::MutexGuard<'_, Concurrency> {
+        // The guarded numbers are always consistent: a panic cannot leave
+        // them half-written, so a poisoned lock is still usable.
+        self.concurrency
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Changes the concurrency, then adds or forgets permits to match it.
+    /// Permits in use cannot be forgotten: the difference is forgotten by a
+    /// later call.
+    fn adjust(&self, change: impl FnOnce(&mut Concurrency)) {
+        let mut c = self.lock();
+        change(&mut c);
+        let target = c.effective();
+        if target > c.permits {
+            self.permits.add_permits(target - c.permits);
+            c.permits = target;
+        } else if target < c.permits {
+            c.permits -= self.permits.forget_permits(c.permits - target);
         }
     }
 }
@@ -188,5 +203,39 @@ mod tests {
         );
         state.slow_down();
         assert_eq!(state.permits.available_permits(), 1);
+    }
+
+    #[test]
+    fn answers_at_once_never_lose_a_permit() {
+        // Eight requests in flight answer "slow down" on eight threads at
+        // once: whatever the interleaving, the semaphore ends up holding
+        // exactly the effective concurrency once they are all done.
+        for _ in 0..200 {
+            let state = std::sync::Arc::new(ReceiverState::new(8));
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let threads: Vec<_> = (0..8)
+                .map(|i| {
+                    let (state, barrier) = (state.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        let permit = state.permits.try_acquire().expect("a permit each");
+                        barrier.wait();
+                        if i % 3 == 0 {
+                            state.speed_up();
+                        }
+                        state.slow_down();
+                        drop(permit);
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().expect("thread");
+            }
+            state.speed_up();
+            assert_eq!(
+                state.permits.available_permits(),
+                state.effective(),
+                "every permit accounted for"
+            );
+        }
     }
 }
