@@ -285,11 +285,24 @@ async fn rotation_signs_with_both_secrets(backend: Backend) {
         .as_str()
         .unwrap()
         .to_string();
-    // Give the delivery engine's cache a moment: the API signalled the change.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    gw.publish(run_event(1, "x")).await;
-    let got = sink.wait_for(1, WAIT).await;
-    let req = &got[0];
+    // Every gateway picks the rotation up within its reload interval (this
+    // one is signalled at once, but a loaded machine may still send one
+    // more with the old secret alone, which receivers accept too): publish
+    // until a delivery is signed with both.
+    let mut published = 0;
+    let req = eventually("a delivery signed with both secrets", WAIT, || {
+        published += 1;
+        let n = published;
+        let (gw, sink) = (&gw, &sink);
+        async move {
+            gw.publish(run_event(n, "x")).await;
+            let got = sink.wait_for(n as usize, WAIT).await;
+            got.into_iter()
+                .find(|r| r.header("x-ion-signature-next").is_some())
+        }
+    })
+    .await;
+    let req = &req;
     let ion_only = VerifyOptions {
         require: Some(Scheme::Ion),
         ..Default::default()

@@ -591,9 +591,23 @@ async fn ed25519_deliveries_verify_with_the_public_key_through_a_rotation(backen
     let new_key = rotated["publicKey"].as_str().unwrap().to_string();
     assert_ne!(new_key, old_key);
     assert_eq!(rotated["previousPublicKey"], old_key.as_str());
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    gw.publish(run_event(2)).await;
-    let second = sink.wait_for(2, WAIT).await[1].clone();
+    // Publish until the gateway signs with the rotated pair (at once here,
+    // within its reload interval at worst; the old key alone meanwhile).
+    let mut published = 1;
+    let second = eventually("a delivery signed with both keys", WAIT, || {
+        published += 1;
+        let n = published;
+        let (gw, sink) = (&gw, &sink);
+        async move {
+            gw.publish(run_event(n)).await;
+            let got = sink.wait_for(n as usize, WAIT).await;
+            got.into_iter().skip(1).find(|r| {
+                r.header("webhook-signature")
+                    .is_some_and(|h| h.matches("v1a,").count() == 2)
+            })
+        }
+    })
+    .await;
     let header = second.header("webhook-signature").unwrap_or("");
     assert_eq!(header.matches("v1a,").count(), 2, "{header}");
     assert_eq!(verify(&old_key, &second), Ok(Scheme::Ed25519));
