@@ -273,6 +273,45 @@ async fn a_restart_resumes_from_the_slot_without_loss_or_repeat() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_stop_confirms_everything_it_imported() {
+    let (db, mut app) = app_db(true).await;
+    let store = TestDatabase::create().await;
+    let store_url = store.url.clone();
+    // No heartbeat within the test: only imports move the slot.
+    let quiet = "[capture_options]\nmode = \"logical\"\nheartbeat_interval_ms = 600000";
+    let mut gw = gateway(Some(store), &store_url, &db.url, quiet).await;
+    let sink = TestReceiver::start().await;
+    gw.receiver_with(&sink.url(), &[("RUNS", "CREATE")], json!({}))
+        .await;
+    // One transaction after another: the first import is reported to the
+    // server at once, the next ones within its status interval (1 s) only
+    // by the last status update a clean stop sends.
+    for i in 0..5 {
+        exec(
+            &mut app,
+            &format!("INSERT INTO runs (status) VALUES ('row-{i}')"),
+        )
+        .await;
+        sink.wait_for(i + 1, WAIT).await;
+    }
+    gw.stop().await;
+    // What the slot would stream to its next reader: none of those inserts
+    // (peeked once the server has let go of the stopped stream's slot).
+    let peek = "SELECT count(*) FROM pg_logical_slot_peek_binary_changes( \
+                  (SELECT slot_name FROM pg_replication_slots WHERE database = current_database()), \
+                  NULL, NULL, 'proto_version', '1', \
+                  'publication_names', (SELECT string_agg(pubname, ',') FROM pg_publication)) \
+                WHERE get_byte(data, 0) = ascii('I')";
+    let url = db.url.as_str();
+    let replayed: i64 = eventually("the slot released", WAIT, || async move {
+        let mut c = sqlx::PgConnection::connect(url).await.ok()?;
+        sqlx::query_scalar(peek).fetch_one(&mut c).await.ok()
+    })
+    .await;
+    assert_eq!(replayed, 0, "a clean stop leaves nothing to stream again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switching_from_triggers_under_load_loses_and_repeats_nothing() {
     switch_under_load("", LOGICAL).await;
 }

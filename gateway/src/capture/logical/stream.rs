@@ -154,7 +154,9 @@ async fn session(
         let next = if batch.is_empty() {
             tokio::select! {
                 _ = ctx.shutdown.cancelled() => {
-                    client.stop();
+                    // The worker sends a last status update before it ends
+                    // the stream: a restart does not replay what was imported.
+                    let _ = tokio::time::timeout(Duration::from_secs(2), client.shutdown()).await;
                     return Ok(Ended::Shutdown);
                 }
                 event = client.recv() => Some(event),
@@ -334,6 +336,7 @@ async fn flush(
 ) -> Result<bool, Error> {
     let mut last_end = None;
     let mut reached = false;
+    let mut foreign_marker = None;
     let mut renderer = Renderer::default();
     let mut queued: Vec<Queued> = Vec::new();
     for committed in batch {
@@ -354,18 +357,14 @@ async fn flush(
         if state.skip.skips(commit_lsn) {
             continue;
         }
-        if let Some(marker) = &committed.open.marker {
+        if committed.open.marker.is_some() {
             // Another gateway switched this database back to triggers: what
             // follows the marker is in their log, and the slot is theirs to
-            // read to here. Nothing from here on is confirmed.
-            if let Some(end) = last_before_marker {
-                client.update_applied_lsn(Lsn::from_u64(end));
-            }
-            return Err(Error::Protocol(format!(
-                "the database was switched back to the trigger mode (marker {marker}): this \
-                 gateway's logical capture stops; restart it with capture_options.mode = \
-                 \"triggers\""
-            )));
+            // read to here. What came before it in this batch is still
+            // imported and confirmed; nothing from the marker on.
+            last_end = last_before_marker;
+            foreign_marker = committed.open.marker;
+            break;
         }
         // Rounded to the millisecond, as the trigger mode's SQL does.
         let occurred_ms = (committed.open.commit_micros + PG_EPOCH_MICROS + 500).div_euclid(1000);
@@ -446,6 +445,13 @@ async fn flush(
     // Durable: the slot may let go of everything up to here.
     if let Some(end) = last_end {
         client.update_applied_lsn(Lsn::from_u64(end));
+    }
+    if let Some(marker) = foreign_marker {
+        return Err(Error::Protocol(format!(
+            "the database was switched back to the trigger mode (marker {marker}): this \
+             gateway's logical capture stops; restart it with capture_options.mode = \
+             \"triggers\""
+        )));
     }
     Ok(reached)
 }

@@ -418,6 +418,7 @@ impl WorkerState {
             if drained > 0 {
                 // Check stop signal without blocking
                 if self.stop_rx.has_changed().unwrap_or(false) && *self.stop_rx.borrow() {
+                    self.final_feedback(stream).await; // changewire patch
                     let _ = write_copy_done(stream).await;
                     return Ok(());
                 }
@@ -445,6 +446,7 @@ impl WorkerState {
 
                 _ = self.stop_rx.changed() => {
                     if *self.stop_rx.borrow() {
+                        self.final_feedback(stream).await; // changewire patch
                         let _ = write_copy_done(stream).await;
                         return Ok(());
                     }
@@ -688,15 +690,16 @@ impl WorkerState {
         let stall_start = Instant::now();
         loop {
             let deadline = *last_status_sent + self.cfg.status_interval;
-            tokio::select! {
+            // changewire patch: a stop is handled after the select, where
+            // `self` is free for the last status update.
+            let stopping = tokio::select! {
                 biased;
 
                 _ = self.stop_rx.changed() => {
-                    if *self.stop_rx.borrow() {
-                        let _ = write_copy_done(stream).await;
-                        return Ok(true);
+                    if !*self.stop_rx.borrow() {
+                        continue;
                     }
-                    continue;
+                    true
                 }
 
                 permit = self.out.reserve() => {
@@ -714,7 +717,12 @@ impl WorkerState {
                     return Ok(false);
                 }
 
-                _ = tokio::time::sleep_until(deadline) => {}
+                _ = tokio::time::sleep_until(deadline) => false,
+            };
+            if stopping {
+                self.final_feedback(stream).await;
+                let _ = write_copy_done(stream).await;
+                return Ok(true);
             }
             // The status interval elapsed while parked.
             let applied = self.progress.load_applied();
@@ -839,6 +847,15 @@ impl WorkerState {
     ///
     /// The position is recorded as sent only once the write succeeded, so a
     /// failed send leaves it pending.
+    /// changewire patch: on a requested stop, reports an applied LSN not
+    /// yet sent, so the server does not stream it again to the next reader.
+    async fn final_feedback<S: AsyncWrite + Unpin>(&mut self, stream: &mut S) {
+        let applied = self.progress.load_applied();
+        if self.last_sent.is_none_or(|sent| applied > sent) {
+            let _ = self.send_feedback(stream, applied, false).await;
+        }
+    }
+
     async fn send_feedback<S: AsyncWrite + Unpin>(
         &mut self,
         stream: &mut S,
