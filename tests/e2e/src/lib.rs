@@ -139,6 +139,17 @@ impl GatewayProcess {
         self.spawn().await;
     }
 
+    /// Starts again after a kill with these variables changed (a new
+    /// configuration, e.g. another capture mode).
+    pub async fn restart_with(&mut self, changed: &[(&str, String)]) {
+        self.kill9();
+        for (k, v) in changed {
+            self.env.retain(|(ek, _)| ek != k);
+            self.env.push(((*k).to_string(), v.clone()));
+        }
+        self.spawn().await;
+    }
+
     /// SIGTERM, then waits for the exit (at most `limit`).
     pub fn sigterm(&mut self, limit: Duration) -> Option<ExitStatus> {
         let child = self.child.as_mut()?;

@@ -8,3 +8,4 @@ mod python_reference_receiver;
 mod quickstart;
 mod sdk_agreement;
 mod sigterm_graceful;
+mod switch_crash;
