@@ -153,6 +153,44 @@ pub(crate) fn check_duplicates(seen: &HashMap<i64, Vec<i64>>) -> usize {
     duplicates
 }
 
+/// Starts a gateway capturing `items` of the database at `url` (also its
+/// store) with `extra` settings, and a receiver subscribed to its inserts.
+pub(crate) async fn items_gateway(
+    url: &str,
+    extra: &[(&'static str, String)],
+) -> (GatewayProcess, TestReceiver) {
+    let sink = TestReceiver::start().await;
+    let mut env = vec![
+        ("CHANGEWIRE_STORE", url.to_string()),
+        ("CHANGEWIRE_CAPTURE", url.to_string()),
+        ("CHANGEWIRE_RESOURCES", "ITEMS=items".to_string()),
+        ("CHANGEWIRE_DELIVERY__LEASE_MARGIN_SECS", "1".to_string()),
+    ];
+    env.extend_from_slice(extra);
+    let gw = GatewayProcess::start(&env).await;
+    gw.register(
+        &sink.url(),
+        "ITEMS",
+        "CREATE",
+        json!({"timeoutMs": 1000, "maxConcurrency": 64}),
+    )
+    .await;
+    (gw, sink)
+}
+
+/// Waits (at most two minutes) until the receiver has `n` requests.
+pub(crate) async fn until_received(sink: &TestReceiver, n: usize, what: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while sink.count() < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: only {} of {n} requests arrived",
+            sink.count()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_mid_burst_loses_nothing() {
     let db = TestDatabase::create().await;
@@ -169,34 +207,10 @@ async fn kill9_mid_burst_loses_nothing_logical() {
 async fn kill9_mid_burst(db: &TestDatabase, mode: CaptureMode) {
     let mut app = sqlx::PgConnection::connect(&db.url).await.unwrap();
     mode.create_items(&mut app).await;
-    let sink = TestReceiver::start().await;
-    let mut env = vec![
-        ("CHANGEWIRE_STORE", db.url.clone()),
-        ("CHANGEWIRE_CAPTURE", db.url.clone()),
-        ("CHANGEWIRE_RESOURCES", "ITEMS=items".to_string()),
-        ("CHANGEWIRE_DELIVERY__LEASE_MARGIN_SECS", "1".to_string()),
-    ];
-    env.extend(mode.env());
-    let mut gw = GatewayProcess::start(&env).await;
-    gw.register(
-        &sink.url(),
-        "ITEMS",
-        "CREATE",
-        json!({"timeoutMs": 1000, "maxConcurrency": 64}),
-    )
-    .await;
-
+    let (mut gw, sink) = items_gateway(&db.url, &mode.env()).await;
     let writer = tokio::spawn(burst(db.url.clone(), None));
     // Kill it once a quarter of the burst has been delivered, then restart.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    while sink.count() < CHANGES / 4 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "only {} delivered before the kill",
-            sink.count()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_received(&sink, CHANGES / 4, "before the kill").await;
     let before = sink.count();
     gw.kill9();
     gw.restart().await;

@@ -5,13 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use changewire_e2e::GatewayProcess;
 use changewire_test_support::pg::Cluster;
-use changewire_test_support::receiver::TestReceiver;
-use serde_json::json;
 use sqlx::Connection;
 
-use super::kill9_no_loss::{CHANGES, CaptureMode, all_delivered, burst, check_duplicates};
+use super::kill9_no_loss::{
+    CHANGES, CaptureMode, all_delivered, burst, check_duplicates, items_gateway, until_received,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_restart_mid_burst_loses_nothing() {
@@ -33,38 +32,16 @@ async fn postgres_restart_mid_burst(options: &'static [&'static str], mode: Capt
     let mut app = sqlx::PgConnection::connect(&url).await.unwrap();
     mode.create_items(&mut app).await;
     drop(app);
-    let sink = TestReceiver::start().await;
-    let mut env = vec![
-        ("CHANGEWIRE_STORE", url.clone()),
-        ("CHANGEWIRE_CAPTURE", url.clone()),
-        ("CHANGEWIRE_RESOURCES", "ITEMS=items".to_string()),
-        ("CHANGEWIRE_DELIVERY__LEASE_MARGIN_SECS", "1".to_string()),
-        (
-            "CHANGEWIRE_CAPTURE_OPTIONS__SWEEP_INTERVAL_MS",
-            "200".to_string(),
-        ),
-    ];
-    env.extend(mode.env());
-    let gw = GatewayProcess::start(&env).await;
-    gw.register(
-        &sink.url(),
-        "ITEMS",
-        "CREATE",
-        json!({"timeoutMs": 1000, "maxConcurrency": 64}),
-    )
-    .await;
+    let mut extra = vec![(
+        "CHANGEWIRE_CAPTURE_OPTIONS__SWEEP_INTERVAL_MS",
+        "200".to_string(),
+    )];
+    extra.extend(mode.env());
+    let (gw, sink) = items_gateway(&url, &extra).await;
 
     let progress = Arc::new(tokio::sync::Notify::new());
     let writer = tokio::spawn(burst(url.clone(), Some(progress.clone())));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    while sink.count() < CHANGES / 4 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "only {} delivered before the restart",
-            sink.count()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_received(&sink, CHANGES / 4, "before the restart").await;
     let c = Arc::new(cluster);
     let stopper = c.clone();
     tokio::task::spawn_blocking(move || stopper.stop())

@@ -6,13 +6,12 @@
 
 use std::time::Duration;
 
-use changewire_e2e::GatewayProcess;
 use changewire_test_support::pg::TestDatabase;
-use changewire_test_support::receiver::TestReceiver;
-use serde_json::json;
 use sqlx::Connection;
 
-use super::kill9_no_loss::{CHANGES, CaptureMode, all_delivered, burst, check_duplicates};
+use super::kill9_no_loss::{
+    CHANGES, CaptureMode, all_delivered, burst, check_duplicates, items_gateway, until_received,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_while_switching_to_logical_loses_nothing() {
@@ -24,19 +23,6 @@ async fn kill9_while_switching_back_to_triggers_loses_nothing() {
     switch_and_crash(CaptureMode::Logical, CaptureMode::Triggers).await;
 }
 
-/// Waits (at most two minutes) until the receiver has `n` requests.
-async fn until_received(sink: &TestReceiver, n: usize, what: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    while sink.count() < n {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: only {} of {n} requests arrived",
-            sink.count()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 /// Captures in `from`, is killed, comes back in `to` (switching), is killed
 /// again a few hundred deliveries later, and comes back once more in `to`.
 async fn switch_and_crash(from: CaptureMode, to: CaptureMode) {
@@ -45,23 +31,9 @@ async fn switch_and_crash(from: CaptureMode, to: CaptureMode) {
     let mut app = sqlx::PgConnection::connect(&db.url).await.unwrap();
     CaptureMode::Logical.create_items(&mut app).await;
     drop(app);
-    let sink = TestReceiver::start().await;
-    let mut env = vec![
-        ("CHANGEWIRE_STORE", db.url.clone()),
-        ("CHANGEWIRE_CAPTURE", db.url.clone()),
-        ("CHANGEWIRE_RESOURCES", "ITEMS=items".to_string()),
-        ("CHANGEWIRE_DELIVERY__LEASE_MARGIN_SECS", "1".to_string()),
-        ("CHANGEWIRE_CAPTURE_OPTIONS__BATCH_SIZE", "30".to_string()),
-    ];
-    env.extend(from.env());
-    let mut gw = GatewayProcess::start(&env).await;
-    gw.register(
-        &sink.url(),
-        "ITEMS",
-        "CREATE",
-        json!({"timeoutMs": 1000, "maxConcurrency": 64}),
-    )
-    .await;
+    let mut extra = vec![("CHANGEWIRE_CAPTURE_OPTIONS__BATCH_SIZE", "30".to_string())];
+    extra.extend(from.env());
+    let (mut gw, sink) = items_gateway(&db.url, &extra).await;
 
     let writer = tokio::spawn(burst(db.url.clone(), None));
     until_received(&sink, CHANGES / 5, &format!("{from} capture")).await;
