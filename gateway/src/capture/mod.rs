@@ -186,7 +186,7 @@ pub(crate) async fn start(
                 let prelude = match capture.slot_marker() {
                     Some(marker) => {
                         let drainer = logical::LogicalCapture::drainer(
-                            catalog::connect(url).await?,
+                            capture.pool(),
                             url,
                             config,
                             capture.tables(),

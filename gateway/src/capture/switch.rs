@@ -121,9 +121,10 @@ pub(crate) fn slot_prefix(schema: &str) -> String {
     format!("{schema}_")
 }
 
-/// A new slot has nothing to skip and no switch to finish: the switch's
-/// keys left by an earlier slot (dropped, invalidated, uninstalled) go,
-/// before the triggers (if any) are switched from.
+/// The switches' keys go: for a new slot (nothing to skip, no switch to
+/// finish; keys left by an earlier slot that was dropped, invalidated or
+/// uninstalled go before the triggers, if any, are switched from), and
+/// after a slot was drained to its marker and dropped.
 pub(crate) async fn forget_switches(pool: &PgPool, schema: &str) -> Result<(), Error> {
     sqlx::query(AssertSqlSafe(format!(
         "DELETE FROM {schema}.capture_meta WHERE key IN ('{SKIP_KEY}', '{TRIGGERS_KEY}')"
@@ -353,16 +354,6 @@ pub(crate) async fn to_triggers(
     let token = emit_marker(tx, schema, TRIGGERS_KEY).await?;
     tracing::info!("capture triggers installed beside a replication slot: draining the slot first");
     Ok(SlotFound::Drain(token))
-}
-
-/// After the slot was drained and dropped: the switch's keys go.
-pub(crate) async fn slot_drained(pool: &PgPool, schema: &str) -> Result<(), Error> {
-    sqlx::query(AssertSqlSafe(format!(
-        "DELETE FROM {schema}.capture_meta WHERE key IN ('{TRIGGERS_KEY}', '{SKIP_KEY}')"
-    )))
-    .execute(pool)
-    .await?;
-    Ok(())
 }
 
 /// Whether the trigger mode's log still holds changes to import.

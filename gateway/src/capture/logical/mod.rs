@@ -287,7 +287,7 @@ async fn check_table(pool: &PgPool, resource: &str, table: &str) -> Result<u32, 
 /// one.
 pub(crate) async fn uninstall(url: &str, config: &Config) -> Result<(), Error> {
     let pool = super::catalog::connect(url).await?;
-    slot::drop_slot_and_publication(&pool, &config.capture_options.schema).await?;
+    switch::drop_slot_and_publication(&pool, &config.capture_options.schema).await?;
     pool.close().await;
     Ok(())
 }

@@ -7,7 +7,7 @@ use sqlx::{AssertSqlSafe, PgPool};
 
 use crate::capture::Error;
 use crate::capture::sql::quote;
-pub(crate) use crate::capture::switch::{drop_slot_and_publication, publication_name, slot_exists};
+use crate::capture::switch::{publication_name, slot_exists};
 use crate::health::Health;
 use crate::operational::CaptureProgress;
 

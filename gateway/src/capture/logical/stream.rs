@@ -70,8 +70,8 @@ pub(super) async fn run(mut capture: LogicalCapture, ctx: Importer) {
 
 /// Back to triggers: the slot is read to the marker; now it goes.
 async fn drop_drained_slot(capture: &LogicalCapture) -> Result<(), Error> {
-    slot::drop_slot_and_publication(&capture.pool, &capture.schema).await?;
-    switch::slot_drained(&capture.pool, &capture.schema).await?;
+    switch::drop_slot_and_publication(&capture.pool, &capture.schema).await?;
+    switch::forget_switches(&capture.pool, &capture.schema).await?;
     tracing::info!("the replication slot is drained and dropped: capturing with triggers");
     Ok(())
 }
@@ -132,7 +132,7 @@ async fn session(
     state: &mut State,
     ctx: &Importer,
 ) -> Result<Ended, Error> {
-    if state.until.is_some() && !slot::slot_exists(&capture.pool, &capture.slot).await? {
+    if state.until.is_some() && !switch::slot_exists(&capture.pool, &capture.slot).await? {
         // Back to triggers, and the slot is already gone (dropped by the
         // drain of another gateway, or by an interrupted clean-up).
         return Ok(Ended::Drained);
@@ -285,10 +285,10 @@ fn row_change(
     let (action, old, new) = match message {
         Message::Insert { new, .. } => ("CREATE", None, Some(new)),
         Message::Update { old, mut new, .. } => {
-            if shape.relation.replica_identity != b'f' || old.is_none() {
-                return Err(no_old_row());
-            }
-            if !new.resolve_unchanged(old.as_ref()) {
+            if shape.relation.replica_identity != b'f'
+                || old.is_none()
+                || !new.resolve_unchanged(old.as_ref())
+            {
                 return Err(no_old_row());
             }
             ("UPDATE", old, Some(new))

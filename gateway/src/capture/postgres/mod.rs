@@ -65,12 +65,12 @@ impl PgCapture {
         )))
         .execute(&mut *tx)
         .await?;
-        let oids: Vec<String> = tables.values().map(|t| t.table.clone()).collect();
+        let names: Vec<String> = tables.values().map(|t| t.table.clone()).collect();
         let had_triggers: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'changewire_capture' \
              AND tgrelid = ANY(SELECT to_regclass(t) FROM unnest($1::text[]) t))",
         )
-        .bind(&oids)
+        .bind(&names)
         .fetch_one(&mut *tx)
         .await?;
         for info in tables.values() {
@@ -158,18 +158,11 @@ impl PgCapture {
     /// Imports the log until it is empty (waiting while another gateway's
     /// importer holds the import lock).
     pub(crate) async fn drain(&self, ctx: &Importer) -> Result<(), Error> {
-        let probe = format!(
-            "SELECT EXISTS (SELECT 1 FROM {}.logged_actions)",
-            self.schema
-        );
         while !ctx.shutdown.is_cancelled() {
             if self.import_batch(ctx).await? > 0 {
                 continue;
             }
-            let left: bool = sqlx::query_scalar(AssertSqlSafe(probe.as_str()))
-                .fetch_one(&self.pool)
-                .await?;
-            if !left {
+            if !super::switch::log_has_rows(&self.pool, &self.schema).await? {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -180,6 +173,11 @@ impl PgCapture {
     /// The mapped tables.
     pub(crate) fn tables(&self) -> Arc<HashMap<String, TableInfo>> {
         self.tables.clone()
+    }
+
+    /// Connections to the captured database.
+    pub(crate) fn pool(&self) -> PgPool {
+        self.pool.clone()
     }
 
     /// The capture's identity.

@@ -141,6 +141,19 @@ pub(crate) async fn all_delivered(
     }
 }
 
+/// Waits for the burst's writer, then until every one of its `CHANGES`
+/// rows was received; returns how many arrived more than once (each with
+/// the same `event_id`).
+pub(crate) async fn every_change_delivered(
+    writer: tokio::task::JoinHandle<Vec<i64>>,
+    sink: &TestReceiver,
+) -> usize {
+    let ids = writer.await.unwrap();
+    assert_eq!(ids.len(), CHANGES);
+    let seen = all_delivered(sink, &ids, Duration::from_secs(240)).await;
+    check_duplicates(&seen)
+}
+
 pub(crate) fn check_duplicates(seen: &HashMap<i64, Vec<i64>>) -> usize {
     let mut duplicates = 0;
     for (id, events) in seen {
@@ -214,10 +227,7 @@ async fn kill9_mid_burst(db: &TestDatabase, mode: CaptureMode) {
     let before = sink.count();
     gw.kill9();
     gw.restart().await;
-    let ids = writer.await.unwrap();
-    assert_eq!(ids.len(), CHANGES);
-    let seen = all_delivered(&sink, &ids, Duration::from_secs(240)).await;
-    let duplicates = check_duplicates(&seen);
+    let duplicates = every_change_delivered(writer, &sink).await;
     eprintln!(
         "[{mode} capture] kill -9 after {before} deliveries: all {CHANGES} changes delivered, {duplicates} duplicates (same event_id)"
     );
