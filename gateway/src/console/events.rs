@@ -153,18 +153,32 @@ fn event_row(e: &EventRow, now: i64) -> Markup {
             td { (e.payload.row_id) }
             td { (status_badge(e.status)) }
             td { (e.attempts) }
-            td.error-text { @if let Some(s) = e.last_status { "HTTP " (s) " " } (e.last_error.as_deref().unwrap_or("")) }
+            td class=[last_result_failed(e).then_some("error-text")] {
+                @if let Some(s) = e.last_status { "HTTP " (s) " " } (e.last_error.as_deref().unwrap_or(""))
+            }
         }
     }
 }
 
+/// Whether an event's last result reads as a failure (shown in red): it
+/// failed for good, or its last attempt left an error. A 2xx with no error
+/// is a success, whatever the status.
+fn last_result_failed(e: &EventRow) -> bool {
+    matches!(
+        e.status,
+        DeliveryStatus::Failed | DeliveryStatus::PluginError
+    ) || e.last_error.is_some()
+}
+
 fn select(name: &str, label: &str, current: &str, options: &[&str]) -> Markup {
     html! {
-        label for=(name) { (label) }
-        select id=(name) name=(name) {
-            option value="" { "any" }
-            @for o in options {
-                option value=(o) selected[current.eq_ignore_ascii_case(o)] { (o) }
+        div.field {
+            label for=(name) { (label) }
+            select id=(name) name=(name) {
+                option value="" { "any" }
+                @for o in options {
+                    option value=(o) selected[current.eq_ignore_ascii_case(o)] { (o) }
+                }
             }
         }
     }
@@ -202,19 +216,29 @@ pub(crate) async fn list(
         h1 { "Events" }
         form.filters method="get" action="/console/events" role="search" {
             @if session.receiver.is_none() {
-                label for="receiver" { "Receiver id" }
-                input #receiver name="receiver" inputmode="numeric" value=(params.receiver);
+                div.field {
+                    label for="receiver" { "Receiver id" }
+                    input #receiver name="receiver" inputmode="numeric" value=(params.receiver);
+                }
             }
-            label for="resource" { "Resource" }
-            input #resource name="resource" value=(params.resource);
+            div.field {
+                label for="resource" { "Resource" }
+                input #resource name="resource" value=(params.resource);
+            }
             (select("action", "Action", &params.action, &["CREATE", "UPDATE", "DELETE", "TEST"]))
             (select("status", "Status", &params.status, &statuses))
-            label for="from" { "From (UTC)" }
-            input #from type="datetime-local" name="from" value=(params.from);
-            label for="to" { "To (UTC)" }
-            input #to type="datetime-local" name="to" value=(params.to);
-            label for="find" { "Event id or row id" }
-            input #find name="find" value=(params.find);
+            div.field {
+                label for="from" { "From (UTC)" }
+                input #from type="datetime-local" name="from" value=(params.from);
+            }
+            div.field {
+                label for="to" { "To (UTC)" }
+                input #to type="datetime-local" name="to" value=(params.to);
+            }
+            div.field {
+                label for="find" { "Event id or row id" }
+                input #find name="find" value=(params.find);
+            }
             button type="submit" { "Filter" }
         }
         div.scroll {
@@ -387,4 +411,60 @@ pub(crate) async fn retry(
     api.store.retry_delivery(event.id).await?;
     api.signals.wake_delivery();
     Ok(Redirect::to(&format!("/console/events/{id}")).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::{Action, ChangePayload, SubscriptionView};
+    use crate::model::ChangeId;
+
+    fn row(status: DeliveryStatus, last_status: Option<i32>, last_error: Option<&str>) -> EventRow {
+        EventRow {
+            id: DeliveryId(7),
+            change_id: ChangeId(3),
+            subscription_id: None,
+            receiver_id: ReceiverId(1),
+            status,
+            attempts: 1,
+            next_attempt_at: 0,
+            last_status,
+            last_error: last_error.map(str::to_string),
+            created_at: 0,
+            updated_at: 0,
+            completed_at: None,
+            payload: ChangePayload::new("parts", Action::Update, "9", 1, 0),
+            view: SubscriptionView::default(),
+            request_data: None,
+            response_status: last_status,
+            response_data: None,
+        }
+    }
+
+    fn last_cell(markup: Markup) -> String {
+        let html = markup.into_string();
+        let start = html.rfind("<td").unwrap_or(0);
+        html[start..].to_string()
+    }
+
+    #[test]
+    fn only_a_failed_last_result_is_shown_as_an_error() {
+        let ok = last_cell(event_row(
+            &row(DeliveryStatus::Succeeded, Some(200), None),
+            0,
+        ));
+        assert!(ok.contains("HTTP 200"), "{ok}");
+        assert!(!ok.contains("error-text"), "a 200 is not an error: {ok}");
+        let retrying = last_cell(event_row(
+            &row(
+                DeliveryStatus::Pending,
+                Some(503),
+                Some("expected 200, got 503"),
+            ),
+            0,
+        ));
+        assert!(retrying.contains("class=\"error-text\""), "{retrying}");
+        let failed = last_cell(event_row(&row(DeliveryStatus::Failed, Some(500), None), 0));
+        assert!(failed.contains("class=\"error-text\""), "{failed}");
+    }
 }

@@ -81,14 +81,20 @@ pub(crate) async fn form(
     let body = html! {
         h1 { "Redeliver failed events of " (name) }
         form.filters method="get" action={ "/console/receivers/" (id) "/redeliver" } {
-            label for="from" { "From (UTC)" }
-            input #from type="datetime-local" name="from" value=(range.from) aria-describedby="range-hint";
-            label for="to" { "To (UTC)" }
-            input #to type="datetime-local" name="to" value=(range.to) aria-describedby="range-hint";
-            label for="resource" { "Resource" }
-            select #resource name="resource" {
-                option value="" { "any" }
-                @for r in &resources { option value=(r) selected[range.resource.trim() == r] { (r) } }
+            div.field {
+                label for="from" { "From (UTC)" }
+                input #from type="datetime-local" name="from" value=(range.from) aria-describedby="range-hint";
+            }
+            div.field {
+                label for="to" { "To (UTC)" }
+                input #to type="datetime-local" name="to" value=(range.to) aria-describedby="range-hint";
+            }
+            div.field {
+                label for="resource" { "Resource" }
+                select #resource name="resource" {
+                    option value="" { "any" }
+                    @for r in &resources { option value=(r) selected[range.resource.trim() == r] { (r) } }
+                }
             }
             button type="submit" { "Count" }
         }
