@@ -31,7 +31,8 @@
 //!   healthy receivers' deliveries/s and commit → arrival p50/p99, and ratios;
 //! * `steady`: 1 receiver, `--rate` (500) changes/s one per transaction for
 //!   `--seconds` (10), on a fresh store and on one already holding
-//!   `--histories` (0,1000000) finished deliveries with their attempts,
+//!   `--histories` (0,1000000) finished deliveries with their attempts
+//!   (stamped yesterday, in a partition of the past week),
 //!   `--passes` (2) runs each: PostgreSQL CPU per delivery under a trickle;
 //!   `--modes triggers,logical` (default `triggers`) runs it for each
 //!   capture mode (the logical one on a server with `wal_level = logical`:
@@ -459,7 +460,26 @@ async fn steady(rate: u64, secs: u64, history: i64, mode: &str) -> Value {
     }
     let mut stats = PgConnection::connect(&db.url).await.unwrap();
     if history > 0 {
-        let now_ms = now_ns() / 1_000_000;
+        // The history is yesterday's, in a partition of the past week (the
+        // gateway makes day partitions from today on): where a past burst
+        // lies on a store that has run for a while.
+        let today = (now_ns() / 1_000_000).div_euclid(86_400_000) * 86_400_000;
+        let week_ago = today - 7 * 86_400_000;
+        let now_ms = today - 86_400_000;
+        for table in ["changes", "deliveries", "attempts"] {
+            let fillfactor = if table == "deliveries" {
+                " WITH (fillfactor = 85)"
+            } else {
+                ""
+            };
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "CREATE TABLE changewire.{table}_past_week PARTITION OF changewire.{table} \
+                 FOR VALUES FROM ({week_ago}) TO ({today}){fillfactor}"
+            )))
+            .execute(&mut stats)
+            .await
+            .unwrap();
+        }
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "INSERT INTO changewire.changes (source, source_key, resource, action, row_id, transaction_id, occurred_at, new, created_at)
              SELECT 'history', g::text, 'RUNS', 'CREATE', g::text, g, {now_ms}, '{{\"id\": ' || g || '}}', {now_ms} FROM generate_series(1, {history}) g;

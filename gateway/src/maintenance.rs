@@ -1,5 +1,6 @@
-//! Background upkeep: retention pruning (deliveries, console sessions), queue gauges, and resuming bulk
-//! redeliveries interrupted by a restart.
+//! Background upkeep: day partitions made ahead and dropped past retention (PostgreSQL), retention
+//! pruning (deliveries, console sessions), queue gauges, and resuming bulk redeliveries interrupted
+//! by a restart.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +33,13 @@ pub(crate) fn start(
                 }
                 let cutoff =
                     now_ms() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX / 2);
+                match store.drop_expired_partitions(cutoff).await {
+                    Ok(dropped) if !dropped.partitions.is_empty() => {
+                        tracing::info!(partitions = ?dropped.partitions, "dropped day partitions past retention")
+                    }
+                    Ok(_) => {}
+                    Err(err) => tracing::warn!(error = %Report(&err), "dropping partitions failed"),
+                }
                 loop {
                     match store.prune(cutoff, 5_000).await {
                         Ok(n) if n > 0 => {
@@ -42,6 +50,29 @@ pub(crate) fn start(
                             tracing::warn!(error = %Report(&err), "pruning failed");
                             break;
                         }
+                    }
+                }
+            }
+        });
+    }
+    {
+        // Day partitions ahead (PostgreSQL): checked every ten minutes, so a
+        // gateway that runs for days keeps days ready, and one that could
+        // not take the lock at start-up soon tries again.
+        let (store, shutdown) = (store.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(600));
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                match store.create_partitions_ahead(now_ms()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(partitions = n, "created day partitions"),
+                    Err(err) => {
+                        tracing::warn!(error = %Report(&err), "creating day partitions failed")
                     }
                 }
             }

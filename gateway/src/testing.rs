@@ -22,6 +22,7 @@ pub use crate::store::changes::{Claim, Claims, FanoutOutcome, NewChange};
 pub use crate::store::deliveries::{
     AttemptRecord, Completion, EventRow, Finished, LeaseRequest, LeasedDelivery,
 };
+pub use crate::store::partitions::{Dropped, Partition};
 pub use crate::store::plugins::PluginRow;
 pub use crate::store::receiver_headers::HeaderRow;
 pub use crate::store::receivers::{Actor, ReceiverRow};
@@ -78,10 +79,11 @@ pub async fn explain_lease(
 }
 
 /// The plan PostgreSQL picks for the recorder's statement (update and
-/// attempts) with a batch of `ids`, as `EXPLAIN` prints it; None on SQLite.
+/// attempts) with a batch of deliveries (id and `created_at`), as `EXPLAIN`
+/// prints it; None on SQLite.
 pub async fn explain_recorder(
     store: &Store,
-    ids: &[DeliveryId],
+    ids: &[(DeliveryId, i64)],
 ) -> Option<Result<String, StoreError>> {
     match store.backend() {
         Backend::Postgres(pool) => {

@@ -99,9 +99,28 @@ impl Store {
                 let empty = Claims::default();
                 let args = pg_fan_out_args(changes, claims.unwrap_or(&empty), now)
                     .map_err(sqlx::Error::Encode)?;
-                let rows: Vec<PgFanoutRow> = sqlx::query_as_with(AssertSqlSafe(PG_FAN_OUT), args)
-                    .fetch_all(pool)
+                let query = sqlx::query_as_with(AssertSqlSafe(PG_FAN_OUT), args);
+                let keys = concurrent_keys(changes);
+                let rows: Vec<PgFanoutRow> = if keys.is_empty() {
+                    query.fetch_all(pool).await?
+                } else {
+                    // Two API requests with one idempotency key may arrive
+                    // at once; without a unique index, each would miss the
+                    // other's uncommitted change. A lock per key makes the
+                    // second wait, and its statement (a fresh snapshot)
+                    // then finds the first's change.
+                    let mut tx = pool.begin().await?;
+                    sqlx::query(
+                        "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended(key, 0) AS k \
+                         FROM unnest($1::text[]) AS key ORDER BY 1) AS keys",
+                    )
+                    .bind(&keys)
+                    .execute(&mut *tx)
                     .await?;
+                    let rows = query.fetch_all(&mut *tx).await?;
+                    tx.commit().await?;
+                    rows
+                };
                 Ok(pg_outcome(changes, rows, now))
             }
             Backend::Sqlite(pool) => {
@@ -297,9 +316,24 @@ fn stored_ids(
         .collect()
 }
 
+/// The keys of the changes in `changes` that another fan-out may be
+/// storing at the same moment: the API's idempotency keys. (A capture
+/// source is imported by one gateway at a time, and its repeats come after
+/// the first import committed.)
+fn concurrent_keys(changes: &[NewChange]) -> Vec<String> {
+    changes
+        .iter()
+        .filter(|c| c.source == "api")
+        .filter_map(|c| c.source_key.as_ref().map(|k| format!("{}:{k}", c.source)))
+        .collect()
+}
+
 /// The whole PostgreSQL fan-out as one statement, so one round trip (and
 /// its implicit transaction) instead of five: store the changes (skipping
-/// duplicates), create a delivery per matching active subscription of an
+/// duplicates: a key repeated in the batch, or already stored within
+/// [`DEDUPLICATION_WINDOW_MS`]; the `LIMIT 1` keeps that look-up a probe of
+/// `changes_source_key` per change, which the planner would otherwise
+/// turn into a hash of every recent change for a large batch), create a delivery per matching active subscription of an
 /// active receiver (the first `n` of each claimed receiver born leased),
 /// and return what was written: one row per new change (`delivery_id`
 /// NULL) and one per new delivery, a claimed one with its subscription's
@@ -314,8 +348,13 @@ pub(super) const PG_FAN_OUT: &str = "WITH u AS ( \
        INSERT INTO changes (source, source_key, resource, action, table_name, row_id, transaction_id, \
        occurred_at, etag, old, new, record, related, created_at) \
        SELECT u.source, u.source_key, u.resource, u.action, u.table_name, u.row_id, u.transaction_id, \
-       u.occurred_at, u.etag, u.old, u.new, u.record, u.related, $14 FROM u ORDER BY u.ord \
-       ON CONFLICT (source, source_key) DO NOTHING \
+       u.occurred_at, u.etag, u.old, u.new, u.record, u.related, $14 \
+       FROM (SELECT DISTINCT ON (u.source, coalesce(u.source_key, u.ord::text)) * FROM u \
+         ORDER BY u.source, coalesce(u.source_key, u.ord::text), u.ord) u \
+       WHERE u.source_key IS NULL OR NOT EXISTS (SELECT 1 FROM (SELECT 1 FROM changes x \
+         WHERE x.source = u.source AND x.source_key = u.source_key AND x.source_key IS NOT NULL \
+         AND x.created_at >= $14 - $19 LIMIT 1) AS seen) \
+       ORDER BY u.ord \
        RETURNING id, source, source_key, resource, action, row_id), \
      candidates AS ( \
        SELECT c.id AS change_id, s.id AS subscription_id, s.receiver_id, \
@@ -331,7 +370,6 @@ pub(super) const PG_FAN_OUT: &str = "WITH u AS ( \
        CASE WHEN d.n <= k.n THEN k.lease_until ELSE 0 END, CASE WHEN d.n <= k.n THEN $18 END \
        FROM candidates d LEFT JOIN claims k ON k.receiver_id = d.receiver_id \
        ORDER BY d.change_id, d.subscription_id \
-       ON CONFLICT (change_id, subscription_id) DO NOTHING \
        RETURNING id, change_id, subscription_id, receiver_id, lease_until, lease_owner IS NOT NULL AS claimed) \
      SELECT c.id AS change_id, c.source, c.source_key, NULL::bigint AS delivery_id, NULL::bigint AS subscription_id, \
        NULL::bigint AS receiver_id, NULL::bigint AS lease_until, NULL::boolean AS claimed, \
@@ -342,8 +380,17 @@ pub(super) const PG_FAN_OUT: &str = "WITH u AS ( \
        CASE WHEN d.claimed THEN (SELECT p.revision FROM plugins p WHERE p.receiver_id = d.receiver_id) END \
        FROM d LEFT JOIN subscriptions s ON d.claimed AND s.id = d.subscription_id";
 
-/// [`PG_FAN_OUT`]'s 18 arguments: the changes' columns, `now`, the claims'
-/// columns and their owner.
+/// How far back a change is looked for under the same `(source,
+/// source_key)` before one is stored (PostgreSQL, whose partitioned
+/// `changes` cannot hold a unique index without the partition key): the
+/// imports a gateway repeats itself (a crash between storing a change and
+/// confirming it at its source) come back within seconds, and an API
+/// client's retries with one idempotency key within minutes. Bounding the
+/// look-up keeps it on the recent partitions however long the trail is.
+pub(crate) const DEDUPLICATION_WINDOW_MS: i64 = 7 * 86_400_000;
+
+/// [`PG_FAN_OUT`]'s 19 arguments: the changes' columns, `now`, the claims'
+/// columns, their owner and [`DEDUPLICATION_WINDOW_MS`].
 pub(super) fn pg_fan_out_args(
     changes: &[NewChange],
     claims: &Claims,
@@ -375,6 +422,7 @@ pub(super) fn pg_fan_out_args(
     args.add(claim(|c| c.limit))?;
     args.add(claim(|c| c.lease_until))?;
     args.add(claims.owner.clone())?;
+    args.add(DEDUPLICATION_WINDOW_MS)?;
     Ok(args)
 }
 

@@ -17,6 +17,7 @@ pub(crate) mod changes;
 pub(crate) mod console_sessions;
 pub(crate) mod deliveries;
 pub(crate) mod operational;
+pub(crate) mod partitions;
 pub(crate) mod plans;
 pub(crate) mod plugins;
 pub(crate) mod rate_windows;
@@ -201,6 +202,16 @@ impl Store {
             }
         };
         store.migrate().await?;
+        // Day partitions before the first write (PostgreSQL). Should another
+        // gateway hold the lock too long, rows go to the default partition
+        // meanwhile and upkeep tries again.
+        match store.create_partitions_ahead(now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(partitions = n, "created day partitions"),
+            Err(err) => {
+                tracing::warn!(error = %crate::report::Report(&err), "creating day partitions failed")
+            }
+        }
         tracing::debug!(store = %redact_url(url.as_str()), "store ready");
         Ok(store)
     }

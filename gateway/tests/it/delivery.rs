@@ -609,8 +609,8 @@ async fn retention_counts_from_completion(backend: Backend) {
         .unwrap();
     // Both were created long ago (as if they had waited): the finished one
     // finished just now, the pending one has not finished.
-    changewire_gateway::testing::on_pool!(store, |pool| sqlx::query(
-        "UPDATE deliveries SET created_at = 1"
+    changewire_gateway::testing::on_pool!(store, |pool| sqlx::raw_sql(
+        "UPDATE deliveries SET created_at = 1; UPDATE changes SET created_at = 1"
     )
     .execute(pool)
     .await

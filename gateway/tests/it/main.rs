@@ -44,6 +44,7 @@ mod metrics;
 mod plugins;
 mod sender;
 mod store_integrity;
+mod store_partitions;
 mod store_plans;
 mod traces;
 

@@ -4,7 +4,8 @@
 //! receivers are planned on stores of 10,000 and 1,000,000 deliveries (and
 //! as many changes), with and without fresh statistics; none scans
 //! `changes`, `deliveries` or `attempts`, and each uses the index it is
-//! built on.
+//! built on. The rows are spread over three day partitions: the recorder
+//! reads only the partitions its batch can be in.
 
 use changewire_gateway::testing::{
     Backend, DeliveryId, LeaseRequest, ReceiverId, Store, StoreUrl, explain_fan_out, explain_lease,
@@ -19,8 +20,54 @@ fn pool(store: &Store) -> &sqlx::PgPool {
     }
 }
 
-/// Adds deliveries until the store holds `total` (one change, one receiver).
+/// The filled rows span three days from the start of today (day
+/// partitions exist through three days ahead).
+const SPAN_MS: i64 = 3 * 86_400_000 - 1;
+
+/// Today's start (UTC), where the filled rows begin.
+fn today() -> i64 {
+    let now = changewire_gateway::testing::now_ms();
+    now - now.rem_euclid(86_400_000)
+}
+
+/// Whether `plan` reads `table` (or one of its partitions) sequentially,
+/// but for the partitions in `empty`: reading an empty table is free, and
+/// PostgreSQL plans it so once it knows.
+fn scans(plan: &str, table: &str, empty: &[String]) -> bool {
+    plan.match_indices(&format!("Seq Scan on {table}"))
+        .any(|(at, _)| {
+            let scanned = plan[at + "Seq Scan on ".len()..]
+                .split_whitespace()
+                .next()
+                .unwrap_or("");
+            !empty.iter().any(|e| e == scanned)
+        })
+}
+
+/// The partitions of the three tables that hold no row.
+async fn empty_partitions(store: &Store) -> Vec<String> {
+    let mut empty = Vec::new();
+    for table in ["changes", "deliveries", "attempts"] {
+        for p in store.partitions(table).await.expect("partitions") {
+            let rows: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT count(*) FROM (SELECT 1 FROM \"{}\" LIMIT 1) x",
+                p.name
+            )))
+            .fetch_one(pool(store))
+            .await
+            .expect("count");
+            if rows == 0 {
+                empty.push(p.name);
+            }
+        }
+    }
+    empty
+}
+
+/// Adds deliveries until the store holds `total` (a change each, one
+/// receiver), spread over `SPAN_MS` from the start of today.
 async fn fill(store: &Store, total: i64) {
+    let day = today();
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "INSERT INTO receivers (name, webhook_uri, content_type, expected_response_code, active, timeout_ms, \
            retry_policy, max_attempts, retry_interval_secs, signature_schemes, ordered, plugin_failure_mode, \
@@ -30,11 +77,12 @@ async fn fill(store: &Store, total: i64) {
          INSERT INTO subscriptions (receiver_id, resource, action, active, etag, created_at, updated_at) \
          SELECT (SELECT min(id) FROM receivers), CASE WHEN g = 0 THEN 'RUNS' ELSE 'OTHER_' || g END, 'UPDATE', TRUE, 'e', 0, 0 \
          FROM generate_series(0, 2000) g WHERE NOT EXISTS (SELECT 1 FROM subscriptions); \
-         INSERT INTO changes (source, source_key, resource, action, row_id, transaction_id, occurred_at, created_at) \
-         SELECT 'fill', g::text, 'RUNS', 'UPDATE', g::text, g, 0, 0 \
+         INSERT INTO changes (id, source, source_key, resource, action, row_id, transaction_id, occurred_at, created_at) \
+         SELECT g, 'fill', g::text, 'RUNS', 'UPDATE', g::text, g, 0, {day} + g * {SPAN_MS} / {total} \
          FROM generate_series((SELECT count(*) FROM changes) + 1, {total}) g; \
-         INSERT INTO deliveries (change_id, subscription_id, receiver_id, status, next_attempt_at, created_at, updated_at, completed_at) \
-         SELECT (SELECT min(id) FROM changes), g, (SELECT min(id) FROM receivers), CASE WHEN g % 100 = 0 THEN 'pending' ELSE 'succeeded' END, 0, 0, 0, 0 \
+         INSERT INTO deliveries (id, change_id, subscription_id, receiver_id, status, next_attempt_at, created_at, updated_at, completed_at) \
+         SELECT g, g, g % 2001, (SELECT min(id) FROM receivers), CASE WHEN g % 100 = 0 THEN 'pending' ELSE 'succeeded' END, 0, \
+         {day} + g * {SPAN_MS} / {total}, 0, 0 \
          FROM generate_series((SELECT count(*) FROM deliveries) + 1, {total}) g;"
     )))
     .execute(pool(store))
@@ -42,11 +90,21 @@ async fn fill(store: &Store, total: i64) {
     .expect("fill");
 }
 
-async fn plans(store: &Store, label: &str) {
-    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM deliveries ORDER BY id DESC LIMIT 500")
-        .fetch_all(pool(store))
+async fn plans(store: &Store, total: i64, label: &str) {
+    let ids: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT id, created_at FROM deliveries ORDER BY id DESC LIMIT 500")
+            .fetch_all(pool(store))
+            .await
+            .expect("ids");
+    let empty = empty_partitions(store).await;
+    let first_day = store
+        .partitions("deliveries")
         .await
-        .expect("ids");
+        .expect("partitions")
+        .into_iter()
+        .find(|p| p.from == Some(today()))
+        .expect("today's partition")
+        .name;
     for receivers in [1, 10, 100] {
         let requests: Vec<LeaseRequest> = (1..=receivers)
             .map(|r| LeaseRequest {
@@ -61,11 +119,11 @@ async fn plans(store: &Store, label: &str) {
             .expect("PostgreSQL")
             .expect("explain");
         assert!(
-            !plan.contains("Seq Scan on deliveries"),
+            !scans(&plan, "deliveries", &empty),
             "{label}, {receivers} receivers: the lease scans deliveries:\n{plan}"
         );
         assert!(
-            plan.contains("deliveries_due"),
+            plan.contains("receiver_id_next_attempt_at_id_idx"),
             "{label}, {receivers} receivers: the lease does not use the due index:\n{plan}"
         );
     }
@@ -80,24 +138,37 @@ async fn plans(store: &Store, label: &str) {
             .expect("explain");
         for table in ["changes", "deliveries", "attempts"] {
             assert!(
-                !plan.contains(&format!("Seq Scan on {table}")),
+                !scans(&plan, table, &empty),
                 "{label}, fan-out of {n}: scans {table}:\n{plan}"
             );
         }
     }
     for n in [1, 10, 500] {
-        let batch: Vec<DeliveryId> = ids.iter().take(n).map(|id| DeliveryId(*id)).collect();
+        let batch: Vec<(DeliveryId, i64)> = ids
+            .iter()
+            .take(n)
+            .map(|(id, created_at)| (DeliveryId(*id), *created_at))
+            .collect();
         let plan = explain_recorder(store, &batch)
             .await
             .expect("PostgreSQL")
             .expect("explain");
         assert!(
-            plan.contains("deliveries_pkey"),
+            plan.lines().any(|line| line.contains("Index Scan")
+                && line.contains("deliveries_p")
+                && line.contains("_pkey")),
             "{label}, {n} rows: the recorder does not look deliveries up by key:\n{plan}"
         );
+        if total > 100_000 {
+            // The newest 500 rows are all on the third day.
+            assert!(
+                !plan.contains(&first_day),
+                "{label}, {n} rows: the recorder reads a partition its batch is not in:\n{plan}"
+            );
+        }
         for table in ["deliveries", "attempts"] {
             assert!(
-                !plan.contains(&format!("Seq Scan on {table}")),
+                !scans(&plan, table, &empty),
                 "{label}, {n} rows: the recorder scans {table}:\n{plan}"
             );
         }
@@ -112,11 +183,16 @@ async fn the_fan_out_the_recorder_and_the_lease_never_scan_the_queue() {
         .expect("store");
     for total in [10_000, 1_000_000] {
         fill(&store, total).await;
-        plans(&store, &format!("{total} deliveries, stale statistics")).await;
+        plans(
+            &store,
+            total,
+            &format!("{total} deliveries, stale statistics"),
+        )
+        .await;
         sqlx::query("ANALYZE deliveries, changes, subscriptions")
             .execute(pool(&store))
             .await
             .expect("analyze");
-        plans(&store, &format!("{total} deliveries, analyzed")).await;
+        plans(&store, total, &format!("{total} deliveries, analyzed")).await;
     }
 }

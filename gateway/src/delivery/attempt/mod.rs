@@ -63,6 +63,7 @@ fn held(d: &LeasedDelivery, at: i64, reason: Option<String>) -> Outcome {
     Outcome {
         finished: Finished {
             delivery_id: d.id,
+            created_at: d.created_at,
             lease_until: d.lease_until,
             completion: Completion::Released { at },
             last_status: None,
@@ -211,6 +212,7 @@ fn finished_by_plugin(
     Outcome {
         finished: Finished {
             delivery_id: d.id,
+            created_at: d.created_at,
             lease_until: d.lease_until,
             completion,
             last_status: None,

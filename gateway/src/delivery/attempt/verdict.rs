@@ -158,6 +158,7 @@ pub(super) fn outcome(
     Outcome {
         finished: Finished {
             delivery_id: d.id,
+            created_at: d.created_at,
             lease_until: d.lease_until,
             completion,
             last_status: status,

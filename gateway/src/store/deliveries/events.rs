@@ -102,7 +102,7 @@ impl<'a> Conditions<'a> {
     /// The tables to read: deliveries, and their changes when a condition is on one.
     fn from(&self) -> &'static str {
         if self.needs_changes {
-            "deliveries d JOIN changes c ON c.id = d.change_id"
+            "deliveries d JOIN changes c ON c.id = d.change_id AND c.created_at = d.created_at"
         } else {
             "deliveries d"
         }
@@ -169,7 +169,7 @@ const EVENT_SELECT: &str = "SELECT d.id, d.change_id, d.subscription_id, d.recei
     a.response_status, a.response_body AS response_data, c.etag, c.old, c.new, c.record, c.related, \
     (SELECT s.include_full_record FROM subscriptions s WHERE s.id = d.subscription_id) AS include_full_record, \
     (SELECT s.expand FROM subscriptions s WHERE s.id = d.subscription_id) AS expand \
-    FROM deliveries d JOIN changes c ON c.id = d.change_id \
+    FROM deliveries d JOIN changes c ON c.id = d.change_id AND c.created_at = d.created_at \
     LEFT JOIN attempts a ON a.id = (SELECT MAX(x.id) FROM attempts x WHERE x.delivery_id = d.id)";
 
 impl Store {
@@ -292,7 +292,7 @@ impl Store {
              completed_at = NULL, lease_until = 0, lease_owner = NULL, updated_at = $5 WHERE id IN ( \
                SELECT d.id FROM deliveries d WHERE d.receiver_id = $1 AND d.status = 'failed' AND d.created_at >= $2 \
                AND d.created_at < $3 AND d.id > $4 AND ($7 IS NULL OR EXISTS \
-               (SELECT 1 FROM changes c WHERE c.id = d.change_id AND c.resource = $7)) ORDER BY d.id LIMIT $6) RETURNING id"
+               (SELECT 1 FROM changes c WHERE c.id = d.change_id AND c.created_at = d.created_at AND c.resource = $7)) ORDER BY d.id LIMIT $6) RETURNING id"
         )
         .bind(range.receiver_id)
         .bind(range.from_ms)
@@ -313,7 +313,7 @@ impl Store {
             sqlx::query_scalar::<_, i64>(
             "SELECT COUNT(*) FROM deliveries d WHERE d.receiver_id = $1 AND d.status = 'failed' \
              AND d.created_at >= $2 AND d.created_at < $3 AND ($4 IS NULL OR EXISTS \
-             (SELECT 1 FROM changes c WHERE c.id = d.change_id AND c.resource = $4))"
+             (SELECT 1 FROM changes c WHERE c.id = d.change_id AND c.created_at = d.created_at AND c.resource = $4))"
         )
         .bind(range.receiver_id)
         .bind(range.from_ms)

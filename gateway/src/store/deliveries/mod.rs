@@ -145,6 +145,8 @@ pub struct AttemptRecord {
 pub struct Finished {
     /// Delivery.
     pub delivery_id: DeliveryId,
+    /// The delivery's creation (ms): the key of its partition.
+    pub created_at: i64,
     /// The lease's end (fencing token).
     pub lease_until: i64,
     /// What happened.
@@ -158,9 +160,10 @@ pub struct Finished {
 }
 /// Joins each delivery `d` to its change `c` by primary key, always
 /// (PostgreSQL): a plain join may hash a million-row `changes` table for a
-/// lease of a hundred rows once the backlog grew.
-pub(super) const CHANGE_BY_ID: &str =
-    "CROSS JOIN LATERAL (SELECT * FROM changes x WHERE x.id = d.change_id) c";
+/// lease of a hundred rows once the backlog grew. A change and its
+/// deliveries share `created_at`, so the look-up reads one partition.
+pub(super) const CHANGE_BY_ID: &str = "CROSS JOIN LATERAL (SELECT * FROM changes x \
+     WHERE x.id = d.change_id AND x.created_at = d.created_at) c";
 
 /// The columns of a [`LeasedDelivery`], from `deliveries d` and [`CHANGE_BY_ID`].
 pub(super) const LEASED_COLUMNS: &str = "d.id, d.change_id, d.subscription_id, d.receiver_id, d.attempts, d.retry_base, \

@@ -1,0 +1,444 @@
+//! The partitions of the audit trail (PostgreSQL; migration 0007): one per
+//! UTC day for `changes`, `deliveries` (by `created_at`) and `attempts` (by
+//! `started_at`), created a few days ahead, and dropped whole by retention
+//! once nothing in them is pending.
+//!
+//! A change and its deliveries share `created_at`, so a day's `changes`
+//! partition holds exactly the changes of that day's `deliveries` partition:
+//! the two are dropped together. A day's `attempts` partition can only hold
+//! attempts of deliveries created that day or before, so it is dropped once
+//! every `deliveries` partition that may have begun before its end is gone.
+//!
+//! Besides the day partitions, `<table>_default` takes any row no day
+//! partition covers, and `<table>_before` (an upgraded store) holds what was
+//! stored before the upgrade; both are pruned row by row ([`Store::prune`]).
+//! The partitions are read from PostgreSQL's catalog, never from a list of
+//! our own that could disagree with it.
+
+use sqlx::PgPool;
+use sqlx::{AssertSqlSafe, Row as _};
+use time::OffsetDateTime;
+
+use super::{Backend, Result, Store};
+
+/// One UTC day, in milliseconds.
+const DAY_MS: i64 = 86_400_000;
+
+/// Days of partitions kept ready beyond today, so a gateway that cannot
+/// create partitions for a while (a lock it waits for, a failover) still
+/// writes into day partitions rather than the default one.
+pub(crate) const DAYS_AHEAD: i64 = 3;
+
+/// The partitioned tables and the column each is partitioned by.
+pub(crate) const PARTITIONED: [(&str, &str); 3] = [
+    ("changes", "created_at"),
+    ("deliveries", "created_at"),
+    ("attempts", "started_at"),
+];
+
+/// How long a partition's creation or removal waits for the locks it needs
+/// (it takes a brief exclusive lock on the table) before giving up until its
+/// next turn, rather than queueing every statement behind it.
+const LOCK_TIMEOUT: &str = "2s";
+
+/// PostgreSQL's error code when a new partition would take rows the
+/// default partition already holds.
+const CHECK_VIOLATION: &str = "23514";
+
+/// One partition of a partitioned table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partition {
+    /// Its table's name, e.g. `deliveries_p20261207`.
+    pub name: String,
+    /// Its range's start (ms, inclusive); None: from the beginning of time.
+    pub from: Option<i64>,
+    /// Its range's end (ms, exclusive); None for the default partition.
+    pub to: Option<i64>,
+    /// Whether it is the default partition (rows no range covers).
+    pub default: bool,
+}
+
+impl Partition {
+    /// Reads a partition bound as PostgreSQL prints it: `DEFAULT`, or
+    /// `FOR VALUES FROM ('1') TO ('2')`, `MINVALUE` for an open start.
+    fn parse(name: String, bound: &str) -> Partition {
+        if bound.trim() == "DEFAULT" {
+            return Partition {
+                name,
+                from: None,
+                to: None,
+                default: true,
+            };
+        }
+        let (from, to) = bound.split_once(" TO ").unwrap_or((bound, ""));
+        let number = |text: &str| {
+            let digits: String = text
+                .chars()
+                .filter(|c| c.is_ascii_digit() || *c == '-')
+                .collect();
+            digits.parse::<i64>().ok()
+        };
+        Partition {
+            name,
+            from: number(from),
+            to: number(to),
+            default: false,
+        }
+    }
+}
+
+/// The UTC midnight at or before `ms`.
+fn day_start(ms: i64) -> i64 {
+    ms.div_euclid(DAY_MS) * DAY_MS
+}
+
+/// `<table>_pYYYYMMDD`, the day partition starting on the day of `ms`.
+fn day_partition_name(table: &str, ms: i64) -> String {
+    let day = OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{table}_p{:04}{:02}{:02}",
+        day.year(),
+        u8::from(day.month()),
+        day.day()
+    )
+}
+
+/// The partitions of `table`, oldest range first, the default last.
+pub(crate) async fn list(pool: &PgPool, table: &str) -> Result<Vec<Partition>> {
+    let rows = sqlx::query(
+        "SELECT c.relname::text AS name, pg_get_expr(c.relpartbound, c.oid) AS bound \
+         FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+         WHERE i.inhparent = to_regclass($1)",
+    )
+    .bind(table)
+    .fetch_all(pool)
+    .await?;
+    let mut partitions = Vec::with_capacity(rows.len());
+    for row in rows {
+        let name: String = row.try_get("name")?;
+        let bound: String = row.try_get("bound")?;
+        partitions.push(Partition::parse(name, &bound));
+    }
+    partitions.sort_by_key(|p| (p.default, p.from.unwrap_or(i64::MIN)));
+    Ok(partitions)
+}
+
+/// The day partitions `table` lacks so that days up to `until` are covered,
+/// as (from, to): from the end of its last range (or today's start), one
+/// per UTC day.
+fn missing_days(partitions: &[Partition], now: i64, until: i64) -> Vec<(i64, i64)> {
+    let mut from = partitions
+        .iter()
+        .filter_map(|p| p.to.filter(|_| !p.default))
+        .max()
+        .unwrap_or_else(|| day_start(now));
+    let mut missing = Vec::new();
+    while from < until {
+        let to = day_start(from) + DAY_MS;
+        missing.push((from, to));
+        from = to;
+    }
+    missing
+}
+
+/// Creates the day partitions of every partitioned table through
+/// [`DAYS_AHEAD`] days after `now`; returns how many it created. Several
+/// gateways may call it at once: one creates, the others find them there.
+pub(crate) async fn create_ahead(pool: &PgPool, now: i64) -> Result<usize> {
+    let until = day_start(now) + (DAYS_AHEAD + 1) * DAY_MS;
+    let mut created = 0;
+    for (table, _) in PARTITIONED {
+        let mut tx = pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('changewire partitions', 0))")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"
+        )))
+        .execute(&mut *tx)
+        .await?;
+        let partitions = list(pool, table).await?;
+        for (from, to) in missing_days(&partitions, now, until) {
+            let name = day_partition_name(table, from);
+            let storage = if table == "deliveries" {
+                // Room on each page for the updates a delivery goes through
+                // (lease, outcome) to stay on it (HOT), as before partitioning.
+                " WITH (fillfactor = 85)"
+            } else {
+                ""
+            };
+            // A day whose rows already went to the default partition (the
+            // gateway could not create it in time) stays there: the
+            // partition cannot be created over them, the days after can.
+            sqlx::query("SAVEPOINT day").execute(&mut *tx).await?;
+            let made = sqlx::query(AssertSqlSafe(format!(
+                "CREATE TABLE \"{name}\" PARTITION OF {table} FOR VALUES FROM ({from}) TO ({to}){storage}"
+            )))
+            .execute(&mut *tx)
+            .await;
+            match made {
+                Ok(_) => {
+                    sqlx::query("RELEASE SAVEPOINT day")
+                        .execute(&mut *tx)
+                        .await?;
+                    created += 1;
+                }
+                Err(sqlx::Error::Database(err))
+                    if err.code().as_deref() == Some(CHECK_VIOLATION) =>
+                {
+                    sqlx::query("ROLLBACK TO SAVEPOINT day")
+                        .execute(&mut *tx)
+                        .await?;
+                    tracing::warn!(partition = %name, "rows of this day are in the default partition already; \
+                        they stay there and are pruned row by row");
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        tx.commit().await?;
+    }
+    Ok(created)
+}
+
+/// What one pass of [`drop_expired`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dropped {
+    /// The partitions dropped, by name.
+    pub partitions: Vec<String>,
+}
+
+/// Drops the day partitions retention no longer needs: a `deliveries`
+/// partition (with its `changes` twin) whose range ended before `cutoff`
+/// and that holds no pending delivery and none finished at or after
+/// `cutoff`; then every `attempts` partition whose range ended before
+/// `cutoff` and before the start of every delivery still stored.
+pub(crate) async fn drop_expired(pool: &PgPool, cutoff: i64) -> Result<Dropped> {
+    let mut dropped = Dropped::default();
+    let deliveries = list(pool, "deliveries").await?;
+    let changes = list(pool, "changes").await?;
+    for p in deliveries
+        .iter()
+        .filter(|p| is_day(p) && p.to.is_some_and(|to| to <= cutoff))
+    {
+        let twin = changes
+            .iter()
+            .find(|c| c.from == p.from && c.to == p.to && is_day(c));
+        let mut tx = pool.begin().await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"
+        )))
+        .execute(&mut *tx)
+        .await?;
+        // Locked first, so no redelivery can make a row pending again
+        // between the check and the drop.
+        sqlx::query(AssertSqlSafe(format!(
+            "LOCK TABLE \"{}\" IN ACCESS EXCLUSIVE MODE",
+            p.name
+        )))
+        .execute(&mut *tx)
+        .await?;
+        let needed: bool = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT EXISTS (SELECT 1 FROM \"{}\" WHERE status = 'pending' OR completed_at IS NULL \
+             OR completed_at >= $1)",
+            p.name
+        )))
+        .bind(cutoff)
+        .fetch_one(&mut *tx)
+        .await?;
+        if needed {
+            tx.rollback().await?;
+            continue;
+        }
+        sqlx::query(AssertSqlSafe(format!("DROP TABLE \"{}\"", p.name)))
+            .execute(&mut *tx)
+            .await?;
+        dropped.partitions.push(p.name.clone());
+        if let Some(twin) = twin {
+            sqlx::query(AssertSqlSafe(format!("DROP TABLE \"{}\"", twin.name)))
+                .execute(&mut *tx)
+                .await?;
+            dropped.partitions.push(twin.name.clone());
+        }
+        tx.commit().await?;
+    }
+    // What was stored before the upgrade goes once it is empty (pruned row
+    // by row); its changes are referred to by no other deliveries.
+    if let Some(before) = deliveries.iter().find(|p| p.from.is_none() && !p.default) {
+        let mut tx = pool.begin().await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"
+        )))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "LOCK TABLE \"{}\" IN ACCESS EXCLUSIVE MODE",
+            before.name
+        )))
+        .execute(&mut *tx)
+        .await?;
+        let empty: bool = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT NOT EXISTS (SELECT 1 FROM \"{}\")",
+            before.name
+        )))
+        .fetch_one(&mut *tx)
+        .await?;
+        if empty {
+            let mut gone = vec![before.name.clone()];
+            gone.extend(
+                changes
+                    .iter()
+                    .filter(|c| c.from.is_none() && !c.default)
+                    .map(|c| c.name.clone()),
+            );
+            for name in &gone {
+                sqlx::query(AssertSqlSafe(format!("DROP TABLE \"{name}\"")))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            dropped.partitions.extend(gone);
+        }
+    }
+    let floor = oldest_delivery_floor(pool).await?;
+    for p in list(pool, "attempts").await?.iter().filter(|p| !p.default) {
+        let Some(to) = p.to else { continue };
+        if to > cutoff || to > floor {
+            continue;
+        }
+        let mut tx = pool.begin().await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"
+        )))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(AssertSqlSafe(format!("DROP TABLE \"{}\"", p.name)))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        dropped.partitions.push(p.name.clone());
+    }
+    Ok(dropped)
+}
+
+/// A day partition (not the default, not the one from before the upgrade).
+fn is_day(p: &Partition) -> bool {
+    !p.default && p.from.is_some()
+}
+
+/// A time no stored delivery was created before: the start of the oldest
+/// day partition of `deliveries`, or earlier if the partition from before
+/// the upgrade or the default one still holds rows.
+async fn oldest_delivery_floor(pool: &PgPool) -> Result<i64> {
+    let mut floor = i64::MAX;
+    for p in list(pool, "deliveries").await? {
+        let oldest: Option<i64> = if is_day(&p) {
+            p.from
+        } else {
+            sqlx::query_scalar(AssertSqlSafe(format!(
+                "SELECT min(created_at) FROM \"{}\"",
+                p.name
+            )))
+            .fetch_one(pool)
+            .await?
+        };
+        if let Some(oldest) = oldest {
+            floor = floor.min(oldest);
+        }
+    }
+    Ok(floor)
+}
+
+impl Store {
+    /// The partitions of a partitioned table (`changes`, `deliveries`,
+    /// `attempts`), oldest first; empty on SQLite, which is not partitioned.
+    pub async fn partitions(&self, table: &str) -> Result<Vec<Partition>> {
+        match self.backend() {
+            Backend::Postgres(pool) => list(pool, table).await,
+            Backend::Sqlite(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// Creates the day partitions due by `now` and [`DAYS_AHEAD`] days
+    /// after (PostgreSQL; nothing on SQLite). Returns how many it created.
+    pub async fn create_partitions_ahead(&self, now: i64) -> Result<usize> {
+        match self.backend() {
+            Backend::Postgres(pool) => create_ahead(pool, now).await,
+            Backend::Sqlite(_) => Ok(0),
+        }
+    }
+
+    /// Drops the day partitions retention no longer needs (see
+    /// [`drop_expired`]; PostgreSQL; nothing on SQLite).
+    pub async fn drop_expired_partitions(&self, cutoff: i64) -> Result<Dropped> {
+        match self.backend() {
+            Backend::Postgres(pool) => drop_expired(pool, cutoff).await,
+            Backend::Sqlite(_) => Ok(Dropped::default()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_are_read_as_postgresql_prints_them() {
+        let p = Partition::parse(
+            "deliveries_p20261207".into(),
+            "FOR VALUES FROM ('1796601600000') TO ('1796688000000')",
+        );
+        assert_eq!(
+            (p.from, p.to, p.default),
+            (Some(1_796_601_600_000), Some(1_796_688_000_000), false)
+        );
+        let before = Partition::parse(
+            "deliveries_before".into(),
+            "FOR VALUES FROM (MINVALUE) TO ('5')",
+        );
+        assert_eq!((before.from, before.to), (None, Some(5)));
+        let default = Partition::parse("deliveries_default".into(), "DEFAULT");
+        assert!(default.default);
+        assert_eq!(default.to, None);
+    }
+
+    #[test]
+    fn days_are_added_from_the_last_range_to_the_horizon() {
+        let now = 1_796_650_000_000; // 2026-12-07, mid-day UTC
+        let today = day_start(now);
+        assert_eq!(day_partition_name("changes", today), "changes_p20261207");
+        // A new install: today and the days after.
+        let fresh = missing_days(&[], now, today + 2 * DAY_MS);
+        assert_eq!(
+            fresh,
+            vec![
+                (today, today + DAY_MS),
+                (today + DAY_MS, today + 2 * DAY_MS)
+            ]
+        );
+        // An upgraded store: from the upgrade's boundary to the next midnight, then whole days.
+        let before = Partition {
+            name: "changes_before".into(),
+            from: None,
+            to: Some(now),
+            default: false,
+        };
+        let default = Partition {
+            name: "changes_default".into(),
+            from: None,
+            to: None,
+            default: true,
+        };
+        let upgraded = missing_days(&[before, default], now, today + 2 * DAY_MS);
+        assert_eq!(upgraded.first(), Some(&(now, today + DAY_MS)));
+        assert_eq!(upgraded.len(), 2);
+        // Nothing to add once the horizon is covered.
+        let covered = Partition {
+            name: "x".into(),
+            from: Some(today),
+            to: Some(today + 2 * DAY_MS),
+            default: false,
+        };
+        assert!(missing_days(&[covered], now, today + 2 * DAY_MS).is_empty());
+    }
+}
