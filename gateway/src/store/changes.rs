@@ -4,19 +4,18 @@
 //! A change is identified by `(source, source_key)` (e.g. the capture source
 //! and its `logged_actions` id). Importing the same change twice inserts
 //! nothing the second time, so a crash between "written here" and "marked
-//! dispatched at the source" neither loses nor duplicates a delivery; and
-//! `UNIQUE (change_id, subscription_id)` guards the deliveries themselves.
+//! dispatched at the source" neither loses nor duplicates a delivery. A
+//! change's deliveries are written by the statement that stores it, so a
+//! repeated change gets none. The PostgreSQL statement is in `fan_out_pg.rs`.
 
 use std::collections::HashMap;
 
-use sqlx::error::BoxDynError;
-use sqlx::postgres::PgArguments;
-use sqlx::{Arguments as _, AssertSqlSafe};
+use sqlx::AssertSqlSafe;
 
 use super::deliveries::LeasedDelivery;
-use super::{Backend, Result, Store, now_ms};
-use crate::envelope::{ChangePayload, SubscriptionView};
-use crate::model::{ChangeId, DeliveryId, ReceiverId, SubscriptionId};
+use super::{Result, Store, now_ms};
+use crate::envelope::ChangePayload;
+use crate::model::{ChangeId, DeliveryId, ReceiverId};
 
 /// A change about to be stored: the payload, and where it comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,111 +75,9 @@ pub struct Claim {
     pub lease_until: i64,
 }
 
-const DELIVERY_COLUMNS: &str = "change_id, subscription_id, receiver_id, status, next_attempt_at, order_key, created_at, updated_at";
+pub(super) const DELIVERY_COLUMNS: &str = "change_id, subscription_id, receiver_id, status, next_attempt_at, order_key, created_at, updated_at";
 
 impl Store {
-    /// Stores changes and creates one pending delivery per matching active
-    /// subscription of an active receiver, all in one transaction.
-    ///
-    /// With `claims`, up to each receiver's limit of its new deliveries are
-    /// written already leased to `claims.owner` and returned in
-    /// [`FanoutOutcome::claimed`], ready to send; the rest wait in the queue.
-    pub async fn fan_out(
-        &self,
-        changes: &[NewChange],
-        claims: Option<&Claims>,
-    ) -> Result<FanoutOutcome> {
-        if changes.is_empty() {
-            return Ok(FanoutOutcome::default());
-        }
-        let now = now_ms();
-        match self.backend() {
-            Backend::Postgres(pool) => {
-                let empty = Claims::default();
-                let args = pg_fan_out_args(changes, claims.unwrap_or(&empty), now)
-                    .map_err(sqlx::Error::Encode)?;
-                let query = sqlx::query_as_with(AssertSqlSafe(PG_FAN_OUT), args);
-                let keys = concurrent_keys(changes);
-                let rows: Vec<PgFanoutRow> = if keys.is_empty() {
-                    query.fetch_all(pool).await?
-                } else {
-                    // Two API requests with one idempotency key may arrive
-                    // at once; without a unique index, each would miss the
-                    // other's uncommitted change. A lock per key makes the
-                    // second wait, and its statement (a fresh snapshot)
-                    // then finds the first's change.
-                    let mut tx = pool.begin().await?;
-                    sqlx::query(
-                        "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended(key, 0) AS k \
-                         FROM unnest($1::text[]) AS key ORDER BY 1) AS keys",
-                    )
-                    .bind(&keys)
-                    .execute(&mut *tx)
-                    .await?;
-                    let rows = query.fetch_all(&mut *tx).await?;
-                    tx.commit().await?;
-                    rows
-                };
-                Ok(pg_outcome(changes, rows, now))
-            }
-            Backend::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
-                let mut ids = Vec::with_capacity(changes.len());
-                let mut created: Vec<(DeliveryId, ReceiverId, ChangeId)> = Vec::new();
-                for c in changes {
-                    let id: Option<ChangeId> = sqlx::query_scalar(
-                        "INSERT INTO changes (source, source_key, resource, action, table_name, row_id, \
-                         transaction_id, occurred_at, etag, old, new, record, related, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-                         ON CONFLICT (source, source_key) DO NOTHING RETURNING id",
-                    )
-                    .bind(&c.source)
-                    .bind(&c.source_key)
-                    .bind(&c.payload.resource)
-                    .bind(c.payload.action.api_name())
-                    .bind(&c.table_name)
-                    .bind(&c.payload.row_id)
-                    .bind(c.payload.transaction_id)
-                    .bind(c.payload.occurred_at)
-                    .bind(&c.payload.etag)
-                    .bind(&c.payload.old)
-                    .bind(&c.payload.new)
-                    .bind(&c.payload.record)
-                    .bind(&c.payload.related)
-                    .bind(now)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    ids.push(id);
-                    let Some(id) = id else { continue };
-                    let got: Vec<(DeliveryId, ReceiverId)> = sqlx::query_as(AssertSqlSafe(format!(
-                        "INSERT INTO deliveries ({DELIVERY_COLUMNS}) \
-                         SELECT $1, s.id, s.receiver_id, 'pending', $4, \
-                         CASE WHEN r.ordered THEN $2 || ':' || $5 END, $4, $4 \
-                         FROM subscriptions s JOIN receivers r ON r.id = s.receiver_id AND r.active = TRUE \
-                         WHERE s.resource = $2 AND s.action = $3 AND s.active = TRUE ORDER BY s.id \
-                         ON CONFLICT (change_id, subscription_id) DO NOTHING RETURNING id, receiver_id"
-                    )))
-                    .bind(id)
-                    .bind(&c.payload.resource)
-                    .bind(c.payload.action.api_name())
-                    .bind(now)
-                    .bind(&c.payload.row_id)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                    created.extend(got.into_iter().map(|(d, r)| (d, r, id)));
-                }
-                let claimed_ids = claim_sqlite(&mut tx, &created, claims).await?;
-                let claimed = super::deliveries::leased_rows_sqlite(&mut tx, &claimed_ids).await?;
-                tx.commit().await?;
-                let created = created
-                    .into_iter()
-                    .map(|(id, receiver, change)| (id, receiver, claimed_ids.contains(&id), change))
-                    .collect();
-                Ok(outcome(ids, created, claimed))
-            }
-        }
-    }
-
     /// Stores a test ping for one receiver (no subscription) and its delivery.
     pub async fn insert_test_delivery(
         &self,
@@ -254,44 +151,11 @@ impl Store {
     }
 }
 
-/// Leases each claimed receiver's share of the deliveries just created
-/// (SQLite has one writer, so an extra update in the same transaction is
-/// all it takes).
-async fn claim_sqlite(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    created: &[(DeliveryId, ReceiverId, ChangeId)],
-    claims: Option<&Claims>,
-) -> Result<Vec<DeliveryId>> {
-    let mut claimed = Vec::new();
-    let Some(claims) = claims else {
-        return Ok(claimed);
-    };
-    for claim in &claims.receivers {
-        let ids: Vec<DeliveryId> = created
-            .iter()
-            .filter(|(_, receiver, _)| *receiver == claim.receiver_id)
-            .map(|(id, _, _)| *id)
-            .take(usize::try_from(claim.limit).unwrap_or(0))
-            .collect();
-        for id in ids {
-            sqlx::query("UPDATE deliveries SET lease_until = $2, lease_owner = $3 WHERE id = $1")
-                .bind(id)
-                .bind(claim.lease_until)
-                .bind(&claims.owner)
-                .execute(&mut **tx)
-                .await?;
-            claimed.push(id);
-        }
-    }
-    claimed.sort_unstable();
-    Ok(claimed)
-}
-
 /// Matches the ids `INSERT … RETURNING id, source, source_key` gave back
 /// to the input changes: a keyed change by its key, the others in input
 /// order (their ids were drawn in that order). None for a change skipped as
 /// a duplicate.
-fn stored_ids(
+pub(super) fn stored_ids(
     changes: &[NewChange],
     mut inserted: Vec<(ChangeId, String, Option<String>)>,
 ) -> Vec<Option<ChangeId>> {
@@ -316,183 +180,7 @@ fn stored_ids(
         .collect()
 }
 
-/// The keys of the changes in `changes` that another fan-out may be
-/// storing at the same moment: the API's idempotency keys. (A capture
-/// source is imported by one gateway at a time, and its repeats come after
-/// the first import committed.)
-fn concurrent_keys(changes: &[NewChange]) -> Vec<String> {
-    changes
-        .iter()
-        .filter(|c| c.source == "api")
-        .filter_map(|c| c.source_key.as_ref().map(|k| format!("{}:{k}", c.source)))
-        .collect()
-}
-
-/// The whole PostgreSQL fan-out as one statement, so one round trip (and
-/// its implicit transaction) instead of five: store the changes (skipping
-/// duplicates: a key repeated in the batch, or already stored within
-/// [`DEDUPLICATION_WINDOW_MS`]; the `LIMIT 1` keeps that look-up a probe of
-/// `changes_source_key` per change, which the planner would otherwise
-/// turn into a hash of every recent change for a large batch), create a delivery per matching active subscription of an
-/// active receiver (the first `n` of each claimed receiver born leased),
-/// and return what was written: one row per new change (`delivery_id`
-/// NULL) and one per new delivery, a claimed one with its subscription's
-/// options and its receiver's plugin revision, so the claimed deliveries
-/// need not be read back.
-pub(super) const PG_FAN_OUT: &str = "WITH u AS ( \
-       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
-       $7::bigint[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[]) WITH ORDINALITY \
-       AS u(source, source_key, resource, action, table_name, row_id, transaction_id, occurred_at, etag, \
-       old, new, record, related, ord)), \
-     c AS ( \
-       INSERT INTO changes (source, source_key, resource, action, table_name, row_id, transaction_id, \
-       occurred_at, etag, old, new, record, related, created_at) \
-       SELECT u.source, u.source_key, u.resource, u.action, u.table_name, u.row_id, u.transaction_id, \
-       u.occurred_at, u.etag, u.old, u.new, u.record, u.related, $14 \
-       FROM (SELECT DISTINCT ON (u.source, coalesce(u.source_key, u.ord::text)) * FROM u \
-         ORDER BY u.source, coalesce(u.source_key, u.ord::text), u.ord) u \
-       WHERE u.source_key IS NULL OR NOT EXISTS (SELECT 1 FROM (SELECT 1 FROM changes x \
-         WHERE x.source = u.source AND x.source_key = u.source_key AND x.source_key IS NOT NULL \
-         AND x.created_at >= $14 - $19 LIMIT 1) AS seen) \
-       ORDER BY u.ord \
-       RETURNING id, source, source_key, resource, action, row_id), \
-     candidates AS ( \
-       SELECT c.id AS change_id, s.id AS subscription_id, s.receiver_id, \
-       CASE WHEN r.ordered THEN c.resource || ':' || c.row_id END AS order_key, \
-       row_number() OVER (PARTITION BY s.receiver_id ORDER BY c.id, s.id) AS n \
-       FROM c JOIN subscriptions s ON s.resource = c.resource AND s.action = c.action AND s.active \
-       JOIN receivers r ON r.id = s.receiver_id AND r.active), \
-     claims AS (SELECT * FROM unnest($15::bigint[], $16::bigint[], $17::bigint[]) AS k(receiver_id, n, lease_until)), \
-     d AS ( \
-       INSERT INTO deliveries (change_id, subscription_id, receiver_id, status, next_attempt_at, order_key, \
-       created_at, updated_at, lease_until, lease_owner) \
-       SELECT d.change_id, d.subscription_id, d.receiver_id, 'pending', $14, d.order_key, $14, $14, \
-       CASE WHEN d.n <= k.n THEN k.lease_until ELSE 0 END, CASE WHEN d.n <= k.n THEN $18 END \
-       FROM candidates d LEFT JOIN claims k ON k.receiver_id = d.receiver_id \
-       ORDER BY d.change_id, d.subscription_id \
-       RETURNING id, change_id, subscription_id, receiver_id, lease_until, lease_owner IS NOT NULL AS claimed) \
-     SELECT c.id AS change_id, c.source, c.source_key, NULL::bigint AS delivery_id, NULL::bigint AS subscription_id, \
-       NULL::bigint AS receiver_id, NULL::bigint AS lease_until, NULL::boolean AS claimed, \
-       NULL::boolean AS include_full_record, NULL::text AS expand, NULL::text AS plugin_revision FROM c \
-     UNION ALL \
-     SELECT d.change_id, NULL, NULL, d.id, d.subscription_id, d.receiver_id, d.lease_until, d.claimed, \
-       s.include_full_record, s.expand, \
-       CASE WHEN d.claimed THEN (SELECT p.revision FROM plugins p WHERE p.receiver_id = d.receiver_id) END \
-       FROM d LEFT JOIN subscriptions s ON d.claimed AND s.id = d.subscription_id";
-
-/// How far back a change is looked for under the same `(source,
-/// source_key)` before one is stored (PostgreSQL, whose partitioned
-/// `changes` cannot hold a unique index without the partition key): the
-/// imports a gateway repeats itself (a crash between storing a change and
-/// confirming it at its source) come back within seconds, and an API
-/// client's retries with one idempotency key within minutes. Bounding the
-/// look-up keeps it on the recent partitions however long the trail is.
-pub(crate) const DEDUPLICATION_WINDOW_MS: i64 = 7 * 86_400_000;
-
-/// [`PG_FAN_OUT`]'s 19 arguments: the changes' columns, `now`, the claims'
-/// columns, their owner and [`DEDUPLICATION_WINDOW_MS`].
-pub(super) fn pg_fan_out_args(
-    changes: &[NewChange],
-    claims: &Claims,
-    now: i64,
-) -> std::result::Result<PgArguments, BoxDynError> {
-    let col = |f: fn(&NewChange) -> Option<String>| changes.iter().map(f).collect::<Vec<_>>();
-    let p = |f: fn(&ChangePayload) -> Option<String>| {
-        changes.iter().map(|c| f(&c.payload)).collect::<Vec<_>>()
-    };
-    let p_int =
-        |f: fn(&ChangePayload) -> i64| changes.iter().map(|c| f(&c.payload)).collect::<Vec<_>>();
-    let claim = |f: fn(&Claim) -> i64| claims.receivers.iter().map(f).collect::<Vec<_>>();
-    let mut args = PgArguments::default();
-    args.add(col(|c| Some(c.source.clone())))?;
-    args.add(col(|c| c.source_key.clone()))?;
-    args.add(p(|c| Some(c.resource.clone())))?;
-    args.add(p(|c| Some(c.action.api_name().to_string())))?;
-    args.add(col(|c| c.table_name.clone()))?;
-    args.add(p(|c| Some(c.row_id.clone())))?;
-    args.add(p_int(|c| c.transaction_id))?;
-    args.add(p_int(|c| c.occurred_at))?;
-    args.add(p(|c| c.etag.clone()))?;
-    args.add(p(|c| c.old.clone()))?;
-    args.add(p(|c| c.new.clone()))?;
-    args.add(p(|c| c.record.clone()))?;
-    args.add(p(|c| c.related.clone()))?;
-    args.add(now)?;
-    args.add(claim(|c| c.receiver_id.get()))?;
-    args.add(claim(|c| c.limit))?;
-    args.add(claim(|c| c.lease_until))?;
-    args.add(claims.owner.clone())?;
-    args.add(DEDUPLICATION_WINDOW_MS)?;
-    Ok(args)
-}
-
-/// One row of [`PG_FAN_OUT`]: a new change, or a new delivery.
-#[derive(Debug, sqlx::FromRow)]
-struct PgFanoutRow {
-    change_id: ChangeId,
-    source: Option<String>,
-    source_key: Option<String>,
-    delivery_id: Option<DeliveryId>,
-    subscription_id: Option<SubscriptionId>,
-    receiver_id: Option<ReceiverId>,
-    lease_until: Option<i64>,
-    claimed: Option<bool>,
-    include_full_record: Option<bool>,
-    expand: Option<String>,
-    plugin_revision: Option<String>,
-}
-
-/// Turns [`PG_FAN_OUT`]'s rows into the outcome; the claimed deliveries are
-/// built from the input changes they were written from.
-fn pg_outcome(changes: &[NewChange], rows: Vec<PgFanoutRow>, now: i64) -> FanoutOutcome {
-    let mut inserted = Vec::new();
-    let mut deliveries = Vec::new();
-    for row in rows {
-        match (row.delivery_id, row.receiver_id) {
-            (Some(id), Some(receiver_id)) => deliveries.push((id, receiver_id, row)),
-            _ => inserted.push((
-                row.change_id,
-                row.source.unwrap_or_default(),
-                row.source_key,
-            )),
-        }
-    }
-    let ids = stored_ids(changes, inserted);
-    let by_id: HashMap<ChangeId, &NewChange> = ids
-        .iter()
-        .zip(changes)
-        .filter_map(|(id, change)| id.map(|id| (id, change)))
-        .collect();
-    deliveries.sort_unstable_by_key(|(id, _, _)| *id);
-    let mut claimed = Vec::new();
-    let mut created = Vec::with_capacity(deliveries.len());
-    for (id, receiver_id, row) in deliveries {
-        let is_claimed = row.claimed == Some(true);
-        created.push((id, receiver_id, is_claimed, row.change_id));
-        let (true, Some(change)) = (is_claimed, by_id.get(&row.change_id)) else {
-            continue;
-        };
-        claimed.push(LeasedDelivery {
-            id,
-            change_id: row.change_id,
-            subscription_id: row.subscription_id,
-            receiver_id,
-            attempts: 0,
-            retry_base: 0,
-            lease_until: row.lease_until.unwrap_or(0),
-            created_at: now,
-            payload: change.payload.clone(),
-            view: SubscriptionView {
-                include_full_record: row.include_full_record,
-                expand: row.expand,
-            },
-            plugin_revision: row.plugin_revision,
-        });
-    }
-    outcome(ids, created, claimed)
-}
-
-fn outcome(
+pub(super) fn outcome(
     ids: Vec<Option<ChangeId>>,
     created: Vec<(DeliveryId, ReceiverId, bool, ChangeId)>,
     claimed: Vec<LeasedDelivery>,

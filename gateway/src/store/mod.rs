@@ -16,6 +16,8 @@ pub(crate) mod capture_cursors;
 pub(crate) mod changes;
 pub(crate) mod console_sessions;
 pub(crate) mod deliveries;
+mod fan_out;
+mod fan_out_pg;
 pub(crate) mod operational;
 pub(crate) mod partitions;
 pub(crate) mod plans;

@@ -6,7 +6,8 @@
 use changewire_core::Action;
 use sqlx::AssertSqlSafe;
 
-use super::changes::{Claim, Claims, NewChange, PG_FAN_OUT, pg_fan_out_args};
+use super::changes::{Claim, Claims, NewChange};
+use super::fan_out_pg::{PG_FAN_OUT, pg_fan_out_args};
 use super::{Result, now_ms};
 use crate::envelope::ChangePayload;
 use crate::model::ReceiverId;
