@@ -105,6 +105,9 @@ pub(crate) fn start(
                     _ = shutdown.cancelled() => return,
                     _ = tick.tick() => {}
                 }
+                if let Err(err) = store.refresh_lease_floor(now_ms()).await {
+                    tracing::warn!(error = %Report(&err), "finding the oldest pending partition failed");
+                }
                 let Ok(stats) = store.queue_stats().await else { continue };
                 let now = now_ms();
                 let current: Vec<ReceiverId> = stats.iter().map(|s| s.receiver_id).collect();

@@ -64,15 +64,15 @@ macro_rules! __testing_on_pool {
 }
 pub use crate::__testing_on_pool as on_pool;
 
-/// The plan PostgreSQL picks for the lease of `requests`, as `EXPLAIN`
-/// prints it; None on SQLite.
+/// The plan PostgreSQL picks for the lease of `requests` (with the store's
+/// lease floor), as `EXPLAIN` prints it; None on SQLite.
 pub async fn explain_lease(
     store: &Store,
     requests: &[LeaseRequest],
 ) -> Option<Result<String, StoreError>> {
     match store.backend() {
         Backend::Postgres(pool) => {
-            Some(crate::store::deliveries::explain_lease(pool, requests).await)
+            Some(crate::store::deliveries::explain_lease(pool, store.lease_floor(), requests).await)
         }
         Backend::Sqlite(_) => None,
     }
@@ -108,4 +108,10 @@ pub async fn explain_fan_out(
         }
         Backend::Sqlite(_) => None,
     }
+}
+
+/// Makes a finished delivery pending again, due now, as the API's and the
+/// console's retry do.
+pub async fn retry_delivery(store: &Store, id: DeliveryId) -> Result<(), StoreError> {
+    store.retry_delivery(id).await.map(|_| ())
 }

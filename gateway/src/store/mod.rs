@@ -31,6 +31,8 @@ mod sqlite_file;
 pub(crate) mod subscriptions;
 
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -117,6 +119,10 @@ pub struct Store {
     /// that a batch is one statement and one round trip (not BEGIN, SET,
     /// the statement and COMMIT).
     recorder_pool: Option<PgPool>,
+    /// PostgreSQL: no pending delivery was created before this (ms), as
+    /// last found ([`Store::refresh_lease_floor`]); the lease reads only the
+    /// partitions from there on. `i64::MIN` (no bound) until first found.
+    lease_floor: Arc<AtomicI64>,
 }
 
 /// The current time in Unix milliseconds.
@@ -158,6 +164,7 @@ impl Store {
                     backend: Backend::Sqlite(pool),
                     lease_pool: None,
                     recorder_pool: None,
+                    lease_floor: Arc::new(AtomicI64::new(i64::MIN)),
                 }
             }
             StoreUrl::Postgres(url) => {
@@ -200,6 +207,7 @@ impl Store {
                     backend: Backend::Postgres(pool),
                     lease_pool: Some(lease_pool),
                     recorder_pool: Some(recorder_pool),
+                    lease_floor: Arc::new(AtomicI64::new(i64::MIN)),
                 }
             }
         };
@@ -233,6 +241,7 @@ impl Store {
                 backend: Backend::Postgres(lazy_pg(pool, max_connections)),
                 lease_pool: self.lease_pool.as_ref().map(|p| lazy_pg(p, 1)),
                 recorder_pool: self.recorder_pool.as_ref().map(|p| lazy_pg(p, 1)),
+                lease_floor: self.lease_floor.clone(),
             },
             Backend::Sqlite(pool) => Store {
                 backend: Backend::Sqlite(
@@ -242,6 +251,7 @@ impl Store {
                 ),
                 lease_pool: None,
                 recorder_pool: None,
+                lease_floor: self.lease_floor.clone(),
             },
         }
     }
@@ -271,6 +281,31 @@ impl Store {
     }
 
     /// The pool for leases (PostgreSQL: asynchronous commit).
+    /// The lease's lower bound on `created_at` (see [`Store::lease_floor`]'s
+    /// field and [`Store::refresh_lease_floor`]).
+    pub fn lease_floor(&self) -> i64 {
+        self.lease_floor.load(Ordering::Relaxed)
+    }
+
+    /// Lowers the lease's bound to `created_at`: a delivery created then was
+    /// just made pending again (a retry or redelivery of an older event).
+    pub(crate) fn lower_lease_floor(&self, created_at: i64) {
+        self.lease_floor.fetch_min(created_at, Ordering::Relaxed);
+    }
+
+    /// Finds again where the oldest pending delivery's partition starts
+    /// (PostgreSQL; upkeep calls it every few seconds). Another gateway's
+    /// redelivery of an older event is found here: leased at most one
+    /// refresh later, never lost.
+    pub async fn refresh_lease_floor(&self, now: i64) -> Result<i64> {
+        let floor = match self.backend() {
+            Backend::Postgres(pool) => partitions::pending_floor(pool, now).await?,
+            Backend::Sqlite(_) => i64::MIN,
+        };
+        self.lease_floor.store(floor, Ordering::Relaxed);
+        Ok(floor)
+    }
+
     pub(crate) fn lease_pool(&self) -> Option<&PgPool> {
         self.lease_pool.as_ref()
     }

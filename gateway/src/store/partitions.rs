@@ -349,6 +349,38 @@ async fn oldest_delivery_floor(pool: &PgPool) -> Result<i64> {
     Ok(floor)
 }
 
+/// A time no pending delivery was created before, as loose as is cheap:
+/// the start of the oldest partition of `deliveries` holding a pending row
+/// (each checked through its partial index of pending rows), never later
+/// than yesterday's start (room for a gateway whose clock is behind, around
+/// midnight); `i64::MIN` when the default partition or the one from before
+/// partitioning holds pending rows.
+pub(crate) async fn pending_floor(pool: &PgPool, now: i64) -> Result<i64> {
+    let horizon = day_start(now) - DAY_MS;
+    let mut partitions = list(pool, "deliveries").await?;
+    // The default partition first: its rows may be of any time.
+    partitions.sort_by_key(|p| (!p.default, p.from.unwrap_or(i64::MIN)));
+    for p in partitions {
+        if p.from.is_some_and(|from| from >= horizon) {
+            break;
+        }
+        let pending: bool = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT EXISTS (SELECT 1 FROM \"{}\" WHERE status = 'pending')",
+            p.name
+        )))
+        .fetch_one(pool)
+        .await?;
+        if pending {
+            return Ok(if is_day(&p) {
+                p.from.unwrap_or(i64::MIN)
+            } else {
+                i64::MIN
+            });
+        }
+    }
+    Ok(horizon)
+}
+
 impl Store {
     /// The partitions of a partitioned table (`changes`, `deliveries`,
     /// `attempts`), oldest first; empty on SQLite, which is not partitioned.

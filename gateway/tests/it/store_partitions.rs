@@ -4,7 +4,8 @@
 //! an upgrade from the unpartitioned store keeping every row.
 
 use changewire_gateway::testing::{
-    Action, Backend, ChangePayload, NewChange, Partition, Store, StoreUrl, now_ms,
+    Action, Backend, ChangePayload, DeliveryId, LeaseRequest, NewChange, Partition, ReceiverId,
+    Store, StoreUrl, explain_lease, now_ms, retry_delivery,
 };
 use changewire_test_support::pg::TestDatabase;
 use sqlx::PgPool;
@@ -227,6 +228,92 @@ async fn retention_drops_whole_days_once_nothing_in_them_is_pending() {
         "{deliveries:?}"
     );
     assert!(created >= 3 * 3, "{created}");
+    store.close().await;
+}
+
+/// Leases what receiver 1 has due now; the ids leased.
+async fn lease(store: &Store) -> Vec<i64> {
+    let request = LeaseRequest {
+        receiver_id: ReceiverId(1),
+        limit: 10,
+        ordered: false,
+        lease_until: now_ms() + 60_000,
+    };
+    store
+        .lease("test", now_ms(), &[request])
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.id.get())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lease_reads_from_the_oldest_partition_with_pending_work() {
+    let db = TestDatabase::create().await;
+    let store = Store::connect(&StoreUrl::parse("store", &db.url).unwrap())
+        .await
+        .unwrap();
+    let day = today();
+    stored(pool(&store), 1, day + 2 * DAY + 10, "pending", None).await;
+    stored(
+        pool(&store),
+        2,
+        day + DAY + 10,
+        "failed",
+        Some(day + DAY + 20),
+    )
+    .await;
+    stored(pool(&store), 3, day + 10, "failed", Some(day + 20)).await;
+    // Seen from day 4: the oldest pending delivery is on day 2.
+    let later = day + 4 * DAY;
+    assert_eq!(
+        store.refresh_lease_floor(later).await.unwrap(),
+        day + 2 * DAY
+    );
+    let plan = explain_lease(
+        &store,
+        &[LeaseRequest {
+            receiver_id: ReceiverId(1),
+            limit: 10,
+            ordered: true,
+            lease_until: later,
+        }],
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let days: Vec<String> = names(&store, "deliveries").await;
+    assert!(
+        !plan.contains(&days[0]) && !plan.contains(&days[1]),
+        "days 0 and 1 are not read:\n{plan}"
+    );
+    assert!(plan.contains(&days[2]), "{plan}");
+    assert_eq!(lease(&store).await, vec![1]);
+
+    // A retry of an older event lowers the bound at once in this process.
+    retry_delivery(&store, DeliveryId(2)).await.unwrap();
+    assert_eq!(store.lease_floor(), day + DAY + 10);
+    assert_eq!(lease(&store).await, vec![2]);
+
+    // Another process's redelivery is found at the next refresh.
+    sql(
+        pool(&store),
+        "UPDATE deliveries SET status = 'pending', completed_at = NULL WHERE id = 3",
+    )
+    .await;
+    store.refresh_lease_floor(later).await.unwrap();
+    assert_eq!(store.lease_floor(), day);
+    assert_eq!(lease(&store).await, vec![3]);
+
+    // Nothing pending before yesterday: the bound is yesterday's start, and
+    // pending rows in the default partition (any time) lift it.
+    assert_eq!(
+        store.refresh_lease_floor(now_ms()).await.unwrap(),
+        day - DAY
+    );
+    stored(pool(&store), 4, day + 9 * DAY, "pending", None).await;
+    assert_eq!(store.refresh_lease_floor(now_ms()).await.unwrap(), i64::MIN);
     store.close().await;
 }
 

@@ -274,6 +274,7 @@ impl Store {
                 "event {id} is already pending; it will be attempted at its next retry"
             )));
         }
+        self.lower_lease_floor(row.created_at);
         Ok(row)
     }
 
@@ -286,13 +287,13 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<DeliveryId>> {
         let now = now_ms();
-        let ids: Vec<DeliveryId> = on_pool!(self, |pool| {
-            sqlx::query_scalar::<_, DeliveryId>(
+        let made_pending: Vec<(DeliveryId, i64)> = on_pool!(self, |pool| {
+            sqlx::query_as::<_, (DeliveryId, i64)>(
             "UPDATE deliveries SET status = 'pending', next_attempt_at = $5, retry_base = attempts, \
              completed_at = NULL, lease_until = 0, lease_owner = NULL, updated_at = $5 WHERE id IN ( \
                SELECT d.id FROM deliveries d WHERE d.receiver_id = $1 AND d.status = 'failed' AND d.created_at >= $2 \
                AND d.created_at < $3 AND d.id > $4 AND ($7 IS NULL OR EXISTS \
-               (SELECT 1 FROM changes c WHERE c.id = d.change_id AND c.created_at = d.created_at AND c.resource = $7)) ORDER BY d.id LIMIT $6) RETURNING id"
+               (SELECT 1 FROM changes c WHERE c.id = d.change_id AND c.created_at = d.created_at AND c.resource = $7)) ORDER BY d.id LIMIT $6) RETURNING id, created_at"
         )
         .bind(range.receiver_id)
         .bind(range.from_ms)
@@ -304,7 +305,10 @@ impl Store {
         .fetch_all(pool)
         .await
         })?;
-        Ok(ids)
+        if let Some(oldest) = made_pending.iter().map(|(_, at)| *at).min() {
+            self.lower_lease_floor(oldest);
+        }
+        Ok(made_pending.into_iter().map(|(id, _)| id).collect())
     }
 
     /// Failed deliveries in a redelivery's range.

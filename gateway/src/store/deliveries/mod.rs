@@ -161,9 +161,10 @@ pub struct Finished {
 /// Joins each delivery `d` to its change `c` by primary key, always
 /// (PostgreSQL): a plain join may hash a million-row `changes` table for a
 /// lease of a hundred rows once the backlog grew. A change and its
-/// deliveries share `created_at`, so the look-up reads one partition.
+/// deliveries share `created_at`, so the look-up reads one partition, and
+/// none older than the lease floor (`$7`).
 pub(super) const CHANGE_BY_ID: &str = "CROSS JOIN LATERAL (SELECT * FROM changes x \
-     WHERE x.id = d.change_id AND x.created_at = d.created_at) c";
+     WHERE x.id = d.change_id AND x.created_at = d.created_at AND x.created_at >= $7) c";
 
 /// The columns of a [`LeasedDelivery`], from `deliveries d` and [`CHANGE_BY_ID`].
 pub(super) const LEASED_COLUMNS: &str = "d.id, d.change_id, d.subscription_id, d.receiver_id, d.attempts, d.retry_base, \
@@ -200,6 +201,8 @@ pub(super) async fn leased_rows_sqlite(
 /// The lease (PostgreSQL): per receiver, its oldest due deliveries up to
 /// its budget (`deliveries_due`, a partial index of pending rows), skipped
 /// while locked by another lease, then marked leased, with their changes.
+/// `$7` is the lease floor ([`Store::refresh_lease_floor`]): partitions
+/// older than the oldest one holding pending work are not read.
 static PG_LEASE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "WITH budget AS (SELECT * FROM unnest($1::bigint[], $2::int[], $3::bool[], $4::bigint[]) \
@@ -207,13 +210,13 @@ static PG_LEASE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
                      picked AS (SELECT p.id FROM budget b CROSS JOIN LATERAL ( \
                        SELECT d.id FROM deliveries d \
                        WHERE d.receiver_id = b.receiver_id AND d.status = 'pending' AND d.next_attempt_at <= $5 \
-                         AND d.lease_until <= $5 \
+                         AND d.lease_until <= $5 AND d.created_at >= $7 \
                          AND (NOT b.ordered OR NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.receiver_id = d.receiver_id \
-                           AND e.status = 'pending' AND e.order_key = d.order_key AND e.id < d.id)) \
+                           AND e.status = 'pending' AND e.order_key = d.order_key AND e.id < d.id AND e.created_at >= $7)) \
                        ORDER BY d.next_attempt_at, d.id LIMIT b.n FOR UPDATE OF d SKIP LOCKED) p), \
                      leased AS (UPDATE deliveries d SET lease_owner = $6, \
                        lease_until = (SELECT b.lease_until FROM budget b WHERE b.receiver_id = d.receiver_id) \
-                     WHERE d.id = ANY(ARRAY(SELECT id FROM picked)) RETURNING d.*) \
+                     WHERE d.id = ANY(ARRAY(SELECT id FROM picked)) AND d.created_at >= $7 RETURNING d.*) \
                      SELECT {LEASED_COLUMNS} FROM leased d {CHANGE_BY_ID}"
     )
 });
@@ -225,6 +228,7 @@ fn bind_lease<'q, O>(
     query: PgLeaseQuery<'q, O>,
     owner: &str,
     now: i64,
+    floor: i64,
     requests: &[&LeaseRequest],
 ) -> PgLeaseQuery<'q, O> {
     query
@@ -234,18 +238,20 @@ fn bind_lease<'q, O>(
         .bind(requests.iter().map(|r| r.lease_until).collect::<Vec<_>>())
         .bind(now)
         .bind(owner.to_string())
+        .bind(floor)
 }
 
 /// The plan PostgreSQL picks for the lease of `requests`, as `EXPLAIN`
 /// prints it (nothing is leased: the statement is only planned).
 pub(crate) async fn explain_lease(
     pool: &sqlx::PgPool,
+    floor: i64,
     requests: &[LeaseRequest],
 ) -> Result<String> {
     let requests: Vec<&LeaseRequest> = requests.iter().collect();
     let explain = format!("EXPLAIN {}", PG_LEASE.as_str());
     let query = sqlx::query_as::<_, (String,)>(AssertSqlSafe(explain.as_str()));
-    let lines: Vec<(String,)> = bind_lease(query, "explain", now_ms(), &requests)
+    let lines: Vec<(String,)> = bind_lease(query, "explain", now_ms(), floor, &requests)
         .fetch_all(pool)
         .await?;
     Ok(lines
@@ -274,6 +280,7 @@ impl Store {
                     sqlx::query_as::<_, LeasedDelivery>(AssertSqlSafe(PG_LEASE.as_str())),
                     owner,
                     now,
+                    self.lease_floor(),
                     &requests,
                 )
                 .fetch_all(pool)
