@@ -19,6 +19,11 @@ use sqlx::PgPool;
 use sqlx::{AssertSqlSafe, Row as _};
 use time::OffsetDateTime;
 
+mod retention;
+
+pub use retention::Dropped;
+pub(crate) use retention::drop_expired;
+
 use super::{Backend, Result, Store};
 
 /// One UTC day, in milliseconds.
@@ -39,11 +44,13 @@ pub(crate) const PARTITIONED: [(&str, &str); 3] = [
 /// How long a partition's creation or removal waits for the locks it needs
 /// (it takes a brief exclusive lock on the table) before giving up until its
 /// next turn, rather than queueing every statement behind it.
-const LOCK_TIMEOUT: &str = "2s";
+pub(super) const LOCK_TIMEOUT: &str = "2s";
 
 /// PostgreSQL's error code when a new partition would take rows the
 /// default partition already holds.
 const CHECK_VIOLATION: &str = "23514";
+
+
 
 /// One partition of a partitioned table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,154 +208,6 @@ pub(crate) async fn create_ahead(pool: &PgPool, now: i64) -> Result<usize> {
     Ok(created)
 }
 
-/// What one pass of [`drop_expired`] removed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Dropped {
-    /// The partitions dropped, by name.
-    pub partitions: Vec<String>,
-}
-
-/// Drops the day partitions retention no longer needs: a `deliveries`
-/// partition (with its `changes` twin) whose range ended before `cutoff`
-/// and that holds no pending delivery and none finished at or after
-/// `cutoff`; then every `attempts` partition whose range ended before
-/// `cutoff` and before the start of every delivery still stored.
-pub(crate) async fn drop_expired(pool: &PgPool, cutoff: i64) -> Result<Dropped> {
-    let mut dropped = Dropped::default();
-    let deliveries = list(pool, "deliveries").await?;
-    let changes = list(pool, "changes").await?;
-    for p in deliveries
-        .iter()
-        .filter(|p| is_day(p) && p.to.is_some_and(|to| to <= cutoff))
-    {
-        let twin = changes
-            .iter()
-            .find(|c| c.from == p.from && c.to == p.to && is_day(c));
-        let mut tx = pool.begin().await?;
-        sqlx::query(AssertSqlSafe(format!(
-            "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"
-        )))
-        .execute(&mut *tx)
-        .await?;
-        // Locked first, so no redelivery can make a row pending again
-        // between the check and the drop.
-        sqlx::query(AssertSqlSafe(format!(
-            "LOCK TABLE \"{}\" IN ACCESS EXCLUSIVE MODE",
-            p.name
-        )))
-        .execute(&mut *tx)
-        .await?;
-        let needed: bool = sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT EXISTS (SELECT 1 FROM \"{}\" WHERE status = 'pending' OR completed_at IS NULL \
-             OR completed_at >= $1)",
-            p.name
-        )))
-        .bind(cutoff)
-        .fetch_one(&mut *tx)
-        .await?;
-        if needed {
-            tx.rollback().await?;
-            continue;
-        }
-        sqlx::query(AssertSqlSafe(format!("DROP TABLE \"{}\"", p.name)))
-            .execute(&mut *tx)
-            .await?;
-        dropped.partitions.push(p.name.clone());
-        if let Some(twin) = twin {
-            sqlx::query(AssertSqlSafe(format!("DROP TABLE \"{}\"", twin.name)))
-                .execute(&mut *tx)
-                .await?;
-            dropped.partitions.push(twin.name.clone());
-        }
-        tx.commit().await?;
-    }
-    // What was stored before the upgrade goes once it is empty (pruned row
-    // by row); its changes are referred to by no other deliveries.
-    if let Some(before) = deliveries.iter().find(|p| p.from.is_none() && !p.default) {
-        let mut tx = pool.begin().await?;
-        sqlx::query(AssertSqlSafe(format!(
-            "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"
-        )))
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(AssertSqlSafe(format!(
-            "LOCK TABLE \"{}\" IN ACCESS EXCLUSIVE MODE",
-            before.name
-        )))
-        .execute(&mut *tx)
-        .await?;
-        let empty: bool = sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT NOT EXISTS (SELECT 1 FROM \"{}\")",
-            before.name
-        )))
-        .fetch_one(&mut *tx)
-        .await?;
-        if empty {
-            let mut gone = vec![before.name.clone()];
-            gone.extend(
-                changes
-                    .iter()
-                    .filter(|c| c.from.is_none() && !c.default)
-                    .map(|c| c.name.clone()),
-            );
-            for name in &gone {
-                sqlx::query(AssertSqlSafe(format!("DROP TABLE \"{name}\"")))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            dropped.partitions.extend(gone);
-        }
-    }
-    let floor = oldest_delivery_floor(pool).await?;
-    for p in list(pool, "attempts").await?.iter().filter(|p| !p.default) {
-        let Some(to) = p.to else { continue };
-        if to > cutoff || to > floor {
-            continue;
-        }
-        let mut tx = pool.begin().await?;
-        sqlx::query(AssertSqlSafe(format!(
-            "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"
-        )))
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(AssertSqlSafe(format!("DROP TABLE \"{}\"", p.name)))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        dropped.partitions.push(p.name.clone());
-    }
-    Ok(dropped)
-}
-
-/// A day partition (not the default, not the one from before the upgrade).
-fn is_day(p: &Partition) -> bool {
-    !p.default && p.from.is_some()
-}
-
-/// A time no stored delivery was created before: the start of the oldest
-/// day partition of `deliveries`, or earlier if the partition from before
-/// the upgrade or the default one still holds rows.
-async fn oldest_delivery_floor(pool: &PgPool) -> Result<i64> {
-    let mut floor = i64::MAX;
-    for p in list(pool, "deliveries").await? {
-        let oldest: Option<i64> = if is_day(&p) {
-            p.from
-        } else {
-            sqlx::query_scalar(AssertSqlSafe(format!(
-                "SELECT min(created_at) FROM \"{}\"",
-                p.name
-            )))
-            .fetch_one(pool)
-            .await?
-        };
-        if let Some(oldest) = oldest {
-            floor = floor.min(oldest);
-        }
-    }
-    Ok(floor)
-}
-
 /// A time no pending delivery was created before, as loose as is cheap:
 /// the start of the oldest partition of `deliveries` holding a pending row
 /// (each checked through its partial index of pending rows), never later
@@ -379,6 +238,11 @@ pub(crate) async fn pending_floor(pool: &PgPool, now: i64) -> Result<i64> {
         }
     }
     Ok(horizon)
+}
+
+/// A day partition (not the default, not the one from before the upgrade).
+pub(super) fn is_day(p: &Partition) -> bool {
+    !p.default && p.from.is_some()
 }
 
 impl Store {
