@@ -50,8 +50,6 @@ pub(super) const LOCK_TIMEOUT: &str = "2s";
 /// default partition already holds.
 const CHECK_VIOLATION: &str = "23514";
 
-
-
 /// One partition of a partitioned table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Partition {

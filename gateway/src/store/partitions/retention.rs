@@ -185,4 +185,3 @@ async fn oldest_delivery_floor(pool: &PgPool) -> Result<i64> {
     }
     Ok(floor)
 }
-
