@@ -64,16 +64,17 @@ macro_rules! __testing_on_pool {
 }
 pub use crate::__testing_on_pool as on_pool;
 
-/// The plan PostgreSQL picks for the lease of `requests` (with the store's
-/// lease floor), as `EXPLAIN` prints it; None on SQLite.
+/// The plan PostgreSQL picks for the lease of `requests` at `now` (with
+/// the store's lease floor), as `EXPLAIN` prints it; None on SQLite.
 pub async fn explain_lease(
     store: &Store,
+    now: i64,
     requests: &[LeaseRequest],
 ) -> Option<Result<String, StoreError>> {
     match store.backend() {
-        Backend::Postgres(pool) => {
-            Some(crate::store::deliveries::explain_lease(pool, store.lease_floor(), requests).await)
-        }
+        Backend::Postgres(pool) => Some(
+            crate::store::deliveries::explain_lease(pool, now, store.lease_floor(), requests).await,
+        ),
         Backend::Sqlite(_) => None,
     }
 }

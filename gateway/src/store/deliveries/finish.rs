@@ -96,7 +96,7 @@ static PG_FINISH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
          lease_until = CASE WHEN {mine} THEN 0 ELSE d.lease_until END \
          FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::int[], $7::bigint[], $8::int[], $9::text[], \
          $10::bigint[], $11::bool[]) AS u(id, lease_until, status, inc, next_at, last_status, last_error, completed_at, keep_error) \
-         WHERE d.id = ANY($3) AND d.created_at >= $24 AND d.id = u.id RETURNING d.id) \
+         WHERE d.id = ANY($3) AND d.created_at BETWEEN $24 AND $25 AND d.id = u.id RETURNING d.id) \
          INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, request_url, request_headers, \
          request_body, response_status, response_body, outcome, error_class, error) \
          SELECT a.* FROM unnest($12::bigint[], $13::int[], $14::bigint[], $15::int[], $16::text[], $17::text[], $18::text[], \
@@ -126,8 +126,9 @@ pub(crate) const RECORDER_PLANNER: [(&str, &str); 3] = [
 
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
-/// Binds [`PG_FINISH`]'s 24 parameters (the last, the batch's oldest
-/// `created_at`, lets PostgreSQL skip the older partitions).
+/// Binds [`PG_FINISH`]'s 25 parameters (the last two, the batch's oldest
+/// and newest `created_at`, let PostgreSQL read only the days the batch is
+/// in: not the older ones, not tomorrow's, not the default partition).
 fn bind_finish<'q>(
     query: PgQuery<'q>,
     owner: &str,
@@ -182,6 +183,7 @@ fn bind_finish<'q>(
         .bind(col(|a| a.error_class.clone()))
         .bind(col(|a| a.error.clone()))
         .bind(rows.iter().map(|r| r.created_at).min().unwrap_or(0))
+        .bind(rows.iter().map(|r| r.created_at).max().unwrap_or(0))
 }
 
 /// The plan PostgreSQL picks for the recorder's statement with a batch of

@@ -202,11 +202,18 @@ pub(super) async fn leased_rows_sqlite(
     Ok(rows)
 }
 
+/// How far ahead of this gateway's clock another gateway's may be: a
+/// delivery created further in the future than that is leased once this
+/// clock has caught up with it.
+const CLOCK_SKEW_MS: i64 = 60_000;
+
 /// The lease (PostgreSQL): per receiver, its oldest due deliveries up to
 /// its budget (`deliveries_due`, a partial index of pending rows), skipped
 /// while locked by another lease, then marked leased, with their changes.
 /// `$7` is the lease floor ([`Store::refresh_lease_floor`]): partitions
-/// older than the oldest one holding pending work are not read.
+/// older than the oldest one holding pending work are not read; nor those
+/// after now (plus [`CLOCK_SKEW_MS`]), nor the default one while the floor
+/// is a day's start.
 static PG_LEASE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "WITH budget AS (SELECT * FROM unnest($1::bigint[], $2::int[], $3::bool[], $4::bigint[]) \
@@ -214,13 +221,15 @@ static PG_LEASE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
                      picked AS (SELECT p.id FROM budget b CROSS JOIN LATERAL ( \
                        SELECT d.id FROM deliveries d \
                        WHERE d.receiver_id = b.receiver_id AND d.status = 'pending' AND d.next_attempt_at <= $5 \
-                         AND d.lease_until <= $5 AND d.created_at >= $7 \
+                         AND d.lease_until <= $5 AND d.created_at BETWEEN $7 AND $5 + {CLOCK_SKEW_MS} \
                          AND (NOT b.ordered OR NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.receiver_id = d.receiver_id \
-                           AND e.status = 'pending' AND e.order_key = d.order_key AND e.id < d.id AND e.created_at >= $7)) \
+                           AND e.status = 'pending' AND e.order_key = d.order_key AND e.id < d.id \
+                           AND e.created_at BETWEEN $7 AND $5 + {CLOCK_SKEW_MS})) \
                        ORDER BY d.next_attempt_at, d.id LIMIT b.n FOR UPDATE OF d SKIP LOCKED) p), \
                      leased AS (UPDATE deliveries d SET lease_owner = $6, \
                        lease_until = (SELECT b.lease_until FROM budget b WHERE b.receiver_id = d.receiver_id) \
-                     WHERE d.id = ANY(ARRAY(SELECT id FROM picked)) AND d.created_at >= $7 RETURNING d.*) \
+                     WHERE d.id = ANY(ARRAY(SELECT id FROM picked)) AND d.created_at BETWEEN $7 AND $5 + {CLOCK_SKEW_MS} \
+                     RETURNING d.*) \
                      SELECT {LEASED_COLUMNS} FROM leased d {CHANGE_BY_ID}"
     )
 });
@@ -253,6 +262,7 @@ fn bind_lease<'q, O>(
 /// would hide a bad shape.
 pub(crate) async fn explain_lease(
     pool: &sqlx::PgPool,
+    now: i64,
     floor: i64,
     requests: &[LeaseRequest],
 ) -> Result<String> {
@@ -264,7 +274,7 @@ pub(crate) async fn explain_lease(
         list(|r| r.limit.to_string()),
         list(|r| r.ordered.to_string()),
         list(|r| r.lease_until.to_string()),
-        now_ms()
+        now
     );
     let mut conn = pool.acquire().await?;
     sqlx::query("SET plan_cache_mode = force_generic_plan")

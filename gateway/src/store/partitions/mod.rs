@@ -1,6 +1,6 @@
 //! The partitions of the audit trail (PostgreSQL; migration 0007): one per
 //! UTC day for `changes`, `deliveries` (by `created_at`) and `attempts` (by
-//! `started_at`), created a few days ahead, and dropped whole by retention
+//! `started_at`), created a day ahead, and dropped whole by retention
 //! once nothing in them is pending.
 //!
 //! A change and its deliveries share `created_at`, so a day's `changes`
@@ -29,10 +29,12 @@ use super::{Backend, Result, Store};
 /// One UTC day, in milliseconds.
 const DAY_MS: i64 = 86_400_000;
 
-/// Days of partitions kept ready beyond today, so a gateway that cannot
-/// create partitions for a while (a lock it waits for, a failover) still
-/// writes into day partitions rather than the default one.
-pub(crate) const DAYS_AHEAD: i64 = 3;
+/// Days of partitions kept ready beyond today: tomorrow's exists a day
+/// before it is written (checked every ten minutes), and no more, since
+/// every empty partition a hot statement may reach costs it planning and a
+/// probe. A gateway that could not create them in time writes into the
+/// default partition meanwhile.
+pub(crate) const DAYS_AHEAD: i64 = 1;
 
 /// The partitioned tables and the column each is partitioned by.
 pub(crate) const PARTITIONED: [(&str, &str); 3] = [
