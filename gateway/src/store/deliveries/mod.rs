@@ -25,7 +25,7 @@ pub(crate) use events::EventFilter;
 pub use events::EventRow;
 pub(crate) use recent::RecentAttempt;
 
-use super::{Backend, Result, Store, now_ms};
+use super::{Backend, Result, Store};
 use crate::envelope::{ChangePayload, EventIds, SubscriptionView, render};
 use crate::model::{ChangeId, DeliveryId, ReceiverId, SubscriptionId};
 
