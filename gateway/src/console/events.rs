@@ -170,18 +170,29 @@ fn last_result_failed(e: &EventRow) -> bool {
     ) || e.last_error.is_some()
 }
 
-fn select(name: &str, label: &str, current: &str, options: &[&str]) -> Markup {
+/// A filter: its label above its control, kept together in the grid.
+pub(crate) fn field(id: &str, label: &str, control: Markup) -> Markup {
     html! {
         div.field {
-            label for=(name) { (label) }
+            label for=(id) { (label) }
+            (control)
+        }
+    }
+}
+
+fn select(name: &str, label: &str, current: &str, options: &[&str]) -> Markup {
+    field(
+        name,
+        label,
+        html! {
             select id=(name) name=(name) {
                 option value="" { "any" }
                 @for o in options {
                     option value=(o) selected[current.eq_ignore_ascii_case(o)] { (o) }
                 }
             }
-        }
-    }
+        },
+    )
 }
 
 /// `GET /console/events`.
@@ -216,29 +227,18 @@ pub(crate) async fn list(
         h1 { "Events" }
         form.filters method="get" action="/console/events" role="search" {
             @if session.receiver.is_none() {
-                div.field {
-                    label for="receiver" { "Receiver id" }
+                (field("receiver", "Receiver id", html! {
                     input #receiver name="receiver" inputmode="numeric" value=(params.receiver);
-                }
+                }))
             }
-            div.field {
-                label for="resource" { "Resource" }
-                input #resource name="resource" value=(params.resource);
-            }
+            (field("resource", "Resource", html! { input #resource name="resource" value=(params.resource); }))
             (select("action", "Action", &params.action, &["CREATE", "UPDATE", "DELETE", "TEST"]))
             (select("status", "Status", &params.status, &statuses))
-            div.field {
-                label for="from" { "From (UTC)" }
+            (field("from", "From (UTC)", html! {
                 input #from type="datetime-local" name="from" value=(params.from);
-            }
-            div.field {
-                label for="to" { "To (UTC)" }
-                input #to type="datetime-local" name="to" value=(params.to);
-            }
-            div.field {
-                label for="find" { "Event id or row id" }
-                input #find name="find" value=(params.find);
-            }
+            }))
+            (field("to", "To (UTC)", html! { input #to type="datetime-local" name="to" value=(params.to); }))
+            (field("find", "Event id or row id", html! { input #find name="find" value=(params.find); }))
             button type="submit" { "Filter" }
         }
         div.scroll {

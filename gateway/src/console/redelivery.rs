@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::access;
 use super::error::Error;
-use super::events::utc_ms;
+use super::events::{field, utc_ms};
 use super::layout::{self, Nav, action_form};
 use super::session::Session;
 use super::time::when;
@@ -81,21 +81,18 @@ pub(crate) async fn form(
     let body = html! {
         h1 { "Redeliver failed events of " (name) }
         form.filters method="get" action={ "/console/receivers/" (id) "/redeliver" } {
-            div.field {
-                label for="from" { "From (UTC)" }
+            (field("from", "From (UTC)", html! {
                 input #from type="datetime-local" name="from" value=(range.from) aria-describedby="range-hint";
-            }
-            div.field {
-                label for="to" { "To (UTC)" }
+            }))
+            (field("to", "To (UTC)", html! {
                 input #to type="datetime-local" name="to" value=(range.to) aria-describedby="range-hint";
-            }
-            div.field {
-                label for="resource" { "Resource" }
+            }))
+            (field("resource", "Resource", html! {
                 select #resource name="resource" {
                     option value="" { "any" }
                     @for r in &resources { option value=(r) selected[range.resource.trim() == r] { (r) } }
                 }
-            }
+            }))
             button type="submit" { "Count" }
         }
         p.hint #range-hint { "Empty: from a day ago, to now." }

@@ -46,7 +46,20 @@ pub(crate) const PARTITIONED: [(&str, &str); 3] = [
 /// How long a partition's creation or removal waits for the locks it needs
 /// (it takes a brief exclusive lock on the table) before giving up until its
 /// next turn, rather than queueing every statement behind it.
-pub(super) const LOCK_TIMEOUT: &str = "2s";
+const LOCK_TIMEOUT: &str = "2s";
+
+/// A transaction whose statements wait at most [`LOCK_TIMEOUT`] for a lock.
+pub(super) async fn begin_short_waits(
+    pool: &PgPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(AssertSqlSafe(format!(
+        "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"
+    )))
+    .execute(&mut *tx)
+    .await?;
+    Ok(tx)
+}
 
 /// PostgreSQL's error code when a new partition would take rows the
 /// default partition already holds.
@@ -156,15 +169,10 @@ pub(crate) async fn create_ahead(pool: &PgPool, now: i64) -> Result<usize> {
     let until = day_start(now) + (DAYS_AHEAD + 1) * DAY_MS;
     let mut created = 0;
     for (table, _) in PARTITIONED {
-        let mut tx = pool.begin().await?;
+        let mut tx = begin_short_waits(pool).await?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('changewire partitions', 0))")
             .execute(&mut *tx)
             .await?;
-        sqlx::query(AssertSqlSafe(format!(
-            "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"
-        )))
-        .execute(&mut *tx)
-        .await?;
         let partitions = list(pool, table).await?;
         for (from, to) in missing_days(&partitions, now, until) {
             let name = day_partition_name(table, from);

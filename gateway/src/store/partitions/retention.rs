@@ -4,7 +4,7 @@
 
 use sqlx::{AssertSqlSafe, PgPool};
 
-use super::{LOCK_TIMEOUT, is_day, list};
+use super::{begin_short_waits, is_day, list};
 use crate::store::Result;
 
 /// PostgreSQL's error code when a lock was not had within `lock_timeout`.
@@ -38,12 +38,7 @@ pub(crate) async fn drop_expired(pool: &PgPool, cutoff: i64) -> Result<Dropped> 
         if still_needed(pool, &p.name, cutoff).await? {
             continue;
         }
-        let mut tx = pool.begin().await?;
-        sqlx::query(AssertSqlSafe(format!(
-            "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"
-        )))
-        .execute(&mut *tx)
-        .await?;
+        let mut tx = begin_short_waits(pool).await?;
         // Then locked and looked at again, so no redelivery can make a row
         // pending between the look and the drop. A lock not had in time is
         // tried again at the next pass.
@@ -81,12 +76,7 @@ pub(crate) async fn drop_expired(pool: &PgPool, cutoff: i64) -> Result<Dropped> 
     // What was stored before the upgrade goes once it is empty (pruned row
     // by row); its changes are referred to by no other deliveries.
     if let Some(before) = deliveries.iter().find(|p| p.from.is_none() && !p.default) {
-        let mut tx = pool.begin().await?;
-        sqlx::query(AssertSqlSafe(format!(
-            "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"
-        )))
-        .execute(&mut *tx)
-        .await?;
+        let mut tx = begin_short_waits(pool).await?;
         sqlx::query(AssertSqlSafe(format!(
             "LOCK TABLE \"{}\" IN ACCESS EXCLUSIVE MODE",
             before.name
@@ -122,12 +112,7 @@ pub(crate) async fn drop_expired(pool: &PgPool, cutoff: i64) -> Result<Dropped> 
         if to > cutoff || to > floor {
             continue;
         }
-        let mut tx = pool.begin().await?;
-        sqlx::query(AssertSqlSafe(format!(
-            "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"
-        )))
-        .execute(&mut *tx)
-        .await?;
+        let mut tx = begin_short_waits(pool).await?;
         sqlx::query(AssertSqlSafe(format!("DROP TABLE \"{}\"", p.name)))
             .execute(&mut *tx)
             .await?;
