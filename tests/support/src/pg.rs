@@ -207,7 +207,6 @@ fn init_and_start(options: &[&str]) -> Result<(String, PathBuf, PathBuf, String)
         rand::random::<u32>()
     ));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let port = 20_000 + (rand::random::<u16>() % 20_000);
     let as_postgres = |args: &[&str]| -> Command {
         if is_root() {
             let mut c = Command::new("runuser");
@@ -243,28 +242,42 @@ fn init_and_start(options: &[&str]) -> Result<(String, PathBuf, PathBuf, String)
     if !status.success() {
         return Err(format!("initdb failed: {status}"));
     }
-    let opts = format!(
-        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off {}",
-        dir.display(),
-        options.join(" ")
-    );
     let log = dir.join("log");
-    let status = as_postgres(&[
-        pg_ctl.to_str().unwrap_or("pg_ctl"),
-        "-D",
-        data.to_str().unwrap_or(""),
-        "-o",
-        &opts,
-        "-l",
-        log.to_str().unwrap_or(""),
-        "-w",
-        "start",
-    ])
-    .status()
-    .map_err(|e| e.to_string())?;
-    if !status.success() {
-        return Err(format!("pg_ctl start failed: {status}"));
+    // A port below Linux's ephemeral range (32768 and up), where the
+    // tests' own connections and listeners take theirs; another port if
+    // this one is taken all the same.
+    let mut started = None;
+    for _ in 0..5 {
+        let port = 20_000 + (rand::random::<u16>() % 12_000);
+        let opts = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off {}",
+            dir.display(),
+            options.join(" ")
+        );
+        let status = as_postgres(&[
+            pg_ctl.to_str().unwrap_or("pg_ctl"),
+            "-D",
+            data.to_str().unwrap_or(""),
+            "-o",
+            &opts,
+            "-l",
+            log.to_str().unwrap_or(""),
+            "-w",
+            "start",
+        ])
+        .status()
+        .map_err(|e| e.to_string())?;
+        if status.success() {
+            started = Some((port, opts));
+            break;
+        }
     }
+    let Some((port, opts)) = started else {
+        return Err(format!(
+            "pg_ctl start failed 5 times; see {}",
+            log.display()
+        ));
+    };
     // A watchdog stops the cluster when this test process exits.
     let stop = format!(
         "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {prefix}{pg_ctl} -D {data} -m immediate stop >/dev/null 2>&1; rm -rf {dir}",
