@@ -85,7 +85,7 @@ pub(super) const PG_FAN_OUT: &str = "WITH u AS ( \
          ORDER BY u.source, coalesce(u.source_key, u.ord::text), u.ord) u \
        WHERE u.source_key IS NULL OR NOT EXISTS (SELECT 1 FROM (SELECT 1 FROM changes x \
          WHERE x.source = u.source AND x.source_key = u.source_key AND x.source_key IS NOT NULL \
-         AND x.created_at BETWEEN $14 - $19 AND $14 + 60000 LIMIT 1) AS seen) \
+         AND x.created_at BETWEEN $14 - $19 AND $14 + $20 LIMIT 1) AS seen) \
        ORDER BY u.ord \
        RETURNING id, source, source_key, resource, action, row_id), \
      candidates AS ( \
@@ -121,8 +121,9 @@ pub(super) const PG_FAN_OUT: &str = "WITH u AS ( \
 /// look-up keeps it on the recent partitions however long the trail is.
 pub(crate) const DEDUPLICATION_WINDOW_MS: i64 = 7 * 86_400_000;
 
-/// [`PG_FAN_OUT`]'s 19 arguments: the changes' columns, `now`, the claims'
-/// columns, their owner and [`DEDUPLICATION_WINDOW_MS`].
+/// [`PG_FAN_OUT`]'s 20 arguments: the changes' columns, `now`, the claims'
+/// columns, their owner, [`DEDUPLICATION_WINDOW_MS`] and the clock skew
+/// allowed ([`super::CLOCK_SKEW_MS`]).
 pub(super) fn pg_fan_out_args(
     changes: &[NewChange],
     claims: &Claims,
@@ -155,6 +156,7 @@ pub(super) fn pg_fan_out_args(
     args.add(claim(|c| c.lease_until))?;
     args.add(claims.owner.clone())?;
     args.add(DEDUPLICATION_WINDOW_MS)?;
+    args.add(super::CLOCK_SKEW_MS)?;
     Ok(args)
 }
 

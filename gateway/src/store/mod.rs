@@ -139,6 +139,12 @@ pub(crate) fn new_etag() -> String {
     format!("{:016x}", rand::rng().random::<u64>())
 }
 
+/// How far ahead of this gateway's clock another gateway's may be: a
+/// delivery created further in the future than that is leased once this
+/// clock has caught up with it, and a change stored that far ahead is still
+/// found as a repeat.
+pub(crate) const CLOCK_SKEW_MS: i64 = 60_000;
+
 /// The PostgreSQL schema that holds changewire's own tables.
 pub(crate) const PG_SCHEMA: &str = "changewire";
 

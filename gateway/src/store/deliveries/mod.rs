@@ -25,7 +25,7 @@ pub(crate) use events::EventFilter;
 pub use events::EventRow;
 pub(crate) use recent::RecentAttempt;
 
-use super::{Backend, Result, Store};
+use super::{Backend, CLOCK_SKEW_MS, Result, Store};
 use crate::envelope::{ChangePayload, EventIds, SubscriptionView, render};
 use crate::model::{ChangeId, DeliveryId, ReceiverId, SubscriptionId};
 
@@ -201,11 +201,6 @@ pub(super) async fn leased_rows_sqlite(
     }
     Ok(rows)
 }
-
-/// How far ahead of this gateway's clock another gateway's may be: a
-/// delivery created further in the future than that is leased once this
-/// clock has caught up with it.
-const CLOCK_SKEW_MS: i64 = 60_000;
 
 /// The lease (PostgreSQL): per receiver, its oldest due deliveries up to
 /// its budget (`deliveries_due`, a partial index of pending rows), skipped

@@ -36,12 +36,8 @@ const DAY_MS: i64 = 86_400_000;
 /// default partition meanwhile.
 pub(crate) const DAYS_AHEAD: i64 = 1;
 
-/// The partitioned tables and the column each is partitioned by.
-pub(crate) const PARTITIONED: [(&str, &str); 3] = [
-    ("changes", "created_at"),
-    ("deliveries", "created_at"),
-    ("attempts", "started_at"),
-];
+/// The partitioned tables (migration 0007 says by which column).
+pub(crate) const PARTITIONED: [&str; 3] = ["changes", "deliveries", "attempts"];
 
 /// How long a partition's creation or removal waits for the locks it needs
 /// (it takes a brief exclusive lock on the table) before giving up until its
@@ -168,7 +164,7 @@ fn missing_days(partitions: &[Partition], now: i64, until: i64) -> Vec<(i64, i64
 pub(crate) async fn create_ahead(pool: &PgPool, now: i64) -> Result<usize> {
     let until = day_start(now) + (DAYS_AHEAD + 1) * DAY_MS;
     let mut created = 0;
-    for (table, _) in PARTITIONED {
+    for table in PARTITIONED {
         let mut tx = begin_short_waits(pool).await?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('changewire partitions', 0))")
             .execute(&mut *tx)
