@@ -102,6 +102,30 @@ async fn db_counters(conn: &mut PgConnection) -> (BTreeMap<String, i64>, u64) {
     (rows.into_iter().collect(), wal)
 }
 
+/// What each `postgres` process is, for the CPU breakdown: its backend type,
+/// and for a client backend the start of the last statement it ran (a
+/// gateway pool runs one kind of statement).
+async fn process_labels(conn: &mut PgConnection) -> HashMap<u32, String> {
+    let rows: Vec<(i32, String, String)> = sqlx::query_as(
+        "SELECT pid, coalesce(backend_type, ''), \
+         CASE WHEN backend_type = 'client backend' THEN regexp_replace(left(query, 48), '\\s+', ' ', 'g') ELSE '' END \
+         FROM pg_stat_activity",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap_or_default();
+    rows.into_iter()
+        .map(|(pid, kind, query)| {
+            let label = if query.is_empty() {
+                kind
+            } else {
+                format!("{kind}: {query}")
+            };
+            (pid as u32, label)
+        })
+        .collect()
+}
+
 /// The counters at the start of a measured window.
 struct Window {
     began: Instant,
@@ -174,6 +198,7 @@ async fn report(
     sink: &Sink,
 ) -> Value {
     let processes = gws.len();
+    let labels = process_labels(stats).await;
     for mut gw in gws {
         if gw.sigterm(Duration::from_secs(20)).is_none() {
             gw.kill9();
@@ -207,6 +232,27 @@ async fn report(
     let app_writer: u64 = writer_pid
         .and_then(|p| end.postgres.get(&p).map(|t| delta(&p, t)))
         .unwrap_or(0);
+    let mut by_kind: BTreeMap<String, u64> = BTreeMap::new();
+    for (pid, t) in &end.postgres {
+        if Some(*pid) == writer_pid {
+            continue;
+        }
+        let label = labels
+            .get(pid)
+            .cloned()
+            .unwrap_or_else(|| "(gone or unnamed)".into());
+        *by_kind.entry(label).or_default() += delta(pid, t);
+    }
+    let by_kind: serde_json::Map<String, Value> = by_kind
+        .into_iter()
+        .filter(|(_, t)| *t > 0)
+        .map(|(k, t)| {
+            (
+                k,
+                json!(round(t as f64 / tck / delivered.max(1) as f64 * 1000.0, 4)),
+            )
+        })
+        .collect();
     let exited = w
         .postgres
         .keys()
@@ -239,6 +285,7 @@ async fn report(
         "gateway_cpu_s_per_1k_deliveries": per_1k(gateway),
         "postgres_cpu_s_per_1k_deliveries": per_1k(postgres),
         "postgres_cpu_s_per_1k_deliveries_without_app_writer": per_1k(postgres - app_writer),
+        "postgres_cpu_s_per_1k_deliveries_by_process": by_kind,
         "postgres_processes_seen": end.postgres.len(),
         "postgres_processes_exited_uncounted": exited,
         "deliveries_for_writes": written_n,

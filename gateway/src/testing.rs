@@ -72,8 +72,14 @@ pub async fn explain_lease(
     requests: &[LeaseRequest],
 ) -> Option<Result<String, StoreError>> {
     match store.backend() {
-        Backend::Postgres(pool) => Some(
-            crate::store::deliveries::explain_lease(pool, now, store.lease_floor(), requests).await,
+        Backend::Postgres(main) => Some(
+            crate::store::deliveries::explain_lease(
+                store.lease_pool().unwrap_or(main),
+                now,
+                store.lease_floor(),
+                requests,
+            )
+            .await,
         ),
         Backend::Sqlite(_) => None,
     }
@@ -104,7 +110,8 @@ pub async fn explain_fan_out(
     claimed: &[ReceiverId],
 ) -> Option<Result<String, StoreError>> {
     match store.backend() {
-        Backend::Postgres(pool) => {
+        Backend::Postgres(main) => {
+            let pool = store.fan_out_pool().unwrap_or(main);
             Some(crate::store::plans::explain_fan_out(pool, resource, n, claimed).await)
         }
         Backend::Sqlite(_) => None,

@@ -18,21 +18,62 @@ use crate::store::deliveries::Completion;
 
 const MAX_BATCH: usize = 1000;
 
+/// How long a small batch waits for more outcomes before it is written.
+/// Under a trickle every batch would hold one attempt, and its statement,
+/// round trip and commit cost PostgreSQL several times what the row does;
+/// waiting a few milliseconds lets a few attempts share them. Nothing
+/// waits on it but the record: the receiver already has its delivery, the
+/// budget in flight is already given back, and the lease still holds the
+/// delivery meanwhile (a crash sends it again, as before).
+const LINGER: Duration = Duration::from_millis(5);
+
+/// A batch at least this big is written without lingering.
+const LINGER_UNTIL: usize = 16;
+
 /// Receives outcomes and records them until every sender is gone.
 pub(crate) async fn run(engine: Arc<Engine>, mut rx: mpsc::Receiver<Outcome>) {
     let mut batch: Vec<Outcome> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(o) => batch.push(o),
-                Err(_) => break,
+        take_waiting(&mut rx, &mut batch);
+        if batch.len() < LINGER_UNTIL && !any_ordered(&engine, &batch) {
+            let deadline = tokio::time::Instant::now() + LINGER;
+            while batch.len() < LINGER_UNTIL {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(o)) => {
+                        batch.push(o);
+                        take_waiting(&mut rx, &mut batch);
+                    }
+                    // Every sender gone (shutdown) or the wait is over.
+                    Ok(None) | Err(_) => break,
+                }
             }
         }
         write(&engine, &batch).await;
         after_write(&engine, &batch).await;
         batch.clear();
     }
+}
+
+/// Adds the outcomes already queued, up to [`MAX_BATCH`].
+fn take_waiting(rx: &mut mpsc::Receiver<Outcome>, batch: &mut Vec<Outcome>) {
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(o) => batch.push(o),
+            Err(_) => break,
+        }
+    }
+}
+
+/// Whether an outcome is a per-row ordered receiver's: its next delivery of
+/// the row waits for this one's record, so that is written at once.
+fn any_ordered(engine: &Engine, batch: &[Outcome]) -> bool {
+    batch.iter().any(|o| {
+        engine
+            .receivers
+            .get(o.receiver_id)
+            .is_some_and(|r| r.ordered)
+    })
 }
 
 async fn write(engine: &Engine, batch: &[Outcome]) {

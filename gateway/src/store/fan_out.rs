@@ -25,7 +25,10 @@ impl Store {
         }
         let now = now_ms();
         match self.backend() {
-            Backend::Postgres(pool) => super::fan_out_pg::fan_out(pool, changes, claims, now).await,
+            Backend::Postgres(main) => {
+                let pool = self.fan_out_pool().unwrap_or(main);
+                super::fan_out_pg::fan_out(pool, changes, claims, now).await
+            }
             Backend::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
                 let mut ids = Vec::with_capacity(changes.len());

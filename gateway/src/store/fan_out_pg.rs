@@ -85,7 +85,7 @@ pub(super) const PG_FAN_OUT: &str = "WITH u AS ( \
          ORDER BY u.source, coalesce(u.source_key, u.ord::text), u.ord) u \
        WHERE u.source_key IS NULL OR NOT EXISTS (SELECT 1 FROM (SELECT 1 FROM changes x \
          WHERE x.source = u.source AND x.source_key = u.source_key AND x.source_key IS NOT NULL \
-         AND x.created_at BETWEEN $14 - $19 AND $14 + $20 LIMIT 1) AS seen) \
+         AND x.created_at BETWEEN $14::bigint - $19::bigint AND $14::bigint + $20::bigint LIMIT 1) AS seen) \
        ORDER BY u.ord \
        RETURNING id, source, source_key, resource, action, row_id), \
      candidates AS ( \

@@ -7,6 +7,7 @@ use changewire_core::Action;
 use sqlx::AssertSqlSafe;
 
 use super::changes::{Claim, Claims, NewChange};
+use super::explain::{explain_prepared, parameter_values_sql, prepare_explained};
 use super::fan_out_pg::{PG_FAN_OUT, pg_fan_out_args};
 use super::{Result, now_ms};
 use crate::envelope::ChangePayload;
@@ -14,7 +15,8 @@ use crate::model::ReceiverId;
 
 /// The plan PostgreSQL picks for the fan-out of `n` captured changes of
 /// `resource` (updates, ~100-byte rows), each receiver in `claimed` taking
-/// its new deliveries leased, as `EXPLAIN` prints it.
+/// its new deliveries leased, as `EXPLAIN` prints it: the generic plan, as
+/// the fan-out's connections run it.
 pub(crate) async fn explain_fan_out(
     pool: &sqlx::PgPool,
     resource: &str,
@@ -47,13 +49,10 @@ pub(crate) async fn explain_fan_out(
             .collect(),
     };
     let args = pg_fan_out_args(&changes, &claims, now).map_err(sqlx::Error::Encode)?;
-    let explain = format!("EXPLAIN {PG_FAN_OUT}");
-    let lines: Vec<(String,)> = sqlx::query_as_with(AssertSqlSafe(explain), args)
-        .fetch_all(pool)
+    let mut conn = pool.acquire().await?;
+    let types = prepare_explained(&mut conn, PG_FAN_OUT).await?;
+    sqlx::query_with(AssertSqlSafe(parameter_values_sql(types.len())), args)
+        .execute(&mut *conn)
         .await?;
-    Ok(lines
-        .into_iter()
-        .map(|(l,)| l)
-        .collect::<Vec<_>>()
-        .join("\n"))
+    explain_prepared(&mut conn, &types).await
 }

@@ -231,23 +231,24 @@ async fn concurrent_writers_none_lost_none_duplicated() {
 }
 
 /// Only one importer reads the log at a time (per-row commit order across
-/// gateways): while another session holds the importer's lock, nothing is
-/// imported; once it lets go, every change is imported, in commit order.
+/// gateways): while another session holds the importer's lock (as another
+/// gateway's importer does for as long as it runs), nothing is imported;
+/// once it lets go, every change is imported, in commit order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_importer_lock_keeps_this_importer_out() {
     let (db, mut app) = app_db().await;
+    let mut other = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    exec(
+        &mut other,
+        "SELECT pg_advisory_lock(hashtext('changewire.capture.import'))",
+    )
+    .await;
     let gw = gateway(None, &db.url, &db.url, "").await;
     let sink = TestReceiver::start().await;
     gw.receiver_with(
         &sink.url(),
         &[("RUNS", "CREATE")],
         json!({"maxConcurrency": 1}),
-    )
-    .await;
-    let mut other = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    exec(
-        &mut other,
-        "SELECT pg_advisory_lock(hashtext('changewire.capture.import'))",
     )
     .await;
     for i in 0..3 {
@@ -285,6 +286,20 @@ async fn a_held_importer_lock_keeps_this_importer_out() {
     events.sort();
     let statuses: Vec<&str> = events.iter().map(|(_, s)| s.as_str()).collect();
     assert_eq!(statuses, ["held-0", "held-1", "held-2"]);
+    // The imported rows leave the log with the importer's next read.
+    let url = db.url.clone();
+    eventually("the imported rows leave the log", WAIT, || {
+        let url = url.clone();
+        async move {
+            let mut conn = sqlx::PgConnection::connect(&url).await.ok()?;
+            let left: i64 = sqlx::query_scalar("SELECT count(*) FROM changewire.logged_actions")
+                .fetch_one(&mut conn)
+                .await
+                .ok()?;
+            (left == 0).then_some(())
+        }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

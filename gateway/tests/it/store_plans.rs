@@ -169,9 +169,13 @@ async fn plans(store: &Store, total: i64, label: &str) {
             "{label}, {n} rows: the recorder does not look deliveries up by key:\n{plan}"
         );
         if total > 100_000 {
-            // The newest 500 rows are all on the third day.
+            // The newest 500 rows are all on the third day. (The generic
+            // plan names every partition as a place the update may write;
+            // the ones its batch is not in are pruned before any is read.)
             assert!(
-                !plan.contains(&first_day),
+                !plan
+                    .lines()
+                    .any(|line| line.contains("Scan") && line.contains(&first_day)),
                 "{label}, {n} rows: the recorder reads a partition its batch is not in:\n{plan}"
             );
         }

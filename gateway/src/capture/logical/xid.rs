@@ -13,23 +13,37 @@ pub(super) struct XidEpoch {
 }
 
 impl XidEpoch {
-    /// Reads the server's next transaction id when one of `xids` is not
-    /// known to be older than the one known (at start, and after a wrap of
-    /// the 32-bit counter).
+    /// Reads the server's next transaction id once (at start), then follows
+    /// it from `xids`: an id newer than the one known moves it forward, so a
+    /// stream of new transactions costs no query.
     pub(super) async fn refresh_for(
         &mut self,
         pool: &PgPool,
-        mut xids: impl Iterator<Item = u32>,
+        xids: impl Iterator<Item = u32>,
     ) -> Result<(), Error> {
-        if self.next_full != 0 && xids.all(|xid| self.distance_back(xid) < (1 << 31)) {
-            return Ok(());
+        if self.next_full == 0 {
+            let next: i64 =
+                sqlx::query_scalar("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint")
+                    .fetch_one(pool)
+                    .await?;
+            self.next_full = u64::try_from(next).unwrap_or(0);
         }
-        let next: i64 =
-            sqlx::query_scalar("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint")
-                .fetch_one(pool)
-                .await?;
-        self.next_full = u64::try_from(next).unwrap_or(0);
+        for xid in xids {
+            self.saw(xid);
+        }
         Ok(())
+    }
+
+    /// Moves the next id past `xid` when `xid` is newer than it. Ids are
+    /// handed out in order, so an id less than 2^31 ahead of the known
+    /// next one (modulo 2^32) is that far ahead in 64 bits too; anything
+    /// else is older, already known.
+    fn saw(&mut self, xid: u32) {
+        let low = (self.next_full & 0xFFFF_FFFF) as u32;
+        let ahead = xid.wrapping_sub(low);
+        if ahead < (1 << 31) {
+            self.next_full += u64::from(ahead) + 1;
+        }
     }
 
     /// How far back from the next id `xid` is, modulo 2^32 (1 for the
@@ -72,7 +86,24 @@ mod tests {
             (4 << 32) | i64::from(u32::MAX - 2)
         );
         assert!(wrapped.distance_back(3) < (1 << 31));
-        // An id the known one has not reached (newer): a refresh is due.
+        // An id the known one has not reached (newer): it moves it forward.
         assert!(wrapped.distance_back(20) >= (1 << 31));
+        let mut moving = wrapped;
+        moving.saw(20);
+        assert_eq!(moving.next_full, (5 << 32) | 21);
+        assert_eq!(moving.full(20), (5 << 32) | 20);
+        assert_eq!(moving.full(3), (5 << 32) | 3);
+        // Older ids leave it where it is.
+        moving.saw(3);
+        moving.saw(u32::MAX - 2);
+        assert_eq!(moving.next_full, (5 << 32) | 21);
+        // Across a wrap of the 32-bit counter.
+        let mut near = XidEpoch {
+            next_full: (7 << 32) | u64::from(u32::MAX - 1),
+        };
+        near.saw(5);
+        assert_eq!(near.next_full, (8 << 32) | 6);
+        assert_eq!(near.full(5), (8 << 32) | 5);
+        assert_eq!(near.full(u32::MAX - 3), (7 << 32) | i64::from(u32::MAX - 3));
     }
 }

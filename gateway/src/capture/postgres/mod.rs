@@ -4,9 +4,11 @@
 
 mod install;
 mod listen;
+mod session;
 
 use install::install_sql;
 pub(crate) use install::uninstall;
+use session::ImportSession;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -41,6 +43,8 @@ pub struct PgCapture {
     /// Back from the logical mode: the marker its slot is read to (and then
     /// dropped) before the log.
     slot_marker: Option<String>,
+    /// The importer's connection and its import lock.
+    session: tokio::sync::Mutex<ImportSession>,
 }
 
 impl PgCapture {
@@ -124,6 +128,7 @@ impl PgCapture {
             commit_timestamps,
             install_id,
             slot_marker,
+            session: Default::default(),
         })
     }
 
@@ -152,6 +157,7 @@ impl PgCapture {
             commit_timestamps,
             install_id: String::new(),
             slot_marker: None,
+            session: Default::default(),
         })
     }
 
@@ -221,9 +227,11 @@ impl PgCapture {
             // store). A deletion lost in a server crash brings the rows
             // back, and importing them again is a no-op (fan-out is
             // idempotent per log row), so no commit here waits on the disk.
+            // Its read is planned once per connection, not once per run
+            // (the planning cost more than the read).
             let options = (*self.pool.connect_options())
                 .clone()
-                .options([("synchronous_commit", "off")]);
+                .options([("synchronous_commit", "off"), crate::store::GENERIC_PLANS]);
             self.pool = PgPoolOptions::new()
                 .max_connections(2)
                 .acquire_timeout(Duration::from_secs(10))
@@ -249,9 +257,13 @@ impl PgCapture {
                     backoff.reset();
                     if imported > 0 {
                         self.pace.saw_changes();
-                        continue; // more may be waiting
                     }
-                    ctx.progress.caught_up();
+                    if imported as u64 >= self.batch.unsigned_abs() {
+                        continue; // a full batch: more may be waiting
+                    }
+                    if imported == 0 {
+                        ctx.progress.caught_up();
+                    }
                 }
                 Err(err) => {
                     if !backoff.failed(&ctx, "capture import", &err).await {
@@ -276,62 +288,63 @@ impl PgCapture {
             }
             return true;
         }
-        let probe = format!(
-            "SELECT EXISTS (SELECT 1 FROM {}.logged_actions)",
-            self.schema
-        );
-        loop {
-            if !self.pace.pause(&ctx.shutdown).await {
-                return false;
-            }
-            // A cheap probe of the primary key; errors go to the import, which reports them.
-            match sqlx::query_scalar::<_, bool>(AssertSqlSafe(probe.as_str()))
-                .fetch_one(&self.pool)
-                .await
-            {
-                Ok(false) => {
-                    ctx.progress.caught_up();
-                    continue;
-                }
-                Ok(true) | Err(_) => return true,
-            }
-        }
+        // The import's read of the log is the probe: an empty read costs
+        // what a probe would, and a read that finds rows saves a round trip.
+        self.pace.pause(&ctx.shutdown).await
     }
 
-    /// Imports one batch; returns how many log rows it handled.
+    /// Imports one batch; returns how many log rows it handled (none while
+    /// another gateway's importer holds the import lock). After a failure
+    /// the importer's connection is closed, and its lock with it.
     async fn import_batch(&self, ctx: &Importer) -> Result<usize, Error> {
-        let mut tx = self.pool.begin().await?;
-        // One importer at a time across gateways keeps per-row commit order;
-        // another gateway takes over at once if this one dies (the lock is
-        // transaction-scoped). The lock is taken in the same statement as
-        // the read, as a one-time filter (no rows when another importer
-        // holds it; the scan stays the ordered primary-key scan): one round
-        // trip fewer on the commit → delivery path.
+        let mut session = self.session.lock().await;
+        let result = self.import_batch_on(&mut session, ctx).await;
+        if result.is_err() {
+            session.reset().await;
+        }
+        result
+    }
+
+    async fn import_batch_on(
+        &self,
+        session: &mut ImportSession,
+        ctx: &Importer,
+    ) -> Result<usize, Error> {
         let occurred = if self.commit_timestamps {
             "COALESCE(pg_xact_commit_timestamp(l.xmin), l.occurred_at)"
         } else {
             "l.occurred_at"
         };
+        // The rows the last batch fanned out are deleted by this read (one
+        // round trip, not two per batch); the read leaves them out, since
+        // it sees the log as it was before the deletion.
         let sql = format!(
-            "SELECT l.id, l.resource, l.action, l.transaction_id, \
+            "WITH imported AS (DELETE FROM {schema}.logged_actions WHERE id = ANY($2)) \
+             SELECT l.id, l.resource, l.action, l.transaction_id, \
              (extract(epoch FROM {occurred}) * 1000)::bigint AS occurred_ms, \
              (extract(epoch FROM l.occurred_at) * 1000000)::bigint AS logged_us, \
              l.old_row::text AS old_row, l.new_row::text AS new_row \
-             FROM {schema}.logged_actions l \
-             WHERE (SELECT pg_try_advisory_xact_lock(hashtext('changewire.capture.import'))) AND l.dispatched_at IS NULL \
-             ORDER BY l.id LIMIT $1 FOR UPDATE OF l SKIP LOCKED",
+             FROM {schema}.logged_actions l WHERE l.dispatched_at IS NULL AND l.id <> ALL($2) \
+             ORDER BY l.id LIMIT $1",
             schema = self.schema
         );
-        // What the subscriptions need (a query to the store) is read while
-        // the log is (a query to the captured database): one wait, not two.
-        let read_log = sqlx::query(AssertSqlSafe(sql))
+        let imported = session.to_delete();
+        let Some(conn) = session.locked(&self.pool).await? else {
+            return Ok(0);
+        };
+        let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(self.batch)
-            .fetch_all(&mut *tx);
-        let (rows, needs) = tokio::join!(read_log, super::expand::Needs::load(&ctx.store));
-        let (rows, needs) = (rows?, needs?);
+            .bind(&imported)
+            .fetch_all(&mut *conn)
+            .await?;
+        session.deleted(&imported, &self.pool, &self.schema);
         if rows.is_empty() {
             return Ok(0);
         }
+        // What the subscriptions need is read only when there is something
+        // to fan out: an empty read (the importer's probe) costs one round
+        // trip, not two.
+        let needs = super::expand::Needs::load(&ctx.store).await?;
         let mut ids = Vec::with_capacity(rows.len());
         let mut changes = Vec::with_capacity(rows.len());
         for r in &rows {
@@ -359,18 +372,11 @@ impl PgCapture {
         super::expand::related_pg(&self.pool, &self.tables, &needs, &mut changes).await?;
         needs.trim_records(&mut changes);
         // Deliveries are durable and handed to sending once this returns;
-        // the log rows go after, so a crash in between re-imports them as
-        // no-ops.
+        // the log rows go with the next read, so a crash in between
+        // re-imports them as no-ops.
         ctx.fan_out(&changes, "postgres").await?;
-        let mark = format!(
-            "DELETE FROM {}.logged_actions WHERE id = ANY($1)",
-            self.schema
-        );
-        sqlx::query(AssertSqlSafe(mark))
-            .bind(&ids)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(ids.len())
+        let n = ids.len();
+        session.imported(ids);
+        Ok(n)
     }
 }

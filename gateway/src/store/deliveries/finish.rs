@@ -190,7 +190,7 @@ fn bind_finish<'q>(
 /// `ids` with their `created_at` (each finished with an attempt), as `EXPLAIN` prints it. Nothing
 /// is written: the statement is only planned.
 /// Planned where the recorder runs it: on its own connections, with their
-/// planner settings.
+/// planner settings, in its generic plan.
 pub(crate) async fn explain_finish(
     store: &Store,
     main: &sqlx::PgPool,
@@ -225,25 +225,20 @@ pub(crate) async fn explain_finish(
     let rows: Vec<FinishRow> = finished.iter().map(|f| FinishRow::from(f, now)).collect();
     let attempts: Vec<(DeliveryId, &AttemptRecord)> =
         finished.iter().map(|f| (f.delivery_id, &record)).collect();
-    let explain = format!("EXPLAIN {}", PG_FINISH.as_str());
     let pool = store.recorder_pool().unwrap_or(main);
-    let lines: Vec<String> = {
-        let query = bind_finish(
-            sqlx::query(AssertSqlSafe(explain.as_str())),
-            "explain",
-            now,
-            &rows,
-            &attempts,
-        );
-        use sqlx::Row as _;
-        query
-            .fetch_all(pool)
-            .await?
-            .iter()
-            .map(|row| row.try_get::<String, _>(0).unwrap_or_default())
-            .collect()
-    };
-    Ok(lines.join("\n"))
+    let mut conn = pool.acquire().await?;
+    let types = super::super::explain::prepare_explained(&mut conn, PG_FINISH.as_str()).await?;
+    let values = super::super::explain::parameter_values_sql(types.len());
+    bind_finish(
+        sqlx::query(AssertSqlSafe(values.as_str())),
+        "explain",
+        now,
+        &rows,
+        &attempts,
+    )
+    .execute(&mut *conn)
+    .await?;
+    super::super::explain::explain_prepared(&mut conn, &types).await
 }
 
 struct FinishRow {

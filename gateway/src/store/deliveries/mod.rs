@@ -251,49 +251,29 @@ fn bind_lease<'q, O>(
 
 /// The plan PostgreSQL picks for the lease of `requests`, as `EXPLAIN`
 /// prints it (nothing is leased: the statement is only planned). The plan
-/// is the generic one (`plan_cache_mode = force_generic_plan`), planned
-/// without the parameters' values, as PostgreSQL may plan the prepared
-/// lease after a few runs: where a plan that prunes partitions by value
-/// would hide a bad shape.
+/// is the generic one, planned without the parameters' values, as the
+/// lease's connections plan it ([`super::GENERIC_PLANS`]): where a plan that
+/// prunes partitions by value would hide a bad shape.
 pub(crate) async fn explain_lease(
     pool: &sqlx::PgPool,
     now: i64,
     floor: i64,
     requests: &[LeaseRequest],
 ) -> Result<String> {
-    let list =
-        |f: fn(&LeaseRequest) -> String| requests.iter().map(f).collect::<Vec<_>>().join(",");
-    let arguments = format!(
-        "'{{{}}}'::bigint[], '{{{}}}'::int[], '{{{}}}'::bool[], '{{{}}}'::bigint[], {}, 'explain', {floor}",
-        list(|r| r.receiver_id.to_string()),
-        list(|r| r.limit.to_string()),
-        list(|r| r.ordered.to_string()),
-        list(|r| r.lease_until.to_string()),
-        now
-    );
+    let requests: Vec<&LeaseRequest> = requests.iter().collect();
     let mut conn = pool.acquire().await?;
-    sqlx::query("SET plan_cache_mode = force_generic_plan")
-        .execute(&mut *conn)
-        .await?;
-    sqlx::raw_sql(AssertSqlSafe(format!(
-        "PREPARE changewire_explained_lease AS {}",
-        PG_LEASE.as_str()
-    )))
-    .execute(&mut *conn)
+    let types = super::explain::prepare_explained(&mut conn, PG_LEASE.as_str()).await?;
+    let values = super::explain::parameter_values_sql(types.len());
+    bind_lease(
+        sqlx::query_as::<_, (String,)>(AssertSqlSafe(values)),
+        "explain",
+        now,
+        floor,
+        &requests,
+    )
+    .fetch_one(&mut *conn)
     .await?;
-    let lines: Vec<(String,)> = sqlx::query_as(AssertSqlSafe(format!(
-        "EXPLAIN EXECUTE changewire_explained_lease({arguments})"
-    )))
-    .fetch_all(&mut *conn)
-    .await?;
-    sqlx::raw_sql("DEALLOCATE changewire_explained_lease; RESET plan_cache_mode")
-        .execute(&mut *conn)
-        .await?;
-    Ok(lines
-        .into_iter()
-        .map(|(l,)| l)
-        .collect::<Vec<_>>()
-        .join("\n"))
+    super::explain::explain_prepared(&mut conn, &types).await
 }
 
 impl Store {
