@@ -41,8 +41,12 @@ pub(crate) async fn run(engine: Arc<Engine>, mut rx: mpsc::Receiver<Outcome>) {
             while batch.len() < LINGER_UNTIL {
                 match tokio::time::timeout_at(deadline, rx.recv()).await {
                     Ok(Some(o)) => {
+                        let from = batch.len();
                         batch.push(o);
                         take_waiting(&mut rx, &mut batch);
+                        if any_ordered(&engine, &batch[from..]) {
+                            break;
+                        }
                     }
                     // Every sender gone (shutdown) or the wait is over.
                     Ok(None) | Err(_) => break,

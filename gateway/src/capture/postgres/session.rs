@@ -3,10 +3,10 @@
 //!
 //! One importer at a time across gateways keeps per-row commit order. The
 //! lock is a session advisory lock on a connection kept for as long as it
-//! works: the importer reads the log and deletes what it fanned out with
-//! one statement each, with no transaction around them (a transaction
-//! would cost a `BEGIN` and a `COMMIT`, two round trips per change at a
-//! trickle). If the connection fails it is closed, which releases the lock
+//! works: the importer reads the log, deleting what the previous batch
+//! fanned out, in one statement with no transaction around it (a
+//! transaction would cost a `BEGIN` and a `COMMIT`, two round trips per
+//! change at a trickle). If the connection fails it is closed, which releases the lock
 //! on the server, and another gateway's importer takes over.
 
 use std::sync::Arc;
@@ -43,8 +43,9 @@ pub(super) struct ImportSession {
     /// A vacuum is running (on a connection of its own).
     vacuuming: Arc<AtomicBool>,
     /// Log rows fanned out and not deleted yet (the next read deletes
-    /// them). Kept across a failure: deleting them later is still right,
-    /// and should they come back first, importing them again is a no-op.
+    /// them, and leaves them out). Kept across a failed read: the next one
+    /// deletes them; a stop before that leaves them in the log, and the
+    /// next importer imports them again as no-ops.
     imported: Vec<i64>,
 }
 
