@@ -325,6 +325,10 @@ impl Store {
             // row lock, so this waits for it to commit, and the attempts
             // are deleted by a later statement, whose snapshot includes
             // what that recorder wrote. No attempt outlives its delivery.
+            // The deliveries are locked in ascending id order first, the
+            // order the recorder locks a batch in: whichever order the
+            // delete's plan visits them in, the two never wait on each
+            // other in a circle (a deadlock).
             super::Backend::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
                 let found: Option<i64> = sqlx::query_scalar(
@@ -335,6 +339,12 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
                 if found.is_some() {
+                    sqlx::query(
+                        "SELECT id FROM deliveries WHERE receiver_id = $1 ORDER BY id FOR UPDATE",
+                    )
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
                     let gone: Vec<i64> = sqlx::query_scalar(
                         "DELETE FROM deliveries WHERE receiver_id = $1 RETURNING id",
                     )

@@ -16,7 +16,10 @@ impl Store {
             return Ok(());
         }
         let now = now_ms();
-        let rows: Vec<FinishRow> = batch.iter().map(|f| FinishRow::from(f, now)).collect();
+        let mut rows: Vec<FinishRow> = batch.iter().map(|f| FinishRow::from(f, now)).collect();
+        // Ascending ids: whichever way the plan joins the batch, its rows are
+        // locked in the order receiver deletion locks them in (no deadlock).
+        rows.sort_unstable_by_key(|r| r.id);
         let attempts: Vec<(DeliveryId, &AttemptRecord)> = batch
             .iter()
             .filter_map(|f| f.attempt.as_ref().map(|a| (f.delivery_id, a)))
