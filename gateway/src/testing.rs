@@ -18,7 +18,7 @@ pub use crate::report::Report;
 pub use crate::secrets::{generate_api_token, hash_token};
 pub use crate::store::api_keys::ApiKeyRow;
 pub use crate::store::attempts::AttemptRow;
-pub use crate::store::changes::{Claim, Claims, FanoutOutcome, NewChange};
+pub use crate::store::changes::{Claim, Claims, FanoutOutcome, NeedsSeen, NewChange};
 pub use crate::store::deliveries::{
     AttemptRecord, Completion, EventRow, Finished, LeaseRequest, LeasedDelivery,
 };

@@ -121,6 +121,7 @@ pub(crate) async fn publish_many(
         state.handoff.as_ref(),
         &state.traces,
         &changes,
+        None,
     )
     .await?;
     metrics::counter!("changewire_changes_captured_total", "source" => "api")

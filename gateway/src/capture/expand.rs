@@ -5,22 +5,65 @@
 //! delivery then carries only its own subscription's columns.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use sqlx::{AssertSqlSafe, PgPool, SqlitePool};
 
-use super::{Error, TableInfo};
+use super::{Error, Importer, TableInfo};
 use crate::envelope::{Action, RawObject};
-use crate::store::changes::NewChange;
-use crate::store::{Store, on_pool};
+use crate::store::changes::{NeedsSeen, NewChange};
+use crate::store::{Backend, Store, on_pool};
 
-/// What the active subscriptions ask of an import, read in one query per
-/// batch (it sits on the commit → delivery path).
+/// What the active subscriptions ask of an import.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub(crate) struct Needs {
     /// Columns to expand, per resource, over all active subscriptions.
     pub(crate) expand: HashMap<String, Vec<String>>,
     /// Resources some active subscription wants the full row of.
     pub(crate) full_record: Vec<String>,
+    /// The rows these were read from, for the fan-out to check.
+    pub(crate) seen: NeedsSeen,
+}
+
+/// The needs as last read, shared by a capture's batches so that a batch
+/// costs no query for them: on a PostgreSQL store the fan-out checks them
+/// in the statement that stores the batch ([`NeedsSeen`]), and a batch
+/// that finds them stale is prepared again with needs read afresh. They
+/// are read again every [`NeedsCache::REFRESH`] too, so that what no
+/// subscription asks for any more stops costing look-ups. On a SQLite
+/// store (whose fan-out does not check) they are read for every batch.
+#[derive(Debug, Default)]
+pub(crate) struct NeedsCache {
+    last: Mutex<Option<(Arc<Needs>, Instant)>>,
+}
+
+impl NeedsCache {
+    /// How long needs read are used before they are read again, stale or not.
+    pub(crate) const REFRESH: Duration = Duration::from_secs(10);
+
+    /// The needs to prepare a batch with: the cached ones while fresh
+    /// enough (PostgreSQL store), else read now.
+    pub(crate) async fn current(&self, store: &Store) -> Result<Arc<Needs>, Error> {
+        if matches!(store.backend(), Backend::Postgres(_)) {
+            let last = self.last.lock().map(|l| l.clone()).unwrap_or_default();
+            if let Some((needs, read_at)) = last
+                && read_at.elapsed() < Self::REFRESH
+            {
+                return Ok(needs);
+            }
+        }
+        self.reload(store).await
+    }
+
+    /// Reads the needs now and keeps them.
+    pub(crate) async fn reload(&self, store: &Store) -> Result<Arc<Needs>, Error> {
+        let needs = Arc::new(Needs::load(store).await?);
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some((needs.clone(), Instant::now()));
+        }
+        Ok(needs)
+    }
 }
 
 impl Needs {
@@ -36,6 +79,7 @@ impl Needs {
             .map_err(crate::store::Error::from)?;
         let mut needs = Needs::default();
         for (resource, expand, full_record) in rows {
+            needs.seen.push(&resource, &expand, full_record);
             if full_record && !needs.full_record.contains(&resource) {
                 needs.full_record.push(resource.clone());
             }
@@ -65,6 +109,45 @@ impl Needs {
             }
         }
     }
+}
+
+/// Prepares captured `changes` (PostgreSQL: `pool` and `tables` are the
+/// captured database's) and fans them out under `source`: related rows
+/// looked up and full rows kept where a subscription wants them, by the
+/// needs the capture has cached. When the fan-out finds a subscription
+/// asking for more than those, it stored nothing: the needs are read
+/// again, and the batch is prepared and fanned out once more, unchecked (as
+/// every batch was before the cache: a subscription changed between that
+/// read and the fan-out is seen from the next batch on).
+pub(crate) async fn fan_out_pg(
+    ctx: &Importer,
+    pool: &PgPool,
+    tables: &HashMap<String, TableInfo>,
+    changes: Vec<NewChange>,
+    source: &'static str,
+) -> Result<(), Error> {
+    let needs = ctx.needs.current(&ctx.store).await?;
+    let mut prepared = changes.clone();
+    related_pg(pool, tables, &needs, &mut prepared).await?;
+    needs.trim_records(&mut prepared);
+    match ctx.fan_out(&prepared, source, Some(&needs.seen)).await {
+        Err(crate::store::Error::NeedsChanged) => {
+            tracing::debug!(
+                source,
+                "subscriptions' needs changed; preparing the batch again"
+            );
+        }
+        outcome => {
+            outcome?;
+            return Ok(());
+        }
+    }
+    let needs = ctx.needs.reload(&ctx.store).await?;
+    let mut prepared = changes;
+    related_pg(pool, tables, &needs, &mut prepared).await?;
+    needs.trim_records(&mut prepared);
+    ctx.fan_out(&prepared, source, None).await?;
+    Ok(())
 }
 
 /// The referencing value of `column` in a change's row, as text, or None if null/absent.

@@ -176,6 +176,7 @@ pub(crate) async fn start(
         shutdown: shared.shutdown.clone(),
         handoff,
         traces: shared.traces.clone(),
+        needs: Arc::default(),
     };
     match &config.capture {
         None => Ok(()),
@@ -377,6 +378,8 @@ pub(crate) struct Importer {
     pub(crate) traces: Traces,
     /// Marked each time the importer finds its log empty (`capture.lagging`).
     pub(crate) progress: Arc<CaptureProgress>,
+    /// What the subscriptions ask of a batch, as last read.
+    pub(crate) needs: Arc<expand::NeedsCache>,
 }
 
 /// The wait before an importer tries again after a failure: 100 ms,
@@ -418,10 +421,12 @@ impl Backoff {
 impl Importer {
     /// Stores `changes` and their deliveries (durably; handed to sending
     /// when this returns) and counts them under `source` in `/metrics`.
+    /// With `needs`, see [`crate::store::Store::fan_out`].
     pub(crate) async fn fan_out(
         &self,
         changes: &[crate::store::changes::NewChange],
         source: &'static str,
+        needs: Option<&crate::store::changes::NeedsSeen>,
     ) -> Result<crate::store::changes::FanoutOutcome, crate::store::Error> {
         let outcome = crate::fanout::fan_out(
             &self.store,
@@ -429,6 +434,7 @@ impl Importer {
             self.handoff.as_ref(),
             &self.traces,
             changes,
+            needs,
         )
         .await?;
         metrics::counter!("changewire_changes_captured_total", "source" => source)

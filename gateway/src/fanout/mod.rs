@@ -17,7 +17,7 @@ use crate::config::Resources;
 use crate::delivery::handoff::{Handoff, Reservation};
 use crate::envelope::{Action, ChangePayload};
 use crate::signals::Signals;
-use crate::store::changes::{FanoutOutcome, NewChange};
+use crate::store::changes::{FanoutOutcome, NeedsSeen, NewChange};
 use crate::store::{self, Store};
 
 /// Why a published event is refused.
@@ -198,17 +198,23 @@ pub(crate) async fn publish(
 
 /// Stores changes with their deliveries (one transaction) and hands the
 /// deliveries this process may send now to its delivery engine.
-/// Each newly stored change is traced (when traces are exported).
+/// Each newly stored change is traced (when traces are exported). With
+/// `needs`, see [`Store::fan_out`].
 pub(crate) async fn fan_out(
     store: &Store,
     signals: &Signals,
     handoff: Option<&Handoff>,
     traces: &Traces,
     changes: &[NewChange],
+    needs: Option<&NeedsSeen>,
 ) -> Result<FanoutOutcome, store::Error> {
     let reservation = handoff.and_then(|h| h.reserve(changes.len()));
     let mut outcome = store
-        .fan_out(changes, reservation.as_ref().map(Reservation::claims))
+        .fan_out(
+            changes,
+            reservation.as_ref().map(Reservation::claims),
+            needs,
+        )
         .await?;
     traces.changes_fanned_out(changes, &outcome);
     settle(signals, reservation, &mut outcome);

@@ -127,7 +127,7 @@ async fn commit(
     batch: Vec<Job>,
 ) {
     let changes: Vec<NewChange> = batch.iter().map(|j| j.change.clone()).collect();
-    match super::fan_out(store, signals, handoff, traces, &changes).await {
+    match super::fan_out(store, signals, handoff, traces, &changes, None).await {
         Ok(outcome) => {
             for (job, stored) in batch.into_iter().zip(outcome.per_change) {
                 let published = Published {

@@ -75,6 +75,36 @@ pub struct Claim {
     pub lease_until: i64,
 }
 
+/// What the subscriptions asked of a batch's changes when the caller
+/// prepared it: one entry per active subscription that expands a column or
+/// wants the full row, `(resource, expand, include_full_record)` as stored.
+///
+/// A capture keeps these between batches instead of reading them before
+/// each one. Given to the PostgreSQL fan-out, the statement that stores the
+/// batch checks them: when an active subscription to one of the batch's
+/// resources asks for something not listed, it stores nothing and the
+/// fan-out fails with [`super::Error::NeedsChanged`], so no change is
+/// stored without the related rows or the full row a subscription wants.
+/// (SQLite has one writer; its captures read the needs before each batch.)
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NeedsSeen {
+    /// Each entry's resource.
+    pub resources: Vec<String>,
+    /// Each entry's `expand`, as stored (a JSON array of column names).
+    pub expand: Vec<String>,
+    /// Each entry's `include_full_record`.
+    pub full_record: Vec<bool>,
+}
+
+impl NeedsSeen {
+    /// Adds one subscription's needs.
+    pub fn push(&mut self, resource: &str, expand: &str, full_record: bool) {
+        self.resources.push(resource.to_string());
+        self.expand.push(expand.to_string());
+        self.full_record.push(full_record);
+    }
+}
+
 pub(super) const DELIVERY_COLUMNS: &str = "change_id, subscription_id, receiver_id, status, next_attempt_at, order_key, created_at, updated_at";
 
 impl Store {

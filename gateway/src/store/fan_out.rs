@@ -4,7 +4,7 @@
 
 use sqlx::AssertSqlSafe;
 
-use super::changes::{Claims, DELIVERY_COLUMNS, FanoutOutcome, NewChange, outcome};
+use super::changes::{Claims, DELIVERY_COLUMNS, FanoutOutcome, NeedsSeen, NewChange, outcome};
 use super::{Backend, Result, Store, now_ms};
 use crate::model::{ChangeId, DeliveryId, ReceiverId};
 
@@ -15,10 +15,16 @@ impl Store {
     /// With `claims`, up to each receiver's limit of its new deliveries are
     /// written already leased to `claims.owner` and returned in
     /// [`FanoutOutcome::claimed`], ready to send; the rest wait in the queue.
+    ///
+    /// With `needs` (PostgreSQL; SQLite ignores it), the batch is stored
+    /// only if no active subscription to its resources asks for more than
+    /// `needs` lists; otherwise nothing is and the result is
+    /// [`super::Error::NeedsChanged`] (see [`NeedsSeen`]).
     pub async fn fan_out(
         &self,
         changes: &[NewChange],
         claims: Option<&Claims>,
+        needs: Option<&NeedsSeen>,
     ) -> Result<FanoutOutcome> {
         if changes.is_empty() {
             return Ok(FanoutOutcome::default());
@@ -27,7 +33,7 @@ impl Store {
         match self.backend() {
             Backend::Postgres(main) => {
                 let pool = self.fan_out_pool().unwrap_or(main);
-                super::fan_out_pg::fan_out(pool, changes, claims, now).await
+                super::fan_out_pg::fan_out(pool, changes, claims, needs, now).await
             }
             Backend::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;

@@ -8,7 +8,7 @@ use sqlx::postgres::PgArguments;
 use sqlx::{Arguments as _, AssertSqlSafe, PgPool};
 
 use super::Result;
-use super::changes::{Claim, Claims, FanoutOutcome, NewChange, outcome, stored_ids};
+use super::changes::{Claim, Claims, FanoutOutcome, NeedsSeen, NewChange, outcome, stored_ids};
 use super::deliveries::LeasedDelivery;
 use crate::envelope::{ChangePayload, SubscriptionView};
 use crate::model::{ChangeId, DeliveryId, ReceiverId, SubscriptionId};
@@ -18,11 +18,12 @@ pub(super) async fn fan_out(
     pool: &PgPool,
     changes: &[NewChange],
     claims: Option<&Claims>,
+    needs: Option<&NeedsSeen>,
     now: i64,
 ) -> Result<FanoutOutcome> {
     let empty = Claims::default();
-    let args =
-        pg_fan_out_args(changes, claims.unwrap_or(&empty), now).map_err(sqlx::Error::Encode)?;
+    let args = pg_fan_out_args(changes, claims.unwrap_or(&empty), needs, now)
+        .map_err(sqlx::Error::Encode)?;
     let query = sqlx::query_as_with(AssertSqlSafe(PG_FAN_OUT), args);
     let keys = concurrent_keys(changes);
     let rows: Vec<PgFanoutRow> = if keys.is_empty() {
@@ -45,6 +46,9 @@ pub(super) async fn fan_out(
         tx.commit().await?;
         rows
     };
+    if rows.iter().any(|row| row.needs_changed == Some(true)) {
+        return Err(super::Error::NeedsChanged);
+    }
     Ok(pg_outcome(changes, rows, now))
 }
 
@@ -70,12 +74,20 @@ fn concurrent_keys(changes: &[NewChange]) -> Vec<String> {
 /// and return what was written: one row per new change (`delivery_id`
 /// NULL) and one per new delivery, a claimed one with its subscription's
 /// options and its receiver's plugin revision, so the claimed deliveries
-/// need not be read back.
+/// need not be read back. Given the needs the caller prepared the batch
+/// with (`$21`–`$23`, see [`NeedsSeen`]), it first checks that no active
+/// subscription to the batch's resources asks for more; if one does, it
+/// stores nothing and returns one row with `needs_changed` true.
 pub(super) const PG_FAN_OUT: &str = "WITH u AS ( \
        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
        $7::bigint[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[]) WITH ORDINALITY \
        AS u(source, source_key, resource, action, table_name, row_id, transaction_id, occurred_at, etag, \
        old, new, record, related, ord)), \
+     guard AS ( \
+       SELECT $21::text[] IS NULL OR NOT EXISTS (SELECT 1 FROM subscriptions s \
+       WHERE s.active AND (s.expand <> '[]' OR s.include_full_record) AND s.resource = ANY($3::text[]) \
+       AND NOT EXISTS (SELECT 1 FROM unnest($21::text[], $22::text[], $23::bool[]) AS k(resource, expand, full_record) \
+         WHERE k.resource = s.resource AND k.expand = s.expand AND k.full_record = s.include_full_record)) AS fresh), \
      c AS ( \
        INSERT INTO changes (source, source_key, resource, action, table_name, row_id, transaction_id, \
        occurred_at, etag, old, new, record, related, created_at) \
@@ -83,9 +95,9 @@ pub(super) const PG_FAN_OUT: &str = "WITH u AS ( \
        u.occurred_at, u.etag, u.old, u.new, u.record, u.related, $14 \
        FROM (SELECT DISTINCT ON (u.source, coalesce(u.source_key, u.ord::text)) * FROM u \
          ORDER BY u.source, coalesce(u.source_key, u.ord::text), u.ord) u \
-       WHERE u.source_key IS NULL OR NOT EXISTS (SELECT 1 FROM (SELECT 1 FROM changes x \
+       WHERE (SELECT fresh FROM guard) AND (u.source_key IS NULL OR NOT EXISTS (SELECT 1 FROM (SELECT 1 FROM changes x \
          WHERE x.source = u.source AND x.source_key = u.source_key AND x.source_key IS NOT NULL \
-         AND x.created_at BETWEEN $14::bigint - $19::bigint AND $14::bigint + $20::bigint LIMIT 1) AS seen) \
+         AND x.created_at BETWEEN $14::bigint - $19::bigint AND $14::bigint + $20::bigint LIMIT 1) AS seen)) \
        ORDER BY u.ord \
        RETURNING id, source, source_key, resource, action, row_id), \
      candidates AS ( \
@@ -105,12 +117,16 @@ pub(super) const PG_FAN_OUT: &str = "WITH u AS ( \
        RETURNING id, change_id, subscription_id, receiver_id, lease_until, lease_owner IS NOT NULL AS claimed) \
      SELECT c.id AS change_id, c.source, c.source_key, NULL::bigint AS delivery_id, NULL::bigint AS subscription_id, \
        NULL::bigint AS receiver_id, NULL::bigint AS lease_until, NULL::boolean AS claimed, \
-       NULL::boolean AS include_full_record, NULL::text AS expand, NULL::text AS plugin_revision FROM c \
+       NULL::boolean AS include_full_record, NULL::text AS expand, NULL::text AS plugin_revision, \
+       NULL::boolean AS needs_changed FROM c \
      UNION ALL \
      SELECT d.change_id, NULL, NULL, d.id, d.subscription_id, d.receiver_id, d.lease_until, d.claimed, \
        s.include_full_record, s.expand, \
-       CASE WHEN d.claimed THEN (SELECT p.revision FROM plugins p WHERE p.receiver_id = d.receiver_id) END \
-       FROM d LEFT JOIN subscriptions s ON d.claimed AND s.id = d.subscription_id";
+       CASE WHEN d.claimed THEN (SELECT p.revision FROM plugins p WHERE p.receiver_id = d.receiver_id) END, \
+       NULL \
+       FROM d LEFT JOIN subscriptions s ON d.claimed AND s.id = d.subscription_id \
+     UNION ALL \
+     SELECT 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, TRUE FROM guard WHERE NOT fresh";
 
 /// How far back a change is looked for under the same `(source,
 /// source_key)` before one is stored (PostgreSQL, whose partitioned
@@ -121,12 +137,14 @@ pub(super) const PG_FAN_OUT: &str = "WITH u AS ( \
 /// look-up keeps it on the recent partitions however long the trail is.
 pub(crate) const DEDUPLICATION_WINDOW_MS: i64 = 7 * 86_400_000;
 
-/// [`PG_FAN_OUT`]'s 20 arguments: the changes' columns, `now`, the claims'
-/// columns, their owner, [`DEDUPLICATION_WINDOW_MS`] and the clock skew
-/// allowed ([`super::CLOCK_SKEW_MS`]).
+/// [`PG_FAN_OUT`]'s 23 arguments: the changes' columns, `now`, the claims'
+/// columns, their owner, [`DEDUPLICATION_WINDOW_MS`], the clock skew
+/// allowed ([`super::CLOCK_SKEW_MS`]) and the needs' columns (NULL: not
+/// checked).
 pub(super) fn pg_fan_out_args(
     changes: &[NewChange],
     claims: &Claims,
+    needs: Option<&NeedsSeen>,
     now: i64,
 ) -> std::result::Result<PgArguments, BoxDynError> {
     let col = |f: fn(&NewChange) -> Option<String>| changes.iter().map(f).collect::<Vec<_>>();
@@ -157,6 +175,9 @@ pub(super) fn pg_fan_out_args(
     args.add(claims.owner.clone())?;
     args.add(DEDUPLICATION_WINDOW_MS)?;
     args.add(super::CLOCK_SKEW_MS)?;
+    args.add(needs.map(|n| &n.resources))?;
+    args.add(needs.map(|n| &n.expand))?;
+    args.add(needs.map(|n| &n.full_record))?;
     Ok(args)
 }
 
@@ -174,6 +195,8 @@ struct PgFanoutRow {
     include_full_record: Option<bool>,
     expand: Option<String>,
     plugin_revision: Option<String>,
+    /// True on the one row returned when the needs check failed.
+    needs_changed: Option<bool>,
 }
 
 /// Turns [`PG_FAN_OUT`]'s rows into the outcome; the claimed deliveries are

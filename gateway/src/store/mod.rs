@@ -77,6 +77,13 @@ pub enum Error {
     /// A uniqueness rule refused the write.
     #[error("{0}")]
     Duplicate(String),
+    /// A fan-out given the subscriptions' needs as its caller saw them
+    /// found that a subscription now asks more of the batch (a column to
+    /// expand, the full row): nothing was stored.
+    #[error(
+        "a subscription's expand or include_full_record changed while the batch was prepared; nothing was stored, prepare it again"
+    )]
+    NeedsChanged,
 }
 
 /// Result of store operations.

@@ -6,7 +6,7 @@
 use changewire_core::Action;
 use sqlx::AssertSqlSafe;
 
-use super::changes::{Claim, Claims, NewChange};
+use super::changes::{Claim, Claims, NeedsSeen, NewChange};
 use super::explain::{explain_prepared, parameter_values_sql, prepare_explained};
 use super::fan_out_pg::{PG_FAN_OUT, pg_fan_out_args};
 use super::{Result, now_ms};
@@ -48,7 +48,10 @@ pub(crate) async fn explain_fan_out(
             })
             .collect(),
     };
-    let args = pg_fan_out_args(&changes, &claims, now).map_err(sqlx::Error::Encode)?;
+    let mut needs = NeedsSeen::default();
+    needs.push(resource, "[]", true);
+    let args =
+        pg_fan_out_args(&changes, &claims, Some(&needs), now).map_err(sqlx::Error::Encode)?;
     let mut conn = pool.acquire().await?;
     let types = prepare_explained(&mut conn, PG_FAN_OUT).await?;
     sqlx::query_with(AssertSqlSafe(parameter_values_sql(types.len())), args)

@@ -190,6 +190,50 @@ async fn full_record_and_expanded_foreign_keys() {
     );
 }
 
+/// The importer keeps what the subscriptions need between batches; a
+/// subscription that starts expanding a foreign key and wanting the full
+/// row gets both from its next change on, not once the needs happen to be
+/// read again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_that_starts_expanding_gets_related_rows_at_once() {
+    let (db, mut app) = app_db().await;
+    let gw = gateway(None, &db.url, &db.url, "").await;
+    let sink = TestReceiver::start().await;
+    let (rid, _) = gw.receiver_with(&sink.url(), &[], json!({})).await;
+    let created = gw
+        .graphql(
+            "mutation($r: ID!) { createWebhookSubscription(input: { receiverId: $r, resource: RUNS, action: UPDATE }) { webhookSubscription { id _etag } } }",
+            json!({"r": rid}),
+        )
+        .await;
+    let subscription = &created["createWebhookSubscription"]["webhookSubscription"];
+    exec(
+        &mut app,
+        "INSERT INTO suppliers (name) VALUES ('Acme Metals'); INSERT INTO runs (status, supplier_id) VALUES ('queued', 1);",
+    )
+    .await;
+    exec(&mut app, "UPDATE runs SET status = 'kitted' WHERE id = 1").await;
+    let first = sink.wait_for(1, WAIT).await[0].json();
+    assert_eq!(first["data"]["new"], json!({"status": "kitted"}));
+    assert_eq!(first["data"]["related"], Value::Null, "{first}");
+    assert_eq!(first["data"]["record"], Value::Null, "{first}");
+
+    gw.graphql(
+        "mutation($id: ID!, $etag: String!) { updateWebhookSubscription(input: { id: $id, etag: $etag, includeFullRecord: true, expand: [\"supplier_id\"] }) { webhookSubscription { id } } }",
+        json!({"id": subscription["id"], "etag": subscription["_etag"]}),
+    )
+    .await;
+    exec(&mut app, "UPDATE runs SET status = 'running' WHERE id = 1").await;
+    let second = sink.wait_for(2, WAIT).await[1].json();
+    assert_eq!(second["data"]["new"], json!({"status": "running"}));
+    assert_eq!(
+        second["data"]["related"]["supplier_id"],
+        json!({"id": 1, "name": "Acme Metals"}),
+        "{second}"
+    );
+    assert_eq!(second["data"]["record"]["status"], "running", "{second}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writers_none_lost_none_duplicated() {
     let (db, _app) = app_db().await;

@@ -7,7 +7,7 @@ use changewire_gateway::testing::Store;
 use changewire_gateway::testing::StoreUrl;
 use changewire_gateway::testing::now_ms;
 use changewire_gateway::testing::{Action, ChangePayload};
-use changewire_gateway::testing::{Claim, Claims, NewChange};
+use changewire_gateway::testing::{Claim, Claims, NeedsSeen, NewChange, StoreError};
 use changewire_test_support::Backend;
 use changewire_test_support::gateway::TestGateway;
 use serde_json::json;
@@ -52,7 +52,7 @@ async fn fan_out_claims_within_limits(backend: Backend) {
         }],
     };
     let changes: Vec<NewChange> = (1..=3).map(change).collect();
-    let outcome = store.fan_out(&changes, Some(&claims)).await.unwrap();
+    let outcome = store.fan_out(&changes, Some(&claims), None).await.unwrap();
     assert_eq!(outcome.changes, 3);
     assert_eq!(outcome.deliveries, 6, "3 changes × 2 receivers");
     // A's first two deliveries are born leased, in order; B gets none.
@@ -110,7 +110,7 @@ async fn fan_out_claims_within_limits(backend: Backend) {
     assert_eq!(ids, vec!["1", "2"]);
 
     // Fanning out the same changes again writes and claims nothing.
-    let again = store.fan_out(&changes, Some(&claims)).await.unwrap();
+    let again = store.fan_out(&changes, Some(&claims), None).await.unwrap();
     assert_eq!(
         (again.changes, again.deliveries, again.claimed.len()),
         (0, 0, 0)
@@ -120,4 +120,60 @@ async fn fan_out_claims_within_limits(backend: Backend) {
 
 both_backends! {
     claims => fan_out_claims_within_limits,
+}
+
+/// A fan-out given the subscriptions' needs as its caller last read them
+/// (PostgreSQL) stores nothing when a subscription to the batch's resources
+/// now asks for more, and stores the batch when the needs listed cover
+/// every such subscription (more than there are is fine).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fan_out_with_stale_needs_stores_nothing() {
+    let mut gw = TestGateway::start(Backend::Postgres, "").await;
+    let url = "http://127.0.0.1:9/unused";
+    gw.receiver_with(url, &[("RUNS", "UPDATE")], json!({}))
+        .await;
+    let (rid, _) = gw.receiver_with(url, &[], json!({})).await;
+    gw.graphql(
+        "mutation($r: ID!) { createWebhookSubscription(input: { receiverId: $r, resource: RUNS, action: UPDATE, includeFullRecord: true }) { webhookSubscription { id } } }",
+        json!({"r": rid}),
+    )
+    .await;
+    gw.stop().await;
+    let store = Store::connect(&StoreUrl::parse("store", &gw.store_url).unwrap())
+        .await
+        .unwrap();
+    let changewire_gateway::testing::Backend::Postgres(pool) = store.backend() else {
+        panic!("a PostgreSQL store")
+    };
+    let stored = || async {
+        sqlx::query_as::<_, (i64, i64)>(
+            "SELECT (SELECT count(*) FROM changes), (SELECT count(*) FROM deliveries)",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap()
+    };
+
+    let mut unaware = NeedsSeen::default();
+    unaware.push("RUNS", r#"["supplier_id"]"#, false);
+    unaware.push("OTHER", "[]", true);
+    let refused = store.fan_out(&[change(1)], None, Some(&unaware)).await;
+    assert!(
+        matches!(refused, Err(StoreError::NeedsChanged)),
+        "{refused:?}"
+    );
+    assert_eq!(stored().await, (0, 0), "nothing stored");
+
+    let mut aware = unaware.clone();
+    aware.push("RUNS", "[]", true);
+    let outcome = store
+        .fan_out(&[change(1)], None, Some(&aware))
+        .await
+        .unwrap();
+    assert_eq!((outcome.changes, outcome.deliveries), (1, 2));
+    assert_eq!(stored().await, (1, 2));
+
+    // Without needs there is nothing to check.
+    let unchecked = store.fan_out(&[change(2)], None, None).await.unwrap();
+    assert_eq!(unchecked.changes, 1);
 }

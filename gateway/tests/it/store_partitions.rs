@@ -407,13 +407,13 @@ async fn an_upgraded_store_keeps_every_row_and_lets_them_go_once_pruned() {
         table_name: None,
         payload: ChangePayload::new("RUNS", Action::Update, key, 1, 0),
     };
-    let again = store.fan_out(&[change("1")], None).await.unwrap();
+    let again = store.fan_out(&[change("1")], None, None).await.unwrap();
     assert_eq!(
         again.changes, 0,
         "a change stored before the upgrade is not stored twice"
     );
     let new = store
-        .fan_out(&[change("9"), change("9")], None)
+        .fan_out(&[change("9"), change("9")], None, None)
         .await
         .unwrap();
     assert_eq!(new.changes, 1, "one key twice in a batch is one change");

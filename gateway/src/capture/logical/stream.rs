@@ -391,15 +391,14 @@ async fn flush(
         }
     }
     if !queued.is_empty() {
-        let (rendered, needs, epoch) = tokio::join!(
+        let (rendered, epoch) = tokio::join!(
             renderer.render(&capture.pool),
-            crate::capture::expand::Needs::load(&ctx.store),
             state
                 .epoch
                 .refresh_for(&capture.pool, queued.iter().map(|q| q.xid)),
         );
         epoch?;
-        let (mut rendered, needs) = (rendered?, needs?);
+        let mut rendered = rendered?;
         let mut changes = Vec::with_capacity(queued.len());
         for Queued {
             commit_lsn,
@@ -437,10 +436,14 @@ async fn flush(
                 changes.push(change);
             }
         }
-        crate::capture::expand::related_pg(&capture.pool, &capture.tables, &needs, &mut changes)
-            .await?;
-        needs.trim_records(&mut changes);
-        ctx.fan_out(&changes, "postgres-logical").await?;
+        crate::capture::expand::fan_out_pg(
+            ctx,
+            &capture.pool,
+            &capture.tables,
+            changes,
+            "postgres-logical",
+        )
+        .await?;
     }
     // Durable: the slot may let go of everything up to here.
     if let Some(end) = last_end {

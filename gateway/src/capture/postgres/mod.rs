@@ -341,10 +341,6 @@ impl PgCapture {
         if rows.is_empty() {
             return Ok(0);
         }
-        // What the subscriptions need is read only when there is something
-        // to fan out: an empty read (the importer's probe) costs one round
-        // trip, not two.
-        let needs = super::expand::Needs::load(&ctx.store).await?;
         let mut ids = Vec::with_capacity(rows.len());
         let mut changes = Vec::with_capacity(rows.len());
         for r in &rows {
@@ -369,12 +365,10 @@ impl PgCapture {
                 changes.push(change);
             }
         }
-        super::expand::related_pg(&self.pool, &self.tables, &needs, &mut changes).await?;
-        needs.trim_records(&mut changes);
         // Deliveries are durable and handed to sending once this returns;
         // the log rows go with the next read, so a crash in between
         // re-imports them as no-ops.
-        ctx.fan_out(&changes, "postgres").await?;
+        super::expand::fan_out_pg(ctx, &self.pool, &self.tables, changes, "postgres").await?;
         let n = ids.len();
         session.imported(ids);
         Ok(n)

@@ -172,7 +172,7 @@ impl SqliteCapture {
         )
         .await?;
         needs.trim_records(&mut changes);
-        ctx.fan_out(&changes, "sqlite").await?;
+        ctx.fan_out(&changes, "sqlite", None).await?;
         ctx.store.advance_cursor(&self.source, last).await?;
         let last = last.last_id;
         let imported = i64::try_from(rows.len()).unwrap_or(0);
