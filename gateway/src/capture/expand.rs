@@ -100,14 +100,31 @@ impl Needs {
     /// Keeps `record` only where it adds something: on UPDATE, for
     /// resources a subscription wants the full row of. On CREATE and DELETE
     /// the full row is `new` or `old`, which the renderer uses instead.
-    pub(crate) fn trim_records(&self, changes: &mut [NewChange]) {
-        for change in changes.iter_mut() {
-            if change.payload.action != Action::Update
-                || !self.full_record.contains(&change.payload.resource)
-            {
-                change.payload.record = None;
-            }
+    /// Returns what it took, change by change, for [`restore_records`].
+    pub(crate) fn trim_records(&self, changes: &mut [NewChange]) -> Vec<Option<String>> {
+        changes
+            .iter_mut()
+            .map(|change| {
+                let wanted = change.payload.action == Action::Update
+                    && self.full_record.contains(&change.payload.resource);
+                if wanted {
+                    None
+                } else {
+                    change.payload.record.take()
+                }
+            })
+            .collect()
+    }
+}
+
+/// Undoes [`Needs::trim_records`] (given what it returned) and the related
+/// rows looked up: the changes as captured, to be prepared again.
+fn restore_records(changes: &mut [NewChange], taken: Vec<Option<String>>) {
+    for (change, record) in changes.iter_mut().zip(taken) {
+        if record.is_some() {
+            change.payload.record = record;
         }
+        change.payload.related = None;
     }
 }
 
@@ -123,14 +140,13 @@ pub(crate) async fn fan_out_pg(
     ctx: &Importer,
     pool: &PgPool,
     tables: &HashMap<String, TableInfo>,
-    changes: Vec<NewChange>,
+    mut changes: Vec<NewChange>,
     source: &'static str,
 ) -> Result<(), Error> {
     let needs = ctx.needs.current(&ctx.store).await?;
-    let mut prepared = changes.clone();
-    related_pg(pool, tables, &needs, &mut prepared).await?;
-    needs.trim_records(&mut prepared);
-    match ctx.fan_out(&prepared, source, Some(&needs.seen)).await {
+    related_pg(pool, tables, &needs, &mut changes).await?;
+    let taken = needs.trim_records(&mut changes);
+    match ctx.fan_out(&changes, source, Some(&needs.seen)).await {
         Err(crate::store::Error::NeedsChanged) => {
             tracing::debug!(
                 source,
@@ -142,11 +158,11 @@ pub(crate) async fn fan_out_pg(
             return Ok(());
         }
     }
+    restore_records(&mut changes, taken);
     let needs = ctx.needs.reload(&ctx.store).await?;
-    let mut prepared = changes;
-    related_pg(pool, tables, &needs, &mut prepared).await?;
-    needs.trim_records(&mut prepared);
-    ctx.fan_out(&prepared, source, None).await?;
+    related_pg(pool, tables, &needs, &mut changes).await?;
+    needs.trim_records(&mut changes);
+    ctx.fan_out(&changes, source, None).await?;
     Ok(())
 }
 

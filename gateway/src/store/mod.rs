@@ -159,10 +159,10 @@ pub(crate) const CLOCK_SKEW_MS: i64 = 60_000;
 /// The PostgreSQL schema that holds changewire's own tables.
 pub(crate) const PG_SCHEMA: &str = "changewire";
 
-/// The setting of the connections that run the fan-out, the lease and the
-/// recorder:
-/// PostgreSQL plans each of them once per connection, not once per run.
-/// Left to choose, it planned both afresh every time (a custom plan, to
+/// The setting of the connections that run the fan-out, the lease, the
+/// recorder and the trigger importer's read of the log: PostgreSQL plans
+/// each of them once per connection, not once per run. Left to choose, it
+/// planned them afresh every time (a custom plan, to
 /// prune the day partitions with the parameters' values), which cost more
 /// than running them: 0.35 ms of planning for a 0.47 ms fan-out of one or
 /// two changes, 1.4 ms for a 0.09 ms lease, 0.4 ms for a 0.3 ms record. The generic plans prune the

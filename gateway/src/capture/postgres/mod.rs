@@ -37,7 +37,8 @@ pub struct PgCapture {
     sweep: Duration,
     notify: bool,
     pace: PollPace,
-    commit_timestamps: bool,
+    /// The importer's read of the log ([`read_log_sql`]).
+    read_sql: String,
     /// The capture's identity.
     install_id: String,
     /// Back from the logical mode: the marker its slot is read to (and then
@@ -119,13 +120,13 @@ impl PgCapture {
             // Two captured databases (even with the same schema) never share
             // a source, and a purged and reinstalled log is a new one.
             source: format!("pg:{schema}@{install_id}"),
+            read_sql: read_log_sql(&schema, commit_timestamps),
             schema,
             tables,
             batch: i64::try_from(config.capture_options.batch_size).unwrap_or(1000),
             sweep: config.capture_options.sweep_interval,
             notify: config.capture_options.notify,
             pace: PollPace::new(&config.capture_options),
-            commit_timestamps,
             install_id,
             slot_marker,
             session: Default::default(),
@@ -154,7 +155,7 @@ impl PgCapture {
             sweep: options.sweep_interval,
             notify: false,
             pace: PollPace::new(options),
-            commit_timestamps,
+            read_sql: read_log_sql(schema, commit_timestamps),
             install_id: String::new(),
             slot_marker: None,
             session: Default::default(),
@@ -310,29 +311,11 @@ impl PgCapture {
         session: &mut ImportSession,
         ctx: &Importer,
     ) -> Result<usize, Error> {
-        let occurred = if self.commit_timestamps {
-            "COALESCE(pg_xact_commit_timestamp(l.xmin), l.occurred_at)"
-        } else {
-            "l.occurred_at"
-        };
-        // The rows the last batch fanned out are deleted by this read (one
-        // round trip, not two per batch); the read leaves them out, since
-        // it sees the log as it was before the deletion.
-        let sql = format!(
-            "WITH imported AS (DELETE FROM {schema}.logged_actions WHERE id = ANY($2)) \
-             SELECT l.id, l.resource, l.action, l.transaction_id, \
-             (extract(epoch FROM {occurred}) * 1000)::bigint AS occurred_ms, \
-             (extract(epoch FROM l.occurred_at) * 1000000)::bigint AS logged_us, \
-             l.old_row::text AS old_row, l.new_row::text AS new_row \
-             FROM {schema}.logged_actions l WHERE l.dispatched_at IS NULL AND l.id <> ALL($2) \
-             ORDER BY l.id LIMIT $1",
-            schema = self.schema
-        );
         let imported = session.to_delete();
         let Some(conn) = session.locked(&self.pool).await? else {
             return Ok(0);
         };
-        let rows = sqlx::query(AssertSqlSafe(sql))
+        let rows = sqlx::query(AssertSqlSafe(self.read_sql.as_str()))
             .bind(self.batch)
             .bind(&imported)
             .fetch_all(&mut *conn)
@@ -373,4 +356,26 @@ impl PgCapture {
         session.imported(ids);
         Ok(n)
     }
+}
+
+/// The importer's read of the log, with `$1` the batch size and `$2` the
+/// rows the last batch fanned out: those are deleted by this read (one
+/// round trip, not two per batch), and the read leaves them out, since it
+/// sees the log as it was before the deletion. `occurred_ms` is the
+/// commit's time where the server tracks it, else the trigger's clock.
+fn read_log_sql(schema: &str, commit_timestamps: bool) -> String {
+    let occurred = if commit_timestamps {
+        "COALESCE(pg_xact_commit_timestamp(l.xmin), l.occurred_at)"
+    } else {
+        "l.occurred_at"
+    };
+    format!(
+        "WITH imported AS (DELETE FROM {schema}.logged_actions WHERE id = ANY($2)) \
+         SELECT l.id, l.resource, l.action, l.transaction_id, \
+         (extract(epoch FROM {occurred}) * 1000)::bigint AS occurred_ms, \
+         (extract(epoch FROM l.occurred_at) * 1000000)::bigint AS logged_us, \
+         l.old_row::text AS old_row, l.new_row::text AS new_row \
+         FROM {schema}.logged_actions l WHERE l.dispatched_at IS NULL AND l.id <> ALL($2) \
+         ORDER BY l.id LIMIT $1"
+    )
 }

@@ -36,9 +36,9 @@ const VACUUM_EVERY: Duration = Duration::from_secs(1);
 pub(super) struct ImportSession {
     conn: Option<PgConnection>,
     locked: bool,
-    /// Rows deleted from the log since the last vacuum began, and when it
-    /// began.
-    deleted: u64,
+    /// Whether rows were deleted from the log since the last vacuum began,
+    /// and when it began.
+    dirty: bool,
     vacuumed_at: Option<Instant>,
     /// A vacuum is running (on a connection of its own).
     vacuuming: Arc<AtomicBool>,
@@ -57,13 +57,14 @@ impl ImportSession {
         &mut self,
         pool: &PgPool,
     ) -> Result<Option<&mut PgConnection>, Error> {
-        if self.conn.is_none() {
-            self.conn = Some(pool.acquire().await?.detach());
-            self.locked = false;
-        }
-        let Some(conn) = self.conn.as_mut() else {
-            return Ok(None);
+        let conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => {
+                self.locked = false;
+                pool.acquire().await?.detach()
+            }
         };
+        let conn = self.conn.insert(conn);
         if !self.locked {
             self.locked = sqlx::query_scalar(TRY_LOCK).fetch_one(&mut *conn).await?;
         }
@@ -100,14 +101,14 @@ impl ImportSession {
         // `ids` is what `to_delete` gave: the first of `imported`.
         let gone = ids.len().min(self.imported.len());
         self.imported.drain(..gone);
-        self.deleted += ids.len() as u64;
+        self.dirty |= !ids.is_empty();
         let due = self
             .vacuumed_at
             .is_none_or(|at| at.elapsed() >= VACUUM_EVERY);
-        if self.deleted == 0 || !due || self.vacuuming.swap(true, Ordering::AcqRel) {
+        if !self.dirty || !due || self.vacuuming.swap(true, Ordering::AcqRel) {
             return;
         }
-        self.deleted = 0;
+        self.dirty = false;
         self.vacuumed_at = Some(Instant::now());
         let (pool, running) = (pool.clone(), self.vacuuming.clone());
         let sql = format!("VACUUM (SKIP_LOCKED) {schema}.logged_actions");
